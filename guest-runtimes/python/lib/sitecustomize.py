@@ -1,0 +1,13 @@
+"""spar's guest start-up hook, imported by CPython's `site` module before any user code.
+
+WASI has no working directory of its own: every process starts at `/`. Tests expect to run
+from the repository root, so the host names that directory in SPAR_CWD and we move there
+before `-c`, `-m` or a script resolves relative paths.
+"""
+
+import os
+
+_cwd = os.environ.get("SPAR_CWD")
+if _cwd:
+    os.chdir(_cwd)
+del _cwd

@@ -1,0 +1,346 @@
+//! The command line: parsing with clap, resolved into plain settings for the library, and the
+//! commands' human and JSON output. This is the only module that uses `anyhow`.
+
+use crate::bench::{self, BenchSettings};
+use crate::demo::{self, DemoSettings};
+use crate::guest::{Python, PythonRun, RuntimeSettings};
+use crate::sandbox::{Determinism, FsLimits, Limits, Outcome};
+use crate::snapshot::Snapshot;
+use crate::testrun::{self, RunReport, Runner, TestCommand, TestReport, TestStatus};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit status of `spar run` when the guest hit a limit instead of exiting.
+const EXIT_LIMIT: u8 = 124;
+/// Exit status of `spar run` when spar itself failed (the guest's own codes pass through).
+const EXIT_RUN_HARNESS: u8 = 125;
+/// Exit status of other commands when spar itself failed or was misused.
+const EXIT_HARNESS: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spar",
+    version,
+    about = "Run real Python repositories' test suites in Wasmtime sandboxes, for self-play SWE-RL"
+)]
+struct Cli {
+    /// Cache for the guest runtime, wheels and compiled modules
+    /// [default: $SPAR_CACHE_DIR, $XDG_CACHE_HOME/spar or ~/.cache/spar]
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Print no progress while fetching and preparing the runtime
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a repository's test suite in the sandbox and report per-test results
+    Test(TestArgs),
+    /// Run any python command line in the sandbox, from the repository's root
+    Run(RunArgs),
+    /// Run the built-in corpus's suites in the sandbox and print a summary
+    Demo(DemoArgs),
+    /// Measure sandbox overhead, throughput, and sandboxed vs native test-suite time
+    Bench(BenchArgs),
+    /// Fetch, verify and prepare the guest runtime now instead of on first use
+    Setup,
+}
+
+#[derive(Args, Debug)]
+struct LimitArgs {
+    /// Wall-clock limit per run, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    timeout: f64,
+    /// Cap on the guest's memory, in MiB
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    memory_mb: u64,
+    /// Fuel budget (deterministic instruction budget); fuel used is reported either way
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// Cap on stdout and stderr together, in bytes
+    #[arg(long, value_name = "N", default_value_t = 16 << 20)]
+    max_output_bytes: u64,
+    /// Cap on bytes the guest may write to files, in MiB
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_written_mb: u64,
+    /// Cap on files and directories the guest may create
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    max_files: u64,
+    /// Seed for the guest's random stream; its clock is virtual and starts at 2024-01-01
+    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "host_clock")]
+    seed: u64,
+    /// Give the guest the host's real clock and fresh entropy (runs stop being reproducible)
+    #[arg(long)]
+    host_clock: bool,
+}
+
+impl LimitArgs {
+    fn resolve(&self) -> anyhow::Result<PythonRun> {
+        if !(self.timeout.is_finite() && self.timeout > 0.0) {
+            anyhow::bail!("--timeout must be a positive number of seconds, got {}", self.timeout);
+        }
+        if self.memory_mb == 0 || self.memory_mb > 4096 {
+            anyhow::bail!("--memory-mb must be between 1 and 4096 (wasm32's limit), got {}", self.memory_mb);
+        }
+        Ok(PythonRun {
+            limits: Limits {
+                timeout: Duration::from_secs_f64(self.timeout),
+                memory_bytes: self.memory_mb << 20,
+                fuel: self.fuel,
+                max_output_bytes: self.max_output_bytes,
+                fs: FsLimits {
+                    max_bytes_written: self.max_written_mb << 20,
+                    max_files_created: self.max_files,
+                },
+            },
+            determinism: if self.host_clock {
+                Determinism::Host
+            } else {
+                Determinism::Seeded { seed: self.seed }
+            },
+            stdin: Vec::new(),
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct TestArgs {
+    /// The repository's top-level directory
+    repo: PathBuf,
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    json: bool,
+    /// Test runner [default: detected from the repository]
+    #[arg(long, value_enum)]
+    runner: Option<Runner>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Extra arguments for the runner (e.g. `-- -k parse`)
+    #[arg(last = true)]
+    extra: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// The repository's top-level directory (mounted at /repo, the working directory)
+    repo: PathBuf,
+    /// Print one JSON object instead of passing the guest's output through
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// The python command line, after `--` (e.g. `-- -c "print(1)"`)
+    #[arg(last = true, required = true)]
+    args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Directory of corpus projects [default: ./corpora, else the one spar was built with]
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Runs of the trivial guest for the overhead measurement
+    #[arg(long, default_value_t = 2000)]
+    trivial_runs: usize,
+    /// Runs of the test suite, sandboxed and native each
+    #[arg(long, default_value_t = 5)]
+    suite_runs: usize,
+    /// The repository whose suite is timed [default: corpora/exprcalc]
+    #[arg(long, value_name = "DIR")]
+    suite: Option<PathBuf>,
+    /// Print one JSON object instead of a report
+    #[arg(long)]
+    json: bool,
+}
+
+/// Entry point of the `spar` binary.
+pub fn main() -> ExitCode {
+    disable_library_backtraces();
+    let cli = Cli::parse();
+    let harness_code = match cli.command {
+        Command::Run(_) => EXIT_RUN_HARNESS,
+        _ => EXIT_HARNESS,
+    };
+    match execute(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("spar: error: {e:#}");
+            ExitCode::from(harness_code)
+        }
+    }
+}
+
+/// WASI calls report ordinary errno results through `anyhow` errors; with `RUST_BACKTRACE`
+/// set, each one would capture a backtrace, making every failed `stat` ~30x slower. Panics
+/// keep their backtraces: only library (error) backtraces are turned off.
+fn disable_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // Called first thing in `main`, before any other thread exists.
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+}
+
+fn runtime_settings(cli: &Cli) -> RuntimeSettings {
+    let mut settings = RuntimeSettings::new(cli.cache_dir.clone());
+    settings.progress = !cli.quiet;
+    settings
+}
+
+fn load_repo(path: &PathBuf) -> anyhow::Result<Snapshot> {
+    let (repo, skipped) = Snapshot::from_dir(path)?;
+    if !skipped.symlinks.is_empty() {
+        eprintln!(
+            "spar: note: {} symbolic link(s) are not visible in the sandbox: {}",
+            skipped.symlinks.len(),
+            skipped.symlinks.join(", ")
+        );
+    }
+    Ok(repo)
+}
+
+fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = runtime_settings(&cli);
+    match &cli.command {
+        Command::Setup => {
+            let python = Python::new(&runtime)?;
+            println!(
+                "CPython {} for WASI is ready; cache: {}; site packages: {}",
+                python.interpreter_version(),
+                runtime.cache_dir.display(),
+                python.site_dir().display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test(args) => {
+            let options = args.limits.resolve()?;
+            let repo = load_repo(&args.repo)?;
+            let python = Python::new(&runtime)?;
+            let command = TestCommand::for_repo(&repo, args.runner, &args.extra);
+            let report = testrun::run_tests(&python, &repo, &command, &options)?;
+            if args.json {
+                print_json(&report)?;
+            } else {
+                print_test_table(&args.repo, &command, &report);
+            }
+            Ok(if report.all_passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Run(args) => {
+            let options = args.limits.resolve()?;
+            let repo = load_repo(&args.repo)?;
+            let python = Python::new(&runtime)?;
+            let result = python.run(&repo, &args.args, &options)?;
+            let report = RunReport::from_result(&result);
+            if args.json {
+                print_json(&report)?;
+            } else {
+                std::io::stdout().write_all(&result.stdout)?;
+                std::io::stderr().write_all(report.stderr.as_bytes())?;
+            }
+            Ok(match (report.outcome, report.exit_code) {
+                (Outcome::Completed, Some(code)) => ExitCode::from(code.clamp(0, 255) as u8),
+                (outcome, _) => {
+                    if !args.json {
+                        eprintln!("spar: the guest was stopped: {}", outcome.as_str());
+                    }
+                    ExitCode::from(EXIT_LIMIT)
+                }
+            })
+        }
+        Command::Demo(args) => {
+            let corpus = match &args.corpus {
+                Some(dir) => dir.clone(),
+                None => demo::default_corpus_dir(),
+            };
+            let python = Python::new(&runtime)?;
+            let summary = demo::run(&python, &DemoSettings { corpus })?;
+            print!("{summary}");
+            Ok(if summary.all_passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Bench(args) => {
+            let suite = match &args.suite {
+                Some(dir) => dir.clone(),
+                None => demo::default_corpus_dir().join("exprcalc"),
+            };
+            let settings = BenchSettings {
+                trivial_runs: args.trivial_runs.max(10),
+                suite_runs: args.suite_runs.max(1),
+                suite,
+                host_python: runtime.host_python.clone(),
+            };
+            let report = bench::run(&runtime, &settings).context("benchmark failed")?;
+            if args.json {
+                print_json(&report)?;
+            } else {
+                print!("{report}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn print_test_table(repo: &std::path::Path, command: &TestCommand, report: &TestReport) {
+    let width = report.tests.keys().map(|k| k.len()).max().unwrap_or(4).max(4);
+    println!("{:<8} {:<width$}", "STATUS", "TEST");
+    for (id, status) in &report.tests {
+        println!("{:<8} {id:<width$}", status.as_str());
+    }
+    let failing: Vec<&String> = report
+        .tests
+        .iter()
+        .filter(|(_, s)| matches!(s, TestStatus::Failed | TestStatus::Error))
+        .map(|(id, _)| id)
+        .collect();
+    println!();
+    println!(
+        "{}: {} via {} · outcome {} · exit {} · {} passed, {} failed, {} errors, {} skipped · {:.0} ms · fuel {}",
+        repo.display(),
+        report.tests.len(),
+        command.runner,
+        report.run.outcome.as_str(),
+        report.run.exit_code.map_or("-".into(), |c| c.to_string()),
+        report.passed,
+        report.failed,
+        report.errors,
+        report.skipped,
+        report.run.duration_ms,
+        report.run.fuel.unwrap_or(0),
+    );
+    if report.tests.is_empty() || report.run.outcome != Outcome::Completed {
+        println!("\nno per-test results; the guest's output ends with:");
+        for stream in [&report.run.stdout, &report.run.stderr] {
+            let lines: Vec<&str> = stream.lines().collect();
+            for line in &lines[lines.len().saturating_sub(15)..] {
+                println!("  {line}");
+            }
+        }
+    } else if !failing.is_empty() {
+        println!("failing: {}", failing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        println!("(run with --json for the full log)");
+    }
+}

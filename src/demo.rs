@@ -1,0 +1,139 @@
+//! `spar demo`: runs every built-in corpus project's test suite in the sandbox, concurrently,
+//! and summarises the results. (The self-play demo builds on this once episodes exist.)
+
+use crate::corpus::{self, CorpusError, Split};
+use crate::guest::{GuestError, Python, PythonRun};
+use crate::testrun::{self, Runner, TestCommand, TestReport};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Errors that stop the demo (a failing suite does not: it shows in the summary).
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The corpus could not be read.
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    /// The guest runtime failed.
+    #[error(transparent)]
+    Guest(#[from] GuestError),
+    /// The corpus directory holds no projects.
+    #[error("no corpus projects (directories with a spar.toml) in {0}; pass one with --corpus")]
+    Empty(PathBuf),
+}
+
+/// What the demo runs.
+#[derive(Clone, Debug)]
+pub struct DemoSettings {
+    /// Directory of corpus projects.
+    pub corpus: PathBuf,
+}
+
+/// `./corpora` when run from a checkout, else the corpus spar was built from.
+pub fn default_corpus_dir() -> PathBuf {
+    let local = PathBuf::from("corpora");
+    if local.is_dir() {
+        local
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpora")
+    }
+}
+
+/// One project's row.
+#[derive(Debug)]
+pub struct ProjectRun {
+    /// Project name.
+    pub name: String,
+    /// Its split.
+    pub split: Split,
+    /// The runner used.
+    pub runner: Runner,
+    /// The suite's results.
+    pub report: TestReport,
+}
+
+/// The demo's result.
+#[derive(Debug)]
+pub struct DemoSummary {
+    /// One entry per project.
+    pub projects: Vec<ProjectRun>,
+    /// Wall time of the whole demo.
+    pub wall: Duration,
+}
+
+impl DemoSummary {
+    /// Whether every project's suite passed.
+    pub fn all_passed(&self) -> bool {
+        self.projects.iter().all(|p| p.report.all_passed())
+    }
+}
+
+/// Runs every project's suite, as many at once as there are cores.
+pub fn run(python: &Python, settings: &DemoSettings) -> Result<DemoSummary, DemoError> {
+    let started = Instant::now();
+    let projects = corpus::list_projects(&settings.corpus)?;
+    if projects.is_empty() {
+        return Err(DemoError::Empty(settings.corpus.clone()));
+    }
+    let results = crate::par::map(&projects, crate::par::cores(), |project| {
+        let repo = project.snapshot()?;
+        let command = TestCommand::for_repo(&repo, None, &[]);
+        let report = testrun::run_tests(python, &repo, &command, &PythonRun::default())?;
+        Ok::<_, DemoError>(ProjectRun {
+            name: project.manifest.name.clone(),
+            split: project.manifest.split,
+            runner: command.runner,
+            report,
+        })
+    });
+    Ok(DemoSummary {
+        projects: results.into_iter().collect::<Result<_, _>>()?,
+        wall: started.elapsed(),
+    })
+}
+
+impl fmt::Display for DemoSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<12} {:<8} {:<9} {:>6} {:>7} {:>7} {:>7} {:>8} {:>10} {:>14}",
+            "PROJECT", "SPLIT", "RUNNER", "TESTS", "PASSED", "FAILED", "ERRORS", "SKIPPED", "TIME (ms)", "FUEL"
+        )?;
+        for p in &self.projects {
+            let r = &p.report;
+            writeln!(
+                f,
+                "{:<12} {:<8} {:<9} {:>6} {:>7} {:>7} {:>7} {:>8} {:>10.0} {:>14}",
+                p.name,
+                p.split.to_string(),
+                p.runner.to_string(),
+                r.tests.len(),
+                r.passed,
+                r.failed,
+                r.errors,
+                r.skipped,
+                r.run.duration_ms,
+                r.run.fuel.unwrap_or(0)
+            )?;
+        }
+        let total: usize = self.projects.iter().map(|p| p.report.tests.len()).sum();
+        let passed: usize = self.projects.iter().map(|p| p.report.passed).sum();
+        writeln!(
+            f,
+            "\n{} projects, {passed}/{total} tests passed in the sandbox, {:.1} s wall",
+            self.projects.len(),
+            self.wall.as_secs_f64()
+        )?;
+        for p in self.projects.iter().filter(|p| !p.report.all_passed()) {
+            writeln!(
+                f,
+                "{}: outcome {}, exit {:?}; run `spar test corpora/{}` for details",
+                p.name,
+                p.report.run.outcome.as_str(),
+                p.report.run.exit_code,
+                p.name
+            )?;
+        }
+        Ok(())
+    }
+}

