@@ -199,6 +199,10 @@ const PYTEST_STATUSES: &[(&str, TestStatus)] = &[
     ("SKIPPED", TestStatus::Skipped),
     ("XFAIL", TestStatus::Skipped),
     ("XPASS", TestStatus::Passed),
+    // pytest 9's subtests: a failing subtest fails its test.
+    ("SUBPASSED", TestStatus::Passed),
+    ("SUBFAILED", TestStatus::Failed),
+    ("SUBSKIPPED", TestStatus::Skipped),
 ];
 
 fn record(tests: &mut BTreeMap<String, TestStatus>, id: &str, status: TestStatus) {
@@ -243,7 +247,9 @@ fn verbose_line(line: &str) -> Option<(&str, TestStatus)> {
         while let Some(pos) = line[from..].find(&needle).map(|p| p + from) {
             let end = pos + needle.len();
             let rest = &line[end..];
-            let bounded = rest.is_empty() || rest.starts_with(' ');
+            let bounded = rest.is_empty()
+                || rest.starts_with(' ')
+                || (word.starts_with("SUB") && rest.starts_with('('));
             if bounded && line[..pos].contains("::") && brackets_balanced(&line[..pos]) {
                 if best.is_none_or(|(p, _, _)| pos < p) {
                     best = Some((pos, *status, end));
@@ -256,6 +262,7 @@ fn verbose_line(line: &str) -> Option<(&str, TestStatus)> {
     let (pos, status, end) = best?;
     let rest = line[end..].trim();
     let tail_ok = rest.is_empty() || rest.starts_with('(') || rest.starts_with('[');
+    let tail_ok = tail_ok || line[pos + 1..end].starts_with("SUB");
     tail_ok.then(|| (&line[..pos], status))
 }
 
@@ -487,6 +494,26 @@ FAILED tests/test_calc.py::test_param[a b-c] - assert False
         assert_eq!(get("tests/test_calc.py::test_xfail"), Some(TestStatus::Skipped));
         assert_eq!(get("tests/test_broken.py"), Some(TestStatus::Error));
         assert_eq!(t.len(), 8, "{t:#?}");
+    }
+
+    #[test]
+    fn pytest_failing_subtest_fails_its_test() {
+        // Real pytest 9.2 output: the parent reports PASSED although a subtest failed.
+        let log = "tests/test_s.py::T::test_sub SUBPASSED(i=0)                              [ 66%]
+tests/test_s.py::T::test_sub SUBFAILED(i=1)                              [ 66%]
+tests/test_s.py::T::test_sub SUBPASSED(i=2)                              [ 66%]
+tests/test_s.py::T::test_sub PASSED                                      [ 66%]
+tests/test_s.py::T::test_fine SUBPASSED(i=0, j='a b')                    [ 33%]
+tests/test_s.py::T::test_fine PASSED                                     [ 33%]
+=========================== short test summary info ============================
+PASSED tests/test_s.py::T::test_sub
+PASSED tests/test_s.py::T::test_fine
+SUBFAILED(i=1) tests/test_s.py::T::test_sub - AssertionError: 1 == 1
+";
+        let t = parse_pytest(log);
+        assert_eq!(t["tests/test_s.py::T::test_sub"], TestStatus::Failed);
+        assert_eq!(t["tests/test_s.py::T::test_fine"], TestStatus::Passed);
+        assert_eq!(t.len(), 2, "{t:#?}");
     }
 
     #[test]

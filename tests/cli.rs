@@ -1,0 +1,97 @@
+//! The `spar` binary: JSON schema, exit statuses, error messages.
+
+mod common;
+
+use std::process::Command;
+
+fn spar() -> Command {
+    // Built once by cargo for integration tests; the runtime cache is shared with the library tests.
+    common::python();
+    Command::new(env!("CARGO_BIN_EXE_spar"))
+}
+
+fn write_repo(name: &str, sub_body: Option<&str>) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("spar-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (path, contents) in common::calc_repo(sub_body).files() {
+        let target = dir.join(&path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, &*contents).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn test_json_follows_the_schema() {
+    let dir = write_repo("json", Some("return b - a"));
+    let out = spar().arg("test").arg(&dir).arg("--json").arg("-q").output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a failing suite exits 1");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["outcome"], "completed");
+    assert_eq!(v["exit_code"], 1);
+    assert_eq!(v["tests"]["tests/test_calc.py::test_add"], "passed");
+    assert_eq!(v["tests"]["tests/test_calc.py::test_sub"], "failed");
+    assert_eq!(v["tests"]["tests/test_calc.py::test_skipped"], "skipped");
+    assert_eq!(v["failed"], 3, "sub(5,3), sub(3,5), sub(10,4) flip; sub(1,1) does not");
+    assert_eq!(v["passed"], 5);
+    assert_eq!(v["errors"], 0);
+    assert_eq!(v["skipped"], 1);
+    assert!(v["duration_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["fuel"].as_u64().unwrap() > 0);
+    assert!(v["stdout"].as_str().unwrap().contains("short test summary info"));
+    assert!(v["stderr"].is_string());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn test_table_and_exit_zero_when_all_pass() {
+    let dir = write_repo("table", None);
+    let out = spar().arg("test").arg(&dir).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("passed   tests/test_calc.py::test_add"), "{text}");
+    assert!(text.contains("8 passed, 0 failed, 0 errors, 1 skipped"), "{text}");
+    // Extra runner arguments after `--` reach pytest.
+    let out = spar().arg("test").arg(&dir).arg("--json").arg("--").arg("-k").arg("mul").output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tests"].as_object().unwrap().len(), 1, "{v}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_passes_output_and_exit_code_through() {
+    let dir = write_repo("run", None);
+    let out = spar()
+        .arg("run")
+        .arg(&dir)
+        .args(["--", "-c", "import sys; print(sys.version.split()[0]); sys.exit(3)"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3.12.0");
+
+    let out = spar()
+        .arg("run")
+        .arg(&dir)
+        .args(["--json", "--timeout", "1", "--", "-c", "while True: pass"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(124));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["outcome"], "timeout");
+    assert!(v["exit_code"].is_null());
+    assert!(v.get("tests").is_none());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let out = spar().args(["test", "/definitely/not/here"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/definitely/not/here"), "{err}");
+
+    let out = spar().args(["run", ".", "--memory-mb", "0", "--", "-c", "pass"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--memory-mb"));
+}

@@ -1,0 +1,110 @@
+//! Shared fixtures: one real CPython guest per test binary, and in-memory repositories.
+
+#![allow(dead_code)]
+
+use spar::guest::{Python, RuntimeSettings};
+use spar::snapshot::Snapshot;
+use std::sync::OnceLock;
+
+/// The real guest runtime, fetched and verified on first use (cached across runs).
+pub fn python() -> &'static Python {
+    static PYTHON: OnceLock<Python> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let mut settings = RuntimeSettings::new(None);
+        settings.max_concurrent_runs = Some(16);
+        Python::new(&settings).expect("the guest runtime is available (needs python3 + pip + PyPI)")
+    })
+}
+
+/// A repository made of `(path, text)` pairs.
+pub fn repo(files: &[(&str, &str)]) -> Snapshot {
+    Snapshot::from_files(files.iter().map(|(p, c)| (*p, c.as_bytes().to_vec()))).unwrap()
+}
+
+/// Arguments for `python -c CODE`.
+pub fn code(src: &str) -> Vec<String> {
+    vec!["-c".to_owned(), src.to_owned()]
+}
+
+/// A small library with a pytest suite; `ops.sub` is the one to break.
+pub const CALC_OPS: &str = "\
+def add(a, b):
+    return a + b
+
+
+def sub(a, b):
+    return a - b
+
+
+def mul(a, b):
+    return a * b
+";
+
+pub const CALC_STATS: &str = "\
+from calc.ops import add
+
+
+def total(xs):
+    t = 0
+    for x in xs:
+        t = add(t, x)
+    return t
+
+
+def mean(xs):
+    return total(xs) / len(xs)
+";
+
+pub const CALC_TESTS: &str = "\
+import pytest
+from calc.ops import add, sub, mul
+from calc.stats import total, mean
+
+
+def test_add():
+    assert add(2, 3) == 5
+
+
+def test_sub():
+    assert sub(5, 3) == 2
+
+
+def test_sub_negative():
+    assert sub(3, 5) == -2
+
+
+def test_mul():
+    assert mul(4, 3) == 12
+
+
+def test_total():
+    assert total([1, 2, 3]) == 6
+
+
+def test_mean():
+    assert mean([2, 4]) == 3
+
+
+@pytest.mark.parametrize('a,b,expected', [(1, 1, 0), (10, 4, 6)])
+def test_sub_table(a, b, expected):
+    assert sub(a, b) == expected
+
+
+@pytest.mark.skip(reason='not today')
+def test_skipped():
+    assert False
+";
+
+/// The calc repository, with `sub` replaced by `sub_body` when given.
+pub fn calc_repo(sub_body: Option<&str>) -> Snapshot {
+    let ops = match sub_body {
+        Some(body) => CALC_OPS.replace("return a - b", body),
+        None => CALC_OPS.to_owned(),
+    };
+    repo(&[
+        ("calc/__init__.py", ""),
+        ("calc/ops.py", &ops),
+        ("calc/stats.py", CALC_STATS),
+        ("tests/test_calc.py", CALC_TESTS),
+    ])
+}

@@ -1,0 +1,174 @@
+//! Test suites run in the real guest: per-test maps for pytest and unittest, planted bugs,
+//! and the built-in corpus.
+
+mod common;
+
+use common::{calc_repo, python, repo};
+use spar::guest::PythonRun;
+use spar::sandbox::Outcome;
+use spar::testrun::{run_tests, Runner, TestCommand, TestStatus};
+use std::collections::BTreeMap;
+
+fn run_suite(repo: &spar::snapshot::Snapshot, runner: Option<Runner>) -> spar::testrun::TestReport {
+    let command = TestCommand::for_repo(repo, runner, &[]);
+    run_tests(python(), repo, &command, &PythonRun::default()).unwrap()
+}
+
+const CALC_IDS: [&str; 8] = [
+    "tests/test_calc.py::test_add",
+    "tests/test_calc.py::test_mean",
+    "tests/test_calc.py::test_mul",
+    "tests/test_calc.py::test_skipped",
+    "tests/test_calc.py::test_sub",
+    "tests/test_calc.py::test_sub_negative",
+    "tests/test_calc.py::test_sub_table[1-1-0]",
+    "tests/test_calc.py::test_sub_table[10-4-6]",
+];
+
+#[test]
+fn passing_pytest_suite_maps_every_test() {
+    let report = run_suite(&calc_repo(None), None);
+    assert_eq!(report.run.outcome, Outcome::Completed);
+    assert_eq!(report.run.exit_code, Some(0), "{}", report.run.stdout);
+    let ids: Vec<&str> = report.tests.keys().map(String::as_str).collect();
+    let mut expected = CALC_IDS.to_vec();
+    expected.push("tests/test_calc.py::test_total");
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!(report.tests["tests/test_calc.py::test_skipped"], TestStatus::Skipped);
+    assert_eq!((report.passed, report.failed, report.errors, report.skipped), (8, 0, 0, 1));
+    assert!(report.all_passed());
+}
+
+#[test]
+fn planted_bug_flips_exactly_the_tests_that_use_it() {
+    let before = run_suite(&calc_repo(None), None);
+    let after = run_suite(&calc_repo(Some("return a + b")), None);
+    let flipped: BTreeMap<&str, (TestStatus, TestStatus)> = before
+        .tests
+        .iter()
+        .filter_map(|(id, was)| {
+            let now = after.tests[id];
+            (now != *was).then_some((id.as_str(), (*was, now)))
+        })
+        .collect();
+    let expected: BTreeMap<&str, (TestStatus, TestStatus)> = [
+        "tests/test_calc.py::test_sub",
+        "tests/test_calc.py::test_sub_negative",
+        "tests/test_calc.py::test_sub_table[10-4-6]",
+        "tests/test_calc.py::test_sub_table[1-1-0]",
+    ]
+    .into_iter()
+    .map(|id| (id, (TestStatus::Passed, TestStatus::Failed)))
+    .collect();
+    assert_eq!(flipped, expected);
+    assert!(!after.all_passed());
+    assert_eq!(after.run.exit_code, Some(1));
+}
+
+#[test]
+fn a_bug_in_one_module_fails_tests_of_another() {
+    let broken = calc_repo(None)
+        .with_changes(&[spar::snapshot::FileChange::Written {
+            path: "calc/ops.py".into(),
+            contents: common::CALC_OPS.replace("return a + b", "return a + b + 1").into_bytes().into(),
+        }])
+        .unwrap();
+    let report = run_suite(&broken, None);
+    assert_eq!(report.tests["tests/test_calc.py::test_total"], TestStatus::Failed);
+    assert_eq!(report.tests["tests/test_calc.py::test_mean"], TestStatus::Failed);
+    assert_eq!(report.tests["tests/test_calc.py::test_mul"], TestStatus::Passed);
+}
+
+#[test]
+fn import_errors_are_reported_as_errors() {
+    let broken = repo(&[
+        ("tests/test_ok.py", "def test_fine():\n    assert True\n"),
+        ("tests/test_broken.py", "import does_not_exist\n\ndef test_never():\n    pass\n"),
+    ]);
+    let report = run_suite(&broken, None);
+    assert_eq!(report.tests["tests/test_broken.py"], TestStatus::Error);
+    assert_eq!(report.errors, 1);
+    assert!(!report.all_passed());
+}
+
+const UNITTEST_SUITE: &str = "\
+import unittest
+from shapes import area
+
+
+class AreaTests(unittest.TestCase):
+    def test_square(self):
+        self.assertEqual(area('square', 3), 9)
+
+    def test_circle(self):
+        '''Circles use pi.'''
+        self.assertAlmostEqual(area('circle', 1), 3.14159, places=4)
+
+    def test_unknown(self):
+        self.assertRaises(KeyError, area, 'hexagon', 1)
+
+    def test_broken(self):
+        self.assertEqual(area('triangle', 2), 2)
+
+    @unittest.skip('later')
+    def test_later(self):
+        pass
+
+
+class CrashTests(unittest.TestCase):
+    def test_crash(self):
+        raise RuntimeError('boom')
+";
+
+#[test]
+fn unittest_suites_map_to_pytest_ids() {
+    let shapes = repo(&[
+        (
+            "shapes.py",
+            "import math\nAREAS = {'square': lambda s: s * s, 'circle': lambda r: math.pi * r * r, 'triangle': lambda s: s * s}\n\ndef area(kind, size):\n    return AREAS[kind](size)\n",
+        ),
+        ("tests/test_shapes.py", UNITTEST_SUITE),
+    ]);
+    let report = run_suite(&shapes, None);
+    let got: Vec<(&str, TestStatus)> = report.tests.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("tests/test_shapes.py::AreaTests::test_broken", TestStatus::Failed),
+            ("tests/test_shapes.py::AreaTests::test_circle", TestStatus::Passed),
+            ("tests/test_shapes.py::AreaTests::test_later", TestStatus::Skipped),
+            ("tests/test_shapes.py::AreaTests::test_square", TestStatus::Passed),
+            ("tests/test_shapes.py::AreaTests::test_unknown", TestStatus::Passed),
+            ("tests/test_shapes.py::CrashTests::test_crash", TestStatus::Error),
+        ],
+        "stderr: {}",
+        report.run.stderr
+    );
+    // The same suite under pytest yields the same ids (crashes are failures to pytest).
+    let under_pytest = run_suite(&shapes, Some(Runner::Pytest));
+    assert_eq!(
+        under_pytest.tests.keys().collect::<Vec<_>>(),
+        report.tests.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn builtin_corpus_suites_pass_in_the_sandbox() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora");
+    let projects = spar::corpus::list_projects(&corpus).unwrap();
+    assert!(projects.len() >= 6);
+    for project in projects {
+        let snapshot = project.snapshot().unwrap();
+        let report = run_suite(&snapshot, None);
+        assert!(
+            report.all_passed() && report.tests.len() >= 40,
+            "{}: {} tests, {} failed, {} errors\n{}",
+            project.manifest.name,
+            report.tests.len(),
+            report.failed,
+            report.errors,
+            report.run.stdout
+        );
+    }
+}
