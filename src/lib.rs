@@ -11,8 +11,8 @@
 //! - [`cli`]: command-line parsing, resolved into plain settings for the layers above.
 
 pub mod bench;
-pub mod corpus;
 pub mod cli;
+pub mod corpus;
 pub mod demo;
 mod fsutil;
 pub mod guest;

@@ -12,7 +12,13 @@ use std::sync::{Arc, OnceLock};
 
 /// Directory and file names that are never part of a snapshot read from disk: version control
 /// metadata and caches that the host's tools leave behind.
-const IGNORED_NAMES: &[&str] = &[".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".tox"];
+const IGNORED_NAMES: &[&str] = &[
+    ".git",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".tox",
+];
 
 /// Errors from reading a snapshot from the host file system.
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +162,10 @@ impl Snapshot {
         Self::read_host_dir(path, false)
     }
 
-    fn read_host_dir(path: &Path, skip_caches: bool) -> Result<(Self, SkippedPaths), SnapshotError> {
+    fn read_host_dir(
+        path: &Path,
+        skip_caches: bool,
+    ) -> Result<(Self, SkippedPaths), SnapshotError> {
         let meta = std::fs::metadata(path).map_err(|source| SnapshotError::Read {
             path: path.to_owned(),
             source,
@@ -255,7 +264,10 @@ fn split_path(path: &str) -> Result<Vec<&str>, SnapshotError> {
     if path.starts_with('/') || path.contains('\\') {
         return Err(SnapshotError::InvalidPath(path.to_owned()));
     }
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     if parts.contains(&"..") {
         return Err(SnapshotError::InvalidPath(path.to_owned()));
     }
@@ -323,7 +335,12 @@ fn read_dir(
             skipped.symlinks.push(rel_path);
             continue;
         } else if file_type.is_dir() {
-            Entry::Dir(Arc::new(read_dir(&host_path, &rel_path, skip_caches, skipped)?))
+            Entry::Dir(Arc::new(read_dir(
+                &host_path,
+                &rel_path,
+                skip_caches,
+                skipped,
+            )?))
         } else if file_type.is_file() {
             let contents = std::fs::read(&host_path).map_err(|source| SnapshotError::Read {
                 path: host_path.clone(),

@@ -485,13 +485,34 @@ FAILED tests/test_calc.py::test_param[a b-c] - assert False
     fn pytest_log_maps_every_test() {
         let t = parse_pytest(PYTEST_LOG);
         let get = |id: &str| t.get(id).copied();
-        assert_eq!(get("tests/test_calc.py::test_add"), Some(TestStatus::Passed));
-        assert_eq!(get("tests/test_calc.py::test_div"), Some(TestStatus::Failed));
-        assert_eq!(get("tests/test_calc.py::test_param[1-2]"), Some(TestStatus::Passed));
-        assert_eq!(get("tests/test_calc.py::test_param[a b-c]"), Some(TestStatus::Failed));
-        assert_eq!(get("tests/test_calc.py::test_skip"), Some(TestStatus::Skipped));
-        assert_eq!(get("tests/test_calc.py::TestCase::test_m"), Some(TestStatus::Error));
-        assert_eq!(get("tests/test_calc.py::test_xfail"), Some(TestStatus::Skipped));
+        assert_eq!(
+            get("tests/test_calc.py::test_add"),
+            Some(TestStatus::Passed)
+        );
+        assert_eq!(
+            get("tests/test_calc.py::test_div"),
+            Some(TestStatus::Failed)
+        );
+        assert_eq!(
+            get("tests/test_calc.py::test_param[1-2]"),
+            Some(TestStatus::Passed)
+        );
+        assert_eq!(
+            get("tests/test_calc.py::test_param[a b-c]"),
+            Some(TestStatus::Failed)
+        );
+        assert_eq!(
+            get("tests/test_calc.py::test_skip"),
+            Some(TestStatus::Skipped)
+        );
+        assert_eq!(
+            get("tests/test_calc.py::TestCase::test_m"),
+            Some(TestStatus::Error)
+        );
+        assert_eq!(
+            get("tests/test_calc.py::test_xfail"),
+            Some(TestStatus::Skipped)
+        );
         assert_eq!(get("tests/test_broken.py"), Some(TestStatus::Error));
         assert_eq!(t.len(), 8, "{t:#?}");
     }
@@ -553,11 +574,26 @@ FAILED (failures=1, errors=3, skipped=1, expected failures=1)
     fn unittest_log_maps_to_pytest_ids() {
         let t = parse_unittest(UNITTEST_LOG, "tests/");
         let get = |id: &str| t.get(id).copied();
-        assert_eq!(get("tests/test_calc.py::TestCalc::test_add"), Some(TestStatus::Passed));
-        assert_eq!(get("tests/test_calc.py::TestCalc::test_div"), Some(TestStatus::Failed));
-        assert_eq!(get("tests/test_calc.py::TestCalc::test_boom"), Some(TestStatus::Error));
-        assert_eq!(get("tests/test_calc.py::TestCalc::test_skip"), Some(TestStatus::Skipped));
-        assert_eq!(get("tests/test_calc.py::TestCalc::test_xf"), Some(TestStatus::Skipped));
+        assert_eq!(
+            get("tests/test_calc.py::TestCalc::test_add"),
+            Some(TestStatus::Passed)
+        );
+        assert_eq!(
+            get("tests/test_calc.py::TestCalc::test_div"),
+            Some(TestStatus::Failed)
+        );
+        assert_eq!(
+            get("tests/test_calc.py::TestCalc::test_boom"),
+            Some(TestStatus::Error)
+        );
+        assert_eq!(
+            get("tests/test_calc.py::TestCalc::test_skip"),
+            Some(TestStatus::Skipped)
+        );
+        assert_eq!(
+            get("tests/test_calc.py::TestCalc::test_xf"),
+            Some(TestStatus::Skipped)
+        );
         assert_eq!(get("tests/test_io.py::TestIO"), Some(TestStatus::Error));
         assert_eq!(get("tests/test_bad.py"), Some(TestStatus::Error));
         assert_eq!(t.len(), 7, "{t:#?}");
@@ -589,7 +625,10 @@ FAILED (failures=1, errors=3, skipped=1, expected failures=1)
             ("tests/test_a.py", "import unittest\n"),
         ]);
         assert_eq!(detect_runner(&configured), Runner::Pytest);
-        let conftest = repo(&[("tests/conftest.py", ""), ("tests/test_a.py", "import unittest\n")]);
+        let conftest = repo(&[
+            ("tests/conftest.py", ""),
+            ("tests/test_a.py", "import unittest\n"),
+        ]);
         assert_eq!(detect_runner(&conftest), Runner::Pytest);
         assert_eq!(detect_runner(&Snapshot::empty()), Runner::Pytest);
     }
@@ -601,7 +640,8 @@ FAILED (failures=1, errors=3, skipped=1, expected failures=1)
         assert_eq!(cmd.module_prefix, "tests/");
         assert!(!cmd.args.contains(&"-t".to_owned()));
         let package = repo(&[("tests/__init__.py", ""), ("tests/test_a.py", "")]);
-        let cmd = TestCommand::for_repo(&package, Some(Runner::Unittest), &["-k".into(), "x".into()]);
+        let cmd =
+            TestCommand::for_repo(&package, Some(Runner::Unittest), &["-k".into(), "x".into()]);
         assert_eq!(cmd.module_prefix, "");
         assert_eq!(&cmd.args[cmd.args.len() - 4..], ["-t", ".", "-k", "x"]);
     }

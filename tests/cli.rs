@@ -24,7 +24,13 @@ fn write_repo(name: &str, sub_body: Option<&str>) -> std::path::PathBuf {
 #[test]
 fn test_json_follows_the_schema() {
     let dir = write_repo("json", Some("return b - a"));
-    let out = spar().arg("test").arg(&dir).arg("--json").arg("-q").output().unwrap();
+    let out = spar()
+        .arg("test")
+        .arg(&dir)
+        .arg("--json")
+        .arg("-q")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "a failing suite exits 1");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["outcome"], "completed");
@@ -32,13 +38,19 @@ fn test_json_follows_the_schema() {
     assert_eq!(v["tests"]["tests/test_calc.py::test_add"], "passed");
     assert_eq!(v["tests"]["tests/test_calc.py::test_sub"], "failed");
     assert_eq!(v["tests"]["tests/test_calc.py::test_skipped"], "skipped");
-    assert_eq!(v["failed"], 3, "sub(5,3), sub(3,5), sub(10,4) flip; sub(1,1) does not");
+    assert_eq!(
+        v["failed"], 3,
+        "sub(5,3), sub(3,5), sub(10,4) flip; sub(1,1) does not"
+    );
     assert_eq!(v["passed"], 5);
     assert_eq!(v["errors"], 0);
     assert_eq!(v["skipped"], 1);
     assert!(v["duration_ms"].as_f64().unwrap() > 0.0);
     assert!(v["fuel"].as_u64().unwrap() > 0);
-    assert!(v["stdout"].as_str().unwrap().contains("short test summary info"));
+    assert!(v["stdout"]
+        .as_str()
+        .unwrap()
+        .contains("short test summary info"));
     assert!(v["stderr"].is_string());
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -49,10 +61,24 @@ fn test_table_and_exit_zero_when_all_pass() {
     let out = spar().arg("test").arg(&dir).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("passed   tests/test_calc.py::test_add"), "{text}");
-    assert!(text.contains("8 passed, 0 failed, 0 errors, 1 skipped"), "{text}");
+    assert!(
+        text.contains("passed   tests/test_calc.py::test_add"),
+        "{text}"
+    );
+    assert!(
+        text.contains("8 passed, 0 failed, 0 errors, 1 skipped"),
+        "{text}"
+    );
     // Extra runner arguments after `--` reach pytest.
-    let out = spar().arg("test").arg(&dir).arg("--json").arg("--").arg("-k").arg("mul").output().unwrap();
+    let out = spar()
+        .arg("test")
+        .arg(&dir)
+        .arg("--json")
+        .arg("--")
+        .arg("-k")
+        .arg("mul")
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["tests"].as_object().unwrap().len(), 1, "{v}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -64,7 +90,11 @@ fn run_passes_output_and_exit_code_through() {
     let out = spar()
         .arg("run")
         .arg(&dir)
-        .args(["--", "-c", "import sys; print(sys.version.split()[0]); sys.exit(3)"])
+        .args([
+            "--",
+            "-c",
+            "import sys; print(sys.version.split()[0]); sys.exit(3)",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
@@ -86,12 +116,18 @@ fn run_passes_output_and_exit_code_through() {
 
 #[test]
 fn bad_input_gets_a_clear_error() {
-    let out = spar().args(["test", "/definitely/not/here"]).output().unwrap();
+    let out = spar()
+        .args(["test", "/definitely/not/here"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/definitely/not/here"), "{err}");
 
-    let out = spar().args(["run", ".", "--memory-mb", "0", "--", "-c", "pass"]).output().unwrap();
+    let out = spar()
+        .args(["run", ".", "--memory-mb", "0", "--", "-c", "pass"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--memory-mb"));
 }

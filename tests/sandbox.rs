@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 
 fn run(src: &str) -> spar::sandbox::RunResult {
     python()
-        .run(&repo(&[("hello.txt", "hi\n")]), &code(src), &PythonRun::default())
+        .run(
+            &repo(&[("hello.txt", "hi\n")]),
+            &code(src),
+            &PythonRun::default(),
+        )
         .unwrap()
 }
 
@@ -55,11 +59,19 @@ print(sorted(os.listdir('/repo/..')))
 print('SPAR_TEST_SECRET' in os.environ, 'PATH' in os.environ, 'HOME' in os.environ and os.environ['HOME'])
 print(results)
 "#);
-    assert_eq!(r.exit_code, Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        r.exit_code,
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     let out = stdout(&r);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "['dev', 'repo', 'site', 'spar', 'tmp']");
-    assert_eq!(lines[1], lines[0], "/repo/.. is the sandbox root, not the host's");
+    assert_eq!(
+        lines[1], lines[0],
+        "/repo/.. is the sandbox root, not the host's"
+    );
     assert_eq!(lines[2], "False False /tmp");
     assert!(!out.contains("READ"), "{out}");
     assert!(!out.contains("root:"), "{out}");
@@ -74,18 +86,38 @@ fn writes_go_to_a_private_overlay() {
          open('/tmp/scratch', 'w').write('t')",
     );
     let first = python().run(&base, &writer, &PythonRun::default()).unwrap();
-    assert_eq!(first.exit_code, Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(
+        first.exit_code,
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let changes = first.fs.changes("/repo", &base);
     assert_eq!(
         changes,
         vec![
-            FileChange::Written { path: "data.txt".into(), contents: b"changed\n".to_vec().into() },
-            FileChange::Written { path: "new.txt".into(), contents: b"n".to_vec().into() },
-            FileChange::Written { path: "out/deep/f".into(), contents: b"f".to_vec().into() },
-            FileChange::Deleted { path: "pkg/keep.py".into() },
+            FileChange::Written {
+                path: "data.txt".into(),
+                contents: b"changed\n".to_vec().into()
+            },
+            FileChange::Written {
+                path: "new.txt".into(),
+                contents: b"n".to_vec().into()
+            },
+            FileChange::Written {
+                path: "out/deep/f".into(),
+                contents: b"f".to_vec().into()
+            },
+            FileChange::Deleted {
+                path: "pkg/keep.py".into()
+            },
         ]
     );
-    assert_eq!(&*base.file("data.txt").unwrap(), b"original\n", "the snapshot is unchanged");
+    assert_eq!(
+        &*base.file("data.txt").unwrap(),
+        b"original\n",
+        "the snapshot is unchanged"
+    );
     assert!(base.file("pkg/keep.py").is_some());
 
     let reader = code(
@@ -99,17 +131,20 @@ fn writes_go_to_a_private_overlay() {
 
 #[test]
 fn read_only_mounts_refuse_writes() {
-    let r = run(
-        "import errno\n\
+    let r = run("import errno\n\
          for p in ['/site/evil.py', '/spar/lib/x.py', '/dev/y']:\n\
          \x20   try:\n\
          \x20       open(p, 'w')\n\
          \x20       print('WROTE', p)\n\
          \x20   except OSError as e:\n\
          \x20       print(errno.errorcode[e.errno])\n\
-         open('/dev/null', 'w').write('discarded')",
+         open('/dev/null', 'w').write('discarded')");
+    assert_eq!(
+        r.exit_code,
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
     );
-    assert_eq!(r.exit_code, Some(0), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(stdout(&r).trim(), "EROFS\nEROFS\nEROFS");
 }
 
@@ -118,17 +153,25 @@ fn infinite_loop_times_out_within_the_limit() {
     let mut options = PythonRun::default();
     options.limits.timeout = Duration::from_millis(1500);
     let started = Instant::now();
-    let r = python().run(&Snapshot::empty(), &code("while True: pass"), &options).unwrap();
+    let r = python()
+        .run(&Snapshot::empty(), &code("while True: pass"), &options)
+        .unwrap();
     assert_eq!(r.outcome, Outcome::Timeout);
     assert_eq!(r.exit_code, None);
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
 fn fuel_budget_stops_the_guest_deterministically() {
     let mut options = PythonRun::default();
     options.limits.fuel = Some(50_000_000);
-    let r = python().run(&Snapshot::empty(), &code("while True: pass"), &options).unwrap();
+    let r = python()
+        .run(&Snapshot::empty(), &code("while True: pass"), &options)
+        .unwrap();
     assert_eq!(r.outcome, Outcome::Timeout);
     assert_eq!(r.fuel_used, 50_000_000);
 }
@@ -138,11 +181,19 @@ fn memory_bomb_is_out_of_memory() {
     let mut options = PythonRun::default();
     options.limits.memory_bytes = 256 << 20;
     let r = python()
-        .run(&Snapshot::empty(), &code("x = []\nwhile True: x.append(bytearray(10**6))"), &options)
+        .run(
+            &Snapshot::empty(),
+            &code("x = []\nwhile True: x.append(bytearray(10**6))"),
+            &options,
+        )
         .unwrap();
     assert_eq!(r.outcome, Outcome::OutOfMemory);
     let r = python()
-        .run(&Snapshot::empty(), &code("x = bytearray(2 * 10**9)"), &options)
+        .run(
+            &Snapshot::empty(),
+            &code("x = bytearray(2 * 10**9)"),
+            &options,
+        )
         .unwrap();
     assert_eq!(r.outcome, Outcome::OutOfMemory);
 }
@@ -152,12 +203,20 @@ fn huge_output_is_cut_at_the_limit() {
     let mut options = PythonRun::default();
     options.limits.max_output_bytes = 1 << 20;
     let r = python()
-        .run(&Snapshot::empty(), &code("import sys\nsys.stdout.write('x' * 100_000_000)"), &options)
+        .run(
+            &Snapshot::empty(),
+            &code("import sys\nsys.stdout.write('x' * 100_000_000)"),
+            &options,
+        )
         .unwrap();
     assert_eq!(r.outcome, Outcome::OutputLimit);
     let out = stdout(&r);
     assert!(out.len() < (1 << 20) + 200);
-    assert!(out.ends_with("exceeded 1048576 bytes]\n"), "{}", &out[out.len() - 100..]);
+    assert!(
+        out.ends_with("exceeded 1048576 bytes]\n"),
+        "{}",
+        &out[out.len() - 100..]
+    );
 }
 
 #[test]
@@ -165,12 +224,20 @@ fn file_system_limits_stop_the_guest() {
     let mut options = PythonRun::default();
     options.limits.fs.max_bytes_written = 1 << 20;
     let r = python()
-        .run(&Snapshot::empty(), &code("f = open('/tmp/big', 'wb')\nwhile True: f.write(b'x' * 65536)"), &options)
+        .run(
+            &Snapshot::empty(),
+            &code("f = open('/tmp/big', 'wb')\nwhile True: f.write(b'x' * 65536)"),
+            &options,
+        )
         .unwrap();
     assert_eq!(r.outcome, Outcome::FsLimit);
     options.limits.fs.max_files_created = 50;
     let r = python()
-        .run(&Snapshot::empty(), &code("for i in range(1000): open(f'/tmp/f{i}', 'w').close()"), &options)
+        .run(
+            &Snapshot::empty(),
+            &code("for i in range(1000): open(f'/tmp/f{i}', 'w').close()"),
+            &options,
+        )
         .unwrap();
     assert_eq!(r.outcome, Outcome::FsLimit);
 }
@@ -182,23 +249,44 @@ fn seeded_runs_repeat_exactly_and_seeds_differ() {
         determinism: Determinism::Seeded { seed },
         ..PythonRun::default()
     };
-    let a = python().run(&Snapshot::empty(), &code(src), &seeded(1)).unwrap();
-    let b = python().run(&Snapshot::empty(), &code(src), &seeded(1)).unwrap();
-    let c = python().run(&Snapshot::empty(), &code(src), &seeded(2)).unwrap();
-    assert_eq!(a.exit_code, Some(0), "{}", String::from_utf8_lossy(&a.stderr));
+    let a = python()
+        .run(&Snapshot::empty(), &code(src), &seeded(1))
+        .unwrap();
+    let b = python()
+        .run(&Snapshot::empty(), &code(src), &seeded(1))
+        .unwrap();
+    let c = python()
+        .run(&Snapshot::empty(), &code(src), &seeded(2))
+        .unwrap();
+    assert_eq!(
+        a.exit_code,
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
     assert_eq!(stdout(&a), stdout(&b));
     assert_eq!(a.fuel_used, b.fuel_used, "fuel is deterministic too");
     assert_ne!(stdout(&a), stdout(&c));
     let year = python()
-        .run(&Snapshot::empty(), &code("import time; print(time.gmtime().tm_year)"), &seeded(0))
+        .run(
+            &Snapshot::empty(),
+            &code("import time; print(time.gmtime().tm_year)"),
+            &seeded(0),
+        )
         .unwrap();
-    assert_eq!(stdout(&year).trim(), "2024", "the virtual clock starts at 2024-01-01");
+    assert_eq!(
+        stdout(&year).trim(),
+        "2024",
+        "the virtual clock starts at 2024-01-01"
+    );
 }
 
 #[test]
 fn sleeping_advances_the_virtual_clock_instantly() {
     let started = Instant::now();
-    let r = run("import time; t = time.monotonic(); time.sleep(30); print(round(time.monotonic() - t))");
+    let r = run(
+        "import time; t = time.monotonic(); time.sleep(30); print(round(time.monotonic() - t))",
+    );
     assert_eq!(stdout(&r).trim(), "30");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -214,7 +302,9 @@ fn fifty_parallel_runs_are_all_correct() {
                     let src = format!(
                         "open('n.txt', 'w').write('{i}'); print(int(open('n.txt').read()) * 3)"
                     );
-                    let r = python().run(&base, &code(&src), &PythonRun::default()).unwrap();
+                    let r = python()
+                        .run(&base, &code(&src), &PythonRun::default())
+                        .unwrap();
                     (i, r.exit_code, stdout(&r), r.fs.changes("/repo", &base))
                 })
             })
@@ -236,7 +326,11 @@ fn stdin_reaches_the_guest() {
         ..PythonRun::default()
     };
     let r = python()
-        .run(&Snapshot::empty(), &code("import sys; print(len(sys.stdin.read().splitlines()))"), &options)
+        .run(
+            &Snapshot::empty(),
+            &code("import sys; print(len(sys.stdin.read().splitlines()))"),
+            &options,
+        )
         .unwrap();
     assert_eq!(stdout(&r).trim(), "2");
 }
@@ -264,7 +358,11 @@ fn traps_are_typed_and_the_engine_keeps_serving() {
     );
     let r = sandbox.run(bare_request()).unwrap();
     assert_eq!(r.outcome, Outcome::Trap);
-    assert!(r.trap.as_deref().unwrap_or("").contains("unreachable"), "{:?}", r.trap);
+    assert!(
+        r.trap.as_deref().unwrap_or("").contains("unreachable"),
+        "{:?}",
+        r.trap
+    );
     let again = sandbox.run(bare_request()).unwrap();
     assert_eq!(again.outcome, Outcome::Trap);
     // The Python sandbox in the same process is unaffected.

@@ -35,8 +35,14 @@ fn passing_pytest_suite_maps_every_test() {
     expected.push("tests/test_calc.py::test_total");
     expected.sort();
     assert_eq!(ids, expected);
-    assert_eq!(report.tests["tests/test_calc.py::test_skipped"], TestStatus::Skipped);
-    assert_eq!((report.passed, report.failed, report.errors, report.skipped), (8, 0, 0, 1));
+    assert_eq!(
+        report.tests["tests/test_calc.py::test_skipped"],
+        TestStatus::Skipped
+    );
+    assert_eq!(
+        (report.passed, report.failed, report.errors, report.skipped),
+        (8, 0, 0, 1)
+    );
     assert!(report.all_passed());
 }
 
@@ -71,20 +77,35 @@ fn a_bug_in_one_module_fails_tests_of_another() {
     let broken = calc_repo(None)
         .with_changes(&[spar::snapshot::FileChange::Written {
             path: "calc/ops.py".into(),
-            contents: common::CALC_OPS.replace("return a + b", "return a + b + 1").into_bytes().into(),
+            contents: common::CALC_OPS
+                .replace("return a + b", "return a + b + 1")
+                .into_bytes()
+                .into(),
         }])
         .unwrap();
     let report = run_suite(&broken, None);
-    assert_eq!(report.tests["tests/test_calc.py::test_total"], TestStatus::Failed);
-    assert_eq!(report.tests["tests/test_calc.py::test_mean"], TestStatus::Failed);
-    assert_eq!(report.tests["tests/test_calc.py::test_mul"], TestStatus::Passed);
+    assert_eq!(
+        report.tests["tests/test_calc.py::test_total"],
+        TestStatus::Failed
+    );
+    assert_eq!(
+        report.tests["tests/test_calc.py::test_mean"],
+        TestStatus::Failed
+    );
+    assert_eq!(
+        report.tests["tests/test_calc.py::test_mul"],
+        TestStatus::Passed
+    );
 }
 
 #[test]
 fn import_errors_are_reported_as_errors() {
     let broken = repo(&[
         ("tests/test_ok.py", "def test_fine():\n    assert True\n"),
-        ("tests/test_broken.py", "import does_not_exist\n\ndef test_never():\n    pass\n"),
+        (
+            "tests/test_broken.py",
+            "import does_not_exist\n\ndef test_never():\n    pass\n",
+        ),
     ]);
     let report = run_suite(&broken, None);
     assert_eq!(report.tests["tests/test_broken.py"], TestStatus::Error);
@@ -135,12 +156,30 @@ fn unittest_suites_map_to_pytest_ids() {
     assert_eq!(
         got,
         vec![
-            ("tests/test_shapes.py::AreaTests::test_broken", TestStatus::Failed),
-            ("tests/test_shapes.py::AreaTests::test_circle", TestStatus::Passed),
-            ("tests/test_shapes.py::AreaTests::test_later", TestStatus::Skipped),
-            ("tests/test_shapes.py::AreaTests::test_square", TestStatus::Passed),
-            ("tests/test_shapes.py::AreaTests::test_unknown", TestStatus::Passed),
-            ("tests/test_shapes.py::CrashTests::test_crash", TestStatus::Error),
+            (
+                "tests/test_shapes.py::AreaTests::test_broken",
+                TestStatus::Failed
+            ),
+            (
+                "tests/test_shapes.py::AreaTests::test_circle",
+                TestStatus::Passed
+            ),
+            (
+                "tests/test_shapes.py::AreaTests::test_later",
+                TestStatus::Skipped
+            ),
+            (
+                "tests/test_shapes.py::AreaTests::test_square",
+                TestStatus::Passed
+            ),
+            (
+                "tests/test_shapes.py::AreaTests::test_unknown",
+                TestStatus::Passed
+            ),
+            (
+                "tests/test_shapes.py::CrashTests::test_crash",
+                TestStatus::Error
+            ),
         ],
         "stderr: {}",
         report.run.stderr

@@ -118,9 +118,10 @@ pub(crate) fn clocks(clock: &Arc<Clock>) -> WasiClocks {
 pub(crate) fn random(determinism: Determinism) -> Box<dyn cap_rand::RngCore + Send + Sync> {
     match determinism {
         Determinism::Seeded { seed } => Box::new(cap_rand::rngs::StdRng::seed_from_u64(seed)),
-        Determinism::Host => Box::new(cap_rand::rngs::StdRng::from_rng(
-            cap_rand::thread_rng(cap_rand::ambient_authority()),
-        ).expect("the host's thread RNG does not fail")),
+        Determinism::Host => Box::new(
+            cap_rand::rngs::StdRng::from_rng(cap_rand::thread_rng(cap_rand::ambient_authority()))
+                .expect("the host's thread RNG does not fail"),
+        ),
     }
 }
 

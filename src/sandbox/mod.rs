@@ -268,7 +268,11 @@ pub struct Sandbox {
 impl Sandbox {
     /// Loads the guest module at `path`, checking it against `sha256`, and prepares it to run.
     /// The compiled form is cached under the settings' cache directory.
-    pub fn load(path: &Path, sha256: &str, settings: &SandboxSettings) -> Result<Self, SandboxError> {
+    pub fn load(
+        path: &Path,
+        sha256: &str,
+        settings: &SandboxSettings,
+    ) -> Result<Self, SandboxError> {
         let engine = make_engine(settings)?;
         let module = cached_module(&engine, path, sha256, &settings.cache_dir)?;
         Self::with_module(engine, module, settings)
@@ -282,7 +286,11 @@ impl Sandbox {
         Self::with_module(engine, module, settings)
     }
 
-    fn with_module(engine: Engine, module: Module, settings: &SandboxSettings) -> Result<Self, SandboxError> {
+    fn with_module(
+        engine: Engine,
+        module: Module,
+        settings: &SandboxSettings,
+    ) -> Result<Self, SandboxError> {
         let mut linker: Linker<RunState> = Linker::new(&engine);
         wasi_common::sync::add_to_linker(&mut linker, |s: &mut RunState| &mut s.wasi)
             .map_err(|e| SandboxError::Compile(e.into()))?;
@@ -370,7 +378,10 @@ impl Sandbox {
         };
         let (stdout, stderr) = {
             let mut out = output.lock().unwrap_or_else(|e| e.into_inner());
-            (std::mem::take(&mut out.stdout), std::mem::take(&mut out.stderr))
+            (
+                std::mem::take(&mut out.stdout),
+                std::mem::take(&mut out.stderr),
+            )
         };
         Ok(RunResult {
             outcome,
@@ -485,4 +496,3 @@ fn cached_module(
     })?;
     Ok(module)
 }
-

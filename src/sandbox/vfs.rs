@@ -176,7 +176,7 @@ impl Vfs {
         if !state.is_dir(ino) {
             return None;
         }
-        Some(Snapshot::from_root_dir(state.to_snapshot_dir(ino)))
+        Some(Snapshot::from_root_dir(state.freeze_dir(ino)))
     }
 
     /// What the run changed under the mount at `mount_path`, relative to `base` (the snapshot
@@ -261,7 +261,9 @@ impl State {
                     snapshot::Entry::File(c) => {
                         self.push(Kind::File(Contents::Shared(c.clone())), read_only, mtime)
                     }
-                    snapshot::Entry::Dir(d) => self.push_dir(ino, Some(d.clone()), read_only, mtime),
+                    snapshot::Entry::Dir(d) => {
+                        self.push_dir(ino, Some(d.clone()), read_only, mtime)
+                    }
                 };
                 map.insert(name.clone(), child);
             }
@@ -320,7 +322,10 @@ impl State {
                 if !self.is_dir(dir) {
                     return Err(errno(Errno::Notdir));
                 }
-                let child = *self.dir_entries(dir).get(name).ok_or_else(Error::not_found)?;
+                let child = *self
+                    .dir_entries(dir)
+                    .get(name)
+                    .ok_or_else(Error::not_found)?;
                 if !self.is_dir(child) {
                     return Err(errno(Errno::Notdir));
                 }
@@ -397,7 +402,7 @@ impl State {
     }
 
     /// A snapshot directory with the current contents of directory `ino`.
-    fn to_snapshot_dir(&mut self, ino: Ino) -> Arc<snapshot::Dir> {
+    fn freeze_dir(&mut self, ino: Ino) -> Arc<snapshot::Dir> {
         if let Kind::Dir {
             entries: None,
             source: Some(source),
@@ -425,7 +430,7 @@ impl State {
                         Contents::Owned(_) => unreachable!("frozen above"),
                     })
                 }
-                Kind::Dir { .. } => snapshot::Entry::Dir(self.to_snapshot_dir(child)),
+                Kind::Dir { .. } => snapshot::Entry::Dir(self.freeze_dir(child)),
                 Kind::DevNull => continue,
             };
             entries.insert(name, entry);
@@ -612,7 +617,12 @@ impl WasiDir for VDir {
         Ok(st.stat(ino))
     }
 
-    async fn rename(&self, path: &str, dest_dir: &dyn WasiDir, dest_path: &str) -> Result<(), Error> {
+    async fn rename(
+        &self,
+        path: &str,
+        dest_dir: &dyn WasiDir,
+        dest_path: &str,
+    ) -> Result<(), Error> {
         let dest_base = self.same_fs(dest_dir)?;
         let mut st = self.vfs.lock();
         let (src_dir, src_name) = st.resolve_parent(self.ino, path)?;
@@ -701,7 +711,9 @@ impl VFile {
             Kind::File(c) => c.bytes(),
             _ => return Ok(0),
         };
-        let mut at = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let mut at = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let mut total = 0;
         for buf in bufs {
             let n = buf.len().min(data.len() - at);
@@ -712,7 +724,12 @@ impl VFile {
         Ok(total as u64)
     }
 
-    fn write_at(&self, st: &mut State, bufs: &[IoSlice<'_>], offset: Option<u64>) -> Result<(u64, u64), Error> {
+    fn write_at(
+        &self,
+        st: &mut State,
+        bufs: &[IoSlice<'_>],
+        offset: Option<u64>,
+    ) -> Result<(u64, u64), Error> {
         if !self.write {
             return Err(Error::badf());
         }
@@ -818,7 +835,11 @@ impl WasiFile for VFile {
         Ok(n)
     }
 
-    async fn read_vectored_at<'a>(&self, bufs: &mut [IoSliceMut<'a>], offset: u64) -> Result<u64, Error> {
+    async fn read_vectored_at<'a>(
+        &self,
+        bufs: &mut [IoSliceMut<'a>],
+        offset: u64,
+    ) -> Result<u64, Error> {
         let st = self.vfs.lock();
         self.read_at(&st, bufs, offset)
     }
