@@ -9,6 +9,7 @@ fn main() {
         suite_runs: 5,
         suite: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora/exprcalc"),
         host_python: runtime.host_python.clone(),
+        spar_exe: Some(env!("CARGO_BIN_EXE_spar").into()),
     };
     match spar::bench::run(&runtime, &settings) {
         Ok(report) => print!("{report}"),

@@ -54,6 +54,8 @@ pub struct BenchSettings {
     pub suite: PathBuf,
     /// The host Python for the native baseline.
     pub host_python: String,
+    /// The `spar` executable, to measure worker processes against threads; `None` skips it.
+    pub spar_exe: Option<PathBuf>,
 }
 
 /// Median and 99th percentile of a latency sample, in microseconds.
@@ -93,6 +95,9 @@ pub struct Throughput {
     pub all_threads_per_sec: f64,
     /// `all_threads_per_sec / one_thread_per_sec`.
     pub scaling: f64,
+    /// Runs per second with one worker process per core (each with its own engine), when
+    /// measured: the alternative to threads sharing one engine.
+    pub all_processes_per_sec: Option<f64>,
 }
 
 /// The suite comparison.
@@ -185,7 +190,11 @@ pub fn run(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchR
         .map(|_| python_run())
         .collect::<Result<Vec<_>, _>>()?;
     let python_startup = Latency::of(samples);
-    let python_throughput = throughput(cores, python_runs, &python_run)?;
+    let mut python_throughput = throughput(cores, python_runs, &python_run)?;
+    if let Some(exe) = &settings.spar_exe {
+        python_throughput.all_processes_per_sec =
+            Some(process_throughput(exe, runtime, cores, python_runs)?);
+    }
 
     let suite = suite_times(&python, settings)?;
     Ok(BenchReport {
@@ -220,7 +229,54 @@ fn throughput(
         one_thread_per_sec: one,
         all_threads_per_sec: all,
         scaling: all / one,
+        all_processes_per_sec: None,
     })
+}
+
+/// Runs `runs` `python -c pass` runs in each of `cores` worker processes at once.
+fn process_throughput(
+    exe: &std::path::Path,
+    runtime: &RuntimeSettings,
+    cores: usize,
+    runs: usize,
+) -> Result<f64, BenchError> {
+    let worker_error =
+        |detail: String| BenchError::GuestFailed("a bench worker process".into(), detail);
+    let started = Instant::now();
+    let children = (0..cores)
+        .map(|_| {
+            Command::new(exe)
+                .arg("--cache-dir")
+                .arg(&runtime.cache_dir)
+                .args(["--quiet", "bench-worker", "--runs", &runs.to_string()])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| worker_error(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for mut child in children {
+        let status = child.wait().map_err(|e| worker_error(e.to_string()))?;
+        if !status.success() {
+            return Err(worker_error(format!("exit status {status}")));
+        }
+    }
+    Ok((runs * cores) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The body of a worker process for [`process_throughput`]: `runs` sequential `python -c pass`.
+pub fn worker(runtime: &RuntimeSettings, runs: usize) -> Result<(), BenchError> {
+    let python = Python::new(runtime)?;
+    let pass = ["-c".to_owned(), "pass".to_owned()];
+    for _ in 0..runs {
+        let result = python.run(&Snapshot::empty(), &pass, &PythonRun::default())?;
+        if result.exit_code != Some(0) {
+            return Err(BenchError::GuestFailed(
+                "python -c pass".into(),
+                result.outcome.as_str().into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn median_ms(mut samples: Vec<Duration>) -> f64 {
@@ -326,7 +382,18 @@ impl fmt::Display for BenchReport {
                 f,
                 "{what:<34} {:>9.1} runs/s on 1 thread, {:>9.1} runs/s on {} threads ({:.2}x)",
                 t.one_thread_per_sec, t.all_threads_per_sec, t.threads, t.scaling
-            )
+            )?;
+            if let Some(p) = t.all_processes_per_sec {
+                writeln!(
+                    f,
+                    "{:<34} {:>9.1} runs/s on {} worker processes ({:.2}x one thread)",
+                    "",
+                    p,
+                    t.threads,
+                    p / t.one_thread_per_sec
+                )?;
+            }
+            Ok(())
         };
         latency(f, "trivial guest, per run", &self.trivial)?;
         rate(f, "trivial guest, throughput", &self.trivial_throughput)?;

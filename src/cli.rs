@@ -51,6 +51,13 @@ enum Command {
     Bench(BenchArgs),
     /// Fetch, verify and prepare the guest runtime now instead of on first use
     Setup,
+    /// Internal: one worker process of `spar bench`'s processes-vs-threads measurement
+    #[command(hide = true)]
+    BenchWorker {
+        /// Sequential runs to do
+        #[arg(long)]
+        runs: usize,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -286,6 +293,10 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::BenchWorker { runs } => {
+            bench::worker(&runtime, *runs)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(args) => {
             let suite = match &args.suite {
                 Some(dir) => dir.clone(),
@@ -296,6 +307,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 suite_runs: args.suite_runs.max(1),
                 suite,
                 host_python: runtime.host_python.clone(),
+                spar_exe: std::env::current_exe().ok(),
             };
             let report = bench::run(&runtime, &settings).context("benchmark failed")?;
             if args.json {
