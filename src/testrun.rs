@@ -94,6 +94,8 @@ impl TestCommand {
                     "--capture=sys",
                     "-p",
                     "no:faulthandler",
+                    // One unimportable test module must not hide every other test's result.
+                    "--continue-on-collection-errors",
                     // The cache would show up as a change to the repository.
                     "-p",
                     "no:cacheprovider",
@@ -291,6 +293,16 @@ pub fn parse_unittest(log: &str, module_prefix: &str) -> BTreeMap<String, TestSt
     let mut tests = BTreeMap::new();
     let mut pending: Option<String> = None;
     for line in log.lines() {
+        // The failure blocks after the run repeat every failure and add the ones the
+        // verbose lines cannot attribute, such as `ERROR: setUpClass (test_x.C)`.
+        for (prefix, status) in [
+            ("ERROR: ", TestStatus::Error),
+            ("FAIL: ", TestStatus::Failed),
+        ] {
+            if let Some(dotted) = line.strip_prefix(prefix).and_then(unittest_header) {
+                record(&mut tests, &unittest_id(dotted, module_prefix), status);
+            }
+        }
         if let Some(id) = unittest_header(line) {
             pending = Some(id.to_owned());
         }
@@ -443,78 +455,28 @@ pub fn run_tests(
 mod tests {
     use super::*;
 
-    /// Real pytest 9.2 output (`-rA -v`), trimmed.
-    const PYTEST_LOG: &str = r#"============================= test session starts ==============================
-platform wasi -- Python 3.12.0, pytest-9.2.0, pluggy-1.7.0 -- /python
-cachedir: .pytest_cache
-rootdir: /repo
-configfile: pyproject.toml
-collecting ... collected 7 items / 1 error
-
-tests/test_calc.py::test_add PASSED                                      [ 14%]
-tests/test_calc.py::test_div FAILED                                      [ 28%]
-tests/test_calc.py::test_param[1-2] PASSED                               [ 42%]
-tests/test_calc.py::test_param[a b-c] FAILED                             [ 57%]
-tests/test_calc.py::test_skip SKIPPED (not on wasi)                      [ 71%]
-tests/test_calc.py::TestCase::test_m PASSED                              [ 85%]
-tests/test_calc.py::TestCase::test_m ERROR                               [ 85%]
-tests/test_calc.py::test_xfail XFAIL (known)                             [100%]
-
-==================================== ERRORS ====================================
-_________________ ERROR collecting tests/test_broken.py ________________________
-ImportError while importing test module '/repo/tests/test_broken.py'.
-=================================== FAILURES ===================================
-___________________________________ test_div ___________________________________
-tests/test_calc.py:9: in test_div
-    assert div(1, 2) == 0.4
-E   assert 0.5 == 0.4
-==================================== PASSES ====================================
-=========================== short test summary info ============================
-PASSED tests/test_calc.py::test_add
-PASSED tests/test_calc.py::test_param[1-2]
-SKIPPED [1] tests/test_calc.py:20: not on wasi
-XFAIL tests/test_calc.py::test_xfail - known
-ERROR tests/test_broken.py - ImportError: cannot import name 'nope'
-ERROR tests/test_calc.py::TestCase::test_m - RuntimeError: teardown
-FAILED tests/test_calc.py::test_div - assert 0.5 == 0.4
-FAILED tests/test_calc.py::test_param[a b-c] - assert False
-=============== 2 failed, 3 passed, 1 skipped, 1 xfailed, 2 errors in 0.12s ================
-"#;
+    /// A real log: pytest 9.2 with `-rA -v` in the guest over a suite with a failure,
+    /// parametrisation, a skip, an xfail, a teardown error, failing subtests and an
+    /// unimportable module.
+    const PYTEST_LOG: &str = include_str!("testrun_fixtures/pytest-rA-v.log");
 
     #[test]
     fn pytest_log_maps_every_test() {
         let t = parse_pytest(PYTEST_LOG);
-        let get = |id: &str| t.get(id).copied();
-        assert_eq!(
-            get("tests/test_calc.py::test_add"),
-            Some(TestStatus::Passed)
-        );
-        assert_eq!(
-            get("tests/test_calc.py::test_div"),
-            Some(TestStatus::Failed)
-        );
-        assert_eq!(
-            get("tests/test_calc.py::test_param[1-2]"),
-            Some(TestStatus::Passed)
-        );
-        assert_eq!(
-            get("tests/test_calc.py::test_param[a b-c]"),
-            Some(TestStatus::Failed)
-        );
-        assert_eq!(
-            get("tests/test_calc.py::test_skip"),
-            Some(TestStatus::Skipped)
-        );
-        assert_eq!(
-            get("tests/test_calc.py::TestCase::test_m"),
-            Some(TestStatus::Error)
-        );
-        assert_eq!(
-            get("tests/test_calc.py::test_xfail"),
-            Some(TestStatus::Skipped)
-        );
-        assert_eq!(get("tests/test_broken.py"), Some(TestStatus::Error));
-        assert_eq!(t.len(), 8, "{t:#?}");
+        let expected = [
+            ("tests/test_broken.py", TestStatus::Error),
+            ("tests/test_calc.py::TestCase::test_m", TestStatus::Passed),
+            ("tests/test_calc.py::TestCase::test_sub", TestStatus::Failed),
+            ("tests/test_calc.py::test_div", TestStatus::Failed),
+            ("tests/test_calc.py::test_ok", TestStatus::Passed),
+            ("tests/test_calc.py::test_param[1-2]", TestStatus::Passed),
+            ("tests/test_calc.py::test_param[a b-c]", TestStatus::Failed),
+            ("tests/test_calc.py::test_skip", TestStatus::Skipped),
+            ("tests/test_calc.py::test_teardown", TestStatus::Error),
+            ("tests/test_calc.py::test_xfail", TestStatus::Skipped),
+        ];
+        let got: Vec<(&str, TestStatus)> = t.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]
@@ -546,57 +508,44 @@ SUBFAILED(i=1) tests/test_s.py::T::test_sub - AssertionError: 1 == 1
         assert_eq!(t["tests/t.py::test_a"], TestStatus::Passed);
     }
 
-    /// Real `python -m unittest discover -v -s tests` output from CPython 3.12, trimmed.
-    const UNITTEST_LOG: &str = "test_add (test_calc.TestCalc.test_add) ... ok
-test_div (test_calc.TestCalc.test_div)
-Division rounds towards zero. ... FAIL
-test_boom (test_calc.TestCalc.test_boom) ... ERROR
-test_skip (test_calc.TestCalc.test_skip) ... skipped 'not today'
-test_xf (test_calc.TestCalc.test_xf) ... expected failure
-setUpClass (test_io.TestIO) ... ERROR
-test_bad (unittest.loader._FailedTest.test_bad) ... ERROR
-
-======================================================================
-FAIL: test_div (test_calc.TestCalc.test_div)
-Division rounds towards zero.
-----------------------------------------------------------------------
-Traceback (most recent call last):
-  File \"/repo/tests/test_calc.py\", line 9, in test_div
-AssertionError: 1 != 0
-
-----------------------------------------------------------------------
-Ran 6 tests in 0.010s
-
-FAILED (failures=1, errors=3, skipped=1, expected failures=1)
-";
+    /// A real log: `python -m unittest discover -v -s tests` in the guest over a suite with a
+    /// failure, an error, a skip, an expected failure, failing subtests, a docstring, a failing
+    /// `setUpClass` and an unimportable module.
+    const UNITTEST_LOG: &str = include_str!("testrun_fixtures/unittest-v.log");
 
     #[test]
     fn unittest_log_maps_to_pytest_ids() {
         let t = parse_unittest(UNITTEST_LOG, "tests/");
-        let get = |id: &str| t.get(id).copied();
-        assert_eq!(
-            get("tests/test_calc.py::TestCalc::test_add"),
-            Some(TestStatus::Passed)
-        );
-        assert_eq!(
-            get("tests/test_calc.py::TestCalc::test_div"),
-            Some(TestStatus::Failed)
-        );
-        assert_eq!(
-            get("tests/test_calc.py::TestCalc::test_boom"),
-            Some(TestStatus::Error)
-        );
-        assert_eq!(
-            get("tests/test_calc.py::TestCalc::test_skip"),
-            Some(TestStatus::Skipped)
-        );
-        assert_eq!(
-            get("tests/test_calc.py::TestCalc::test_xf"),
-            Some(TestStatus::Skipped)
-        );
-        assert_eq!(get("tests/test_io.py::TestIO"), Some(TestStatus::Error));
-        assert_eq!(get("tests/test_bad.py"), Some(TestStatus::Error));
-        assert_eq!(t.len(), 7, "{t:#?}");
+        let expected = [
+            ("tests/test_broken.py", TestStatus::Error),
+            (
+                "tests/test_shapes.py::AreaTests::test_later",
+                TestStatus::Skipped,
+            ),
+            (
+                "tests/test_shapes.py::AreaTests::test_square",
+                TestStatus::Passed,
+            ),
+            (
+                "tests/test_shapes.py::AreaTests::test_sub",
+                TestStatus::Failed,
+            ),
+            (
+                "tests/test_shapes.py::AreaTests::test_triangle",
+                TestStatus::Failed,
+            ),
+            (
+                "tests/test_shapes.py::AreaTests::test_unknown",
+                TestStatus::Error,
+            ),
+            (
+                "tests/test_shapes.py::AreaTests::test_xf",
+                TestStatus::Skipped,
+            ),
+            ("tests/test_shapes.py::SetupFails", TestStatus::Error),
+        ];
+        let got: Vec<(&str, TestStatus)> = t.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]
