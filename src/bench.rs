@@ -5,7 +5,7 @@
 use crate::guest::{GuestError, Python, PythonRun, RuntimeSettings};
 use crate::sandbox::{Determinism, Limits, RunRequest, Sandbox, SandboxError, SandboxSettings};
 use crate::snapshot::{Snapshot, SnapshotError};
-use crate::testrun::{Runner, TestCommand};
+use crate::testrun::{Runner, TestCommand, TestStatus};
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
@@ -313,35 +313,26 @@ fn suite_times(python: &Python, settings: &BenchSettings) -> Result<SuiteTimes, 
         detail,
     };
     let native = || {
-        let args: Vec<String> = command
-            .args
-            .iter()
-            .map(|a| {
-                if a.starts_with("--basetemp=") {
-                    format!("--basetemp={}", scratch.join("pytest").display())
-                } else {
-                    a.clone()
-                }
-            })
-            .collect();
-        let started = Instant::now();
-        let output = Command::new(&settings.host_python)
-            .args(&args)
-            .current_dir(&settings.suite)
-            .env("PYTHONPATH", python.site_dir())
-            .env("PYTHONPYCACHEPREFIX", scratch.join("pycache"))
-            .output()
-            .map_err(|e| native_error(e.to_string()))?;
-        let elapsed = started.elapsed();
-        if !output.status.success() {
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let last = stdout.lines().last().unwrap_or("").to_owned();
+        let run = crate::testrun::run_tests_native(
+            &settings.host_python,
+            &settings.suite,
+            &command,
+            &[python.site_dir().to_owned()],
+            &scratch,
+        )
+        .map_err(|e| native_error(e.to_string()))?;
+        let failing = run
+            .tests
+            .values()
+            .filter(|s| matches!(s, TestStatus::Failed | TestStatus::Error))
+            .count();
+        if run.tests.is_empty() || failing > 0 {
             return Err(native_error(format!(
-                "exit {:?}: {last}",
-                output.status.code()
+                "{} tests, {failing} failing",
+                run.tests.len()
             )));
         }
-        Ok(elapsed)
+        Ok(run.duration)
     };
     native()?;
     let native_samples = (0..settings.suite_runs)

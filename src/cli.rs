@@ -2,6 +2,7 @@
 //! commands' human and JSON output. This is the only module that uses `anyhow`.
 
 use crate::bench::{self, BenchSettings};
+use crate::corpus::{self, ImportSettings, SourceSpec, Split, Store};
 use crate::demo::{self, DemoSettings};
 use crate::guest::{Python, PythonRun, RuntimeSettings};
 use crate::sandbox::{Determinism, FsLimits, Limits, Outcome};
@@ -35,6 +36,10 @@ struct Cli {
     /// Print no progress while fetching and preparing the runtime
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Corpus store for imported projects
+    /// [default: $SPAR_DATA_DIR/corpus, $XDG_DATA_HOME/spar/corpus or ~/.local/share/spar/corpus]
+    #[arg(long, global = true, value_name = "DIR")]
+    corpus_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +54,9 @@ enum Command {
     Demo(DemoArgs),
     /// Measure sandbox overhead, throughput, and sandboxed vs native test-suite time
     Bench(BenchArgs),
+    /// Import real projects and manage the corpus store
+    #[command(subcommand)]
+    Corpus(CorpusCommand),
     /// Fetch, verify and prepare the guest runtime now instead of on first use
     Setup,
     /// Internal: one worker process of `spar bench`'s processes-vs-threads measurement
@@ -58,6 +66,59 @@ enum Command {
         #[arg(long)]
         runs: usize,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum CorpusCommand {
+    /// Import a project: pypi:NAME==VERSION, git:PATH or dir:PATH (or --defaults)
+    Add {
+        /// Where to import from
+        #[arg(required_unless_present = "defaults", conflicts_with = "defaults")]
+        source: Option<String>,
+        /// Import the built-in corpus and every project in corpora/pypi.toml
+        #[arg(long)]
+        defaults: bool,
+        /// Name in the store [default: the project's name]
+        #[arg(long, conflicts_with = "defaults")]
+        name: Option<String>,
+        /// train or heldout [default: the project's spar.toml, else train]
+        #[arg(long, value_enum)]
+        split: Option<SplitArg>,
+    },
+    /// List stored projects
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one project's manifest, including excluded tests and why
+    Show {
+        /// The project
+        name: String,
+        /// Print JSON instead of TOML
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a project from the store
+    Rm {
+        /// The project
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum SplitArg {
+    Train,
+    Heldout,
+}
+
+impl From<SplitArg> for Split {
+    fn from(s: SplitArg) -> Split {
+        match s {
+            SplitArg::Train => Split::Train,
+            SplitArg::Heldout => Split::Heldout,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -123,7 +184,7 @@ impl LimitArgs {
             } else {
                 Determinism::Seeded { seed: self.seed }
             },
-            stdin: Vec::new(),
+            ..PythonRun::default()
         })
     }
 }
@@ -293,6 +354,14 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Corpus(command) => {
+            let store = Store::new(
+                cli.corpus_dir
+                    .clone()
+                    .unwrap_or_else(corpus::default_store_dir),
+            );
+            corpus_command(command, &store, &runtime)
+        }
         Command::BenchWorker { runs } => {
             bench::worker(&runtime, *runs)?;
             Ok(ExitCode::SUCCESS)
@@ -378,5 +447,114 @@ fn print_test_table(repo: &std::path::Path, command: &TestCommand, report: &Test
                 .join(", ")
         );
         println!("(run with --json for the full log)");
+    }
+}
+
+fn corpus_command(
+    command: &CorpusCommand,
+    store: &Store,
+    runtime: &RuntimeSettings,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        CorpusCommand::Add {
+            source,
+            defaults,
+            name,
+            split,
+        } => {
+            let python = Python::new(runtime)?;
+            let settings = ImportSettings {
+                name: name.clone(),
+                split: split.map(Split::from),
+                host_python: runtime.host_python.clone(),
+                progress: runtime.progress,
+            };
+            if *defaults {
+                let builtin = demo::default_corpus_dir();
+                let list = builtin.join("pypi.toml");
+                let results = corpus::import_defaults(&python, store, &builtin, &list, &settings)?;
+                let mut failed = 0;
+                for (label, result) in &results {
+                    match result {
+                        Ok(report) => print!("{report}"),
+                        Err(e) => {
+                            failed += 1;
+                            println!("{label}: FAILED: {e}");
+                        }
+                    }
+                }
+                println!(
+                    "\n{} of {} projects in the corpus at {}",
+                    results.len() - failed,
+                    results.len(),
+                    store.root().display()
+                );
+                return Ok(if failed == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            let spec = SourceSpec::parse(source.as_deref().unwrap_or_default())?;
+            let report = corpus::import(&python, store, &spec, &settings)?;
+            print!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        CorpusCommand::List { json } => {
+            let projects = store.list()?;
+            if *json {
+                let manifests: Vec<_> = projects.iter().map(|p| &p.manifest).collect();
+                print_json(&manifests)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<20} {:<26} {:<8} {:>6} {:>7} {:>13} {:>11} {:>10} {:>6}",
+                "NAME",
+                "SOURCE",
+                "SPLIT",
+                "FILES",
+                "LINES",
+                "TESTS USABLE",
+                "SANDBOX ms",
+                "NATIVE ms",
+                "RATIO"
+            );
+            for p in &projects {
+                let m = &p.manifest;
+                let s = &m.stats;
+                println!(
+                    "{:<20} {:<26} {:<8} {:>6} {:>7} {:>13} {:>11.0} {:>10} {:>6}",
+                    m.name,
+                    m.source.short(),
+                    m.split.to_string(),
+                    s.files,
+                    s.lines,
+                    format!("{}/{}", s.tests_usable, s.tests_total),
+                    s.sandbox_ms,
+                    s.native_ms.map_or("-".into(), |n| format!("{n:.0}")),
+                    s.native_ms
+                        .map_or("-".into(), |n| format!("{:.2}x", s.sandbox_ms / n)),
+                );
+            }
+            if projects.is_empty() {
+                println!("(empty: add projects with `spar corpus add pypi:NAME==VERSION` or `spar corpus add --defaults`)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CorpusCommand::Show { name, json } => {
+            let project = store.get(name)?;
+            if *json {
+                print_json(&project.manifest)?;
+            } else {
+                println!("# {}", project.dir.display());
+                print!("{}", toml::to_string_pretty(&project.manifest)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CorpusCommand::Rm { name } => {
+            store.remove(name)?;
+            println!("removed {name}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -17,7 +17,6 @@ use crate::snapshot::{FileChange, Snapshot, SnapshotError};
 use serde::Deserialize;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const RUNTIME_TOML: &str = include_str!("../guest-runtimes/python/runtime.toml");
 const SITECUSTOMIZE: &str = include_str!("../guest-runtimes/python/lib/sitecustomize.py");
@@ -25,20 +24,16 @@ const SITECUSTOMIZE: &str = include_str!("../guest-runtimes/python/lib/sitecusto
 /// Where the repository is mounted in the guest; runs start there.
 pub const REPO_MOUNT: &str = "/repo";
 const SITE_MOUNT: &str = "/site";
+/// Where a project's own dependencies are mounted (read-only) when it has any.
+pub const DEPS_MOUNT: &str = "/deps";
 const LIB_MOUNT: &str = "/spar/lib";
 
 /// Failures to fetch, verify, prepare or start the guest runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {
-    /// The host Python or its pip could not be started.
-    #[error("cannot run `{python} -m pip`: install Python 3 with pip, or set SPAR_PYTHON to one that has it")]
-    PipMissing {
-        /// The Python executable tried.
-        python: String,
-        /// Why it could not start.
-        #[source]
-        source: std::io::Error,
-    },
+    /// pip could not fetch a pinned package.
+    #[error("{0}; check that PyPI is reachable and retry")]
+    Pip(#[from] crate::pip::PipError),
     /// pip ran but could not download a pinned package.
     #[error("pip could not download {package}: {detail}; check that PyPI is reachable and retry")]
     Download {
@@ -164,6 +159,10 @@ pub struct PythonRun {
     pub determinism: Determinism,
     /// Bytes on stdin.
     pub stdin: Vec<u8>,
+    /// Extra import roots (guest paths such as `/repo/src`), searched before everything else.
+    pub python_path: Vec<String>,
+    /// The project's own dependencies, mounted read-only at [`DEPS_MOUNT`] and importable.
+    pub deps: Option<Snapshot>,
 }
 
 /// A ready Python guest: the sandbox with CPython loaded, and the shared read-only trees.
@@ -233,39 +232,59 @@ impl Python {
         let request = request(&self.site, &self.lib, repo.clone(), args, run, false);
         Ok(self.sandbox.run(request)?)
     }
+
+    /// Compiles every module in `tree` to bytecode inside the guest and returns the tree with
+    /// the `__pycache__` files added. Unchecked-hash pycs stay valid whatever mtimes the file
+    /// system reports, so a read-only mount of the result never recompiles.
+    pub fn precompile(&self, tree: &Snapshot) -> Result<Snapshot, GuestError> {
+        precompile(&self.sandbox, &self.site, &self.lib, tree)
+    }
 }
 
-/// A guest run of `python ARGS...` with the standard mounts.
+/// A guest run of `python ARGS...` with the standard mounts. `writable_deps` makes the tree
+/// being precompiled writable: `/deps` when the run has deps, else `/site`.
 fn request(
     site: &Snapshot,
     lib: &Snapshot,
     repo: Snapshot,
     args: &[String],
     run: &PythonRun,
-    site_writable: bool,
+    writable_deps: bool,
 ) -> RunRequest {
     let mut argv = vec!["python".to_owned()];
     argv.extend(args.iter().cloned());
+    let mut python_path = vec![LIB_MOUNT.to_owned()];
+    python_path.extend(run.python_path.iter().cloned());
+    let mut mounts = vec![
+        Mount {
+            path: REPO_MOUNT.into(),
+            snapshot: repo,
+            writable: true,
+        },
+        Mount {
+            path: SITE_MOUNT.into(),
+            snapshot: site.clone(),
+            writable: writable_deps && run.deps.is_none(),
+        },
+        Mount {
+            path: LIB_MOUNT.into(),
+            snapshot: lib.clone(),
+            writable: false,
+        },
+    ];
+    if let Some(deps) = &run.deps {
+        python_path.push(DEPS_MOUNT.to_owned());
+        mounts.push(Mount {
+            path: DEPS_MOUNT.into(),
+            snapshot: deps.clone(),
+            writable: writable_deps,
+        });
+    }
+    python_path.push(SITE_MOUNT.to_owned());
     RunRequest {
         argv,
-        env: guest_env(REPO_MOUNT),
-        mounts: vec![
-            Mount {
-                path: REPO_MOUNT.into(),
-                snapshot: repo,
-                writable: true,
-            },
-            Mount {
-                path: SITE_MOUNT.into(),
-                snapshot: site.clone(),
-                writable: site_writable,
-            },
-            Mount {
-                path: LIB_MOUNT.into(),
-                snapshot: lib.clone(),
-                writable: false,
-            },
-        ],
+        env: guest_env(REPO_MOUNT, &python_path.join(":")),
+        mounts,
         stdin: run.stdin.clone(),
         limits: run.limits,
         determinism: run.determinism,
@@ -273,9 +292,9 @@ fn request(
 }
 
 /// The guest's whole environment. Nothing of the host's is passed on.
-fn guest_env(cwd: &str) -> Vec<(String, String)> {
+fn guest_env(cwd: &str, python_path: &str) -> Vec<(String, String)> {
     [
-        ("PYTHONPATH", format!("{LIB_MOUNT}:{SITE_MOUNT}")),
+        ("PYTHONPATH", python_path.to_owned()),
         // Bytecode written into /repo would show up as changes to the repository.
         ("PYTHONDONTWRITEBYTECODE", "1".into()),
         ("PYTHONUTF8", "1".into()),
@@ -352,55 +371,23 @@ impl Fetcher<'_> {
             .cache_dir
             .join("downloads")
             .join(format!(".{package}-{}", unique_suffix()));
-        std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
-        let python = &self.settings.host_python;
-        let output = Command::new(python)
-            .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
-            .args([
-                "--python-version",
-                "3.12",
-                "--disable-pip-version-check",
-                "--no-input",
-            ])
-            .arg("-d")
-            .arg(&dir)
-            .arg(&spec)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|source| GuestError::PipMissing {
-                python: python.clone(),
-                source,
+        let flags = [
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+        ];
+        let files = crate::pip::download(&self.settings.host_python, &dir, &flags, &[spec.clone()])
+            .inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&dir);
             })?;
-        if !output.status.success() {
-            let _ = std::fs::remove_dir_all(&dir);
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let detail = stderr
-                .lines()
-                .rfind(|l| !l.trim().is_empty())
-                .unwrap_or("pip failed without a message")
-                .trim()
-                .to_owned();
-            if detail.contains("No module named pip") {
-                return Err(GuestError::PipMissing {
-                    python: python.clone(),
-                    source: std::io::Error::other(detail),
-                });
-            }
-            return Err(GuestError::Download {
-                package: spec,
-                detail,
-            });
-        }
-        let wheel = std::fs::read_dir(&dir)
-            .map_err(|e| io_error(&dir, e))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
+        files
+            .into_iter()
             .find(|p| p.extension().is_some_and(|x| x == "whl"))
             .ok_or_else(|| GuestError::Download {
-                package: spec.clone(),
+                package: spec,
                 detail: "pip reported success but saved no wheel".into(),
-            })?;
-        Ok(wheel)
+            })
     }
 
     /// The verified wheel for `pin`, from the cache or freshly downloaded.
@@ -448,7 +435,8 @@ impl Fetcher<'_> {
         }
         let site = Snapshot::from_files(files.iter().map(|(p, c)| (p.as_str(), c.clone())))?;
         self.progress("precompiling the guest's site packages (once)...");
-        let changes = precompile(sandbox, &site, lib)?;
+        let compiled = precompile(sandbox, &Snapshot::empty(), lib, &site)?;
+        let changes = compiled.changes_from(&site);
         let staging = site_dir.with_file_name(format!(".{key}-{}", unique_suffix()));
         let written =
             files
@@ -480,33 +468,39 @@ impl Fetcher<'_> {
     }
 }
 
-/// Compiles every module of `site` to bytecode inside the guest (the host's Python may be a
-/// different version) and returns the `__pycache__` files it wrote. Unchecked-hash pycs are
-/// valid whatever the mtimes the file system reports.
+/// Compiles every module of `tree` to bytecode in the guest, with `tree` mounted writable at
+/// [`DEPS_MOUNT`] (or, while the base site itself is being prepared, at `/site`).
 fn precompile(
     sandbox: &Sandbox,
     site: &Snapshot,
     lib: &Snapshot,
-) -> Result<Vec<FileChange>, GuestError> {
+    tree: &Snapshot,
+) -> Result<Snapshot, GuestError> {
+    let preparing_site = site.files().is_empty();
+    let (mount, run) = if preparing_site {
+        (SITE_MOUNT, PythonRun::default())
+    } else {
+        (
+            DEPS_MOUNT,
+            PythonRun {
+                deps: Some(tree.clone()),
+                ..PythonRun::default()
+            },
+        )
+    };
+    let site = if preparing_site { tree } else { site };
     let args: Vec<String> = [
         "-m",
         "compileall",
         "-q",
         "--invalidation-mode",
         "unchecked-hash",
-        SITE_MOUNT,
+        mount,
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let request = request(
-        site,
-        lib,
-        Snapshot::empty(),
-        &args,
-        &PythonRun::default(),
-        true,
-    );
+    let request = request(site, lib, Snapshot::empty(), &args, &run, true);
     let result = sandbox.run(request)?;
     if result.exit_code != Some(0) {
         return Err(GuestError::Precompile(format!(
@@ -516,7 +510,7 @@ fn precompile(
             String::from_utf8_lossy(&result.stderr).trim()
         )));
     }
-    Ok(result.fs.changes(SITE_MOUNT, site))
+    Ok(tree.with_changes(&result.fs.changes(mount, tree))?)
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> GuestError {
@@ -560,7 +554,7 @@ fn read_member(wheel: &Path, member: &str) -> Result<Vec<u8>, GuestError> {
 }
 
 /// Every file of a wheel as `(relative path, contents)`; paths that could escape are refused.
-fn unpack_wheel(wheel: &Path) -> Result<Vec<(String, Vec<u8>)>, GuestError> {
+pub(crate) fn unpack_wheel(wheel: &Path) -> Result<Vec<(String, Vec<u8>)>, GuestError> {
     let mut archive = open_zip(wheel)?;
     let mut files = Vec::new();
     for i in 0..archive.len() {

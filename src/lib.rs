@@ -17,6 +17,7 @@ pub mod demo;
 mod fsutil;
 pub mod guest;
 mod par;
+pub mod pip;
 pub mod sandbox;
 pub mod snapshot;
 pub mod testrun;

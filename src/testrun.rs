@@ -287,6 +287,34 @@ fn summary_line(line: &str) -> Option<(&str, TestStatus)> {
     (!id.is_empty()).then_some((id, status))
 }
 
+/// The one-line message pytest's short summary gives each failing or erroring test
+/// (`FAILED id - message`), for explaining why a test is not usable.
+pub fn pytest_messages(log: &str) -> BTreeMap<String, String> {
+    let mut messages = BTreeMap::new();
+    let mut in_summary = false;
+    for line in log.lines() {
+        if line.starts_with('=') {
+            in_summary = line.contains(" short test summary info ");
+            continue;
+        }
+        if !in_summary {
+            continue;
+        }
+        let Some((word, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let word = word.split('(').next().unwrap_or(word);
+        if matches!(word, "FAILED" | "ERROR" | "SUBFAILED") {
+            if let Some((id, message)) = rest.split_once(" - ") {
+                messages
+                    .entry(id.trim().to_owned())
+                    .or_insert_with(|| message.trim().to_owned());
+            }
+        }
+    }
+    messages
+}
+
 /// Parses `python -m unittest -v` output (stderr). `module_prefix` is prepended to module
 /// paths when discovery ran from a directory that is not a package.
 pub fn parse_unittest(log: &str, module_prefix: &str) -> BTreeMap<String, TestStatus> {
@@ -440,6 +468,55 @@ impl TestReport {
     }
 }
 
+/// A run of a suite with the host's own Python, for comparison with the sandbox.
+pub struct NativeRun {
+    /// Per-test results, parsed like the sandbox's.
+    pub tests: BTreeMap<String, TestStatus>,
+    /// pytest's failure messages.
+    pub messages: BTreeMap<String, String>,
+    /// Wall time of the whole process.
+    pub duration: std::time::Duration,
+}
+
+/// Runs `command` natively with `python` in `dir` (a host copy of the repository), with
+/// `python_path` as `PYTHONPATH`. Bytecode and pytest's temp files go to `scratch`, so the
+/// copy stays as it was.
+pub fn run_tests_native(
+    python: &str,
+    dir: &std::path::Path,
+    command: &TestCommand,
+    python_path: &[std::path::PathBuf],
+    scratch: &std::path::Path,
+) -> std::io::Result<NativeRun> {
+    let args: Vec<String> = command
+        .args
+        .iter()
+        .map(|a| match a.strip_prefix("--basetemp=") {
+            Some(_) => format!("--basetemp={}", scratch.join("pytest").display()),
+            None => a.clone(),
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(python)
+        .args(&args)
+        .current_dir(dir)
+        .env(
+            "PYTHONPATH",
+            std::env::join_paths(python_path).map_err(std::io::Error::other)?,
+        )
+        .env("PYTHONPYCACHEPREFIX", scratch.join("pycache"))
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    let duration = started.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Ok(NativeRun {
+        tests: command.parse(&stdout, &stderr),
+        messages: pytest_messages(&stdout),
+        duration,
+    })
+}
+
 /// Runs `command` over `repo` in the guest and parses the results.
 pub fn run_tests(
     python: &Python,
@@ -477,6 +554,21 @@ mod tests {
         ];
         let got: Vec<(&str, TestStatus)> = t.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn pytest_messages_come_from_the_summary() {
+        let m = pytest_messages(PYTEST_LOG);
+        assert_eq!(m["tests/test_calc.py::test_div"], "assert 0.5 == 0.4");
+        assert_eq!(
+            m["tests/test_calc.py::test_teardown"],
+            "RuntimeError: teardown"
+        );
+        assert_eq!(
+            m["tests/test_calc.py::TestCase::test_sub"],
+            "AssertionError: 1 == 1"
+        );
+        assert!(!m.contains_key("tests/test_calc.py::test_ok"));
     }
 
     #[test]

@@ -1,8 +1,21 @@
-//! Corpus projects: repositories spar runs, each described by a `spar.toml` manifest.
+//! Corpus projects: the repositories spar runs.
 //!
 //! The built-in corpus lives in `corpora/`, one directory per project written by this
-//! project. A manifest names the project and its split: `train` projects feed self-play,
-//! `heldout` ones are kept for evaluating on repositories the policy never saw.
+//! project, each described by a `spar.toml` (name, description, split: `train` projects feed
+//! self-play, `heldout` ones are kept for evaluating on repositories the policy never saw).
+//! Real projects are imported from PyPI, local git repositories or directories into a
+//! [`Store`], with their dependencies pinned and their tests sorted into usable and excluded.
+
+mod import;
+mod store;
+
+pub use import::{
+    import, import_defaults, DefaultProject, ImportReport, ImportSettings, SourceSpec,
+};
+pub use store::{
+    default_store_dir, Dependency, Layout, ProjectManifest, Source, Stats, Store, StoredProject,
+    TestInventory,
+};
 
 use crate::snapshot::{Snapshot, SnapshotError};
 use serde::{Deserialize, Serialize};
@@ -34,6 +47,65 @@ pub enum CorpusError {
     /// A project's files could not be read.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// A store file could not be read or written.
+    #[error("cannot access {path}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No stored project has this name.
+    #[error("no project named {0:?} in the corpus store; `spar corpus list` shows what is there")]
+    NoSuchProject(String),
+    /// Another project already has this name.
+    #[error("a different project named {0:?} is already in the corpus store; remove it with `spar corpus rm {0}` or pick another name with --name")]
+    NameTaken(String),
+    /// The source argument is malformed.
+    #[error("invalid source {0:?}: use pypi:NAME==VERSION, git:PATH or dir:PATH")]
+    BadSource(String),
+    /// A PyPI download failed.
+    #[error("{project}: {source}")]
+    Pip {
+        /// The project.
+        project: String,
+        /// What pip said.
+        #[source]
+        source: crate::pip::PipError,
+    },
+    /// A downloaded sdist or archive is unusable.
+    #[error("{project}: {detail}")]
+    Archive {
+        /// The project.
+        project: String,
+        /// What is wrong and what to do.
+        detail: String,
+    },
+    /// A git repository could not be read.
+    #[error("{path}: cannot read the git repository ({detail}); pass the top-level directory of a repository with at least one commit")]
+    Git {
+        /// The path given.
+        path: PathBuf,
+        /// What gix reported.
+        detail: String,
+    },
+    /// The project has no tests spar can find.
+    #[error("{0}: no tests found (no tests/ or test/ directory and no test_*.py files); spar needs a test suite to use a project")]
+    NoTests(String),
+    /// No test passed in the sandbox.
+    #[error("{project}: none of its {total} tests passed in the sandbox, so it cannot serve as an oracle ({hint})")]
+    NothingUsable {
+        /// The project.
+        project: String,
+        /// Tests collected.
+        total: usize,
+        /// The most common reason, or the guest's last output.
+        hint: String,
+    },
+    /// The guest failed.
+    #[error(transparent)]
+    Guest(#[from] crate::guest::GuestError),
 }
 
 /// Whether a project may be used for training or is held out for evaluation.

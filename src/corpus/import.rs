@@ -1,0 +1,1233 @@
+//! Importing projects into the [`Store`]: from PyPI sdists, local git repositories and plain
+//! directories. Every import runs the same pipeline: find the code and tests, resolve the
+//! project's pure-Python dependencies into pinned wheels, run the suite twice in the sandbox
+//! and once natively, and keep as oracle-usable only tests that passed in both sandbox runs.
+//! Every other test is recorded with the reason it was excluded.
+
+use super::store::{
+    guest_python_path, valid_name, write_tree, Dependency, Layout, ProjectManifest, Source, Stats,
+    Store, StoredProject, TestInventory,
+};
+use super::{CorpusError, Split};
+use crate::fsutil::sha256_hex;
+use crate::guest::{Python, PythonRun};
+use crate::snapshot::{Entry, Snapshot};
+use crate::testrun::{self, Runner, TestCommand, TestReport, TestStatus};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Packages the guest's base site already provides; a project never gets a second copy.
+const PROVIDED: &[&str] = &["pytest", "pluggy", "iniconfig", "packaging", "pygments"];
+
+/// Development tools that test extras list but suites do not need to run.
+const TOOLS: &[&str] = &[
+    "pytest-cov",
+    "coverage",
+    "pytest-xdist",
+    "pytest-randomly",
+    "pytest-benchmark",
+    "pytest-timeout",
+    "pytest-mypy",
+    "pytest-flake8",
+    "pytest-black",
+    "pytest-ruff",
+    "pytest-sugar",
+    "pytest-html",
+    "flake8",
+    "black",
+    "mypy",
+    "ruff",
+    "pylint",
+    "isort",
+    "tox",
+    "nox",
+    "pre-commit",
+    "twine",
+    "codecov",
+    "check-manifest",
+    "wheel",
+    "setuptools",
+    "build",
+    "sphinx",
+    "coveralls",
+];
+
+/// Where to import from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// `pypi:NAME==VERSION`, optionally with the sdist's expected sha256.
+    Pypi {
+        /// Project name.
+        name: String,
+        /// Exact version.
+        version: String,
+        /// The sdist must have this sha256, when given.
+        sha256: Option<String>,
+    },
+    /// `git:PATH`.
+    Git(PathBuf),
+    /// `dir:PATH`.
+    Dir(PathBuf),
+}
+
+impl SourceSpec {
+    /// Parses `pypi:NAME==VERSION`, `git:PATH` or `dir:PATH`.
+    pub fn parse(text: &str) -> Result<SourceSpec, CorpusError> {
+        let bad = || CorpusError::BadSource(text.to_owned());
+        let (kind, rest) = text.split_once(':').ok_or_else(bad)?;
+        match kind {
+            "pypi" => {
+                let (name, version) = rest.split_once("==").ok_or_else(bad)?;
+                let (name, version) = (name.trim(), version.trim());
+                if name.is_empty() || version.is_empty() || !valid_name(name) {
+                    return Err(bad());
+                }
+                Ok(SourceSpec::Pypi {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                    sha256: None,
+                })
+            }
+            "git" if !rest.is_empty() => Ok(SourceSpec::Git(PathBuf::from(rest))),
+            "dir" if !rest.is_empty() => Ok(SourceSpec::Dir(PathBuf::from(rest))),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// How to import.
+#[derive(Clone, Debug)]
+pub struct ImportSettings {
+    /// Name in the store (default: the project's own name).
+    pub name: Option<String>,
+    /// Split (default: the project's `spar.toml`, else train).
+    pub split: Option<Split>,
+    /// The host Python, for pip and the native baseline.
+    pub host_python: String,
+    /// Print steps to stderr.
+    pub progress: bool,
+}
+
+/// The result of an import.
+#[derive(Debug)]
+pub struct ImportReport {
+    /// The stored project.
+    pub project: StoredProject,
+    /// It was already in the store with the same source; nothing was done.
+    pub already_present: bool,
+}
+
+/// What was fetched, before the common pipeline.
+struct Acquired {
+    name: String,
+    description: String,
+    split: Option<Split>,
+    repo: Snapshot,
+    source: Source,
+    requirements: Vec<String>,
+    /// `(name, version, METADATA text)` for the project's own dist-info.
+    metadata: Option<(String, String, String)>,
+}
+
+/// Imports one project. Adding the same project again is a no-op; a failed import leaves
+/// nothing in the store.
+pub fn import(
+    python: &Python,
+    store: &Store,
+    spec: &SourceSpec,
+    settings: &ImportSettings,
+) -> Result<ImportReport, CorpusError> {
+    if let SourceSpec::Pypi { name, version, .. } = spec {
+        let stored_name = settings.name.clone().unwrap_or_else(|| name.to_lowercase());
+        if let Ok(existing) = store.get(&stored_name) {
+            let wanted = format!("{name}=={version}");
+            return match &existing.manifest.source {
+                Source::Pypi { spec, .. } if spec.eq_ignore_ascii_case(&wanted) => {
+                    Ok(ImportReport {
+                        project: existing,
+                        already_present: true,
+                    })
+                }
+                _ => Err(CorpusError::NameTaken(stored_name)),
+            };
+        }
+    }
+    let staging = store.staging("import")?;
+    let result = (|| {
+        let acquired = acquire(spec, &staging, settings)?;
+        let name = settings
+            .name
+            .clone()
+            .unwrap_or_else(|| acquired.name.clone());
+        if !valid_name(&name) {
+            return Err(CorpusError::BadSource(format!(
+                "{name} (not usable as a project name; pass --name)"
+            )));
+        }
+        if let Ok(existing) = store.get(&name) {
+            return if existing.manifest.source == acquired.source {
+                Ok(ImportReport {
+                    project: existing,
+                    already_present: true,
+                })
+            } else {
+                Err(CorpusError::NameTaken(name))
+            };
+        }
+        let manifest = build(python, &staging, name, acquired, settings)?;
+        Ok(ImportReport {
+            project: store.commit(&staging, &manifest)?,
+            already_present: false,
+        })
+    })();
+    if staging.exists() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+fn progress(settings: &ImportSettings, name: &str, message: &str) {
+    if settings.progress {
+        eprintln!("spar: {name}: {message}");
+    }
+}
+
+fn acquire(
+    spec: &SourceSpec,
+    staging: &Path,
+    settings: &ImportSettings,
+) -> Result<Acquired, CorpusError> {
+    match spec {
+        SourceSpec::Pypi {
+            name,
+            version,
+            sha256,
+        } => acquire_pypi(name, version, sha256.as_deref(), staging, settings),
+        SourceSpec::Dir(path) => {
+            let (repo, _) = Snapshot::from_dir(path)?;
+            let source = Source::Dir {
+                path: path.display().to_string(),
+                content_hash: repo.content_hash().to_owned(),
+            };
+            Ok(local(path, repo, source))
+        }
+        SourceSpec::Git(path) => acquire_git(path, staging),
+    }
+}
+
+/// The fields of an import from the host: name and split from `spar.toml` when present,
+/// requirements from `pyproject.toml`.
+fn local(path: &Path, repo: Snapshot, source: Source) -> Acquired {
+    let dir_name = std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "project".into());
+    let builtin = repo
+        .file(super::MANIFEST)
+        .and_then(|t| toml::from_str::<super::Manifest>(&String::from_utf8_lossy(&t)).ok());
+    let pyproject = pyproject(&repo);
+    let (name, description, split) = match builtin {
+        Some(m) => (m.name, m.description, Some(m.split)),
+        None => (
+            pyproject.name.clone().unwrap_or(dir_name),
+            pyproject.description.clone().unwrap_or_default(),
+            None,
+        ),
+    };
+    let metadata = pyproject.name.as_ref().map(|n| {
+        let version = pyproject.version.clone().unwrap_or_else(|| "0".into());
+        let text = format!("Metadata-Version: 2.1\nName: {n}\nVersion: {version}\n");
+        (n.clone(), version, text)
+    });
+    Acquired {
+        name: name.to_lowercase(),
+        description,
+        split,
+        repo,
+        source,
+        requirements: pyproject.requirements,
+        metadata,
+    }
+}
+
+#[derive(Default)]
+struct Pyproject {
+    name: Option<String>,
+    version: Option<String>,
+    description: Option<String>,
+    requirements: Vec<String>,
+}
+
+fn pyproject(repo: &Snapshot) -> Pyproject {
+    #[derive(Deserialize)]
+    struct File {
+        project: Option<Project>,
+    }
+    #[derive(Deserialize)]
+    struct Project {
+        name: Option<String>,
+        version: Option<String>,
+        description: Option<String>,
+        #[serde(default)]
+        dependencies: Vec<String>,
+        #[serde(default, rename = "optional-dependencies")]
+        optional: BTreeMap<String, Vec<String>>,
+    }
+    let Some(text) = repo.file("pyproject.toml") else {
+        return Pyproject::default();
+    };
+    let Ok(File { project: Some(p) }) = toml::from_str::<File>(&String::from_utf8_lossy(&text))
+    else {
+        return Pyproject::default();
+    };
+    let mut requirements = p.dependencies;
+    for extra in ["test", "tests", "testing"] {
+        requirements.extend(p.optional.get(extra).into_iter().flatten().cloned());
+    }
+    Pyproject {
+        name: p.name,
+        version: p.version,
+        description: p.description,
+        requirements,
+    }
+}
+
+fn acquire_pypi(
+    name: &str,
+    version: &str,
+    expected_sha256: Option<&str>,
+    staging: &Path,
+    settings: &ImportSettings,
+) -> Result<Acquired, CorpusError> {
+    let spec = format!("{name}=={version}");
+    progress(
+        settings,
+        name,
+        &format!("downloading the sdist of {spec} from PyPI"),
+    );
+    let download_dir = staging.join("download");
+    let flags = ["--no-deps", "--no-binary", ":all:"];
+    let files = crate::pip::download(
+        &settings.host_python,
+        &download_dir,
+        &flags,
+        &[spec.clone()],
+    )
+    .map_err(|source| CorpusError::Pip {
+        project: spec.clone(),
+        source,
+    })?;
+    let sdist = files.first().ok_or_else(|| CorpusError::Archive {
+        project: spec.clone(),
+        detail: "pip saved no sdist; the project may publish wheels only, which carry no tests"
+            .into(),
+    })?;
+    let bytes = std::fs::read(sdist).map_err(|source| CorpusError::Io {
+        path: sdist.clone(),
+        source,
+    })?;
+    let sha256 = sha256_hex(&bytes);
+    if let Some(expected) = expected_sha256 {
+        if expected != sha256 {
+            return Err(CorpusError::Archive {
+                project: spec,
+                detail: format!("the sdist has sha256 {sha256}, but its pin is {expected}; the download is corrupt or the release was replaced"),
+            });
+        }
+    }
+    let file_name = sdist
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let files = extract_sdist(&file_name, &bytes).map_err(|detail| CorpusError::Archive {
+        project: spec.clone(),
+        detail: format!("{file_name} is not a readable archive ({detail}); retry the import, the download may be corrupt"),
+    })?;
+    let _ = std::fs::remove_dir_all(&download_dir);
+    let repo = Snapshot::from_files(files)?;
+    let pkg_info = repo
+        .file("PKG-INFO")
+        .map(|t| String::from_utf8_lossy(&t).into_owned())
+        .unwrap_or_default();
+    let headers = parse_headers(&pkg_info);
+    let header = |key: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+    };
+    let mut requirements: Vec<String> = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Requires-Dist"))
+        .map(|(_, v)| v.clone())
+        .collect();
+    if requirements.is_empty() {
+        requirements = pyproject(&repo).requirements;
+    }
+    let metadata = (!pkg_info.is_empty()).then(|| {
+        (
+            header("Name").unwrap_or_else(|| name.to_owned()),
+            header("Version").unwrap_or_else(|| version.to_owned()),
+            pkg_info.clone(),
+        )
+    });
+    Ok(Acquired {
+        name: name.to_lowercase(),
+        description: header("Summary").unwrap_or_default(),
+        split: None,
+        repo,
+        source: Source::Pypi {
+            spec,
+            sdist: file_name,
+            sha256,
+        },
+        requirements,
+        metadata,
+    })
+}
+
+/// `Key: value` headers of an RFC 822-style metadata file (PKG-INFO), up to the body.
+fn parse_headers(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = out.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            out.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    out
+}
+
+/// The files of an sdist (`.tar.gz` or `.zip`) without its top-level directory. Members with
+/// unsafe paths and links are dropped.
+fn extract_sdist(file_name: &str, bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut raw: Vec<(String, Vec<u8>)> = Vec::new();
+    if file_name.ends_with(".zip") {
+        let mut archive =
+            zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| e.to_string())?;
+        for i in 0..archive.len() {
+            let mut entry = archive.by_index(i).map_err(|e| e.to_string())?;
+            if entry.is_dir() {
+                continue;
+            }
+            let Some(path) = entry.enclosed_name() else {
+                continue;
+            };
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(|e| e.to_string())?;
+            raw.push((path.to_string_lossy().into_owned(), data));
+        }
+    } else if file_name.ends_with(".tar.gz") || file_name.ends_with(".tgz") {
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+        for entry in archive.entries().map_err(|e| e.to_string())? {
+            let mut entry = entry.map_err(|e| e.to_string())?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = entry
+                .path()
+                .map_err(|e| e.to_string())?
+                .to_string_lossy()
+                .into_owned();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(|e| e.to_string())?;
+            raw.push((path, data));
+        }
+    } else {
+        return Err("unknown archive format".into());
+    }
+    let mut files = Vec::new();
+    for (path, data) in raw {
+        let path = path.replace('\\', "/");
+        let Some((_, inner)) = path.split_once('/') else {
+            continue;
+        };
+        let safe = !inner.is_empty()
+            && !inner.starts_with('/')
+            && !inner.split('/').any(|c| c == ".." || c == "__pycache__")
+            && !inner.ends_with(".pyc");
+        if safe {
+            files.push((inner.to_owned(), data));
+        }
+    }
+    if files.is_empty() {
+        return Err("it holds no files".into());
+    }
+    Ok(files)
+}
+
+fn acquire_git(path: &Path, staging: &Path) -> Result<Acquired, CorpusError> {
+    let git_err = |detail: String| CorpusError::Git {
+        path: path.to_owned(),
+        detail,
+    };
+    let repo = gix::open(path).map_err(|e| git_err(e.to_string()))?;
+    let mut head = repo.head_commit().map_err(|e| git_err(e.to_string()))?;
+    let head_id = head.id().to_string();
+    let commits = head
+        .ancestors()
+        .all()
+        .map_err(|e| git_err(e.to_string()))?
+        .filter_map(Result::ok)
+        .count();
+    let tree = head.tree().map_err(|e| git_err(e.to_string()))?;
+    let mut recorder = gix::traverse::tree::Recorder::default();
+    tree.traverse()
+        .breadthfirst(&mut recorder)
+        .map_err(|e| git_err(e.to_string()))?;
+    let mut files = Vec::new();
+    for entry in recorder.records {
+        if !entry.mode.is_blob() {
+            continue;
+        }
+        let object = repo
+            .find_object(entry.oid)
+            .map_err(|e| git_err(e.to_string()))?;
+        files.push((entry.filepath.to_string(), object.data.clone()));
+    }
+    head.data.clear();
+    let snapshot = Snapshot::from_files(files)?;
+    // The history travels with the project: later, history-aware bug injection reads it.
+    let git_copy = staging.join("git");
+    copy_dir(repo.git_dir(), &git_copy)
+        .map_err(|e| git_err(format!("copying its history: {e}")))?;
+    let source = Source::Git {
+        path: path.display().to_string(),
+        head: head_id,
+        commits,
+    };
+    Ok(local(path, snapshot, source))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Finds import roots and test locations.
+pub(crate) fn detect_layout(repo: &Snapshot) -> Layout {
+    let is_dir = |p: &str| matches!(repo.get(p), Some(Entry::Dir(_)));
+    let src_has_code = match repo.get("src") {
+        Some(Entry::Dir(dir)) => dir.entries().iter().any(|(name, entry)| match entry {
+            Entry::Dir(_) => repo.file(&format!("src/{name}/__init__.py")).is_some(),
+            Entry::File(_) => name.ends_with(".py"),
+        }),
+        _ => false,
+    };
+    let python_path = vec![if src_has_code { "src" } else { "." }.to_owned()];
+    let mut test_paths: Vec<String> = ["tests", "test", "testing"]
+        .into_iter()
+        .filter(|d| is_dir(d))
+        .map(str::to_owned)
+        .collect();
+    if test_paths.is_empty() {
+        let dirs: BTreeSet<String> = repo
+            .files()
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| {
+                let name = p.rsplit('/').next().unwrap_or(p);
+                name.ends_with(".py")
+                    && (name.starts_with("test_")
+                        || name.ends_with("_test.py")
+                        || name == "tests.py")
+                    && !p.starts_with("docs/")
+            })
+            .map(|p| p.clone())
+            .collect();
+        test_paths = dirs.into_iter().collect();
+    }
+    Layout {
+        python_path,
+        test_paths,
+    }
+}
+
+/// Requirements to resolve (markers kept for pip to evaluate), and the ones skipped because
+/// the base site provides them or they are development tools.
+fn requirements_to_resolve(requirements: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut keep = Vec::new();
+    let mut skipped = Vec::new();
+    for requirement in requirements {
+        let (spec, marker) = match requirement.split_once(';') {
+            Some((s, m)) => (s.trim(), m.trim().to_owned()),
+            None => (requirement.trim(), String::new()),
+        };
+        let name: String = spec
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect::<String>()
+            .to_lowercase()
+            .replace('_', "-");
+        if name.is_empty() {
+            continue;
+        }
+        let marker = match strip_test_extra(&marker) {
+            Some(m) => m,
+            None => continue,
+        };
+        if PROVIDED.contains(&name.as_str()) || TOOLS.contains(&name.as_str()) {
+            skipped.push(name);
+            continue;
+        }
+        keep.push(if marker.is_empty() {
+            spec.to_owned()
+        } else {
+            format!("{spec}; {marker}")
+        });
+    }
+    (keep, skipped)
+}
+
+/// Removes an `extra == "test"` clause from a marker. `None` when the requirement belongs to
+/// another extra (docs, dev, ...), which the suite does not need.
+fn strip_test_extra(marker: &str) -> Option<String> {
+    let Some(pos) = marker.find("extra") else {
+        return Some(marker.to_owned());
+    };
+    let rest = &marker[pos..];
+    let quoted: Vec<&str> = rest.split(['"', '\'']).collect();
+    let extra = quoted.get(1).copied().unwrap_or("");
+    if !matches!(extra, "test" | "tests" | "testing") {
+        return None;
+    }
+    let clause_end = pos + rest.find(extra).unwrap_or(0) + extra.len() + 1;
+    let mut remaining = format!(
+        "{}{}",
+        &marker[..pos],
+        &marker[clause_end.min(marker.len())..]
+    );
+    for joiner in [" and ", "and "] {
+        remaining = remaining
+            .trim()
+            .trim_end_matches(joiner.trim())
+            .trim()
+            .to_owned();
+        remaining = remaining
+            .trim_start_matches(joiner.trim())
+            .trim()
+            .to_owned();
+    }
+    Some(
+        remaining
+            .trim_matches(|c: char| c == '(' || c == ')' || c.is_whitespace())
+            .to_owned(),
+    )
+}
+
+/// Downloads pure-Python wheels for `requirements` and their dependencies. Requirements that
+/// cannot be satisfied by pure wheels are returned as unavailable.
+fn resolve_wheels(
+    host_python: &str,
+    dir: &Path,
+    requirements: &[String],
+) -> (Vec<PathBuf>, Vec<String>) {
+    if requirements.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let flags = [
+        "--only-binary=:all:",
+        "--python-version",
+        "3.12",
+        "--implementation",
+        "py",
+        "--abi",
+        "none",
+        "--platform",
+        "any",
+    ];
+    let mut unavailable = Vec::new();
+    if crate::pip::download(host_python, dir, &flags, requirements).is_err() {
+        for requirement in requirements {
+            if let Err(e) =
+                crate::pip::download(host_python, dir, &flags, std::slice::from_ref(requirement))
+            {
+                unavailable.push(format!("{requirement} ({e})"));
+            }
+        }
+    }
+    let wheels = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let dist = name
+                .split('-')
+                .next()
+                .unwrap_or("")
+                .to_lowercase()
+                .replace('_', "-");
+            !PROVIDED.contains(&dist.as_str())
+        })
+        .collect();
+    (wheels, unavailable)
+}
+
+/// Why a test that did not pass in both sandbox runs is excluded.
+fn exclusion_reason(
+    first: Option<TestStatus>,
+    second: Option<TestStatus>,
+    native: Option<TestStatus>,
+    message: &str,
+) -> String {
+    let lower = message.to_lowercase();
+    let wasi = [
+        (
+            &["subprocess", "fork", "spawn", "os.system", "popen"][..],
+            "uses subprocesses, which WASI does not have",
+        ),
+        (&["thread"][..], "uses threads, which WASI does not have"),
+        (
+            &["socket", "_ssl", "ssl", "network", "connection"][..],
+            "uses sockets or the network, which WASI does not have",
+        ),
+        (
+            &["ctypes", "cffi", "extension module", ".so"][..],
+            "needs a C extension, which the WASI interpreter cannot load",
+        ),
+        (
+            &["signal", "sigalrm", "alarm"][..],
+            "uses signals, which WASI does not have",
+        ),
+        (
+            &[
+                "function not implemented",
+                "not supported",
+                "errno 52",
+                "errno 58",
+                "enosys",
+                "notsup",
+            ][..],
+            "uses an OS feature WASI lacks",
+        ),
+    ];
+    let detail = if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    };
+    if first == Some(TestStatus::Skipped) || second == Some(TestStatus::Skipped) {
+        return "skipped in the sandbox".into();
+    }
+    if first == Some(TestStatus::Passed) || second == Some(TestStatus::Passed) {
+        return "flaky: passed in only one of two sandbox runs".into();
+    }
+    if let Some((_, reason)) = wasi
+        .iter()
+        .find(|(keys, _)| keys.iter().any(|k| lower.contains(k)))
+    {
+        return format!("{reason}{detail}");
+    }
+    match native {
+        Some(TestStatus::Passed) => format!("fails only in the sandbox{detail}"),
+        Some(status) => format!(
+            "does not pass natively either ({}){detail}",
+            status.as_str()
+        ),
+        None => format!("fails in the sandbox{detail}"),
+    }
+}
+
+fn build(
+    python: &Python,
+    staging: &Path,
+    name: String,
+    acquired: Acquired,
+    settings: &ImportSettings,
+) -> Result<ProjectManifest, CorpusError> {
+    let repo = acquired.repo;
+    let layout = detect_layout(&repo);
+    if layout.test_paths.is_empty() {
+        return Err(CorpusError::NoTests(name));
+    }
+    let mut notes = Vec::new();
+
+    progress(
+        settings,
+        &name,
+        "resolving dependencies to pure-Python wheels",
+    );
+    let (requirements, skipped) = requirements_to_resolve(&acquired.requirements);
+    if !skipped.is_empty() {
+        notes.push(format!(
+            "not installed (provided by spar or development tools): {}",
+            skipped.join(", ")
+        ));
+    }
+    let wheel_dir = staging.join("wheels");
+    let (wheels, unavailable) = resolve_wheels(&settings.host_python, &wheel_dir, &requirements);
+    if !unavailable.is_empty() {
+        notes.push("some requirements have no pure-Python wheel (C extensions cannot load under WASI); tests that need them are excluded".into());
+    }
+    let mut dependencies = Vec::new();
+    let mut deps_files: Vec<(String, Vec<u8>)> = Vec::new();
+    for wheel in &wheels {
+        let bytes = std::fs::read(wheel).map_err(|source| CorpusError::Io {
+            path: wheel.clone(),
+            source,
+        })?;
+        dependencies.push(Dependency {
+            wheel: wheel
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: sha256_hex(&bytes),
+        });
+        deps_files.extend(crate::guest::unpack_wheel(wheel)?);
+    }
+    let _ = std::fs::remove_dir_all(&wheel_dir);
+    if let Some((dist, version, text)) = &acquired.metadata {
+        // The project's own metadata, so `importlib.metadata.version(...)` works in its tests.
+        let dist_info = format!("{}-{}.dist-info", dist.replace('-', "_"), version);
+        deps_files.push((format!("{dist_info}/METADATA"), text.clone().into_bytes()));
+        deps_files.push((format!("{dist_info}/RECORD"), Vec::new()));
+    }
+    let deps = if deps_files.is_empty() {
+        None
+    } else {
+        let tree = Snapshot::from_files(deps_files)?;
+        let compiled = python.precompile(&tree)?;
+        write_tree(&staging.join("deps"), &compiled)?;
+        Some(compiled)
+    };
+
+    let mut extra: Vec<String> = Vec::new();
+    let runner = testrun::detect_runner(&repo);
+    if runner == Runner::Pytest {
+        // Project addopts often name plugins spar does not install (--cov, -n auto).
+        extra.extend(["-o".to_owned(), "addopts=".to_owned()]);
+        extra.extend(layout.test_paths.iter().cloned());
+    }
+    let command = TestCommand::for_repo(&repo, Some(runner), &extra);
+    let options = PythonRun {
+        python_path: guest_python_path(&layout),
+        deps: deps.clone(),
+        ..PythonRun::default()
+    };
+    progress(
+        settings,
+        &name,
+        "running its test suite in the sandbox (twice)",
+    );
+    let first = testrun::run_tests(python, &repo, &command, &options)?;
+    let second = testrun::run_tests(python, &repo, &command, &options)?;
+
+    progress(settings, &name, "running its test suite natively");
+    let native = run_native(python, staging, &repo, &layout, &command, settings);
+
+    let (inventory, total) = inventory(&first, &second, native.as_ref());
+    if inventory.usable.is_empty() {
+        let hint = inventory
+            .excluded
+            .values()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| last_lines(&first));
+        return Err(CorpusError::NothingUsable {
+            project: name,
+            total,
+            hint,
+        });
+    }
+    let mut categories: BTreeMap<&str, usize> = BTreeMap::new();
+    for reason in inventory.excluded.values() {
+        let key = reason.split(':').next().unwrap_or(reason);
+        *categories.entry(key).or_default() += 1;
+    }
+    for (reason, count) in categories {
+        notes.push(format!("{count} test(s) excluded: {reason}"));
+    }
+    write_tree(&staging.join("repo"), &repo)?;
+    let lines = repo
+        .files()
+        .iter()
+        .filter(|(p, _)| p.ends_with(".py"))
+        .map(|(_, c)| c.iter().filter(|b| **b == b'\n').count())
+        .sum();
+    let stats = Stats {
+        files: repo.files().len(),
+        lines,
+        tests_total: total,
+        tests_usable: inventory.usable.len(),
+        sandbox_ms: (first.run.duration_ms + second.run.duration_ms) / 2.0,
+        native_ms: native.as_ref().map(|n| n.duration.as_secs_f64() * 1e3),
+        native_passed: native.as_ref().map(|n| {
+            n.tests
+                .values()
+                .filter(|s| **s == TestStatus::Passed)
+                .count()
+        }),
+    };
+    Ok(ProjectManifest {
+        name,
+        description: acquired.description,
+        split: settings.split.or(acquired.split).unwrap_or(Split::Train),
+        notes,
+        unavailable_dependencies: unavailable,
+        source: acquired.source,
+        layout,
+        test: command,
+        stats,
+        dependencies,
+        tests: inventory,
+    })
+}
+
+fn last_lines(report: &TestReport) -> String {
+    let text = if report.run.stdout.trim().is_empty() {
+        &report.run.stderr
+    } else {
+        &report.run.stdout
+    };
+    text.lines()
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn run_native(
+    python: &Python,
+    staging: &Path,
+    repo: &Snapshot,
+    layout: &Layout,
+    command: &TestCommand,
+    settings: &ImportSettings,
+) -> Option<testrun::NativeRun> {
+    let scratch = staging.join("native");
+    let copy = scratch.join("repo");
+    write_tree(&copy, repo).ok()?;
+    let mut path: Vec<PathBuf> = layout.python_path.iter().map(|p| copy.join(p)).collect();
+    path.push(staging.join("deps"));
+    path.push(python.site_dir().to_owned());
+    let run =
+        testrun::run_tests_native(&settings.host_python, &copy, command, &path, &scratch).ok();
+    let _ = std::fs::remove_dir_all(&scratch);
+    run
+}
+
+fn inventory(
+    first: &TestReport,
+    second: &TestReport,
+    native: Option<&testrun::NativeRun>,
+) -> (TestInventory, usize) {
+    let messages = testrun::pytest_messages(&first.run.stdout);
+    let ids: BTreeSet<&String> = first.tests.keys().chain(second.tests.keys()).collect();
+    let mut inventory = TestInventory::default();
+    for id in &ids {
+        let a = first.tests.get(*id).copied();
+        let b = second.tests.get(*id).copied();
+        if a == Some(TestStatus::Passed) && b == Some(TestStatus::Passed) {
+            inventory.usable.push((*id).clone());
+        } else {
+            let native_status = native.and_then(|n| n.tests.get(*id).copied());
+            let message = messages.get(*id).map(String::as_str).unwrap_or("");
+            inventory.excluded.insert(
+                (*id).clone(),
+                exclusion_reason(a, b, native_status, message),
+            );
+        }
+    }
+    (inventory, ids.len())
+}
+
+/// One entry of `corpora/pypi.toml`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultProject {
+    /// `NAME==VERSION`.
+    pub spec: String,
+    /// The sdist's sha256.
+    pub sha256: String,
+    /// Split (default train).
+    #[serde(default)]
+    pub split: Option<Split>,
+    /// Licence, for the record.
+    pub license: String,
+}
+
+#[derive(Deserialize)]
+struct DefaultList {
+    project: Vec<DefaultProject>,
+}
+
+/// Imports the built-in corpus and every project in `list_file` (`corpora/pypi.toml`), with
+/// a progress bar. Each project's result is returned; one failure does not stop the rest.
+pub fn import_defaults(
+    python: &Python,
+    store: &Store,
+    builtin_dir: &Path,
+    list_file: &Path,
+    settings: &ImportSettings,
+) -> Result<Vec<(String, Result<ImportReport, CorpusError>)>, CorpusError> {
+    let text = std::fs::read_to_string(list_file).map_err(|source| CorpusError::Io {
+        path: list_file.to_owned(),
+        source,
+    })?;
+    let list: DefaultList = toml::from_str(&text).map_err(|e| CorpusError::Manifest {
+        path: list_file.to_owned(),
+        detail: e.message().to_owned(),
+    })?;
+    let mut jobs: Vec<(String, SourceSpec, Option<Split>)> = super::list_projects(builtin_dir)?
+        .into_iter()
+        .map(|p| (p.manifest.name.clone(), SourceSpec::Dir(p.dir), None))
+        .collect();
+    for entry in list.project {
+        let mut spec = SourceSpec::parse(&format!("pypi:{}", entry.spec))?;
+        if let SourceSpec::Pypi { sha256, .. } = &mut spec {
+            *sha256 = Some(entry.sha256.clone());
+        }
+        jobs.push((entry.spec.clone(), spec, entry.split));
+    }
+    let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if !settings.progress {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let quiet = ImportSettings {
+        progress: false,
+        ..settings.clone()
+    };
+    let mut results = Vec::new();
+    for (label, spec, split) in jobs {
+        bar.set_message(label.clone());
+        let job_settings = ImportSettings {
+            split: split.or(quiet.split),
+            ..quiet.clone()
+        };
+        let result = import(python, store, &spec, &job_settings);
+        bar.inc(1);
+        results.push((label, result));
+    }
+    bar.finish_with_message("done");
+    Ok(results)
+}
+
+impl fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.project.manifest;
+        let s = &m.stats;
+        if self.already_present {
+            return writeln!(
+                f,
+                "{}: already in the corpus ({}), nothing to do",
+                m.name,
+                m.source.short()
+            );
+        }
+        writeln!(f, "{} ({}, {})", m.name, m.source.short(), m.split)?;
+        writeln!(
+            f,
+            "  {} files, {} lines of Python; runner {}; import roots {:?}; tests in {:?}",
+            s.files, s.lines, m.test.runner, m.layout.python_path, m.layout.test_paths
+        )?;
+        writeln!(f, "  {} pinned dependency wheel(s)", m.dependencies.len())?;
+        writeln!(
+            f,
+            "  tests: {}/{} usable by the oracle ({:.0}%); sandbox {:.0} ms, native {}",
+            s.tests_usable,
+            s.tests_total,
+            100.0 * s.tests_usable as f64 / s.tests_total.max(1) as f64,
+            s.sandbox_ms,
+            s.native_ms.map_or("n/a".into(), |n| format!("{n:.0} ms")),
+        )?;
+        for note in &m.notes {
+            writeln!(f, "  note: {note}")?;
+        }
+        for dep in &m.unavailable_dependencies {
+            writeln!(f, "  unavailable: {dep}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(paths: &[&str]) -> Snapshot {
+        Snapshot::from_files(paths.iter().map(|p| (*p, b"x = 1\n".to_vec()))).unwrap()
+    }
+
+    #[test]
+    fn layouts() {
+        let src = detect_layout(&repo(&["src/pkg/__init__.py", "tests/test_a.py"]));
+        assert_eq!(src.python_path, ["src"]);
+        assert_eq!(src.test_paths, ["tests"]);
+        let flat = detect_layout(&repo(&[
+            "pkg/__init__.py",
+            "pkg/tests/test_a.py",
+            "test_top.py",
+            "docs/test_x.py",
+        ]));
+        assert_eq!(flat.python_path, ["."]);
+        assert_eq!(flat.test_paths, ["pkg/tests/test_a.py", "test_top.py"]);
+        let none = detect_layout(&repo(&["pkg/__init__.py"]));
+        assert!(none.test_paths.is_empty());
+        // A src/ directory without packages (e.g. C sources) is not an import root.
+        let c = detect_layout(&repo(&[
+            "src/module.c",
+            "pkg/__init__.py",
+            "test/test_a.py",
+        ]));
+        assert_eq!(
+            (c.python_path, c.test_paths),
+            (vec![".".to_owned()], vec!["test".to_owned()])
+        );
+    }
+
+    #[test]
+    fn source_specs() {
+        assert_eq!(
+            SourceSpec::parse("pypi:idna==3.10").unwrap(),
+            SourceSpec::Pypi {
+                name: "idna".into(),
+                version: "3.10".into(),
+                sha256: None
+            }
+        );
+        assert_eq!(
+            SourceSpec::parse("git:/tmp/r").unwrap(),
+            SourceSpec::Git("/tmp/r".into())
+        );
+        assert_eq!(
+            SourceSpec::parse("dir:.").unwrap(),
+            SourceSpec::Dir(".".into())
+        );
+        for bad in [
+            "idna",
+            "pypi:idna",
+            "pypi:==1",
+            "svn:x",
+            "dir:",
+            "pypi:../x==1",
+        ] {
+            assert!(SourceSpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn requirement_filtering() {
+        let reqs: Vec<String> = [
+            "six>=1.5",
+            "pytest>=7; extra == \"test\"",
+            "hypothesis; extra == 'tests'",
+            "sphinx; extra == \"docs\"",
+            "typing-extensions; python_version < \"3.8\"",
+            "tomli>=1; python_version < \"3.11\" and extra == \"test\"",
+            "pytest-cov; extra == \"testing\"",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (keep, skipped) = requirements_to_resolve(&reqs);
+        assert_eq!(
+            keep,
+            [
+                "six>=1.5",
+                "hypothesis",
+                "typing-extensions; python_version < \"3.8\"",
+                "tomli>=1; python_version < \"3.11\"",
+            ]
+        );
+        assert_eq!(skipped, ["pytest", "pytest-cov"]);
+    }
+
+    #[test]
+    fn pkg_info_headers() {
+        let h = parse_headers("Metadata-Version: 2.1\nName: idna\nSummary: Internationalized\n  Domain Names\nRequires-Dist: a\nRequires-Dist: b; extra == \"x\"\n\nbody: no\n");
+        assert_eq!(h[1], ("Name".into(), "idna".into()));
+        assert_eq!(h[2].1, "Internationalized Domain Names");
+        assert_eq!(h.iter().filter(|(k, _)| k == "Requires-Dist").count(), 2);
+        assert!(!h.iter().any(|(k, _)| k == "body"));
+    }
+
+    #[test]
+    fn exclusion_reasons() {
+        use TestStatus::*;
+        assert!(exclusion_reason(
+            Some(Failed),
+            Some(Failed),
+            Some(Passed),
+            "RuntimeError: can't start new thread"
+        )
+        .starts_with("uses threads"));
+        assert!(exclusion_reason(
+            Some(Error),
+            Some(Error),
+            Some(Passed),
+            "ModuleNotFoundError: No module named '_posixsubprocess'"
+        )
+        .starts_with("uses subprocesses"));
+        assert_eq!(
+            exclusion_reason(Some(Passed), Some(Failed), Some(Passed), ""),
+            "flaky: passed in only one of two sandbox runs"
+        );
+        assert!(
+            exclusion_reason(Some(Failed), Some(Failed), Some(Failed), "assert 1 == 2")
+                .starts_with("does not pass natively either")
+        );
+        assert!(
+            exclusion_reason(Some(Failed), Some(Failed), Some(Passed), "assert 1 == 2")
+                .starts_with("fails only in the sandbox")
+        );
+        assert_eq!(
+            exclusion_reason(Some(Skipped), Some(Skipped), None, ""),
+            "skipped in the sandbox"
+        );
+    }
+
+    #[test]
+    fn sdist_extraction_strips_the_top_directory_and_refuses_escapes() {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, data) in [
+            ("pkg-1.0/pkg/__init__.py", &b"x"[..]),
+            ("pkg-1.0/PKG-INFO", b"Name: pkg\n"),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, path, data).unwrap();
+        }
+        let tar_bytes = builder.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar_bytes).unwrap();
+        let files = extract_sdist("pkg-1.0.tar.gz", &gz.finish().unwrap()).unwrap();
+        let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["pkg/__init__.py", "PKG-INFO"]);
+        assert!(extract_sdist("pkg-1.0.tar.gz", b"not an archive").is_err());
+        assert!(extract_sdist("pkg-1.0.rar", b"").is_err());
+    }
+}
