@@ -555,7 +555,10 @@ pub(crate) fn detect_layout(repo: &Snapshot) -> Layout {
                         || name == "tests.py")
                     && !p.starts_with("docs/")
             })
-            .map(|p| p.clone())
+            .map(|p| match p.rsplit_once('/') {
+                Some((dir, _)) => dir.to_owned(),
+                None => p,
+            })
             .collect();
         test_paths = dirs.into_iter().collect();
     }
@@ -821,6 +824,8 @@ fn build(
     if runner == Runner::Pytest {
         // Project addopts often name plugins spar does not install (--cov, -n auto).
         extra.extend(["-o".to_owned(), "addopts=".to_owned()]);
+        // Marks of plugins spar does not install must not fail suites that make warnings errors.
+        extra.extend(["-W".to_owned(), "ignore::pytest.PytestUnknownMarkWarning".to_owned()]);
         extra.extend(layout.test_paths.iter().cloned());
     }
     let command = TestCommand::for_repo(&repo, Some(runner), &extra);
@@ -1092,7 +1097,7 @@ mod tests {
             "docs/test_x.py",
         ]));
         assert_eq!(flat.python_path, ["."]);
-        assert_eq!(flat.test_paths, ["pkg/tests/test_a.py", "test_top.py"]);
+        assert_eq!(flat.test_paths, ["pkg/tests", "test_top.py"]);
         let none = detect_layout(&repo(&["pkg/__init__.py"]));
         assert!(none.test_paths.is_empty());
         // A src/ directory without packages (e.g. C sources) is not an import root.
