@@ -211,3 +211,37 @@ fn builtin_corpus_suites_pass_in_the_sandbox() {
         );
     }
 }
+
+#[test]
+fn builtin_corpus_suites_pass_natively() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora");
+    let host = std::env::var("SPAR_PYTHON").unwrap_or_else(|_| "python3".into());
+    for project in spar::corpus::list_projects(&corpus).unwrap() {
+        let snapshot = project.snapshot().unwrap();
+        let command = TestCommand::for_repo(&snapshot, None, &[]);
+        let scratch = std::env::temp_dir().join(format!(
+            "spar-native-{}-{}",
+            project.manifest.name,
+            std::process::id()
+        ));
+        let run = spar::testrun::run_tests_native(
+            &host,
+            &project.dir,
+            &command,
+            &[python().site_dir().to_owned()],
+            &scratch,
+        )
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&scratch);
+        let failing: Vec<_> = run
+            .tests
+            .iter()
+            .filter(|(_, s)| **s != TestStatus::Passed)
+            .collect();
+        assert!(
+            run.tests.len() >= 40 && failing.is_empty(),
+            "{}: {failing:?}",
+            project.manifest.name
+        );
+    }
+}

@@ -825,7 +825,10 @@ fn build(
         // Project addopts often name plugins spar does not install (--cov, -n auto).
         extra.extend(["-o".to_owned(), "addopts=".to_owned()]);
         // Marks of plugins spar does not install must not fail suites that make warnings errors.
-        extra.extend(["-W".to_owned(), "ignore::pytest.PytestUnknownMarkWarning".to_owned()]);
+        extra.extend([
+            "-W".to_owned(),
+            "ignore::pytest.PytestUnknownMarkWarning".to_owned(),
+        ]);
         extra.extend(layout.test_paths.iter().cloned());
     }
     let command = TestCommand::for_repo(&repo, Some(runner), &extra);
