@@ -377,10 +377,15 @@ impl Fetcher<'_> {
             "--python-version",
             "3.12",
         ];
-        let files = crate::pip::download(&self.settings.host_python, &dir, &flags, &[spec.clone()])
-            .inspect_err(|_| {
-                let _ = std::fs::remove_dir_all(&dir);
-            })?;
+        let files = crate::pip::download(
+            &self.settings.host_python,
+            &dir,
+            &flags,
+            std::slice::from_ref(&spec),
+        )
+        .inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&dir);
+        })?;
         files
             .into_iter()
             .find(|p| p.extension().is_some_and(|x| x == "whl"))

@@ -314,7 +314,7 @@ fn acquire_pypi(
         &settings.host_python,
         &download_dir,
         &flags,
-        &[spec.clone()],
+        std::slice::from_ref(&spec),
     )
     .map_err(|source| CorpusError::Pip {
         project: spec.clone(),
@@ -982,6 +982,9 @@ pub struct DefaultProject {
     pub license: String,
 }
 
+/// One project of [`import_defaults`]: its label and how its import went.
+pub type DefaultResult = (String, Result<ImportReport, CorpusError>);
+
 #[derive(Deserialize)]
 struct DefaultList {
     project: Vec<DefaultProject>,
@@ -995,7 +998,7 @@ pub fn import_defaults(
     builtin_dir: &Path,
     list_file: &Path,
     settings: &ImportSettings,
-) -> Result<Vec<(String, Result<ImportReport, CorpusError>)>, CorpusError> {
+) -> Result<Vec<DefaultResult>, CorpusError> {
     let text = std::fs::read_to_string(list_file).map_err(|source| CorpusError::Io {
         path: list_file.to_owned(),
         source,
