@@ -1092,6 +1092,20 @@ mod tests {
     }
 
     #[test]
+    fn default_list_is_pinned_and_large_enough() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora/pypi.toml");
+        let list: DefaultList = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(list.project.len() >= 20, "{}", list.project.len());
+        let mut names = BTreeSet::new();
+        for p in &list.project {
+            assert!(SourceSpec::parse(&format!("pypi:{}", p.spec)).is_ok(), "{}", p.spec);
+            assert!(p.sha256.len() == 64 && p.sha256.chars().all(|c| c.is_ascii_hexdigit()), "{}", p.spec);
+            assert!(!p.license.is_empty() && p.license != "?", "{}", p.spec);
+            assert!(names.insert(p.spec.split("==").next().unwrap().to_owned()), "duplicate {}", p.spec);
+        }
+    }
+
+    #[test]
     fn layouts() {
         let src = detect_layout(&repo(&["src/pkg/__init__.py", "tests/test_a.py"]));
         assert_eq!(src.python_path, ["src"]);
