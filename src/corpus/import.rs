@@ -140,12 +140,20 @@ pub fn import(
     spec: &SourceSpec,
     settings: &ImportSettings,
 ) -> Result<ImportReport, CorpusError> {
-    if let SourceSpec::Pypi { name, version, .. } = spec {
+    if let SourceSpec::Pypi {
+        name,
+        version,
+        sha256: pin,
+    } = spec
+    {
         let stored_name = settings.name.clone().unwrap_or_else(|| name.to_lowercase());
         if let Ok(existing) = store.get(&stored_name) {
             let wanted = format!("{name}=={version}");
             return match &existing.manifest.source {
-                Source::Pypi { spec, .. } if spec.eq_ignore_ascii_case(&wanted) => {
+                Source::Pypi { spec, sha256, .. }
+                    if spec.eq_ignore_ascii_case(&wanted)
+                        && pin.as_ref().is_none_or(|p| p == sha256) =>
+                {
                     Ok(ImportReport {
                         project: existing,
                         already_present: true,
@@ -1098,10 +1106,22 @@ mod tests {
         assert!(list.project.len() >= 20, "{}", list.project.len());
         let mut names = BTreeSet::new();
         for p in &list.project {
-            assert!(SourceSpec::parse(&format!("pypi:{}", p.spec)).is_ok(), "{}", p.spec);
-            assert!(p.sha256.len() == 64 && p.sha256.chars().all(|c| c.is_ascii_hexdigit()), "{}", p.spec);
+            assert!(
+                SourceSpec::parse(&format!("pypi:{}", p.spec)).is_ok(),
+                "{}",
+                p.spec
+            );
+            assert!(
+                p.sha256.len() == 64 && p.sha256.chars().all(|c| c.is_ascii_hexdigit()),
+                "{}",
+                p.spec
+            );
             assert!(!p.license.is_empty() && p.license != "?", "{}", p.spec);
-            assert!(names.insert(p.spec.split("==").next().unwrap().to_owned()), "duplicate {}", p.spec);
+            assert!(
+                names.insert(p.spec.split("==").next().unwrap().to_owned()),
+                "duplicate {}",
+                p.spec
+            );
         }
     }
 
