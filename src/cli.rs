@@ -5,6 +5,8 @@ use crate::bench::{self, BenchSettings};
 use crate::corpus::{self, ImportSettings, SourceSpec, Split, Store};
 use crate::demo::{self, DemoSettings};
 use crate::guest::{Python, PythonRun, RuntimeSettings};
+use crate::inject::{InjectSettings, Injector, Strategy};
+use crate::protocol::{BugArtifact, ValidationReport, ValidationSettings, Validator};
 use crate::sandbox::{Determinism, FsLimits, Limits, Outcome};
 use crate::snapshot::Snapshot;
 use crate::testrun::{self, RunReport, Runner, TestCommand, TestReport, TestStatus};
@@ -59,6 +61,12 @@ enum Command {
     Corpus(CorpusCommand),
     /// Fetch, verify and prepare the guest runtime now instead of on first use
     Setup,
+    /// Run the seven SSR consistency checks on a bug artifact directory
+    Validate(ValidateArgs),
+    /// Write validated bug artifacts for a corpus project with a built-in injector
+    Inject(InjectArgs),
+    /// Print validated artifacts as SWE-bench-style task instances (JSONL)
+    Export(ExportArgs),
     /// Internal: one worker process of `spar bench`'s processes-vs-threads measurement
     #[command(hide = true)]
     BenchWorker {
@@ -227,6 +235,93 @@ struct DemoArgs {
     corpus: Option<PathBuf>,
 }
 
+#[derive(Args, Debug, Clone)]
+struct ThresholdArgs {
+    /// Check 3: more than this many oracle tests must pass on the original
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    min_passing_tests: usize,
+    /// Check 4: the bug must change at least this many code files
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    min_changed_files: usize,
+    /// Check 5: at least this many tests must go from pass to fail
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    min_failing_tests: usize,
+    /// Wall-clock limit of one test-command run, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 90)]
+    test_timeout: u64,
+}
+
+impl ThresholdArgs {
+    fn resolve(&self) -> ValidationSettings {
+        ValidationSettings {
+            min_passing_tests: self.min_passing_tests,
+            min_changed_files: self.min_changed_files.max(1),
+            min_failing_tests: self.min_failing_tests.max(1),
+            test_timeout: Duration::from_secs(self.test_timeout.max(1)),
+            ..ValidationSettings::default()
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct ValidateArgs {
+    /// The artifact directory (bug_patch.diff, test_patch.diff, test_files.txt,
+    /// test_command.json, artifact.json, optional test_parser.py)
+    artifact: PathBuf,
+    /// The original repository [default: the project named in artifact.json, built-in or
+    /// imported]
+    #[arg(long, value_name = "DIR")]
+    repo: Option<PathBuf>,
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    thresholds: ThresholdArgs,
+}
+
+#[derive(Args, Debug)]
+struct InjectArgs {
+    /// The corpus project: a built-in one (corpora/NAME) or an imported one
+    #[arg(long)]
+    corpus: String,
+    /// How bugs are made
+    #[arg(long, value_enum, default_value_t = Strategy::Mixed)]
+    strategy: Strategy,
+    /// Valid artifacts to write
+    #[arg(long, default_value_t = 5)]
+    count: usize,
+    /// Where to write them (one directory per artifact)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Seed of the candidate order
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Give up after this many candidates [default: 40 per requested artifact]
+    #[arg(long, value_name = "N")]
+    max_candidates: Option<usize>,
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    thresholds: ThresholdArgs,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ExportFormat {
+    /// SWE-bench-style instances, one JSON object per line
+    Swebench,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// A directory of artifact directories (as `spar inject --out` writes)
+    #[arg(long, value_name = "DIR")]
+    artifacts: PathBuf,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ExportFormat::Swebench)]
+    format: ExportFormat,
+}
+
 #[derive(Args, Debug)]
 struct BenchArgs {
     /// Runs of the trivial guest for the overhead measurement
@@ -354,6 +449,110 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Validate(args) => {
+            let artifact = BugArtifact::load(&args.artifact)?;
+            let python = Python::new(&runtime)?;
+            let (original, run) = match &args.repo {
+                Some(dir) => (
+                    Snapshot::from_dir(dir)
+                        .with_context(|| format!("reading {}", dir.display()))?
+                        .0,
+                    PythonRun::default(),
+                ),
+                None => {
+                    let project = open_project(&cli, &artifact.meta.project)?;
+                    (project.repo, project.run)
+                }
+            };
+            if original.content_hash() != artifact.meta.base_snapshot {
+                eprintln!(
+                    "spar: warning: the repository's content hash {} differs from the artifact's base_snapshot {}; the patches may not apply",
+                    &original.content_hash()[..12],
+                    &artifact.meta.base_snapshot[..artifact.meta.base_snapshot.len().min(12)]
+                );
+            }
+            let validator = Validator::new(&python, args.thresholds.resolve());
+            let report = validator.validate(&artifact, &original, &run)?;
+            if args.json {
+                print_json(&report)?;
+            } else {
+                print_validation(&args.artifact, &report);
+            }
+            Ok(if report.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Inject(args) => {
+            if args.count == 0 {
+                anyhow::bail!("--count must be at least 1");
+            }
+            let project = open_project(&cli, &args.corpus)?;
+            let python = Python::new(&runtime)?;
+            let validator = Validator::new(&python, args.thresholds.resolve());
+            let injector = Injector::new(&python, validator, &project)?;
+            let report = injector.inject(&InjectSettings {
+                strategy: args.strategy,
+                count: args.count,
+                seed: args.seed,
+                max_candidates: args.max_candidates.unwrap_or(40 * args.count),
+                out: args.out.clone(),
+            })?;
+            if args.json {
+                print_json(&report)?;
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.artifacts.len() >= args.count {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "spar: only {} of {} artifacts were valid; raise --max-candidates or try another strategy",
+                    report.artifacts.len(),
+                    args.count
+                );
+                ExitCode::FAILURE
+            })
+        }
+        Command::Export(args) => {
+            let ExportFormat::Swebench = args.format;
+            let dirs = artifact_dirs(&args.artifacts)?;
+            let mut python = None;
+            let mut out = std::io::stdout().lock();
+            let mut exported = 0;
+            for dir in &dirs {
+                let artifact = BugArtifact::load(dir)?;
+                let stored = std::fs::read_to_string(dir.join(crate::inject::VALIDATION))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<ValidationReport>(&t).ok());
+                let validation = match stored {
+                    Some(v) => v,
+                    None => {
+                        if python.is_none() {
+                            python = Some(Python::new(&runtime)?);
+                        }
+                        let python = python.as_ref().expect("just set");
+                        let project = open_project(&cli, &artifact.meta.project)?;
+                        Validator::new(python, ValidationSettings::default()).validate(
+                            &artifact,
+                            &project.repo,
+                            &project.run,
+                        )?
+                    }
+                };
+                if !validation.valid {
+                    eprintln!("spar: skipping {}: it fails validation", dir.display());
+                    continue;
+                }
+                let instance = crate::protocol::export::swebench_instance(&artifact, &validation);
+                serde_json::to_writer(&mut out, &instance)?;
+                writeln!(out)?;
+                exported += 1;
+            }
+            eprintln!("spar: exported {exported} of {} artifacts", dirs.len());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Corpus(command) => {
             let store = Store::new(
                 cli.corpus_dir
@@ -387,6 +586,74 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn open_project(cli: &Cli, name: &str) -> anyhow::Result<corpus::OpenProject> {
+    let store = Store::new(
+        cli.corpus_dir
+            .clone()
+            .unwrap_or_else(corpus::default_store_dir),
+    );
+    Ok(corpus::open_project(
+        name,
+        &demo::default_corpus_dir(),
+        &store,
+    )?)
+}
+
+/// The artifact directories under `root` (or `root` itself when it is one), sorted.
+fn artifact_dirs(root: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let marker = crate::protocol::artifact::METADATA;
+    if root.join(marker).is_file() {
+        return Ok(vec![root.to_owned()]);
+    }
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
+        let path = entry?.path();
+        if path.join(marker).is_file() {
+            dirs.push(path);
+        }
+    }
+    dirs.sort();
+    if dirs.is_empty() {
+        anyhow::bail!(
+            "{} holds no artifacts (directories with {marker}); write some with `spar inject`",
+            root.display()
+        );
+    }
+    Ok(dirs)
+}
+
+fn print_validation(dir: &std::path::Path, report: &ValidationReport) {
+    for (i, check) in report.checks.iter().enumerate() {
+        println!(
+            "{} {}. {:<17} {}",
+            if check.passed { "pass" } else { "FAIL" },
+            i + 1,
+            check.check.as_str(),
+            check.detail
+        );
+        for file in &check.files {
+            println!("         file  {file}");
+        }
+        for test in check.tests.iter().take(10) {
+            println!("         test  {test}");
+        }
+        if check.tests.len() > 10 {
+            println!(
+                "         ... {} more (--json lists all)",
+                check.tests.len() - 10
+            );
+        }
+    }
+    println!(
+        "{}: {} · {} test runs ({} from the memo) · {:.0} ms",
+        dir.display(),
+        if report.valid { "VALID" } else { "INVALID" },
+        report.test_runs,
+        report.memo_hits,
+        report.duration_ms
+    );
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 const RUNTIME_TOML: &str = include_str!("../guest-runtimes/python/runtime.toml");
 const SITECUSTOMIZE: &str = include_str!("../guest-runtimes/python/lib/sitecustomize.py");
+/// The guest-side line-coverage runner (`python -m spar_cover OUT.json -m pytest ...`).
+const SPAR_COVER: &str = include_str!("../guest-runtimes/python/lib/spar_cover.py");
 
 /// Where the repository is mounted in the guest; runs start there.
 pub const REPO_MOUNT: &str = "/repo";
@@ -193,7 +195,10 @@ impl Python {
             eprintln!("spar: compiling the guest interpreter (once; cached afterwards)...");
         }
         let sandbox = Sandbox::load(&wasm, &pins.interpreter.sha256, &sandbox_settings)?;
-        let lib = Snapshot::from_files([("sitecustomize.py", SITECUSTOMIZE.as_bytes().to_vec())])?;
+        let lib = Snapshot::from_files([
+            ("sitecustomize.py", SITECUSTOMIZE.as_bytes().to_vec()),
+            ("spar_cover.py", SPAR_COVER.as_bytes().to_vec()),
+        ])?;
         let site_dir = fetcher.site(&sandbox, &lib)?;
         let (site, _) = Snapshot::from_dir_verbatim(&site_dir)?;
         Ok(Python {

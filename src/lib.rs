@@ -3,10 +3,16 @@
 //!
 //! The layers, each depending only on those above it:
 //! - [`snapshot`]: immutable, shareable repository file trees and the changes between them;
+//! - [`diff`]: unified diffs between snapshots: render, parse, apply, reverse;
 //! - [`sandbox`]: the Wasmtime/WASI sandbox that runs a guest over in-memory trees with limits;
 //! - [`corpus`]: corpus projects and their manifests;
 //! - [`guest`]: the CPython-for-WASI guest runtime: fetching, verifying and preparing it;
 //! - [`testrun`]: running a repository's test suite in the guest and parsing per-test results;
+//! - [`protocol`]: SSR bug artifacts, the seven consistency checks, the specification prompt,
+//!   SWE-bench export;
+//! - [`pyedit`]: Python parse trees (tree-sitter) and minimal text edits: mutation operators,
+//!   removals, test deletion;
+//! - [`inject`]: the built-in injectors (procedural, removal, history, mixed);
 //! - [`bench`], [`demo`]: the measurements and the demo the CLI offers;
 //! - [`cli`]: command-line parsing, resolved into plain settings for the layers above.
 
@@ -14,10 +20,14 @@ pub mod bench;
 pub mod cli;
 pub mod corpus;
 pub mod demo;
+pub mod diff;
 mod fsutil;
 pub mod guest;
+pub mod inject;
 mod par;
 pub mod pip;
+pub mod protocol;
+pub mod pyedit;
 pub mod sandbox;
 pub mod snapshot;
 pub mod testrun;

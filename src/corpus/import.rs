@@ -482,7 +482,7 @@ fn acquire_git(path: &Path, staging: &Path) -> Result<Acquired, CorpusError> {
         detail,
     };
     let repo = gix::open(path).map_err(|e| git_err(e.to_string()))?;
-    let mut head = repo.head_commit().map_err(|e| git_err(e.to_string()))?;
+    let head = repo.head_commit().map_err(|e| git_err(e.to_string()))?;
     let head_id = head.id().to_string();
     let commits = head
         .ancestors()
@@ -505,7 +505,6 @@ fn acquire_git(path: &Path, staging: &Path) -> Result<Acquired, CorpusError> {
             .map_err(|e| git_err(e.to_string()))?;
         files.push((entry.filepath.to_string(), object.data.clone()));
     }
-    head.data.clear();
     let snapshot = Snapshot::from_files(files)?;
     // The history travels with the project: later, history-aware bug injection reads it.
     let git_copy = staging.join("git");

@@ -66,7 +66,7 @@ pub enum CorpusError {
     #[error("invalid source {0:?}: use pypi:NAME==VERSION, git:PATH or dir:PATH")]
     BadSource(String),
     /// A PyPI download failed.
-    #[error("{project}: {source}")]
+    #[error("{project}: {source}; check that the name and version exist on PyPI and that PyPI is reachable")]
     Pip {
         /// The project.
         project: String,
@@ -189,6 +189,58 @@ pub fn list_projects(dir: &Path) -> Result<Vec<Project>, CorpusError> {
     }
     projects.sort_by(|a, b| a.manifest.name.cmp(&b.manifest.name));
     Ok(projects)
+}
+
+/// A corpus project ready to run, built-in or imported: what injectors and validation need.
+#[derive(Clone, Debug)]
+pub struct OpenProject {
+    /// Its name.
+    pub name: String,
+    /// Training or held-out.
+    pub split: Split,
+    /// The repository.
+    pub repo: Snapshot,
+    /// Import roots and dependencies for guest runs.
+    pub run: crate::guest::PythonRun,
+    /// The project's full test command.
+    pub test_command: crate::testrun::TestCommand,
+    /// Its git history, for projects imported from git.
+    pub git_dir: Option<PathBuf>,
+}
+
+/// Opens project `name`: a built-in project in `builtin_dir` (`corpora/NAME`) or, failing
+/// that, an imported one in `store`.
+pub fn open_project(
+    name: &str,
+    builtin_dir: &Path,
+    store: &store::Store,
+) -> Result<OpenProject, CorpusError> {
+    let builtin = builtin_dir.join(name);
+    if builtin.join(MANIFEST).is_file() {
+        let manifest = read_manifest(&builtin)?;
+        let project = Project {
+            manifest,
+            dir: builtin,
+        };
+        let repo = project.snapshot()?;
+        return Ok(OpenProject {
+            name: project.manifest.name.clone(),
+            split: project.manifest.split,
+            test_command: crate::testrun::TestCommand::for_repo(&repo, None, &[]),
+            repo,
+            run: crate::guest::PythonRun::default(),
+            git_dir: None,
+        });
+    }
+    let stored = store.get(name)?;
+    Ok(OpenProject {
+        name: stored.manifest.name.clone(),
+        split: stored.manifest.split,
+        repo: stored.repo()?,
+        run: stored.run_options()?,
+        test_command: stored.manifest.test.clone(),
+        git_dir: stored.git_dir(),
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,11 @@ use std::sync::OnceLock;
 pub fn python() -> &'static Python {
     static PYTHON: OnceLock<Python> = OnceLock::new();
     PYTHON.get_or_init(|| {
+        // As the spar binary does: with RUST_BACKTRACE set, every WASI errno would capture a
+        // backtrace and each guest run would be several times slower.
+        if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+            std::env::set_var("RUST_LIB_BACKTRACE", "0");
+        }
         let mut settings = RuntimeSettings::new(None);
         settings.max_concurrent_runs = Some(16);
         Python::new(&settings).expect("the guest runtime is available (needs python3 + pip + PyPI)")

@@ -1,0 +1,684 @@
+//! The seven consistency checks of a first-order bug artifact, run in the sandbox.
+//!
+//! One validation needs the original state, the buggy state, the buggy state with the tests
+//! weakened, and the buggy state with each modified file reverted on its own: 3 + n test runs.
+//! They are independent, so they run concurrently; a [`Validator`] memoizes every run on the
+//! hash of (repository state, command, parser, oracle files), so an identical state is never
+//! run twice, within one validation or across the artifacts of one injection session.
+
+use super::artifact::BugArtifact;
+use super::{is_test_path, test_file_of};
+use crate::guest::{GuestError, Python, PythonRun};
+use crate::sandbox::Outcome;
+use crate::snapshot::Snapshot;
+use crate::testrun::{TestCommand, TestStatus};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Thresholds and limits of validation. The paper leaves the thresholds as parameters.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ValidationSettings {
+    /// Check 3 needs strictly more passing oracle tests than this on the original (default 1).
+    pub min_passing_tests: usize,
+    /// Check 4 needs at least this many code files changed by the bug (default 1).
+    pub min_changed_files: usize,
+    /// Check 5 needs at least this many tests to go from pass to fail (default 1).
+    pub min_failing_tests: usize,
+    /// Wall-clock limit of one test-command run (default 90 s, as in the paper).
+    pub test_timeout: Duration,
+    /// Concurrent test runs (default: the number of cores).
+    pub workers: usize,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        ValidationSettings {
+            min_passing_tests: 1,
+            min_changed_files: 1,
+            min_failing_tests: 1,
+            test_timeout: Duration::from_secs(90),
+            workers: crate::par::cores(),
+        }
+    }
+}
+
+/// The seven checks, in the protocol's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// 1. Oracle test files exist in the original and cover every file the weakening touches.
+    TestFiles,
+    /// 2. The parser turns the raw log into a test map.
+    Parser,
+    /// 3. More than `min_passing_tests` oracle tests pass on the original.
+    OriginalPasses,
+    /// 4. The bug patch changes at least `min_changed_files` code files and no test file.
+    ChangedFiles,
+    /// 5. At least `min_failing_tests` tests go from pass to fail under the bug.
+    BugBreaksTests,
+    /// 6. Some tests that fail in the buggy state pass (or are gone) after the weakening.
+    WeakeningHides,
+    /// 7. Reverting any one modified file alone makes some failing test pass again.
+    InverseMutation,
+}
+
+impl Check {
+    /// Every check in order.
+    pub const ALL: [Check; 7] = [
+        Check::TestFiles,
+        Check::Parser,
+        Check::OriginalPasses,
+        Check::ChangedFiles,
+        Check::BugBreaksTests,
+        Check::WeakeningHides,
+        Check::InverseMutation,
+    ];
+
+    /// The check's name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::TestFiles => "test_files",
+            Check::Parser => "parser",
+            Check::OriginalPasses => "original_passes",
+            Check::ChangedFiles => "changed_files",
+            Check::BugBreaksTests => "bug_breaks_tests",
+            Check::WeakeningHides => "weakening_hides",
+            Check::InverseMutation => "inverse_mutation",
+        }
+    }
+}
+
+/// One check's verdict and its evidence.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Which check.
+    pub check: Check,
+    /// Whether it passed.
+    pub passed: bool,
+    /// One line on why.
+    pub detail: String,
+    /// Tests that are the evidence (e.g. those that broke).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<String>,
+    /// Files that are the evidence (e.g. the decorative one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+}
+
+/// The full verdict on an artifact.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ValidationReport {
+    /// True when all seven checks passed.
+    pub valid: bool,
+    /// The checks in order.
+    pub checks: Vec<CheckResult>,
+    /// Oracle tests that pass on the original and fail under the bug (SWE-bench's FAIL_TO_PASS).
+    pub fail_to_pass: Vec<String>,
+    /// Oracle tests that pass on the original and under the bug (PASS_TO_PASS).
+    pub pass_to_pass: Vec<String>,
+    /// Test-command runs this validation asked for.
+    pub test_runs: usize,
+    /// Of those, how many were answered from the memo without running.
+    pub memo_hits: usize,
+    /// Wall time of the validation, ms.
+    pub duration_ms: f64,
+    /// Guest fuel of the runs actually executed.
+    pub fuel: u64,
+}
+
+/// Harness failures during validation (a failing artifact is a report, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ValidationError {
+    /// The guest could not run.
+    #[error("running the test command in the guest failed: {0}")]
+    Run(String),
+}
+
+/// The parsed result of one run of an artifact's test command.
+#[derive(Clone, Debug)]
+pub struct OracleRun {
+    /// How the guest run ended.
+    pub outcome: Outcome,
+    /// Per-test results restricted to the oracle test files.
+    pub tests: BTreeMap<String, TestStatus>,
+    /// Why the parser failed, if it did.
+    pub parser_error: Option<String>,
+    /// Fuel of the run (and of the parser run).
+    pub fuel: u64,
+}
+
+impl OracleRun {
+    /// Tests that passed.
+    pub fn passing(&self) -> BTreeSet<&str> {
+        self.tests
+            .iter()
+            .filter(|(_, s)| **s == TestStatus::Passed)
+            .map(|(t, _)| t.as_str())
+            .collect()
+    }
+}
+
+type Memo = Mutex<HashMap<String, Arc<OnceLock<Result<Arc<OracleRun>, String>>>>>;
+
+/// Runs artifacts' test commands with memoization, and validates artifacts.
+pub struct Validator<'p> {
+    python: &'p Python,
+    settings: ValidationSettings,
+    memo: Memo,
+    executed: AtomicUsize,
+    answered: AtomicUsize,
+}
+
+/// What one artifact's runs are about: the command, parser and oracle files, and the project's
+/// guest options.
+pub struct Oracle<'a> {
+    /// The test command.
+    pub command: &'a TestCommand,
+    /// The optional in-guest parser.
+    pub parser: Option<&'a str>,
+    /// Oracle test files: results outside them are ignored (with the built-in parsers).
+    pub test_files: &'a [String],
+    /// Import roots and dependencies of the project.
+    pub run: &'a PythonRun,
+}
+
+impl<'p> Validator<'p> {
+    /// A validator with an empty memo.
+    pub fn new(python: &'p Python, settings: ValidationSettings) -> Self {
+        Validator {
+            python,
+            settings,
+            memo: Mutex::new(HashMap::new()),
+            executed: AtomicUsize::new(0),
+            answered: AtomicUsize::new(0),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ValidationSettings {
+        &self.settings
+    }
+
+    /// Test-command runs executed so far (memo hits excluded).
+    pub fn runs_executed(&self) -> usize {
+        self.executed.load(Ordering::Relaxed)
+    }
+
+    /// Runs the oracle on `state`, or answers from the memo.
+    pub fn run(
+        &self,
+        state: &Snapshot,
+        oracle: &Oracle,
+    ) -> Result<Arc<OracleRun>, ValidationError> {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        let key = memo_key(state, oracle);
+        let cell = self
+            .memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        let result = cell.get_or_init(|| {
+            self.executed.fetch_add(1, Ordering::Relaxed);
+            self.execute(state, oracle)
+                .map(Arc::new)
+                .map_err(|e| format!("{e}: {}", error_chain(&e)))
+        });
+        let run = result.clone().map_err(ValidationError::Run)?;
+        if oracle.parser.is_some() {
+            return Ok(run);
+        }
+        // The memo keeps whole logs' results, so runs that differ only in which files are
+        // the oracle share one execution.
+        let files: BTreeSet<&str> = oracle.test_files.iter().map(String::as_str).collect();
+        Ok(Arc::new(OracleRun {
+            tests: run
+                .tests
+                .iter()
+                .filter(|(id, _)| files.contains(test_file_of(id)))
+                .map(|(id, s)| (id.clone(), *s))
+                .collect(),
+            ..(*run).clone()
+        }))
+    }
+
+    fn execute(&self, state: &Snapshot, oracle: &Oracle) -> Result<OracleRun, GuestError> {
+        let mut options = oracle.run.clone();
+        options.limits.timeout = self.settings.test_timeout;
+        let result = self.python.run(state, &oracle.command.args, &options)?;
+        let stdout = String::from_utf8_lossy(&result.stdout);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        let mut fuel = result.fuel_used;
+        let (tests, parser_error) = match oracle.parser {
+            None => (oracle.command.parse(&stdout, &stderr), None),
+            Some(parser) => {
+                let tree = Snapshot::from_files([("test_parser.py", parser.as_bytes().to_vec())])
+                    .map_err(GuestError::Snapshot)?;
+                let mut parse_options = PythonRun {
+                    stdin: format!("{stdout}{stderr}").into_bytes(),
+                    ..PythonRun::default()
+                };
+                parse_options.limits.timeout = Duration::from_secs(30);
+                let parsed =
+                    self.python
+                        .run(&tree, &["/repo/test_parser.py".to_owned()], &parse_options)?;
+                fuel += parsed.fuel_used;
+                match parse_parser_output(&parsed) {
+                    Ok(tests) => (tests, None),
+                    Err(e) => (BTreeMap::new(), Some(e)),
+                }
+            }
+        };
+        Ok(OracleRun {
+            outcome: result.outcome,
+            tests,
+            parser_error,
+            fuel,
+        })
+    }
+
+    /// Runs all seven checks on `artifact` against the `original` repository.
+    pub fn validate(
+        &self,
+        artifact: &BugArtifact,
+        original: &Snapshot,
+        run: &PythonRun,
+    ) -> Result<ValidationReport, ValidationError> {
+        let started = Instant::now();
+        let executed_before = self.executed.load(Ordering::Relaxed);
+        let oracle = Oracle {
+            command: &artifact.test_command,
+            parser: artifact.test_parser.as_deref(),
+            test_files: &artifact.test_files,
+            run,
+        };
+        let bug_files: Vec<String> = artifact
+            .bug_patch
+            .paths()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let buggy = artifact.bug_patch.apply(original);
+        let weakened = match &buggy {
+            Ok(b) => Some(artifact.test_patch.apply(b)),
+            Err(_) => None,
+        };
+        // The states to run: original, buggy, buggy+weakened, and buggy with each file reverted.
+        let mut states: Vec<Snapshot> = vec![original.clone()];
+        if let Ok(b) = &buggy {
+            states.push(b.clone());
+            if let Some(Ok(w)) = &weakened {
+                states.push(w.clone());
+            }
+        }
+        let mut reverted: Vec<(String, Result<usize, String>)> = Vec::new();
+        if buggy.is_ok() {
+            for file in &bug_files {
+                let partial = artifact.bug_patch.filter(|p| p != file);
+                match partial.apply(original) {
+                    Ok(s) => {
+                        reverted.push((file.clone(), Ok(states.len())));
+                        states.push(s);
+                    }
+                    Err(e) => reverted.push((file.clone(), Err(e.to_string()))),
+                }
+            }
+        }
+        let results = crate::par::map(&states, self.settings.workers, |s| self.run(s, &oracle));
+        let results: Vec<Arc<OracleRun>> = results.into_iter().collect::<Result<_, _>>()?;
+        let original_run = &results[0];
+        let buggy_run = buggy.as_ref().ok().map(|_| &results[1]);
+        let weakened_run = match &weakened {
+            Some(Ok(_)) => Some(&results[2]),
+            _ => None,
+        };
+        let s = &self.settings;
+        let mut checks = Vec::with_capacity(7);
+
+        // 1. Test files.
+        let missing: Vec<String> = artifact
+            .test_files
+            .iter()
+            .filter(|f| original.file(f).is_none())
+            .cloned()
+            .collect();
+        let listed: BTreeSet<&str> = artifact.test_files.iter().map(String::as_str).collect();
+        let uncovered: Vec<String> = artifact
+            .test_patch
+            .paths()
+            .into_iter()
+            .filter(|p| !listed.contains(p))
+            .map(str::to_owned)
+            .collect();
+        checks.push(if artifact.test_files.is_empty() {
+            fail(Check::TestFiles, "test_files.txt lists no test files")
+        } else if !missing.is_empty() {
+            CheckResult {
+                files: missing,
+                ..fail(
+                    Check::TestFiles,
+                    "oracle test files missing from the original repository",
+                )
+            }
+        } else if !uncovered.is_empty() {
+            CheckResult {
+                files: uncovered,
+                ..fail(
+                    Check::TestFiles,
+                    "the weakening touches files that are not oracle test files",
+                )
+            }
+        } else {
+            CheckResult {
+                files: artifact.test_files.clone(),
+                ..pass(
+                    Check::TestFiles,
+                    format!(
+                        "{} oracle test files, all present; they cover the weakening",
+                        artifact.test_files.len()
+                    ),
+                )
+            }
+        });
+
+        // 2. Parser.
+        checks.push(match (&original_run.parser_error, original_run.tests.len()) {
+            (Some(e), _) => fail(Check::Parser, format!("the test parser failed on the original's log: {e}")),
+            (None, 0) => fail(
+                Check::Parser,
+                format!(
+                    "no test results parsed from the original's log (run outcome: {}); check the test command and the oracle files",
+                    original_run.outcome.as_str()
+                ),
+            ),
+            (None, n) => pass(Check::Parser, format!("{n} test results parsed from the original's log")),
+        });
+
+        // 3. Original passes.
+        let passing0 = original_run.passing();
+        checks.push(if original_run.outcome != Outcome::Completed {
+            fail(
+                Check::OriginalPasses,
+                format!(
+                    "the original's test run ended with {}",
+                    original_run.outcome.as_str()
+                ),
+            )
+        } else if passing0.len() > s.min_passing_tests {
+            pass(
+                Check::OriginalPasses,
+                format!(
+                    "{} oracle tests pass on the original (more than {})",
+                    passing0.len(),
+                    s.min_passing_tests
+                ),
+            )
+        } else {
+            fail(
+                Check::OriginalPasses,
+                format!(
+                    "{} oracle tests pass on the original; more than {} needed",
+                    passing0.len(),
+                    s.min_passing_tests
+                ),
+            )
+        });
+
+        // 4. Changed files.
+        let test_files_in_bug: Vec<String> = bug_files
+            .iter()
+            .filter(|f| listed.contains(f.as_str()) || is_test_path(f))
+            .cloned()
+            .collect();
+        checks.push(if let Err(e) = &buggy {
+            fail(
+                Check::ChangedFiles,
+                format!("the bug patch does not apply to the original: {e}"),
+            )
+        } else if !test_files_in_bug.is_empty() {
+            CheckResult {
+                files: test_files_in_bug,
+                ..fail(
+                    Check::ChangedFiles,
+                    "the bug patch touches test files (rule violation)",
+                )
+            }
+        } else if bug_files.len() < s.min_changed_files {
+            CheckResult {
+                files: bug_files.clone(),
+                ..fail(
+                    Check::ChangedFiles,
+                    format!(
+                        "{} files changed; at least {} needed",
+                        bug_files.len(),
+                        s.min_changed_files
+                    ),
+                )
+            }
+        } else {
+            CheckResult {
+                files: bug_files.clone(),
+                ..pass(
+                    Check::ChangedFiles,
+                    format!("{} code files changed", bug_files.len()),
+                )
+            }
+        });
+
+        // 5. The bug breaks tests.
+        let broken: Vec<String> = match buggy_run {
+            Some(b) => {
+                let passing1 = b.passing();
+                passing0
+                    .iter()
+                    .filter(|t| !passing1.contains(*t))
+                    .map(|t| t.to_string())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let still_passing: Vec<String> = match buggy_run {
+            Some(b) => {
+                let passing1 = b.passing();
+                passing0
+                    .iter()
+                    .filter(|t| passing1.contains(*t))
+                    .map(|t| t.to_string())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        checks.push(if buggy_run.is_none() {
+            fail(Check::BugBreaksTests, "the buggy state could not be built")
+        } else if broken.len() >= s.min_failing_tests {
+            CheckResult {
+                tests: broken.clone(),
+                ..pass(
+                    Check::BugBreaksTests,
+                    format!("{} tests go from pass to fail", broken.len()),
+                )
+            }
+        } else {
+            CheckResult {
+                tests: broken.clone(),
+                ..fail(
+                    Check::BugBreaksTests,
+                    format!(
+                        "{} tests go from pass to fail; at least {} needed",
+                        broken.len(),
+                        s.min_failing_tests
+                    ),
+                )
+            }
+        });
+
+        // 6. The weakening hides the bug.
+        checks.push(match (&weakened, weakened_run) {
+            (None, _) => fail(Check::WeakeningHides, "the buggy state could not be built"),
+            (Some(Err(e)), _) => fail(Check::WeakeningHides, format!("the weakening patch does not apply to the buggy state: {e}")),
+            (Some(Ok(_)), None) => fail(Check::WeakeningHides, "no run of the weakened state"),
+            (Some(Ok(_)), Some(w)) => {
+                if artifact.test_patch.is_empty() {
+                    fail(Check::WeakeningHides, "the weakening patch is empty")
+                } else {
+                    let passing2 = w.passing();
+                    let hidden: Vec<String> = broken
+                        .iter()
+                        .filter(|t| passing2.contains(t.as_str()) || !w.tests.contains_key(*t))
+                        .cloned()
+                        .collect();
+                    if hidden.is_empty() {
+                        fail(Check::WeakeningHides, "no failing test passes or disappears after the weakening")
+                    } else {
+                        CheckResult {
+                            tests: hidden.clone(),
+                            ..pass(Check::WeakeningHides, format!("{} of {} failing tests pass or are removed after the weakening", hidden.len(), broken.len()))
+                        }
+                    }
+                }
+            }
+        });
+
+        // 7. Inverse mutation testing.
+        let broken_set: BTreeSet<&str> = broken.iter().map(String::as_str).collect();
+        let mut decorative = Vec::new();
+        let mut evidence = Vec::new();
+        let mut problems = Vec::new();
+        for (file, at) in &reverted {
+            match at {
+                Ok(i) => {
+                    let passing = results[*i].passing();
+                    let flipped: Vec<&str> = broken_set
+                        .iter()
+                        .filter(|t| passing.contains(*t))
+                        .copied()
+                        .collect();
+                    if flipped.is_empty() {
+                        decorative.push(file.clone());
+                    } else {
+                        evidence.push(format!("{file}: {}", flipped.join(", ")));
+                    }
+                }
+                Err(e) => problems.push(format!("{file}: {e}")),
+            }
+        }
+        checks.push(if buggy.is_err() {
+            fail(Check::InverseMutation, "the buggy state could not be built")
+        } else if broken.is_empty() {
+            fail(Check::InverseMutation, "no failing tests to flip back")
+        } else if !problems.is_empty() {
+            fail(Check::InverseMutation, format!("reverting a file alone does not apply: {}", problems.join("; ")))
+        } else if !decorative.is_empty() {
+            CheckResult {
+                files: decorative,
+                ..fail(Check::InverseMutation, "reverting these files alone makes no failing test pass: they are decoration, not bug")
+            }
+        } else {
+            CheckResult {
+                tests: evidence,
+                files: bug_files.clone(),
+                ..pass(Check::InverseMutation, format!("each of the {} modified files alone flips failing tests back", bug_files.len()))
+            }
+        });
+
+        let executed = self.executed.load(Ordering::Relaxed) - executed_before;
+        Ok(ValidationReport {
+            valid: checks.iter().all(|c| c.passed),
+            checks,
+            fail_to_pass: broken,
+            pass_to_pass: still_passing,
+            test_runs: states.len(),
+            memo_hits: states.len().saturating_sub(executed),
+            duration_ms: started.elapsed().as_secs_f64() * 1e3,
+            fuel: results.iter().map(|r| r.fuel).sum(),
+        })
+    }
+}
+
+fn pass(check: Check, detail: impl Into<String>) -> CheckResult {
+    CheckResult {
+        check,
+        passed: true,
+        detail: detail.into(),
+        tests: Vec::new(),
+        files: Vec::new(),
+    }
+}
+
+fn fail(check: Check, detail: impl Into<String>) -> CheckResult {
+    CheckResult {
+        passed: false,
+        ..pass(check, detail)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+fn memo_key(state: &Snapshot, oracle: &Oracle) -> String {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(state.content_hash().as_bytes());
+    field(
+        serde_json::to_string(oracle.command)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    field(oracle.parser.unwrap_or("\0builtin").as_bytes());
+    for p in &oracle.run.python_path {
+        field(p.as_bytes());
+    }
+    if let Some(deps) = &oracle.run.deps {
+        field(deps.content_hash().as_bytes());
+    }
+    crate::snapshot::hex(&h.finalize())
+}
+
+/// Reads a custom parser's stdout: one JSON object of test id to status.
+fn parse_parser_output(
+    result: &crate::sandbox::RunResult,
+) -> Result<BTreeMap<String, TestStatus>, String> {
+    if result.outcome != Outcome::Completed || result.exit_code != Some(0) {
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        let last = stderr.lines().last().unwrap_or("").to_owned();
+        return Err(format!(
+            "it ended with {} (exit code {:?}): {last}",
+            result.outcome.as_str(),
+            result.exit_code
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let map: BTreeMap<String, serde_json::Value> = serde_json::from_str(stdout.trim())
+        .map_err(|e| format!("its output is not a JSON object of test ids to statuses: {e}"))?;
+    map.into_iter()
+        .map(|(id, v)| {
+            let status = match v.as_str() {
+                Some("passed") => TestStatus::Passed,
+                Some("failed") => TestStatus::Failed,
+                Some("error") => TestStatus::Error,
+                Some("skipped") => TestStatus::Skipped,
+                _ => {
+                    return Err(format!(
+                        "test {id:?} has status {v}; use \"passed\" or \"failed\""
+                    ))
+                }
+            };
+            Ok((id, status))
+        })
+        .collect()
+}
