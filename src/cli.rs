@@ -5,6 +5,7 @@ use crate::bench::{self, BenchSettings};
 use crate::corpus::{self, ImportSettings, SourceSpec, Split, Store};
 use crate::demo::{self, DemoSettings};
 use crate::guest::{Python, PythonRun, RuntimeSettings};
+use crate::agents::AgentKind;
 use crate::inject::{InjectSettings, Injector, Strategy};
 use crate::protocol::{BugArtifact, ValidationReport, ValidationSettings, Validator};
 use crate::sandbox::{Determinism, FsLimits, Limits, Outcome};
@@ -15,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Exit status of `spar run` when the guest hit a limit instead of exiting.
@@ -67,6 +69,8 @@ enum Command {
     Inject(InjectArgs),
     /// Print validated artifacts as SWE-bench-style task instances (JSONL)
     Export(ExportArgs),
+    /// Run the self-play loop: inject, validate, solve G times, reward, higher-order bugs
+    Selfplay(SelfplayArgs),
     /// Internal: one worker process of `spar bench`'s processes-vs-threads measurement
     #[command(hide = true)]
     BenchWorker {
@@ -336,6 +340,80 @@ struct BenchArgs {
     /// Print one JSON object instead of a report
     #[arg(long)]
     json: bool,
+    #[command(subcommand)]
+    target: Option<BenchTarget>,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchTarget {
+    /// Self-play throughput: episodes, artifacts per core-minute, test runs, latency, memory
+    Selfplay(BenchSelfplayArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchSelfplayArgs {
+    /// The corpus project
+    #[arg(long, default_value = "moneyunits")]
+    corpus: String,
+    /// Solver episodes to play
+    #[arg(long, default_value_t = 10_000)]
+    episodes: usize,
+    /// Artifacts to inject and spread the episodes over
+    #[arg(long, default_value_t = 4)]
+    artifacts: usize,
+    /// Episodes in flight at most [default: all of them]
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// The solver: oracle, random, heuristic or replay:FILE
+    #[arg(long, default_value = "oracle")]
+    solver: AgentKind,
+    /// Print one JSON object instead of a report
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct SelfplayArgs {
+    /// Training projects (built-in or imported); repeat for several [default: every built-in
+    /// project with split = train]
+    #[arg(long)]
+    corpus: Vec<String>,
+    /// Rounds to play
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// The injector's strategy
+    #[arg(long, value_enum, default_value_t = Strategy::Mixed)]
+    injector: Strategy,
+    /// The solver: oracle, random, heuristic or replay:FILE.jsonl
+    #[arg(long, default_value = "heuristic")]
+    solver: AgentKind,
+    /// Solver attempts per bug (G)
+    #[arg(long, default_value_t = crate::episode::rewards::DEFAULT_ATTEMPTS)]
+    attempts: usize,
+    /// Valid artifacts per project per round
+    #[arg(long, default_value_t = 2)]
+    artifacts: usize,
+    /// Episodes in flight at most
+    #[arg(long, default_value_t = 1000)]
+    concurrency: usize,
+    /// Sandbox runs at once [default: the number of cores]
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Seed of everything
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Higher-order bugs made per round at most
+    #[arg(long, default_value_t = 4)]
+    max_higher_order: usize,
+    /// Solver turn limit
+    #[arg(long, default_value_t = 128)]
+    max_turns: u32,
+    /// Run directory for episodes.jsonl, rounds.jsonl and artifacts/
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Print the rounds as JSON lines instead of a table
+    #[arg(long)]
+    json: bool,
 }
 
 /// Entry point of the `spar` binary.
@@ -471,8 +549,8 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     &artifact.meta.base_snapshot[..artifact.meta.base_snapshot.len().min(12)]
                 );
             }
-            let validator = Validator::new(&python, args.thresholds.resolve());
-            let report = validator.validate(&artifact, &original, &run)?;
+            let validator = Validator::new(args.thresholds.resolve());
+            let report = validator.validate(&python, &artifact, &original, &run)?;
             if args.json {
                 print_json(&report)?;
             } else {
@@ -490,8 +568,8 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let project = open_project(&cli, &args.corpus)?;
             let python = Python::new(&runtime)?;
-            let validator = Validator::new(&python, args.thresholds.resolve());
-            let injector = Injector::new(&python, validator, &project)?;
+            let validator = Validator::new(args.thresholds.resolve());
+            let injector = Injector::new(&python, &validator, &project)?;
             let report = injector.inject(&InjectSettings {
                 strategy: args.strategy,
                 count: args.count,
@@ -534,7 +612,8 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                         }
                         let python = python.as_ref().expect("just set");
                         let project = open_project(&cli, &artifact.meta.project)?;
-                        Validator::new(python, ValidationSettings::default()).validate(
+                        Validator::new(ValidationSettings::default()).validate(
+                            python,
                             &artifact,
                             &project.repo,
                             &project.run,
@@ -563,6 +642,91 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::BenchWorker { runs } => {
             bench::worker(&runtime, *runs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchArgs {
+            target: Some(BenchTarget::Selfplay(args)),
+            ..
+        }) => {
+            let project = open_project(&cli, &args.corpus)?;
+            let python = Arc::new(Python::new(&runtime)?);
+            let validator = Arc::new(Validator::new(ValidationSettings::default()));
+            let out = std::env::temp_dir().join(format!("spar-bench-selfplay-{}", std::process::id()));
+            let report = crate::selfplay::bench(
+                python,
+                validator,
+                &project,
+                args.artifacts,
+                args.episodes,
+                args.concurrency.unwrap_or(args.episodes),
+                crate::par::cores(),
+                args.solver.clone(),
+                out.clone(),
+            );
+            let _ = std::fs::remove_dir_all(&out);
+            let report = report?;
+            if args.json {
+                print_json(&report)?;
+            } else {
+                print!("{report}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Selfplay(args) => {
+            let names: Vec<String> = if args.corpus.is_empty() {
+                corpus::list_projects(&demo::default_corpus_dir())?
+                    .into_iter()
+                    .filter(|p| p.manifest.split == Split::Train)
+                    .map(|p| p.manifest.name)
+                    .collect()
+            } else {
+                args.corpus.clone()
+            };
+            let mut projects = Vec::new();
+            for name in &names {
+                let project = open_project(&cli, name)?;
+                if project.split == Split::Heldout {
+                    anyhow::bail!("{name} is held out for evaluation; self-play trains only on split = train projects");
+                }
+                projects.push(project);
+            }
+            if args.attempts == 0 || args.rounds == 0 {
+                anyhow::bail!("--attempts and --rounds must be at least 1");
+            }
+            let python = Arc::new(Python::new(&runtime)?);
+            let validator = Arc::new(Validator::new(ValidationSettings::default()));
+            let settings = crate::selfplay::SelfPlaySettings {
+                rounds: args.rounds,
+                strategy: args.injector,
+                solver: args.solver.clone(),
+                attempts: args.attempts,
+                artifacts_per_round: args.artifacts.max(1),
+                concurrency: args.concurrency.max(1),
+                workers: args.workers.unwrap_or_else(crate::par::cores),
+                seed: args.seed,
+                alpha: crate::episode::rewards::DEFAULT_ALPHA,
+                env: crate::episode::EnvSettings {
+                    max_turns: args.max_turns.max(1),
+                    ..crate::episode::EnvSettings::default()
+                },
+                max_higher_order: args.max_higher_order,
+                out: args.out.clone(),
+                progress: !cli.quiet && !args.json,
+            };
+            if !args.json {
+                println!("{}", crate::selfplay::TABLE_HEADER);
+            }
+            let json = args.json;
+            crate::selfplay::run(python, validator, &projects, &settings, |round| {
+                if json {
+                    println!("{}", serde_json::to_string(round).unwrap_or_default());
+                } else {
+                    println!("{round}");
+                }
+            })?;
+            if !json {
+                println!("episodes: {}", args.out.join("episodes.jsonl").display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => {

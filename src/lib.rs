@@ -13,14 +13,19 @@
 //! - [`pyedit`]: Python parse trees (tree-sitter) and minimal text edits: mutation operators,
 //!   removals, test deletion;
 //! - [`inject`]: the built-in injectors (procedural, removal, history, mixed);
+//! - [`episode`]: the solver environment (Gymnasium-shaped), grading and rewards;
+//! - [`agents`]: solver agents: oracle, random, heuristic, replay;
+//! - [`selfplay`]: the self-play loop and its tokio scheduler;
 //! - [`bench`], [`demo`]: the measurements and the demo the CLI offers;
 //! - [`cli`]: command-line parsing, resolved into plain settings for the layers above.
 
+pub mod agents;
 pub mod bench;
 pub mod cli;
 pub mod corpus;
 pub mod demo;
 pub mod diff;
+pub mod episode;
 mod fsutil;
 pub mod guest;
 pub mod inject;
@@ -29,5 +34,6 @@ pub mod pip;
 pub mod protocol;
 pub mod pyedit;
 pub mod sandbox;
+pub mod selfplay;
 pub mod snapshot;
 pub mod testrun;

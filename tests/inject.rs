@@ -33,8 +33,8 @@ fn inject(
     out: &Path,
 ) -> spar::inject::InjectReport {
     let python = common::python();
-    let validator = Validator::new(python, ValidationSettings::default());
-    let injector = Injector::new(python, validator, project).unwrap();
+    let validator = Validator::new(ValidationSettings::default());
+    let injector = Injector::new(python, &validator, project).unwrap();
     injector
         .inject(&InjectSettings {
             strategy,
@@ -52,11 +52,11 @@ fn assert_written_artifacts_valid(
     project: &corpus::OpenProject,
     report: &spar::inject::InjectReport,
 ) {
-    let validator = Validator::new(common::python(), ValidationSettings::default());
+    let validator = Validator::new(ValidationSettings::default());
     for written in &report.artifacts {
         let artifact = BugArtifact::load(&written.dir).unwrap();
         let v = validator
-            .validate(&artifact, &project.repo, &project.run)
+            .validate(common::python(), &artifact, &project.repo, &project.run)
             .unwrap();
         assert!(v.valid, "{}: {v:#?}", written.dir.display());
         assert!(!v.fail_to_pass.is_empty());
@@ -222,20 +222,16 @@ fn history_injection_reverts_a_real_past_fix() {
         "{:?}",
         artifact.meta.notes
     );
-    let v = Validator::new(common::python(), ValidationSettings::default())
-        .validate(&artifact, &project.repo, &project.run)
+    let v = Validator::new(ValidationSettings::default())
+        .validate(common::python(), &artifact, &project.repo, &project.run)
         .unwrap();
     assert_eq!(v.fail_to_pass, ["tests/test_calc.py::test_sub_negative"]);
 
     // Without history, the strategy is refused with a clear error.
     let python = common::python();
     let plain = builtin("moneyunits");
-    let injector = Injector::new(
-        python,
-        Validator::new(python, ValidationSettings::default()),
-        &plain,
-    )
-    .unwrap();
+    let validator = Validator::new(ValidationSettings::default());
+    let injector = Injector::new(python, &validator, &plain).unwrap();
     let err = injector
         .inject(&InjectSettings {
             strategy: Strategy::History,

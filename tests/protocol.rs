@@ -82,9 +82,9 @@ fn valid_artifact() -> BugArtifact {
 }
 
 fn validate_with(artifact: &BugArtifact, settings: ValidationSettings) -> ValidationReport {
-    let validator = Validator::new(common::python(), settings);
+    let validator = Validator::new(settings);
     validator
-        .validate(artifact, &original(), &PythonRun::default())
+        .validate(common::python(), artifact, &original(), &PythonRun::default())
         .unwrap()
 }
 

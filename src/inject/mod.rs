@@ -408,7 +408,7 @@ enum Built {
 /// Runs injection sessions for one project.
 pub struct Injector<'a> {
     python: &'a Python,
-    validator: Validator<'a>,
+    validator: &'a Validator,
     project: &'a OpenProject,
     all_test_files: Vec<String>,
     passing: BTreeSet<String>,
@@ -418,7 +418,7 @@ impl<'a> Injector<'a> {
     /// Prepares injection into `project`: runs its suite once to know which tests pass.
     pub fn new(
         python: &'a Python,
-        validator: Validator<'a>,
+        validator: &'a Validator,
         project: &'a OpenProject,
     ) -> Result<Self, InjectError> {
         let all_test_files: Vec<String> = project
@@ -457,7 +457,7 @@ impl<'a> Injector<'a> {
             test_files: &self.all_test_files,
             run: &self.project.run,
         };
-        Ok(self.validator.run(state, &oracle)?.tests.clone())
+        Ok(self.validator.run(self.python, state, &oracle)?.tests.clone())
     }
 
     fn build(&self, candidate: &Candidate, seed: u64) -> Result<Built, InjectError> {
@@ -500,7 +500,7 @@ impl<'a> Injector<'a> {
             test_files: &test_files,
             run: &self.project.run,
         };
-        let after = self.validator.run(&weakened, &oracle)?;
+        let after = self.validator.run(self.python, &weakened, &oracle)?;
         let hidden = after.tests.values().any(|s| *s == TestStatus::Passed)
             && after
                 .tests
@@ -595,6 +595,7 @@ impl<'a> Injector<'a> {
                 let built = self.build(c, settings.seed)?;
                 let validation = match &built {
                     Built::Artifact(a) => Some(self.validator.validate(
+                        self.python,
                         a,
                         &self.project.repo,
                         &self.project.run,

@@ -165,8 +165,7 @@ impl OracleRun {
 type Memo = Mutex<HashMap<String, Arc<OnceLock<Result<Arc<OracleRun>, String>>>>>;
 
 /// Runs artifacts' test commands with memoization, and validates artifacts.
-pub struct Validator<'p> {
-    python: &'p Python,
+pub struct Validator {
     settings: ValidationSettings,
     memo: Memo,
     executed: AtomicUsize,
@@ -186,11 +185,10 @@ pub struct Oracle<'a> {
     pub run: &'a PythonRun,
 }
 
-impl<'p> Validator<'p> {
+impl Validator {
     /// A validator with an empty memo.
-    pub fn new(python: &'p Python, settings: ValidationSettings) -> Self {
+    pub fn new(settings: ValidationSettings) -> Self {
         Validator {
-            python,
             settings,
             memo: Mutex::new(HashMap::new()),
             executed: AtomicUsize::new(0),
@@ -211,6 +209,7 @@ impl<'p> Validator<'p> {
     /// Runs the oracle on `state`, or answers from the memo.
     pub fn run(
         &self,
+        python: &Python,
         state: &Snapshot,
         oracle: &Oracle,
     ) -> Result<Arc<OracleRun>, ValidationError> {
@@ -225,7 +224,7 @@ impl<'p> Validator<'p> {
             .clone();
         let result = cell.get_or_init(|| {
             self.executed.fetch_add(1, Ordering::Relaxed);
-            self.execute(state, oracle)
+            self.execute(python, state, oracle)
                 .map(Arc::new)
                 .map_err(|e| format!("{e}: {}", error_chain(&e)))
         });
@@ -247,10 +246,15 @@ impl<'p> Validator<'p> {
         }))
     }
 
-    fn execute(&self, state: &Snapshot, oracle: &Oracle) -> Result<OracleRun, GuestError> {
+    fn execute(
+        &self,
+        python: &Python,
+        state: &Snapshot,
+        oracle: &Oracle,
+    ) -> Result<OracleRun, GuestError> {
         let mut options = oracle.run.clone();
         options.limits.timeout = self.settings.test_timeout;
-        let result = self.python.run(state, &oracle.command.args, &options)?;
+        let result = python.run(state, &oracle.command.args, &options)?;
         let stdout = String::from_utf8_lossy(&result.stdout);
         let stderr = String::from_utf8_lossy(&result.stderr);
         let mut fuel = result.fuel_used;
@@ -264,9 +268,7 @@ impl<'p> Validator<'p> {
                     ..PythonRun::default()
                 };
                 parse_options.limits.timeout = Duration::from_secs(30);
-                let parsed =
-                    self.python
-                        .run(&tree, &["/repo/test_parser.py".to_owned()], &parse_options)?;
+                let parsed = python.run(&tree, &["/repo/test_parser.py".to_owned()], &parse_options)?;
                 fuel += parsed.fuel_used;
                 match parse_parser_output(&parsed) {
                     Ok(tests) => (tests, None),
@@ -285,6 +287,7 @@ impl<'p> Validator<'p> {
     /// Runs all seven checks on `artifact` against the `original` repository.
     pub fn validate(
         &self,
+        python: &Python,
         artifact: &BugArtifact,
         original: &Snapshot,
         run: &PythonRun,
@@ -329,7 +332,7 @@ impl<'p> Validator<'p> {
                 }
             }
         }
-        let results = crate::par::map(&states, self.settings.workers, |s| self.run(s, &oracle));
+        let results = crate::par::map(&states, self.settings.workers, |s| self.run(python, s, &oracle));
         let results: Vec<Arc<OracleRun>> = results.into_iter().collect::<Result<_, _>>()?;
         let original_run = &results[0];
         let buggy_run = buggy.as_ref().ok().map(|_| &results[1]);

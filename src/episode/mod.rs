@@ -1,0 +1,689 @@
+//! Solver episodes: a Gymnasium-shaped environment over the sandbox, grading and rewards.
+//!
+//! A [`Task`] is a validated bug artifact made concrete: the original repository, the buggy
+//! state the solver starts from (original + bug + weakening, plus an earlier failed fix for a
+//! higher-order bug), the oracle tests and the specification prompt. A [`SolverEnv`] runs one
+//! attempt: [`SolverEnv::reset`] returns the specification, [`SolverEnv::step`] takes one
+//! [`Action`] (the agent's tools) and returns a [`Step`] with `terminated` and `truncated`
+//! reported separately. `submit` grades: the oracle test files are restored to their original
+//! text (editing tests gains nothing), the artifact's test command runs, and the reward is +1
+//! when every FAIL_TO_PASS and PASS_TO_PASS test passes, else -1.
+//!
+//! Episodes are deterministic: the guest's clock and randomness are seeded from the episode
+//! seed, so the same task, seed and actions give the same observations and rewards. An
+//! episode's state is a [`Snapshot`] overlay over the task's shared trees, not a copy.
+
+pub mod rewards;
+
+use crate::diff::Patch;
+use crate::guest::{GuestError, Python, PythonRun};
+use crate::protocol::validate::{Oracle, ValidationError};
+use crate::protocol::{specification, BugArtifact, ValidationReport, Validator};
+use crate::sandbox::{Determinism, Outcome};
+use crate::snapshot::{Entry, FileChange, Snapshot};
+use crate::testrun::{TestCommand, TestStatus};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The highest bug order: a first-order bug, plus one failed fix on top of it.
+pub const MAX_ORDER: u32 = 2;
+
+/// Errors that stop an episode: harness failures, not a solver's mistakes.
+#[derive(Debug, thiserror::Error)]
+pub enum EpisodeError {
+    /// The artifact's patches do not apply to the original (it was not validated against it).
+    #[error("building the buggy state of {task}")]
+    Build {
+        /// The task.
+        task: String,
+        /// Why.
+        #[source]
+        source: crate::diff::DiffError,
+    },
+    /// The artifact did not pass validation.
+    #[error("{0} is not a valid artifact; run `spar validate` on it")]
+    Invalid(String),
+    /// `step` after the episode ended, or before `reset`.
+    #[error("the episode has ended; call reset to start another")]
+    Ended,
+    /// The guest failed.
+    #[error(transparent)]
+    Guest(#[from] GuestError),
+    /// A grading run failed as a harness error.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+}
+
+/// One bug for solvers: everything an attempt needs, shared by all attempts.
+#[derive(Clone, Debug)]
+pub struct Task {
+    /// Unique id: the artifact id, with `+hoN` for higher-order bugs.
+    pub id: String,
+    /// The corpus project.
+    pub project: String,
+    /// 1 for first-order bugs, 2 for bugs built on a failed fix.
+    pub order: u32,
+    /// The original repository.
+    pub original: Snapshot,
+    /// What the solver starts from.
+    pub buggy: Snapshot,
+    /// Import roots and dependencies for guest runs.
+    pub run: PythonRun,
+    /// The artifact's test command.
+    pub command: TestCommand,
+    /// The artifact's in-guest parser, if any.
+    pub parser: Option<String>,
+    /// Oracle test files, restored to the original's text before grading.
+    pub test_files: Vec<String>,
+    /// Tests that must go from failing to passing.
+    pub fail_to_pass: Vec<String>,
+    /// Tests that must keep passing.
+    pub pass_to_pass: Vec<String>,
+    /// The prompt the solver sees.
+    pub specification: String,
+    /// The bug (original -> original + bug); agents that know the answer use its reverse.
+    pub bug_patch: Patch,
+}
+
+impl Task {
+    /// A first-order task from a validated artifact.
+    pub fn from_artifact(
+        artifact: &BugArtifact,
+        validation: &ValidationReport,
+        original: Snapshot,
+        run: PythonRun,
+    ) -> Result<Task, EpisodeError> {
+        let id = artifact.id();
+        if !validation.valid {
+            return Err(EpisodeError::Invalid(id));
+        }
+        let build = |source| EpisodeError::Build {
+            task: id.clone(),
+            source,
+        };
+        let buggy = artifact.bug_patch.apply(&original).map_err(build)?;
+        let buggy = artifact.test_patch.apply(&buggy).map_err(build)?;
+        Ok(Task {
+            project: artifact.meta.project.clone(),
+            order: artifact.meta.order.max(1),
+            specification: specification(&artifact.test_patch.reverse().to_string()),
+            original,
+            buggy,
+            run,
+            command: artifact.test_command.clone(),
+            parser: artifact.test_parser.clone(),
+            test_files: artifact.test_files.clone(),
+            fail_to_pass: validation.fail_to_pass.clone(),
+            pass_to_pass: validation.pass_to_pass.clone(),
+            bug_patch: artifact.bug_patch.clone(),
+            id,
+        })
+    }
+
+    /// A higher-order task: this bug plus a failed attempt's changes. It reuses this task's
+    /// tests and specification and is not re-validated. `None` beyond [`MAX_ORDER`], or when
+    /// the attempt changed no code.
+    pub fn higher_order(&self, failed_state: &Snapshot, attempt: usize) -> Option<Task> {
+        if self.order >= MAX_ORDER {
+            return None;
+        }
+        // The visible tests stay as the solver found them; only its code changes carry over.
+        let code_changes: Vec<FileChange> = failed_state
+            .changes_from(&self.buggy)
+            .into_iter()
+            .filter(|c| !self.test_files.iter().any(|t| t == c.path()))
+            .collect();
+        if code_changes.is_empty() {
+            return None;
+        }
+        let buggy = self.buggy.with_changes(&code_changes).ok()?;
+        let mut task = self.clone();
+        task.order += 1;
+        task.id = format!("{}+ho{attempt}", self.id);
+        task.buggy = buggy;
+        Some(task)
+    }
+
+    /// The state graded for a solver's final `state`: the oracle test files restored to the
+    /// original's text (or removed if the original lacks them).
+    pub fn grading_state(&self, state: &Snapshot) -> Snapshot {
+        let restore: Vec<FileChange> = self
+            .test_files
+            .iter()
+            .map(|path| match self.original.file(path) {
+                Some(contents) => FileChange::Written {
+                    path: path.clone(),
+                    contents,
+                },
+                None => FileChange::Deleted { path: path.clone() },
+            })
+            .collect();
+        state.with_changes(&restore).unwrap_or_else(|_| state.clone())
+    }
+
+    /// Runs the oracle on the grading state of `state`: +1 when every FAIL_TO_PASS and
+    /// PASS_TO_PASS test passes, else -1, with the tests that did not pass.
+    pub fn grade(
+        &self,
+        python: &Python,
+        validator: &Validator,
+        state: &Snapshot,
+    ) -> Result<Grade, EpisodeError> {
+        let graded = self.grading_state(state);
+        let oracle = Oracle {
+            command: &self.command,
+            parser: self.parser.as_deref(),
+            test_files: &self.test_files,
+            run: &self.run,
+        };
+        let result = validator.run(python, &graded, &oracle)?;
+        let not_passing: Vec<String> = self
+            .fail_to_pass
+            .iter()
+            .chain(&self.pass_to_pass)
+            .filter(|t| result.tests.get(*t) != Some(&TestStatus::Passed))
+            .cloned()
+            .collect();
+        Ok(Grade {
+            solved: not_passing.is_empty() && result.outcome == Outcome::Completed,
+            not_passing,
+            fuel: result.fuel,
+        })
+    }
+}
+
+/// The verdict on a submission.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grade {
+    /// Every FAIL_TO_PASS and PASS_TO_PASS test passed.
+    pub solved: bool,
+    /// Those that did not.
+    pub not_passing: Vec<String>,
+    /// Fuel of the grading run.
+    pub fuel: u64,
+}
+
+/// The solver's tools: one call per step. The JSON form is `{"tool": "read_file", ...}`, one to
+/// one with an LLM's function calls.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tool", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// List a directory (`""` or `.` is the repository root).
+    ListDir {
+        /// Repository-relative directory.
+        path: String,
+    },
+    /// Read a file, optionally only lines `start..=end` (1-based).
+    ReadFile {
+        /// Repository-relative file.
+        path: String,
+        /// First line (1-based).
+        #[serde(default)]
+        start: Option<usize>,
+        /// Last line, inclusive.
+        #[serde(default)]
+        end: Option<usize>,
+    },
+    /// Search the repository's text files with a regular expression.
+    Search {
+        /// The pattern (Rust regex syntax, which for common use is Python's).
+        pattern: String,
+        /// Only files under this path.
+        #[serde(default)]
+        path: Option<String>,
+    },
+    /// Replace the one occurrence of `old` in a file with `new`.
+    Edit {
+        /// Repository-relative file.
+        path: String,
+        /// Text that occurs exactly once in the file.
+        old: String,
+        /// Its replacement.
+        new: String,
+    },
+    /// Create a file, or replace one's whole contents.
+    Create {
+        /// Repository-relative file.
+        path: String,
+        /// Its contents.
+        content: String,
+    },
+    /// Run `python ARGS...` in the sandbox over the current files (e.g. the tests); files the
+    /// run writes are discarded.
+    Run {
+        /// Arguments after `python`.
+        args: Vec<String>,
+    },
+    /// The current changes, as a unified diff against the starting state.
+    Diff,
+    /// Submit the current state for grading; ends the episode.
+    Submit,
+}
+
+impl Action {
+    /// The tool's name.
+    pub fn tool(&self) -> &'static str {
+        match self {
+            Action::ListDir { .. } => "list_dir",
+            Action::ReadFile { .. } => "read_file",
+            Action::Search { .. } => "search",
+            Action::Edit { .. } => "edit",
+            Action::Create { .. } => "create",
+            Action::Run { .. } => "run",
+            Action::Diff => "diff",
+            Action::Submit => "submit",
+        }
+    }
+}
+
+/// What the solver sees after a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The tool's output (or the specification, after reset).
+    pub text: String,
+    /// True when the tool call failed (bad path, ambiguous edit, ...); the episode goes on.
+    pub error: bool,
+}
+
+/// Facts about a step for logs and schedulers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepInfo {
+    /// The turn just taken (1-based).
+    pub turn: u32,
+    /// Sandbox runs this step made (a `run`, or grading).
+    pub sandbox_runs: u32,
+    /// Their fuel.
+    pub fuel: u64,
+    /// Their wall time, ms.
+    pub sandbox_ms: f64,
+    /// The grade, after `submit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade: Option<Grade>,
+    /// Why the episode was truncated, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncation: Option<String>,
+}
+
+/// The result of one step, Gymnasium's `(observation, reward, terminated, truncated, info)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// What the agent sees next.
+    pub observation: Observation,
+    /// 0 until the end; +1 or -1 on `submit`; -1 when truncated (an unsubmitted attempt
+    /// fixes nothing).
+    pub reward: f64,
+    /// The agent submitted.
+    pub terminated: bool,
+    /// A turn or observation budget ran out first.
+    pub truncated: bool,
+    /// Details.
+    pub info: StepInfo,
+}
+
+/// Budgets of one attempt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnvSettings {
+    /// Turns before truncation (the paper's scaffold: 128).
+    pub max_turns: u32,
+    /// Bytes of observations over the episode before truncation: the context budget
+    /// (about 4 bytes a token; default 512 KiB, the paper's 131k tokens).
+    pub max_observation_bytes: usize,
+    /// Bytes of one observation; longer output is cut with a marker.
+    pub max_step_bytes: usize,
+    /// Wall-clock limit of one `run`.
+    pub run_timeout: Duration,
+}
+
+impl Default for EnvSettings {
+    fn default() -> Self {
+        EnvSettings {
+            max_turns: 128,
+            max_observation_bytes: 512 << 10,
+            max_step_bytes: 16 << 10,
+            run_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// One solver attempt on one task.
+pub struct SolverEnv {
+    python: Arc<Python>,
+    validator: Arc<Validator>,
+    settings: EnvSettings,
+    task: Option<Arc<Task>>,
+    state: Snapshot,
+    seed: u64,
+    turn: u32,
+    observed: usize,
+    done: bool,
+}
+
+impl SolverEnv {
+    /// An environment that grades with `validator` (whose memo makes identical final states
+    /// cost one run across all attempts).
+    pub fn new(python: Arc<Python>, validator: Arc<Validator>, settings: EnvSettings) -> Self {
+        SolverEnv {
+            python,
+            validator,
+            settings,
+            task: None,
+            state: Snapshot::empty(),
+            seed: 0,
+            turn: 0,
+            observed: 0,
+            done: true,
+        }
+    }
+
+    /// Starts an attempt on `task` with `seed`; returns the specification.
+    pub fn reset(&mut self, task: Arc<Task>, seed: u64) -> Observation {
+        self.state = task.buggy.clone();
+        self.seed = seed;
+        self.turn = 0;
+        self.done = false;
+        let text = task.specification.clone();
+        self.observed = text.len();
+        self.task = Some(task);
+        Observation { text, error: false }
+    }
+
+    /// The current repository state.
+    pub fn state(&self) -> &Snapshot {
+        &self.state
+    }
+
+    /// The task of the current attempt.
+    pub fn task(&self) -> Option<&Arc<Task>> {
+        self.task.as_ref()
+    }
+
+    /// Takes one action.
+    pub fn step(&mut self, action: &Action) -> Result<Step, EpisodeError> {
+        if self.done {
+            return Err(EpisodeError::Ended);
+        }
+        let task = self.task.clone().ok_or(EpisodeError::Ended)?;
+        self.turn += 1;
+        let mut info = StepInfo {
+            turn: self.turn,
+            ..StepInfo::default()
+        };
+        if *action == Action::Submit {
+            let started = Instant::now();
+            let grade = task.grade(&self.python, &self.validator, &self.state)?;
+            self.done = true;
+            info.sandbox_runs = 1;
+            info.fuel = grade.fuel;
+            info.sandbox_ms = started.elapsed().as_secs_f64() * 1e3;
+            let reward = if grade.solved { 1.0 } else { -1.0 };
+            let text = if grade.solved {
+                "submitted: all oracle tests pass".to_owned()
+            } else {
+                format!("submitted: {} oracle tests do not pass", grade.not_passing.len())
+            };
+            info.grade = Some(grade);
+            return Ok(Step {
+                observation: Observation { text, error: false },
+                reward,
+                terminated: true,
+                truncated: false,
+                info,
+            });
+        }
+        let (text, error) = match self.tool(action, &task, &mut info)? {
+            Ok(text) => (text, false),
+            Err(text) => (text, true),
+        };
+        let text = cap(text, self.settings.max_step_bytes);
+        self.observed += text.len();
+        let truncation = if self.turn >= self.settings.max_turns {
+            Some(format!("turn limit ({}) reached", self.settings.max_turns))
+        } else if self.observed >= self.settings.max_observation_bytes {
+            Some(format!(
+                "observation budget ({} bytes) used up",
+                self.settings.max_observation_bytes
+            ))
+        } else {
+            None
+        };
+        let truncated = truncation.is_some();
+        self.done = truncated;
+        info.truncation = truncation;
+        Ok(Step {
+            observation: Observation { text, error },
+            reward: if truncated { -1.0 } else { 0.0 },
+            terminated: false,
+            truncated,
+            info,
+        })
+    }
+
+    /// Runs a tool; `Ok(Err(text))` is a failed tool call the agent should see.
+    fn tool(
+        &mut self,
+        action: &Action,
+        task: &Task,
+        info: &mut StepInfo,
+    ) -> Result<Result<String, String>, EpisodeError> {
+        Ok(match action {
+            Action::ListDir { path } => list_dir(&self.state, path),
+            Action::ReadFile { path, start, end } => read_file(&self.state, path, *start, *end),
+            Action::Search { pattern, path } => search(&self.state, pattern, path.as_deref()),
+            Action::Edit { path, old, new } => match edit(&self.state, path, old, new) {
+                Ok(next) => {
+                    self.state = next;
+                    Ok(format!("edited {path}"))
+                }
+                Err(e) => Err(e),
+            },
+            Action::Create { path, content } => match write(&self.state, path, content) {
+                Ok(next) => {
+                    self.state = next;
+                    Ok(format!("wrote {path} ({} bytes)", content.len()))
+                }
+                Err(e) => Err(e),
+            },
+            Action::Run { args } => {
+                let mut options = task.run.clone();
+                options.limits.timeout = self.settings.run_timeout;
+                options.limits.max_output_bytes = 1 << 20;
+                options.determinism = Determinism::Seeded {
+                    seed: self.seed ^ u64::from(self.turn),
+                };
+                let result = self.python.run(&self.state, args, &options)?;
+                info.sandbox_runs = 1;
+                info.fuel = result.fuel_used;
+                info.sandbox_ms = result.duration.as_secs_f64() * 1e3;
+                let mut text = String::from_utf8_lossy(&result.stdout).into_owned();
+                text.push_str(&String::from_utf8_lossy(&result.stderr));
+                let ending = match (result.outcome, result.exit_code) {
+                    (Outcome::Completed, Some(code)) => format!("[exit code {code}]"),
+                    (outcome, _) => format!("[stopped: {}]", outcome.as_str()),
+                };
+                // Keep the end of long logs: failures and summaries are printed last.
+                Ok(format!("{}\n{ending}", tail(&text, self.settings.max_step_bytes - 64)))
+            }
+            Action::Diff => match Patch::between(&task.buggy, &self.state) {
+                Ok(p) if p.is_empty() => Ok("(no changes)".to_owned()),
+                Ok(p) => Ok(p.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            Action::Submit => unreachable!("submit is handled by step"),
+        })
+    }
+}
+
+fn cap(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("\n[... output cut]");
+    }
+    text
+}
+
+fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+fn clean(path: &str) -> Result<String, String> {
+    let trimmed = path.trim().trim_start_matches("./").trim_start_matches("/repo/");
+    let trimmed = trimmed.trim_matches('/');
+    if trimmed.split('/').any(|p| p == "..") || path.trim().starts_with('/') && !path.trim().starts_with("/repo") {
+        return Err(format!("{path}: use a path inside the repository, relative to its root"));
+    }
+    Ok(if trimmed == "." { String::new() } else { trimmed.to_owned() })
+}
+
+fn text_file(state: &Snapshot, path: &str) -> Result<(String, String), String> {
+    let path = clean(path)?;
+    match state.get(&path) {
+        Some(Entry::File(c)) => String::from_utf8(c.to_vec())
+            .map(|t| (path.clone(), t))
+            .map_err(|_| format!("{path} is not a text file")),
+        Some(Entry::Dir(_)) => Err(format!("{path} is a directory; use list_dir")),
+        None => Err(format!("{path}: no such file")),
+    }
+}
+
+fn list_dir(state: &Snapshot, path: &str) -> Result<String, String> {
+    let path = clean(path)?;
+    match state.get(&path) {
+        Some(Entry::Dir(dir)) => Ok(dir
+            .entries()
+            .iter()
+            .map(|(name, e)| match e {
+                Entry::Dir(_) => format!("{name}/\n"),
+                Entry::File(c) => format!("{name} ({} bytes)\n", c.len()),
+            })
+            .collect()),
+        Some(Entry::File(_)) => Err(format!("{path} is a file; use read_file")),
+        None => Err(format!("{path}: no such directory")),
+    }
+}
+
+fn read_file(state: &Snapshot, path: &str, start: Option<usize>, end: Option<usize>) -> Result<String, String> {
+    let (_, text) = text_file(state, path)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let first = start.unwrap_or(1).max(1);
+    let last = end.unwrap_or(lines.len()).min(lines.len());
+    if first > last.max(1) && !lines.is_empty() {
+        return Err(format!("{path} has {} lines; lines {first}..={last} are empty", lines.len()));
+    }
+    Ok(lines
+        .iter()
+        .enumerate()
+        .skip(first - 1)
+        .take(last.saturating_sub(first - 1))
+        .map(|(i, l)| format!("{:>5}  {l}\n", i + 1))
+        .collect())
+}
+
+fn search(state: &Snapshot, pattern: &str, under: Option<&str>) -> Result<String, String> {
+    let re = regex::Regex::new(pattern).map_err(|e| format!("bad pattern: {e}"))?;
+    let prefix = under.map(clean).transpose()?.unwrap_or_default();
+    let mut out = String::new();
+    let mut hits = 0;
+    for (path, contents) in state.files() {
+        if !prefix.is_empty() && !(path == prefix || path.starts_with(&format!("{prefix}/"))) {
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&contents) else {
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            if re.is_match(line) {
+                hits += 1;
+                if hits <= 200 {
+                    out.push_str(&format!("{path}:{}: {line}\n", i + 1));
+                }
+            }
+        }
+    }
+    if hits > 200 {
+        out.push_str(&format!("[{} more matches]\n", hits - 200));
+    }
+    Ok(if hits == 0 { "no matches".to_owned() } else { out })
+}
+
+fn write(state: &Snapshot, path: &str, content: &str) -> Result<Snapshot, String> {
+    let path = clean(path)?;
+    if path.is_empty() || matches!(state.get(&path), Some(Entry::Dir(_))) {
+        return Err(format!("{path}: is a directory"));
+    }
+    state
+        .with_changes(&[FileChange::Written {
+            path,
+            contents: Arc::from(content.as_bytes()),
+        }])
+        .map_err(|e| e.to_string())
+}
+
+fn edit(state: &Snapshot, path: &str, old: &str, new: &str) -> Result<Snapshot, String> {
+    let (path, text) = text_file(state, path)?;
+    if old.is_empty() {
+        return Err("old text is empty; give text that occurs exactly once".to_owned());
+    }
+    match text.matches(old).count() {
+        0 => Err(format!("{path}: the old text does not occur; read the file and copy it exactly")),
+        1 => write(state, &path, &text.replacen(old, new, 1)),
+        n => Err(format!("{path}: the old text occurs {n} times; include more lines around it so it is unique")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> Snapshot {
+        Snapshot::from_files([
+            ("pkg/a.py", b"def f():\n    return 1\n\ndef g():\n    return 1\n".to_vec()),
+            ("README", b"hello\n".to_vec()),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn tools_over_snapshots() {
+        let s = repo();
+        assert_eq!(list_dir(&s, ".").unwrap(), "README (6 bytes)\npkg/\n");
+        assert_eq!(read_file(&s, "pkg/a.py", Some(2), Some(2)).unwrap(), "    2      return 1\n");
+        assert!(read_file(&s, "nope.py", None, None).unwrap_err().contains("no such file"));
+        assert!(read_file(&s, "../etc/passwd", None, None).is_err());
+        let hits = search(&s, r"def \w+", Some("pkg")).unwrap();
+        assert_eq!(hits, "pkg/a.py:1: def f():\npkg/a.py:4: def g():\n");
+        assert!(search(&s, "(", None).unwrap_err().contains("bad pattern"));
+        let err = edit(&s, "pkg/a.py", "return 1", "return 2").unwrap_err();
+        assert!(err.contains("occurs 2 times"), "{err}");
+        let next = edit(&s, "pkg/a.py", "def g():\n    return 1", "def g():\n    return 2").unwrap();
+        assert!(std::str::from_utf8(&next.file("pkg/a.py").unwrap()).unwrap().ends_with("return 2\n"));
+        assert!(edit(&s, "pkg/a.py", "zzz", "y").unwrap_err().contains("does not occur"));
+        assert!(write(&s, "pkg", "x").is_err());
+    }
+
+    #[test]
+    fn actions_have_a_json_form() {
+        let a: Action = serde_json::from_str(r#"{"tool":"read_file","path":"a.py","start":3}"#).unwrap();
+        assert_eq!(a, Action::ReadFile { path: "a.py".into(), start: Some(3), end: None });
+        assert_eq!(serde_json::to_string(&Action::Submit).unwrap(), r#"{"tool":"submit"}"#);
+        assert!(serde_json::from_str::<Action>(r#"{"tool":"rm","path":"/"}"#).is_err());
+        assert!(serde_json::from_str::<Action>(r#"{"tool":"edit","path":"a"}"#).is_err());
+    }
+
+    #[test]
+    fn capping_keeps_char_boundaries() {
+        assert_eq!(cap("ééé".into(), 3), "é\n[... output cut]");
+        assert_eq!(tail("abcdef", 2), "ef");
+    }
+}
