@@ -102,7 +102,18 @@ pub enum AgentError {
     },
 }
 
+/// Makes a fresh agent for one attempt: `(task, seed, attempt index)`. Learned policies plug
+/// into the scheduler through this.
+pub type AgentFactory =
+    std::sync::Arc<dyn Fn(&Task, u64, usize) -> Result<Box<dyn Agent>, AgentError> + Send + Sync>;
+
 impl AgentKind {
+    /// A factory for agents of this kind.
+    pub fn factory(&self) -> AgentFactory {
+        let kind = self.clone();
+        std::sync::Arc::new(move |task: &Task, seed, index| kind.make(task, seed, index))
+    }
+
     /// A fresh agent of this kind for one attempt on `task`. `index` picks the episode of a
     /// replay file (line `index` modulo the number of lines).
     pub fn make(&self, task: &Task, seed: u64, index: usize) -> Result<Box<dyn Agent>, AgentError> {
@@ -145,10 +156,12 @@ impl Agent for OracleAgent {
                 .into_iter()
                 .filter(|c| !is_test_path(c.path()))
                 .filter_map(|c| match c {
-                    crate::snapshot::FileChange::Written { path, contents } => Some(Action::Create {
-                        path,
-                        content: String::from_utf8_lossy(&contents).into_owned(),
-                    }),
+                    crate::snapshot::FileChange::Written { path, contents } => {
+                        Some(Action::Create {
+                            path,
+                            content: String::from_utf8_lossy(&contents).into_owned(),
+                        })
+                    }
                     // The tools cannot delete; a file the bug added is left (it breaks nothing
                     // the oracle tests see, or validation would have said so).
                     crate::snapshot::FileChange::Deleted { .. } => None,
@@ -243,7 +256,10 @@ fn failures(output: &str) -> usize {
     output
         .lines()
         .filter(|l| {
-            l.starts_with("FAILED ") || l.starts_with("ERROR ") || l.starts_with("FAIL: ") || l.starts_with("ERROR: ")
+            l.starts_with("FAILED ")
+                || l.starts_with("ERROR ")
+                || l.starts_with("FAIL: ")
+                || l.starts_with("ERROR: ")
         })
         .count()
 }
@@ -270,6 +286,47 @@ fn traceback_sites(output: &str) -> Vec<(String, u32)> {
     let mut sites: Vec<((String, u32), usize)> = counts.into_iter().collect();
     sites.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     sites.into_iter().map(|(s, _)| s).collect()
+}
+
+/// Names of functions and methods called on the source lines a traceback shows
+/// (`x = obj.total(a)` gives `total`), dunder methods for operators left out.
+fn called_names(output: &str) -> Vec<String> {
+    let call = regex::Regex::new(r"([A-Za-z_][A-Za-z0-9_]*)\(").expect("valid regex");
+    let mut names: Vec<String> = Vec::new();
+    for line in output
+        .lines()
+        .filter(|l| l.starts_with("    ") && !l.trim_start().starts_with('^'))
+    {
+        for c in call.captures_iter(line) {
+            let name = c[1].to_owned();
+            if ![
+                "assert",
+                "assertEqual",
+                "assertTrue",
+                "assertRaises",
+                "Fraction",
+                "Decimal",
+                "len",
+                "str",
+                "int",
+                "float",
+                "list",
+                "dict",
+                "set",
+                "tuple",
+                "sum",
+                "print",
+                "raises",
+                "isinstance",
+            ]
+            .contains(&name.as_str())
+                && !names.contains(&name)
+            {
+                names.push(name);
+            }
+        }
+    }
+    names
 }
 
 /// The restoring patch inside a specification prompt.
@@ -327,7 +384,11 @@ impl HeuristicAgent {
         let mut seen = std::collections::BTreeSet::new();
         let mut found = Vec::new();
         for (path, line) in sites.iter().take(8) {
-            let Some(text) = view.state.file(path).and_then(|c| String::from_utf8(c.to_vec()).ok()) else {
+            let Some(text) = view
+                .state
+                .file(path)
+                .and_then(|c| String::from_utf8(c.to_vec()).ok())
+            else {
                 continue;
             };
             let Ok(muts) = pyedit::mutations(&text) else {
@@ -347,6 +408,26 @@ impl HeuristicAgent {
                 }
             }
         }
+        // Failures inside builtins leave no code frame: fall back to the functions the
+        // failing tests call, by name.
+        let called = called_names(output);
+        for (path, text) in code_files(view.state) {
+            let Ok(muts) = pyedit::mutations(&text) else {
+                continue;
+            };
+            for m in muts {
+                let Some(func) = &m.enclosing_function else {
+                    continue;
+                };
+                let short = func.rsplit('.').next().unwrap_or(func);
+                if called.iter().any(|c| c == short) {
+                    let content = m.edit.apply(&text);
+                    if seen.insert((path.clone(), content.clone())) {
+                        found.push((path.clone(), content));
+                    }
+                }
+            }
+        }
         self.candidates = found.into();
     }
 
@@ -355,7 +436,11 @@ impl HeuristicAgent {
             let Some((path, content)) = self.candidates.pop_front() else {
                 break;
             };
-            let Some(current) = view.state.file(&path).and_then(|c| String::from_utf8(c.to_vec()).ok()) else {
+            let Some(current) = view
+                .state
+                .file(&path)
+                .and_then(|c| String::from_utf8(c.to_vec()).ok())
+            else {
                 continue;
             };
             self.tries += 1;
@@ -373,14 +458,18 @@ impl Agent for HeuristicAgent {
     }
 
     fn act(&mut self, observation: &Observation, view: &View) -> Action {
-        loop {
+        {
             match &mut self.phase {
                 Phase::RestoreTests(queue) => {
                     if view.turn == 0 {
                         // The specification's patch brings back the tests the bug breaks.
-                        if let Some(restored) = spec_patch(view.specification).and_then(|p| p.apply(view.state).ok()) {
+                        if let Some(restored) =
+                            spec_patch(view.specification).and_then(|p| p.apply(view.state).ok())
+                        {
                             for change in restored.changes_from(view.state) {
-                                if let crate::snapshot::FileChange::Written { path, contents } = change {
+                                if let crate::snapshot::FileChange::Written { path, contents } =
+                                    change
+                                {
                                     queue.push_back(Action::Create {
                                         path,
                                         content: String::from_utf8_lossy(&contents).into_owned(),
@@ -393,7 +482,7 @@ impl Agent for HeuristicAgent {
                         return a;
                     }
                     self.phase = Phase::Baseline;
-                    return Self::run_tests(view);
+                    Self::run_tests(view)
                 }
                 Phase::Baseline => {
                     self.best_failures = failures(&observation.text);
@@ -403,7 +492,7 @@ impl Agent for HeuristicAgent {
                     }
                     self.plan_candidates(&observation.text, view);
                     self.phase = Phase::Trying;
-                    return self.next_try(view);
+                    self.next_try(view)
                 }
                 Phase::Trying => {
                     if std::mem::take(&mut self.reverting) || observation.error {
@@ -428,9 +517,9 @@ impl Agent for HeuristicAgent {
                         self.reverting = true;
                         return Action::Create { path, content };
                     }
-                    return self.next_try(view);
+                    self.next_try(view)
                 }
-                Phase::Done => return Action::Submit,
+                Phase::Done => Action::Submit,
             }
         }
     }
@@ -462,13 +551,16 @@ impl ReplayAgent {
         let mut records = Vec::new();
         let mut loose = Vec::new();
         for (i, line) in &lines {
-            let value: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(*i, e.to_string()))?;
+            let value: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| bad(*i, e.to_string()))?;
             if let Some(actions) = value.get("actions") {
                 let actions: Vec<Action> =
                     serde_json::from_value(actions.clone()).map_err(|e| bad(*i, e.to_string()))?;
                 records.push(actions);
             } else {
-                loose.push(serde_json::from_value::<Action>(value).map_err(|e| bad(*i, e.to_string()))?);
+                loose.push(
+                    serde_json::from_value::<Action>(value).map_err(|e| bad(*i, e.to_string()))?,
+                );
             }
         }
         let actions = if records.is_empty() {
@@ -507,7 +599,10 @@ mod tests {
 
     #[test]
     fn failures_are_counted_from_summaries() {
-        assert_eq!(failures("FAILED tests/t.py::a - x\nERROR tests/t.py::b\nok\n"), 2);
+        assert_eq!(
+            failures("FAILED tests/t.py::a - x\nERROR tests/t.py::b\nok\n"),
+            2
+        );
         assert_eq!(failures("FAIL: test_x (t.C)\n"), 1);
     }
 
@@ -518,7 +613,10 @@ mod tests {
             "replay:x.jsonl".parse::<AgentKind>().unwrap(),
             AgentKind::Replay("x.jsonl".into())
         );
-        assert!("genius".parse::<AgentKind>().unwrap_err().contains("heuristic"));
+        assert!("genius"
+            .parse::<AgentKind>()
+            .unwrap_err()
+            .contains("heuristic"));
     }
 
     #[test]
@@ -526,11 +624,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("spar-replay-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("a.jsonl");
-        std::fs::write(&file, "{\"tool\":\"diff\"}\n{\"tool\":\"list_dir\",\"path\":\".\"}\n").unwrap();
+        std::fs::write(
+            &file,
+            "{\"tool\":\"diff\"}\n{\"tool\":\"list_dir\",\"path\":\".\"}\n",
+        )
+        .unwrap();
         let mut a = ReplayAgent::from_file(&file, 0).unwrap();
         assert_eq!(a.actions.len(), 2);
         assert_eq!(a.actions.pop_front(), Some(Action::Diff));
-        std::fs::write(&file, "{\"actions\":[{\"tool\":\"submit\"}]}\n{\"actions\":[{\"tool\":\"diff\"}]}\n").unwrap();
+        std::fs::write(
+            &file,
+            "{\"actions\":[{\"tool\":\"submit\"}]}\n{\"actions\":[{\"tool\":\"diff\"}]}\n",
+        )
+        .unwrap();
         let b = ReplayAgent::from_file(&file, 1).unwrap();
         assert_eq!(b.actions, [Action::Diff]);
         std::fs::write(&file, "{\"tool\":\"explode\"}\n").unwrap();

@@ -1,11 +1,11 @@
 //! The command line: parsing with clap, resolved into plain settings for the library, and the
 //! commands' human and JSON output. This is the only module that uses `anyhow`.
 
+use crate::agents::AgentKind;
 use crate::bench::{self, BenchSettings};
 use crate::corpus::{self, ImportSettings, SourceSpec, Split, Store};
 use crate::demo::{self, DemoSettings};
 use crate::guest::{Python, PythonRun, RuntimeSettings};
-use crate::agents::AgentKind;
 use crate::inject::{InjectSettings, Injector, Strategy};
 use crate::protocol::{BugArtifact, ValidationReport, ValidationSettings, Validator};
 use crate::sandbox::{Determinism, FsLimits, Limits, Outcome};
@@ -651,7 +651,8 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let project = open_project(&cli, &args.corpus)?;
             let python = Arc::new(Python::new(&runtime)?);
             let validator = Arc::new(Validator::new(ValidationSettings::default()));
-            let out = std::env::temp_dir().join(format!("spar-bench-selfplay-{}", std::process::id()));
+            let out =
+                std::env::temp_dir().join(format!("spar-bench-selfplay-{}", std::process::id()));
             let report = crate::selfplay::bench(
                 python,
                 validator,

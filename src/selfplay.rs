@@ -12,7 +12,7 @@
 //! attempt, and records are written in a fixed order, so the same seed gives the same
 //! episodes and rewards.
 
-use crate::agents::{AgentKind, View};
+use crate::agents::{AgentFactory, AgentKind, View};
 use crate::corpus::OpenProject;
 use crate::episode::rewards::{injector_reward, solve_rate};
 use crate::episode::{Action, EnvSettings, Observation, SolverEnv, Task};
@@ -197,7 +197,9 @@ impl Scheduler {
     pub fn take_stats(&self) -> SchedulerStats {
         SchedulerStats {
             peak_in_flight: self.peak_in_flight.swap(0, Ordering::Relaxed),
-            latencies_ms: std::mem::take(&mut *self.latencies_ms.lock().unwrap_or_else(|e| e.into_inner())),
+            latencies_ms: std::mem::take(
+                &mut *self.latencies_ms.lock().unwrap_or_else(|e| e.into_inner()),
+            ),
         }
     }
 
@@ -205,7 +207,7 @@ impl Scheduler {
     pub async fn run_episodes(
         self: &Arc<Self>,
         specs: Vec<EpisodeSpec>,
-        agent: AgentKind,
+        agent: (String, AgentFactory),
         env: EnvSettings,
         concurrency: usize,
         progress: Option<indicatif::ProgressBar>,
@@ -220,7 +222,10 @@ impl Scheduler {
             let admit = admit.clone();
             let progress = progress.clone();
             handles.push(tokio::spawn(async move {
-                let _admitted = admit.acquire_owned().await.expect("semaphore is never closed");
+                let _admitted = admit
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed");
                 let now = scheduler.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
                 scheduler.peak_in_flight.fetch_max(now, Ordering::Relaxed);
                 let record = scheduler.play(spec_for_task, agent, env).await;
@@ -235,19 +240,24 @@ impl Scheduler {
         for (spec, handle) in specs.iter().zip(handles) {
             records.push(match handle.await {
                 Ok(record) => record,
-                Err(e) => failed_record(spec, &agent, format!("the episode crashed: {e}")),
+                Err(e) => failed_record(spec, &agent.0, format!("the episode crashed: {e}")),
             });
         }
         records
     }
 
-    async fn play(self: &Arc<Self>, spec: EpisodeSpec, kind: AgentKind, settings: EnvSettings) -> EpisodeRecord {
+    async fn play(
+        self: &Arc<Self>,
+        spec: EpisodeSpec,
+        (name, factory): (String, AgentFactory),
+        settings: EnvSettings,
+    ) -> EpisodeRecord {
         let started = Instant::now();
-        let mut record = failed_record(&spec, &kind, String::new());
+        let mut record = failed_record(&spec, &name, String::new());
         record.error = None;
-        let mut agent = match kind.make(&spec.task, spec.seed, spec.attempt) {
+        let mut agent = match factory(&spec.task, spec.seed, spec.attempt) {
             Ok(a) => a,
-            Err(e) => return failed_record(&spec, &kind, e.to_string()),
+            Err(e) => return failed_record(&spec, &name, e.to_string()),
         };
         let mut env = SolverEnv::new(self.python.clone(), self.validator.clone(), settings);
         let mut observation = env.reset(spec.task.clone(), spec.seed);
@@ -270,7 +280,12 @@ impl Scheduler {
             };
             let sandboxed = matches!(action, Action::Run { .. } | Action::Submit);
             let (returned_env, result) = if sandboxed {
-                let permit = self.pool.clone().acquire_owned().await.expect("pool is never closed");
+                let permit = self
+                    .pool
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("pool is never closed");
                 let act = action.clone();
                 let joined = tokio::task::spawn_blocking(move || {
                     let _permit = permit;
@@ -304,7 +319,10 @@ impl Scheduler {
             record.fuel += step.info.fuel;
             record.sandbox_ms += step.info.sandbox_ms;
             if step.info.sandbox_runs > 0 && step.info.sandbox_ms > 1.0 {
-                self.latencies_ms.lock().unwrap_or_else(|e| e.into_inner()).push(step.info.sandbox_ms);
+                self.latencies_ms
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(step.info.sandbox_ms);
             }
             record.rewards.push(step.reward);
             record.observations.push(step.observation.clone());
@@ -334,7 +352,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-fn failed_record(spec: &EpisodeSpec, agent: &AgentKind, reason: String) -> EpisodeRecord {
+fn failed_record(spec: &EpisodeSpec, agent: &str, reason: String) -> EpisodeRecord {
     EpisodeRecord {
         episode: format!("{}#{}", spec.task.id, spec.attempt),
         round: spec.round,
@@ -342,7 +360,7 @@ fn failed_record(spec: &EpisodeSpec, agent: &AgentKind, reason: String) -> Episo
         task: spec.task.id.clone(),
         project: spec.task.project.clone(),
         order: spec.task.order,
-        agent: agent.to_string(),
+        agent: agent.to_owned(),
         attempt: spec.attempt,
         seed: spec.seed,
         actions: Vec::new(),
@@ -434,7 +452,8 @@ pub fn run(
     std::fs::create_dir_all(&settings.out).map_err(log_err(&settings.out))?;
     let episodes_path = settings.out.join("episodes.jsonl");
     let rounds_path = settings.out.join("rounds.jsonl");
-    let mut episodes_log = std::fs::File::create(&episodes_path).map_err(log_err(&episodes_path))?;
+    let mut episodes_log =
+        std::fs::File::create(&episodes_path).map_err(log_err(&episodes_path))?;
     let mut rounds_log = std::fs::File::create(&rounds_path).map_err(log_err(&rounds_path))?;
     let mut pending_higher: Vec<Arc<Task>> = Vec::new();
     let mut all = Vec::new();
@@ -455,7 +474,10 @@ pub fn run(
                 count: settings.artifacts_per_round,
                 seed: settings.seed.wrapping_add(round as u64),
                 max_candidates: 40 * settings.artifacts_per_round.max(1),
-                out: settings.out.join("artifacts").join(format!("round-{}", round + 1)),
+                out: settings
+                    .out
+                    .join("artifacts")
+                    .join(format!("round-{}", round + 1)),
             })?;
             for y in report.yields.values() {
                 stats.proposed += y.validated;
@@ -474,11 +496,16 @@ pub fn run(
                         path: path.clone(),
                         source: std::io::Error::other("missing or unreadable validation report"),
                     })?;
-                let task = Task::from_artifact(&artifact, &validation, project.repo.clone(), project.run.clone())
-                    .map_err(|e| SelfPlayError::Log {
-                        path: written.dir.clone(),
-                        source: std::io::Error::other(e.to_string()),
-                    })?;
+                let task = Task::from_artifact(
+                    &artifact,
+                    &validation,
+                    project.repo.clone(),
+                    project.run.clone(),
+                )
+                .map_err(|e| SelfPlayError::Log {
+                    path: written.dir.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
                 injector_rewards.push((task.id.clone(), true));
                 tasks.push((Arc::new(task), true));
             }
@@ -512,7 +539,7 @@ pub fn run(
         });
         let records = runtime.block_on(scheduler.run_episodes(
             specs,
-            settings.solver.clone(),
+            (settings.solver.to_string(), settings.solver.factory()),
             settings.env.clone(),
             settings.concurrency,
             bar.clone(),
@@ -532,7 +559,11 @@ pub fn run(
                 inj.push(injector_reward(false, 0.0, settings.alpha));
                 continue;
             }
-            let solved: Vec<bool> = graded.iter().filter(|r| &r.task == task_id).map(|r| r.solved).collect();
+            let solved: Vec<bool> = graded
+                .iter()
+                .filter(|r| &r.task == task_id)
+                .map(|r| r.solved)
+                .collect();
             inj.push(injector_reward(true, solve_rate(&solved), settings.alpha));
         }
         stats.injector_reward = mean(inj.into_iter());
@@ -554,15 +585,22 @@ pub fn run(
         }
         stats.higher_order_made = pending_higher.len();
         stats.test_runs = validator.runs_executed() - runs_before
-            + records.iter().map(|r| r.actions.iter().filter(|a| matches!(a, Action::Run { .. })).count()).sum::<usize>();
+            + records
+                .iter()
+                .map(|r| {
+                    r.actions
+                        .iter()
+                        .filter(|a| matches!(a, Action::Run { .. }))
+                        .count()
+                })
+                .sum::<usize>();
         stats.sandbox_s = records.iter().map(|r| r.sandbox_ms).sum::<f64>() / 1e3;
         stats.wall_s = started.elapsed().as_secs_f64();
         for r in &records {
-            serde_json::to_writer(&mut episodes_log, r)
-                .map_err(|e| SelfPlayError::Log {
-                    path: episodes_path.clone(),
-                    source: e.into(),
-                })?;
+            serde_json::to_writer(&mut episodes_log, r).map_err(|e| SelfPlayError::Log {
+                path: episodes_path.clone(),
+                source: e.into(),
+            })?;
             writeln!(episodes_log).map_err(log_err(&episodes_path))?;
         }
         serde_json::to_writer(&mut rounds_log, &stats).map_err(|e| SelfPlayError::Log {
@@ -696,11 +734,16 @@ pub fn bench(
                 path: path.clone(),
                 source: std::io::Error::other("missing or unreadable validation report"),
             })?;
-        let task = Task::from_artifact(&artifact, &validation, project.repo.clone(), project.run.clone())
-            .map_err(|e| SelfPlayError::Log {
-                path: written.dir.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+        let task = Task::from_artifact(
+            &artifact,
+            &validation,
+            project.repo.clone(),
+            project.run.clone(),
+        )
+        .map_err(|e| SelfPlayError::Log {
+            path: written.dir.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         tasks.push(Arc::new(task));
     }
     if tasks.is_empty() {
@@ -728,7 +771,7 @@ pub fn bench(
     let played = Instant::now();
     let records = runtime.block_on(scheduler.run_episodes(
         specs,
-        solver.clone(),
+        (solver.to_string(), solver.factory()),
         EnvSettings::default(),
         concurrency,
         None,
@@ -736,7 +779,15 @@ pub fn bench(
     let episodes_s = played.elapsed().as_secs_f64();
     let stats = scheduler.take_stats();
     let test_runs = validator.runs_executed() - runs_before
-        + records.iter().map(|r| r.actions.iter().filter(|a| matches!(a, Action::Run { .. })).count()).sum::<usize>();
+        + records
+            .iter()
+            .map(|r| {
+                r.actions
+                    .iter()
+                    .filter(|a| matches!(a, Action::Run { .. }))
+                    .count()
+            })
+            .sum::<usize>();
     let mut lat = stats.latencies_ms;
     lat.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| -> f64 {
@@ -751,7 +802,8 @@ pub fn bench(
         solver: solver.to_string(),
         artifacts: tasks.len(),
         inject_s,
-        artifacts_per_core_minute: tasks.len() as f64 / (inject_s * crate::par::cores() as f64 / 60.0),
+        artifacts_per_core_minute: tasks.len() as f64
+            / (inject_s * crate::par::cores() as f64 / 60.0),
         episodes: records.len(),
         solved: records.iter().filter(|r| r.solved).count(),
         failed: records.iter().filter(|r| r.error.is_some()).count(),
@@ -771,16 +823,22 @@ pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
 impl std::fmt::Display for SelfPlayBench {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "self-play bench on {} with the {} solver", self.project, self.solver)?;
+        writeln!(
+            f,
+            "self-play bench on {} with the {} solver",
+            self.project, self.solver
+        )?;
         writeln!(
             f,
             "  injection:  {} valid artifacts in {:.1} s = {:.2} per core-minute",
@@ -789,7 +847,12 @@ impl std::fmt::Display for SelfPlayBench {
         writeln!(
             f,
             "  episodes:   {} in {:.2} s = {:.0} per s; {} solved, {} failed; peak {} in flight",
-            self.episodes, self.episodes_s, self.episodes_per_s, self.solved, self.failed, self.peak_in_flight
+            self.episodes,
+            self.episodes_s,
+            self.episodes_per_s,
+            self.solved,
+            self.failed,
+            self.peak_in_flight
         )?;
         writeln!(
             f,

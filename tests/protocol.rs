@@ -6,85 +6,21 @@ mod common;
 
 use spar::diff::Patch;
 use spar::guest::PythonRun;
-use spar::protocol::{
-    ArtifactMeta, BugArtifact, Check, ValidationReport, ValidationSettings, Validator,
-};
+use spar::protocol::{BugArtifact, Check, ValidationReport, ValidationSettings, Validator};
 use spar::snapshot::Snapshot;
-use spar::testrun::{Runner, TestCommand};
 use std::process::Command;
 
-const CALC_UTIL: &str = "\
-def clamp(x, lo, hi):
-    return max(lo, min(x, hi))
-";
-
-fn original() -> Snapshot {
-    common::calc_repo(None)
-        .with_changes(&[spar::snapshot::FileChange::Written {
-            path: "calc/util.py".into(),
-            contents: CALC_UTIL.as_bytes().to_vec().into(),
-        }])
-        .unwrap()
-}
-
-fn edit(base: &Snapshot, path: &str, from: &str, to: &str) -> Snapshot {
-    let text = String::from_utf8(base.file(path).unwrap().to_vec()).unwrap();
-    assert!(text.contains(from), "{path} has {from:?}");
-    base.with_changes(&[spar::snapshot::FileChange::Written {
-        path: path.into(),
-        contents: text.replacen(from, to, 1).into_bytes().into(),
-    }])
-    .unwrap()
-}
-
-/// `sub` broken; the two sub tests that fail deleted from the visible file.
-fn valid_artifact() -> BugArtifact {
-    let base = original();
-    let buggy = edit(&base, "calc/ops.py", "return a - b", "return a + b");
-    let weakened = edit(
-        &buggy,
-        "tests/test_calc.py",
-        "def test_sub():\n    assert sub(5, 3) == 2\n\n\n",
-        "",
-    );
-    let weakened = edit(
-        &weakened,
-        "tests/test_calc.py",
-        "def test_sub_negative():\n    assert sub(3, 5) == -2\n\n\n",
-        "",
-    );
-    let weakened = edit(
-        &weakened,
-        "tests/test_calc.py",
-        "@pytest.mark.parametrize('a,b,expected', [(1, 1, 0), (10, 4, 6)])\ndef test_sub_table(a, b, expected):\n    assert sub(a, b) == expected\n\n\n",
-        "",
-    );
-    BugArtifact {
-        meta: ArtifactMeta {
-            project: "calc".into(),
-            base_snapshot: base.content_hash().into(),
-            injector: "person".into(),
-            strategy: "hand-made".into(),
-            seed: 0,
-            order: 1,
-            notes: vec![],
-        },
-        bug_patch: Patch::between(&base, &buggy).unwrap(),
-        test_patch: Patch::between(&buggy, &weakened).unwrap(),
-        test_files: vec!["tests/test_calc.py".into()],
-        test_command: TestCommand::for_repo(
-            &base,
-            Some(Runner::Pytest),
-            &["tests/test_calc.py".into()],
-        ),
-        test_parser: None,
-    }
-}
+use common::{edit, original, valid_artifact};
 
 fn validate_with(artifact: &BugArtifact, settings: ValidationSettings) -> ValidationReport {
     let validator = Validator::new(settings);
     validator
-        .validate(common::python(), artifact, &original(), &PythonRun::default())
+        .validate(
+            common::python(),
+            artifact,
+            &original(),
+            &PythonRun::default(),
+        )
         .unwrap()
 }
 

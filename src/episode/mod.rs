@@ -159,7 +159,9 @@ impl Task {
                 None => FileChange::Deleted { path: path.clone() },
             })
             .collect();
-        state.with_changes(&restore).unwrap_or_else(|_| state.clone())
+        state
+            .with_changes(&restore)
+            .unwrap_or_else(|_| state.clone())
     }
 
     /// Runs the oracle on the grading state of `state`: +1 when every FAIL_TO_PASS and
@@ -420,7 +422,10 @@ impl SolverEnv {
             let text = if grade.solved {
                 "submitted: all oracle tests pass".to_owned()
             } else {
-                format!("submitted: {} oracle tests do not pass", grade.not_passing.len())
+                format!(
+                    "submitted: {} oracle tests do not pass",
+                    grade.not_passing.len()
+                )
             };
             info.grade = Some(grade);
             return Ok(Step {
@@ -502,7 +507,10 @@ impl SolverEnv {
                     (outcome, _) => format!("[stopped: {}]", outcome.as_str()),
                 };
                 // Keep the end of long logs: failures and summaries are printed last.
-                Ok(format!("{}\n{ending}", tail(&text, self.settings.max_step_bytes - 64)))
+                Ok(format!(
+                    "{}\n{ending}",
+                    tail(&text, self.settings.max_step_bytes - 64)
+                ))
             }
             Action::Diff => match Patch::between(&task.buggy, &self.state) {
                 Ok(p) if p.is_empty() => Ok("(no changes)".to_owned()),
@@ -538,12 +546,23 @@ fn tail(text: &str, max: usize) -> &str {
 }
 
 fn clean(path: &str) -> Result<String, String> {
-    let trimmed = path.trim().trim_start_matches("./").trim_start_matches("/repo/");
+    let trimmed = path
+        .trim()
+        .trim_start_matches("./")
+        .trim_start_matches("/repo/");
     let trimmed = trimmed.trim_matches('/');
-    if trimmed.split('/').any(|p| p == "..") || path.trim().starts_with('/') && !path.trim().starts_with("/repo") {
-        return Err(format!("{path}: use a path inside the repository, relative to its root"));
+    if trimmed.split('/').any(|p| p == "..")
+        || path.trim().starts_with('/') && !path.trim().starts_with("/repo")
+    {
+        return Err(format!(
+            "{path}: use a path inside the repository, relative to its root"
+        ));
     }
-    Ok(if trimmed == "." { String::new() } else { trimmed.to_owned() })
+    Ok(if trimmed == "." {
+        String::new()
+    } else {
+        trimmed.to_owned()
+    })
 }
 
 fn text_file(state: &Snapshot, path: &str) -> Result<(String, String), String> {
@@ -573,13 +592,21 @@ fn list_dir(state: &Snapshot, path: &str) -> Result<String, String> {
     }
 }
 
-fn read_file(state: &Snapshot, path: &str, start: Option<usize>, end: Option<usize>) -> Result<String, String> {
+fn read_file(
+    state: &Snapshot,
+    path: &str,
+    start: Option<usize>,
+    end: Option<usize>,
+) -> Result<String, String> {
     let (_, text) = text_file(state, path)?;
     let lines: Vec<&str> = text.lines().collect();
     let first = start.unwrap_or(1).max(1);
     let last = end.unwrap_or(lines.len()).min(lines.len());
     if first > last.max(1) && !lines.is_empty() {
-        return Err(format!("{path} has {} lines; lines {first}..={last} are empty", lines.len()));
+        return Err(format!(
+            "{path} has {} lines; lines {first}..={last} are empty",
+            lines.len()
+        ));
     }
     Ok(lines
         .iter()
@@ -596,7 +623,7 @@ fn search(state: &Snapshot, pattern: &str, under: Option<&str>) -> Result<String
     let mut out = String::new();
     let mut hits = 0;
     for (path, contents) in state.files() {
-        if !prefix.is_empty() && !(path == prefix || path.starts_with(&format!("{prefix}/"))) {
+        if !(prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"))) {
             continue;
         }
         let Ok(text) = std::str::from_utf8(&contents) else {
@@ -614,7 +641,11 @@ fn search(state: &Snapshot, pattern: &str, under: Option<&str>) -> Result<String
     if hits > 200 {
         out.push_str(&format!("[{} more matches]\n", hits - 200));
     }
-    Ok(if hits == 0 { "no matches".to_owned() } else { out })
+    Ok(if hits == 0 {
+        "no matches".to_owned()
+    } else {
+        out
+    })
 }
 
 fn write(state: &Snapshot, path: &str, content: &str) -> Result<Snapshot, String> {
@@ -636,9 +667,13 @@ fn edit(state: &Snapshot, path: &str, old: &str, new: &str) -> Result<Snapshot, 
         return Err("old text is empty; give text that occurs exactly once".to_owned());
     }
     match text.matches(old).count() {
-        0 => Err(format!("{path}: the old text does not occur; read the file and copy it exactly")),
+        0 => Err(format!(
+            "{path}: the old text does not occur; read the file and copy it exactly"
+        )),
         1 => write(state, &path, &text.replacen(old, new, 1)),
-        n => Err(format!("{path}: the old text occurs {n} times; include more lines around it so it is unique")),
+        n => Err(format!(
+            "{path}: the old text occurs {n} times; include more lines around it so it is unique"
+        )),
     }
 }
 
@@ -648,7 +683,10 @@ mod tests {
 
     fn repo() -> Snapshot {
         Snapshot::from_files([
-            ("pkg/a.py", b"def f():\n    return 1\n\ndef g():\n    return 1\n".to_vec()),
+            (
+                "pkg/a.py",
+                b"def f():\n    return 1\n\ndef g():\n    return 1\n".to_vec(),
+            ),
             ("README", b"hello\n".to_vec()),
         ])
         .unwrap()
@@ -658,25 +696,51 @@ mod tests {
     fn tools_over_snapshots() {
         let s = repo();
         assert_eq!(list_dir(&s, ".").unwrap(), "README (6 bytes)\npkg/\n");
-        assert_eq!(read_file(&s, "pkg/a.py", Some(2), Some(2)).unwrap(), "    2      return 1\n");
-        assert!(read_file(&s, "nope.py", None, None).unwrap_err().contains("no such file"));
+        assert_eq!(
+            read_file(&s, "pkg/a.py", Some(2), Some(2)).unwrap(),
+            "    2      return 1\n"
+        );
+        assert!(read_file(&s, "nope.py", None, None)
+            .unwrap_err()
+            .contains("no such file"));
         assert!(read_file(&s, "../etc/passwd", None, None).is_err());
         let hits = search(&s, r"def \w+", Some("pkg")).unwrap();
         assert_eq!(hits, "pkg/a.py:1: def f():\npkg/a.py:4: def g():\n");
         assert!(search(&s, "(", None).unwrap_err().contains("bad pattern"));
         let err = edit(&s, "pkg/a.py", "return 1", "return 2").unwrap_err();
         assert!(err.contains("occurs 2 times"), "{err}");
-        let next = edit(&s, "pkg/a.py", "def g():\n    return 1", "def g():\n    return 2").unwrap();
-        assert!(std::str::from_utf8(&next.file("pkg/a.py").unwrap()).unwrap().ends_with("return 2\n"));
-        assert!(edit(&s, "pkg/a.py", "zzz", "y").unwrap_err().contains("does not occur"));
+        let next = edit(
+            &s,
+            "pkg/a.py",
+            "def g():\n    return 1",
+            "def g():\n    return 2",
+        )
+        .unwrap();
+        assert!(std::str::from_utf8(&next.file("pkg/a.py").unwrap())
+            .unwrap()
+            .ends_with("return 2\n"));
+        assert!(edit(&s, "pkg/a.py", "zzz", "y")
+            .unwrap_err()
+            .contains("does not occur"));
         assert!(write(&s, "pkg", "x").is_err());
     }
 
     #[test]
     fn actions_have_a_json_form() {
-        let a: Action = serde_json::from_str(r#"{"tool":"read_file","path":"a.py","start":3}"#).unwrap();
-        assert_eq!(a, Action::ReadFile { path: "a.py".into(), start: Some(3), end: None });
-        assert_eq!(serde_json::to_string(&Action::Submit).unwrap(), r#"{"tool":"submit"}"#);
+        let a: Action =
+            serde_json::from_str(r#"{"tool":"read_file","path":"a.py","start":3}"#).unwrap();
+        assert_eq!(
+            a,
+            Action::ReadFile {
+                path: "a.py".into(),
+                start: Some(3),
+                end: None
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Action::Submit).unwrap(),
+            r#"{"tool":"submit"}"#
+        );
         assert!(serde_json::from_str::<Action>(r#"{"tool":"rm","path":"/"}"#).is_err());
         assert!(serde_json::from_str::<Action>(r#"{"tool":"edit","path":"a"}"#).is_err());
     }

@@ -457,7 +457,11 @@ impl<'a> Injector<'a> {
             test_files: &self.all_test_files,
             run: &self.project.run,
         };
-        Ok(self.validator.run(self.python, state, &oracle)?.tests.clone())
+        Ok(self
+            .validator
+            .run(self.python, state, &oracle)?
+            .tests
+            .clone())
     }
 
     fn build(&self, candidate: &Candidate, seed: u64) -> Result<Built, InjectError> {

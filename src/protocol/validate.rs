@@ -268,7 +268,8 @@ impl Validator {
                     ..PythonRun::default()
                 };
                 parse_options.limits.timeout = Duration::from_secs(30);
-                let parsed = python.run(&tree, &["/repo/test_parser.py".to_owned()], &parse_options)?;
+                let parsed =
+                    python.run(&tree, &["/repo/test_parser.py".to_owned()], &parse_options)?;
                 fuel += parsed.fuel_used;
                 match parse_parser_output(&parsed) {
                     Ok(tests) => (tests, None),
@@ -332,7 +333,9 @@ impl Validator {
                 }
             }
         }
-        let results = crate::par::map(&states, self.settings.workers, |s| self.run(python, s, &oracle));
+        let results = crate::par::map(&states, self.settings.workers, |s| {
+            self.run(python, s, &oracle)
+        });
         let results: Vec<Arc<OracleRun>> = results.into_iter().collect::<Result<_, _>>()?;
         let original_run = &results[0];
         let buggy_run = buggy.as_ref().ok().map(|_| &results[1]);

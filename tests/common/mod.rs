@@ -8,7 +8,16 @@ use std::sync::OnceLock;
 
 /// The real guest runtime, fetched and verified on first use (cached across runs).
 pub fn python() -> &'static Python {
-    static PYTHON: OnceLock<Python> = OnceLock::new();
+    python_arc_ref()
+}
+
+/// The same guest in an `Arc`, as solver environments hold it.
+pub fn python_arc() -> std::sync::Arc<Python> {
+    python_arc_ref().clone()
+}
+
+fn python_arc_ref() -> &'static std::sync::Arc<Python> {
+    static PYTHON: OnceLock<std::sync::Arc<Python>> = OnceLock::new();
     PYTHON.get_or_init(|| {
         // As the spar binary does: with RUST_BACKTRACE set, every WASI errno would capture a
         // backtrace and each guest run would be several times slower.
@@ -17,7 +26,10 @@ pub fn python() -> &'static Python {
         }
         let mut settings = RuntimeSettings::new(None);
         settings.max_concurrent_runs = Some(16);
-        Python::new(&settings).expect("the guest runtime is available (needs python3 + pip + PyPI)")
+        std::sync::Arc::new(
+            Python::new(&settings)
+                .expect("the guest runtime is available (needs python3 + pip + PyPI)"),
+        )
     })
 }
 
@@ -112,4 +124,73 @@ pub fn calc_repo(sub_body: Option<&str>) -> Snapshot {
         ("calc/stats.py", CALC_STATS),
         ("tests/test_calc.py", CALC_TESTS),
     ])
+}
+
+/// A hand-made bug artifact over [`original`], shared by the protocol and episode tests.
+const CALC_UTIL: &str = "\
+def clamp(x, lo, hi):
+    return max(lo, min(x, hi))
+";
+
+pub fn original() -> Snapshot {
+    calc_repo(None)
+        .with_changes(&[spar::snapshot::FileChange::Written {
+            path: "calc/util.py".into(),
+            contents: CALC_UTIL.as_bytes().to_vec().into(),
+        }])
+        .unwrap()
+}
+
+pub fn edit(base: &Snapshot, path: &str, from: &str, to: &str) -> Snapshot {
+    let text = String::from_utf8(base.file(path).unwrap().to_vec()).unwrap();
+    assert!(text.contains(from), "{path} has {from:?}");
+    base.with_changes(&[spar::snapshot::FileChange::Written {
+        path: path.into(),
+        contents: text.replacen(from, to, 1).into_bytes().into(),
+    }])
+    .unwrap()
+}
+
+/// `sub` broken; the two sub tests that fail deleted from the visible file.
+pub fn valid_artifact() -> spar::protocol::BugArtifact {
+    let base = original();
+    let buggy = edit(&base, "calc/ops.py", "return a - b", "return a + b");
+    let weakened = edit(
+        &buggy,
+        "tests/test_calc.py",
+        "def test_sub():\n    assert sub(5, 3) == 2\n\n\n",
+        "",
+    );
+    let weakened = edit(
+        &weakened,
+        "tests/test_calc.py",
+        "def test_sub_negative():\n    assert sub(3, 5) == -2\n\n\n",
+        "",
+    );
+    let weakened = edit(
+        &weakened,
+        "tests/test_calc.py",
+        "@pytest.mark.parametrize('a,b,expected', [(1, 1, 0), (10, 4, 6)])\ndef test_sub_table(a, b, expected):\n    assert sub(a, b) == expected\n\n\n",
+        "",
+    );
+    spar::protocol::BugArtifact {
+        meta: spar::protocol::ArtifactMeta {
+            project: "calc".into(),
+            base_snapshot: base.content_hash().into(),
+            injector: "person".into(),
+            strategy: "hand-made".into(),
+            seed: 0,
+            order: 1,
+            notes: vec![],
+        },
+        bug_patch: spar::diff::Patch::between(&base, &buggy).unwrap(),
+        test_patch: spar::diff::Patch::between(&buggy, &weakened).unwrap(),
+        test_files: vec!["tests/test_calc.py".into()],
+        test_command: spar::testrun::TestCommand::for_repo(
+            &base,
+            Some(spar::testrun::Runner::Pytest),
+            &["tests/test_calc.py".into()],
+        ),
+        test_parser: None,
+    }
 }
