@@ -427,6 +427,40 @@ pub struct RoundStats {
     pub wall_s: f64,
 }
 
+/// The task of an artifact that `spar inject` wrote (with its `validation.json`).
+fn load_task(dir: &std::path::Path, project: &OpenProject) -> Result<Task, SelfPlayError> {
+    let artifact = BugArtifact::load(dir)?;
+    let path = dir.join(VALIDATION);
+    let validation: ValidationReport = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .ok_or_else(|| SelfPlayError::Log {
+            path: path.clone(),
+            source: std::io::Error::other("missing or unreadable validation report"),
+        })?;
+    Task::from_artifact(
+        &artifact,
+        &validation,
+        project.repo.clone(),
+        project.run.clone(),
+    )
+    .map_err(|e| SelfPlayError::Log {
+        path: dir.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+/// The scheduler's runtime: one worker thread per core for episodes, `workers` (plus slack)
+/// blocking threads for sandbox steps.
+fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, SelfPlayError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(crate::par::cores().max(2))
+        .max_blocking_threads(workers.max(1) + 2)
+        .enable_all()
+        .build()
+        .map_err(SelfPlayError::Runtime)
+}
+
 /// Runs the whole loop; writes `episodes.jsonl` and `rounds.jsonl` into the run directory.
 pub fn run(
     python: Arc<Python>,
@@ -438,13 +472,15 @@ pub fn run(
     if projects.is_empty() {
         return Err(SelfPlayError::NoProjects);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(crate::par::cores().max(2))
-        .max_blocking_threads(settings.workers.max(1) + 2)
-        .enable_all()
-        .build()
-        .map_err(SelfPlayError::Runtime)?;
+    let runtime = runtime(settings.workers)?;
     let scheduler = Scheduler::new(python.clone(), validator.clone(), settings.workers);
+    // Ctrl-C ends the episodes in flight as truncated; they are still written, none is lost.
+    let cancel = scheduler.cancel_flag();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    });
     let log_err = |path: &PathBuf| {
         let path = path.clone();
         move |source| SelfPlayError::Log { path, source }
@@ -487,25 +523,7 @@ pub fn run(
                 }
             }
             for written in &report.artifacts {
-                let artifact = BugArtifact::load(&written.dir)?;
-                let path = written.dir.join(VALIDATION);
-                let validation: ValidationReport = std::fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .ok_or_else(|| SelfPlayError::Log {
-                        path: path.clone(),
-                        source: std::io::Error::other("missing or unreadable validation report"),
-                    })?;
-                let task = Task::from_artifact(
-                    &artifact,
-                    &validation,
-                    project.repo.clone(),
-                    project.run.clone(),
-                )
-                .map_err(|e| SelfPlayError::Log {
-                    path: written.dir.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
+                let task = load_task(&written.dir, project)?;
                 injector_rewards.push((task.id.clone(), true));
                 tasks.push((Arc::new(task), true));
             }
@@ -610,6 +628,9 @@ pub fn run(
         writeln!(rounds_log).map_err(log_err(&rounds_path))?;
         on_round(&stats);
         all.push(stats);
+        if scheduler.cancel_flag().load(Ordering::Relaxed) {
+            break;
+        }
     }
     Ok(all)
 }
@@ -725,25 +746,7 @@ pub fn bench(
     let inject_s = started.elapsed().as_secs_f64();
     let mut tasks = Vec::new();
     for written in &report.artifacts {
-        let artifact = BugArtifact::load(&written.dir)?;
-        let path = written.dir.join(VALIDATION);
-        let validation: ValidationReport = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .ok_or_else(|| SelfPlayError::Log {
-                path: path.clone(),
-                source: std::io::Error::other("missing or unreadable validation report"),
-            })?;
-        let task = Task::from_artifact(
-            &artifact,
-            &validation,
-            project.repo.clone(),
-            project.run.clone(),
-        )
-        .map_err(|e| SelfPlayError::Log {
-            path: written.dir.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let task = load_task(&written.dir, project)?;
         tasks.push(Arc::new(task));
     }
     if tasks.is_empty() {
@@ -760,12 +763,7 @@ pub fn bench(
             }
         })
         .collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(crate::par::cores().max(2))
-        .max_blocking_threads(workers.max(1) + 2)
-        .enable_all()
-        .build()
-        .map_err(SelfPlayError::Runtime)?;
+    let runtime = runtime(workers)?;
     let scheduler = Scheduler::new(python, validator.clone(), workers);
     let runs_before = validator.runs_executed();
     let played = Instant::now();

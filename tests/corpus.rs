@@ -23,29 +23,10 @@ fn settings() -> ImportSettings {
 }
 
 fn write_calc(dir: &Path, sub_body: Option<&str>) {
-    for (path, contents) in common::calc_repo(sub_body).files() {
-        let target = dir.join(&path);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::write(target, &*contents).unwrap();
-    }
+    common::write_tree(dir, &common::calc_repo(sub_body));
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args([
-            "-c",
-            "user.name=spar",
-            "-c",
-            "user.email=spar@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(status.success(), "git {args:?}");
-}
+use common::git;
 
 #[test]
 fn imports_a_directory_idempotently() {

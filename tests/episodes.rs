@@ -338,6 +338,23 @@ fn scheduler_oracle_solves_all_random_far_fewer_and_a_crash_stops_nothing() {
     };
     assert_eq!(key(&random), key(&again));
 
+    // Cancelled: every episode comes back, truncated, with the reason.
+    let cancelled = Scheduler::new(python(), task_validator(), 2);
+    cancelled
+        .cancel_flag()
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let records = runtime.block_on(cancelled.run_episodes(
+        specs(&task, 5),
+        ("oracle".into(), AgentKind::Oracle.factory()),
+        EnvSettings::default(),
+        5,
+        None,
+    ));
+    assert_eq!(records.len(), 5);
+    assert!(records
+        .iter()
+        .all(|r| r.truncated && r.error.as_deref() == Some("cancelled")));
+
     // Attempt 1 crashes; the others finish and are graded.
     let factory: AgentFactory = Arc::new(
         |task: &Task, seed, attempt| -> Result<Box<dyn Agent>, AgentError> {

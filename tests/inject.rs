@@ -133,31 +133,7 @@ fn mixed_without_history_falls_back_to_procedural_and_removal() {
     assert!(!report.yields.contains_key(&Strategy::History));
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args([
-            "-c",
-            "user.name=spar",
-            "-c",
-            "user.email=spar@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "git {args:?}");
-}
-
-fn write_tree(dir: &Path, tree: &spar::snapshot::Snapshot) {
-    for (path, contents) in tree.files() {
-        let target = dir.join(&path);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::write(target, &*contents).unwrap();
-    }
-}
+use common::{git, write_tree};
 
 #[test]
 fn history_injection_reverts_a_real_past_fix() {

@@ -194,3 +194,31 @@ pub fn valid_artifact() -> spar::protocol::BugArtifact {
         test_parser: None,
     }
 }
+
+/// Writes every file of `tree` under `dir` on the host.
+pub fn write_tree(dir: &std::path::Path, tree: &Snapshot) {
+    for (path, contents) in tree.files() {
+        let target = dir.join(&path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, &*contents).unwrap();
+    }
+}
+
+/// Runs the host's git in `dir` with a fixed identity and no signing.
+pub fn git(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=spar",
+            "-c",
+            "user.email=spar@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
