@@ -318,7 +318,7 @@ impl Scheduler {
             record.sandbox_runs += step.info.sandbox_runs;
             record.fuel += step.info.fuel;
             record.sandbox_ms += step.info.sandbox_ms;
-            if step.info.sandbox_runs > 0 && step.info.sandbox_ms > 1.0 {
+            if step.info.sandbox_runs > 0 {
                 self.latencies_ms
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -710,7 +710,7 @@ pub struct SelfPlayBench {
     pub test_runs: usize,
     /// Test runs per second.
     pub test_runs_per_s: f64,
-    /// Median wall time of sandbox steps that ran, ms.
+    /// Median wall time of sandbox steps that ran (memo hits excluded), ms; 0 when none ran.
     pub p50_test_run_ms: f64,
     /// 99th percentile, ms.
     pub p99_test_run_ms: f64,

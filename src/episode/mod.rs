@@ -179,7 +179,7 @@ impl Task {
             test_files: &self.test_files,
             run: &self.run,
         };
-        let result = validator.run(python, &graded, &oracle)?;
+        let (result, from_memo) = validator.run_noting_memo(python, &graded, &oracle)?;
         let not_passing: Vec<String> = self
             .fail_to_pass
             .iter()
@@ -191,6 +191,7 @@ impl Task {
             solved: not_passing.is_empty() && result.outcome == Outcome::Completed,
             not_passing,
             fuel: result.fuel,
+            from_memo,
         })
     }
 }
@@ -204,6 +205,8 @@ pub struct Grade {
     pub not_passing: Vec<String>,
     /// Fuel of the grading run.
     pub fuel: u64,
+    /// The grading state had been run before (by validation or another attempt): no new run.
+    pub from_memo: bool,
 }
 
 /// The solver's tools: one call per step. The JSON form is `{"tool": "read_file", ...}`, one to
@@ -415,7 +418,7 @@ impl SolverEnv {
             let started = Instant::now();
             let grade = task.grade(&self.python, &self.validator, &self.state)?;
             self.done = true;
-            info.sandbox_runs = 1;
+            info.sandbox_runs = u32::from(!grade.from_memo);
             info.fuel = grade.fuel;
             info.sandbox_ms = started.elapsed().as_secs_f64() * 1e3;
             let reward = if grade.solved { 1.0 } else { -1.0 };

@@ -213,7 +213,18 @@ impl Validator {
         state: &Snapshot,
         oracle: &Oracle,
     ) -> Result<Arc<OracleRun>, ValidationError> {
+        Ok(self.run_noting_memo(python, state, oracle)?.0)
+    }
+
+    /// Like [`Validator::run`], and says whether the answer came from the memo.
+    pub fn run_noting_memo(
+        &self,
+        python: &Python,
+        state: &Snapshot,
+        oracle: &Oracle,
+    ) -> Result<(Arc<OracleRun>, bool), ValidationError> {
         self.answered.fetch_add(1, Ordering::Relaxed);
+        let mut executed_here = false;
         let key = memo_key(state, oracle);
         let cell = self
             .memo
@@ -223,19 +234,21 @@ impl Validator {
             .or_default()
             .clone();
         let result = cell.get_or_init(|| {
+            executed_here = true;
             self.executed.fetch_add(1, Ordering::Relaxed);
             self.execute(python, state, oracle)
                 .map(Arc::new)
                 .map_err(|e| format!("{e}: {}", error_chain(&e)))
         });
         let run = result.clone().map_err(ValidationError::Run)?;
+        let from_memo = !executed_here;
         if oracle.parser.is_some() {
-            return Ok(run);
+            return Ok((run, from_memo));
         }
         // The memo keeps whole logs' results, so runs that differ only in which files are
         // the oracle share one execution.
         let files: BTreeSet<&str> = oracle.test_files.iter().map(String::as_str).collect();
-        Ok(Arc::new(OracleRun {
+        let filtered = Arc::new(OracleRun {
             tests: run
                 .tests
                 .iter()
@@ -243,7 +256,8 @@ impl Validator {
                 .map(|(id, s)| (id.clone(), *s))
                 .collect(),
             ..(*run).clone()
-        }))
+        });
+        Ok((filtered, from_memo))
     }
 
     fn execute(
