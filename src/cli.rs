@@ -381,9 +381,10 @@ struct SelfplayArgs {
     /// Rounds to play
     #[arg(long, default_value_t = 2)]
     rounds: usize,
-    /// The injector's strategy
-    #[arg(long, value_enum, default_value_t = Strategy::Mixed)]
-    injector: Strategy,
+    /// The injector: a built-in strategy (procedural, removal, history, mixed), or an agent
+    /// that plays the role through the tools (random, replay:FILE.jsonl)
+    #[arg(long, default_value = "mixed")]
+    injector: String,
     /// The solver: oracle, random, heuristic or replay:FILE.jsonl
     #[arg(long, default_value = "heuristic")]
     solver: AgentKind,
@@ -696,9 +697,24 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let python = Arc::new(Python::new(&runtime)?);
             let validator = Arc::new(Validator::new(ValidationSettings::default()));
+            let (strategy, injector_agent) = match <Strategy as clap::ValueEnum>::from_str(&args.injector, false) {
+                Ok(strategy) => (strategy, None),
+                Err(_) => match args.injector.parse::<AgentKind>() {
+                    Ok(AgentKind::Oracle) | Ok(AgentKind::Heuristic) => anyhow::bail!(
+                        "--injector {}: the oracle and heuristic agents are solvers; inject with a strategy (procedural, removal, history, mixed) or an agent (random, replay:FILE.jsonl)",
+                        args.injector
+                    ),
+                    Ok(kind) => (Strategy::Mixed, Some(kind)),
+                    Err(_) => anyhow::bail!(
+                        "unknown --injector {:?}: use procedural, removal, history, mixed, random or replay:FILE.jsonl",
+                        args.injector
+                    ),
+                },
+            };
             let settings = crate::selfplay::SelfPlaySettings {
                 rounds: args.rounds,
-                strategy: args.injector,
+                strategy,
+                injector_agent,
                 solver: args.solver.clone(),
                 attempts: args.attempts,
                 artifacts_per_round: args.artifacts.max(1),

@@ -59,8 +59,10 @@ pub enum SelfPlayError {
 pub struct SelfPlaySettings {
     /// Rounds to play.
     pub rounds: usize,
-    /// The injector's strategy.
+    /// The injector's strategy (the built-in pipeline).
     pub strategy: Strategy,
+    /// An agent that plays the injector role through the tools instead of the strategy.
+    pub injector_agent: Option<AgentKind>,
     /// The solver.
     pub solver: AgentKind,
     /// Solver attempts per bug (G).
@@ -427,6 +429,115 @@ pub struct RoundStats {
     pub wall_s: f64,
 }
 
+/// Plays one injector episode: the agent explores `project` with the tools and submits a
+/// change; the record's reward is -1 for an invalid artifact and is filled in later otherwise.
+#[allow(clippy::too_many_arguments)]
+fn play_injector(
+    python: &Arc<Python>,
+    validator: &Arc<Validator>,
+    project: &Arc<OpenProject>,
+    kind: &AgentKind,
+    seed: u64,
+    index: usize,
+    round: usize,
+    settings: &EnvSettings,
+) -> (EpisodeRecord, Option<crate::episode::Injected>) {
+    let started = Instant::now();
+    let mut record = EpisodeRecord {
+        episode: format!("{}@inject#{index}", project.name),
+        round,
+        role: "injector".into(),
+        task: String::new(),
+        project: project.name.clone(),
+        order: 1,
+        agent: kind.to_string(),
+        attempt: index,
+        seed,
+        actions: Vec::new(),
+        observations: Vec::new(),
+        rewards: Vec::new(),
+        reward: 0.0,
+        solved: false,
+        terminated: false,
+        truncated: false,
+        sandbox_runs: 0,
+        fuel: 0,
+        sandbox_ms: 0.0,
+        wall_ms: 0.0,
+        error: None,
+        final_state: None,
+    };
+    let mut env = crate::episode::InjectorEnv::new(
+        python.clone(),
+        validator.clone(),
+        settings.clone(),
+        &kind.to_string(),
+    );
+    let mut observation = env.reset(project.clone(), seed);
+    record.observations.push(observation.clone());
+    // Agents that need a task get a stand-in: the project as both original and start.
+    let stand_in = Task {
+        id: record.episode.clone(),
+        project: project.name.clone(),
+        order: 1,
+        original: project.repo.clone(),
+        buggy: project.repo.clone(),
+        run: project.run.clone(),
+        command: project.test_command.clone(),
+        parser: None,
+        test_files: Vec::new(),
+        fail_to_pass: Vec::new(),
+        pass_to_pass: Vec::new(),
+        specification: observation.text.clone(),
+        bug_patch: crate::diff::Patch::default(),
+    };
+    let mut agent = match kind.make(&stand_in, seed, index) {
+        Ok(a) => a,
+        Err(e) => {
+            record.error = Some(e.to_string());
+            return (record, None);
+        }
+    };
+    let mut injected = None;
+    loop {
+        let action = {
+            let view = View {
+                specification: &stand_in.specification,
+                state: env.state(),
+                test_command: &project.test_command,
+                turn: record.actions.len() as u32,
+            };
+            agent.act(&observation, &view)
+        };
+        let result = env.step(&action);
+        record.actions.push(action);
+        let (step, done) = match result {
+            Ok(pair) => pair,
+            Err(e) => {
+                record.error = Some(error_chain(&e));
+                break;
+            }
+        };
+        record.sandbox_runs += step.info.sandbox_runs;
+        record.sandbox_ms += step.info.sandbox_ms;
+        record.rewards.push(step.reward);
+        record.observations.push(step.observation.clone());
+        if step.terminated || step.truncated {
+            record.terminated = step.terminated;
+            record.truncated = step.truncated;
+            record.reward = step.reward;
+            if let Some(inj) = done {
+                record.task = inj.artifact.id();
+                injected = Some(inj);
+            }
+            break;
+        }
+        observation = step.observation;
+    }
+    record.wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    (record, injected)
+}
+
 /// The task of an artifact that `spar inject` wrote (with its `validation.json`).
 fn load_task(dir: &std::path::Path, project: &OpenProject) -> Result<Task, SelfPlayError> {
     let artifact = BugArtifact::load(dir)?;
@@ -503,17 +614,50 @@ pub fn run(
         // Inject and validate.
         let mut tasks: Vec<(Arc<Task>, bool)> = Vec::new();
         let mut injector_rewards: Vec<(String, bool)> = Vec::new();
+        let mut injector_records = Vec::new();
         for project in projects {
+            let round_dir = settings
+                .out
+                .join("artifacts")
+                .join(format!("round-{}", round + 1));
+            if let Some(agent) = &settings.injector_agent {
+                // An agent plays the injector role through the tools, one episode per artifact.
+                let project_arc = Arc::new(project.clone());
+                for i in 0..settings.artifacts_per_round {
+                    let seed = episode_seed(settings.seed, round, &project.name, i);
+                    let (record, injected) = play_injector(
+                        &python,
+                        &validator,
+                        &project_arc,
+                        agent,
+                        seed,
+                        i,
+                        round + 1,
+                        &settings.env,
+                    );
+                    stats.proposed += 1;
+                    match injected {
+                        Some(inj) => {
+                            let dir = round_dir.join(inj.artifact.id());
+                            crate::inject::write_artifact(&inj.artifact, &inj.validation, &dir)?;
+                            let task = load_task(&dir, project)?;
+                            stats.valid += 1;
+                            injector_rewards.push((task.id.clone(), true));
+                            tasks.push((Arc::new(task), true));
+                        }
+                        None => injector_rewards.push((String::new(), false)),
+                    }
+                    injector_records.push(record);
+                }
+                continue;
+            }
             let injector = Injector::new(&python, &validator, project)?;
             let report = injector.inject(&InjectSettings {
                 strategy: settings.strategy,
                 count: settings.artifacts_per_round,
                 seed: settings.seed.wrapping_add(round as u64),
                 max_candidates: 40 * settings.artifacts_per_round.max(1),
-                out: settings
-                    .out
-                    .join("artifacts")
-                    .join(format!("round-{}", round + 1)),
+                out: round_dir,
             })?;
             for y in report.yields.values() {
                 stats.proposed += y.validated;
@@ -584,7 +728,21 @@ pub fn run(
                 .collect();
             inj.push(injector_reward(true, solve_rate(&solved), settings.alpha));
         }
-        stats.injector_reward = mean(inj.into_iter());
+        stats.injector_reward = mean(inj.iter().copied());
+        // Injector episodes get their reward once the solvers have played.
+        let mut valid_rewards = injector_rewards
+            .iter()
+            .zip(&inj)
+            .filter(|((_, valid), _)| *valid)
+            .map(|(_, r)| *r);
+        for record in &mut injector_records {
+            if record.error.is_none() && record.reward == 0.0 && record.terminated {
+                record.reward = valid_rewards.next().unwrap_or(0.0);
+                if let Some(last) = record.rewards.last_mut() {
+                    *last = record.reward;
+                }
+            }
+        }
         // Higher-order bugs from failed first-order attempts.
         for (task, first_order) in &tasks {
             if !first_order {
@@ -614,7 +772,7 @@ pub fn run(
                 .sum::<usize>();
         stats.sandbox_s = records.iter().map(|r| r.sandbox_ms).sum::<f64>() / 1e3;
         stats.wall_s = started.elapsed().as_secs_f64();
-        for r in &records {
+        for r in injector_records.iter().chain(&records) {
             serde_json::to_writer(&mut episodes_log, r).map_err(|e| SelfPlayError::Log {
                 path: episodes_path.clone(),
                 source: e.into(),

@@ -443,3 +443,166 @@ fn cli_selfplay_writes_rounds_and_episodes() {
     assert_eq!(heldout.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&heldout.stderr).contains("held out"));
 }
+
+fn calc_project() -> Arc<spar::corpus::OpenProject> {
+    let repo = common::original();
+    Arc::new(spar::corpus::OpenProject {
+        name: "calc".into(),
+        split: spar::corpus::Split::Train,
+        test_command: spar::testrun::TestCommand::for_repo(&repo, None, &[]),
+        repo,
+        run: PythonRun::default(),
+        git_dir: None,
+    })
+}
+
+#[test]
+fn injector_episodes_submit_bugs_through_the_same_tools() {
+    use spar::episode::InjectorEnv;
+    let validator = task_validator();
+    let mut env = InjectorEnv::new(
+        python(),
+        validator.clone(),
+        EnvSettings::default(),
+        "scripted",
+    );
+    let prompt = env.reset(calc_project(), 7);
+    assert!(prompt.text.contains("introducing a realistic bug"));
+    let read = env
+        .step(&Action::ReadFile {
+            path: "calc/ops.py".into(),
+            start: Some(5),
+            end: Some(6),
+        })
+        .unwrap()
+        .0;
+    assert!(read.observation.text.contains("return a - b"));
+    env.step(&Action::Edit {
+        path: "calc/ops.py".into(),
+        old: "return a - b".into(),
+        new: "return b - a".into(),
+    })
+    .unwrap();
+    let (step, injected) = env.step(&Action::Submit).unwrap();
+    assert!(step.terminated);
+    assert_eq!(step.reward, 0.0, "valid: the reward waits for the solvers");
+    let injected = injected.expect("a valid artifact");
+    assert!(injected.validation.valid);
+    assert_eq!(injected.artifact.meta.injector, "spar");
+    assert_eq!(injected.artifact.meta.strategy, "agent:scripted");
+    assert!(injected
+        .validation
+        .fail_to_pass
+        .contains(&"tests/test_calc.py::test_sub".to_owned()));
+    // The weakening was automatic: the artifact's test patch deletes the broken tests.
+    assert!(injected
+        .artifact
+        .test_patch
+        .to_string()
+        .contains("-def test_sub():"));
+
+    // A submission that breaks nothing is invalid: -1 at once.
+    let mut env = InjectorEnv::new(python(), validator.clone(), EnvSettings::default(), "lazy");
+    env.reset(calc_project(), 7);
+    let (step, injected) = env.step(&Action::Submit).unwrap();
+    assert_eq!(step.reward, -1.0);
+    assert!(injected.is_none());
+    assert!(
+        step.observation.text.contains("breaks no test"),
+        "{}",
+        step.observation.text
+    );
+
+    // Touching a test file is a rule violation: invalid.
+    let mut env = InjectorEnv::new(python(), validator, EnvSettings::default(), "cheater");
+    env.reset(calc_project(), 7);
+    env.step(&Action::Edit {
+        path: "calc/ops.py".into(),
+        old: "return a - b".into(),
+        new: "return b - a".into(),
+    })
+    .unwrap();
+    env.step(&Action::Edit {
+        path: "tests/test_calc.py".into(),
+        old: "assert add(2, 3) == 5".into(),
+        new: "assert add(2, 3) == 6".into(),
+    })
+    .unwrap();
+    let (step, injected) = env.step(&Action::Submit).unwrap();
+    assert_eq!(step.reward, -1.0, "{}", step.observation.text);
+    assert!(injected.is_none());
+}
+
+#[test]
+fn cli_selfplay_with_an_agent_in_the_injector_role() {
+    let out = std::env::temp_dir().join(format!("spar-selfplay-inj-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_spar"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--quiet",
+            "selfplay",
+            "--corpus",
+            "moneyunits",
+            "--rounds",
+            "1",
+            "--injector",
+            "random",
+        ])
+        .args([
+            "--solver",
+            "oracle",
+            "--attempts",
+            "1",
+            "--artifacts",
+            "2",
+            "--json",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let round: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(round["proposed"], 2);
+    let episodes = std::fs::read_to_string(out.join("episodes.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = episodes
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let injectors: Vec<&serde_json::Value> =
+        records.iter().filter(|r| r["role"] == "injector").collect();
+    assert_eq!(injectors.len(), 2);
+    for r in &injectors {
+        let reward = r["reward"].as_f64().unwrap();
+        // Invalid: -1; valid and solved by every oracle attempt: -alpha.
+        assert!(reward == -1.0 || reward == -0.8, "{r}");
+        assert_eq!(
+            r["actions"].as_array().unwrap().last().unwrap()["tool"],
+            "submit"
+        );
+    }
+    let solvers = records.iter().filter(|r| r["role"] == "solver").count();
+    assert_eq!(solvers as u64, round["valid"].as_u64().unwrap());
+    // A solver is not an injector.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_spar"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "--quiet",
+            "selfplay",
+            "--corpus",
+            "moneyunits",
+            "--injector",
+            "oracle",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("are solvers"));
+}

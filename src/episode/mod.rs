@@ -50,6 +50,9 @@ pub enum EpisodeError {
     /// The guest failed.
     #[error(transparent)]
     Guest(#[from] GuestError),
+    /// Turning an injector's submission into an artifact failed as a harness error.
+    #[error("building the injected artifact: {0}")]
+    Inject(String),
     /// A grading run failed as a harness error.
     #[error(transparent)]
     Validation(#[from] ValidationError),
@@ -351,29 +354,27 @@ impl Default for EnvSettings {
     }
 }
 
-/// One solver attempt on one task.
-pub struct SolverEnv {
+/// What both roles' environments share: the working tree, the tools over it, the budgets.
+struct Workspace {
     python: Arc<Python>,
-    validator: Arc<Validator>,
     settings: EnvSettings,
-    task: Option<Arc<Task>>,
+    start: Snapshot,
     state: Snapshot,
+    run: PythonRun,
     seed: u64,
     turn: u32,
     observed: usize,
     done: bool,
 }
 
-impl SolverEnv {
-    /// An environment that grades with `validator` (whose memo makes identical final states
-    /// cost one run across all attempts).
-    pub fn new(python: Arc<Python>, validator: Arc<Validator>, settings: EnvSettings) -> Self {
-        SolverEnv {
+impl Workspace {
+    fn new(python: Arc<Python>, settings: EnvSettings) -> Self {
+        Workspace {
             python,
-            validator,
             settings,
-            task: None,
+            start: Snapshot::empty(),
             state: Snapshot::empty(),
+            run: PythonRun::default(),
             seed: 0,
             turn: 0,
             observed: 0,
@@ -381,65 +382,35 @@ impl SolverEnv {
         }
     }
 
-    /// Starts an attempt on `task` with `seed`; returns the specification.
-    pub fn reset(&mut self, task: Arc<Task>, seed: u64) -> Observation {
-        self.state = task.buggy.clone();
+    fn reset(&mut self, start: Snapshot, run: PythonRun, seed: u64, prompt: String) -> Observation {
+        self.start = start.clone();
+        self.state = start;
+        self.run = run;
         self.seed = seed;
         self.turn = 0;
         self.done = false;
-        let text = task.specification.clone();
-        self.observed = text.len();
-        self.task = Some(task);
-        Observation { text, error: false }
+        self.observed = prompt.len();
+        Observation {
+            text: prompt,
+            error: false,
+        }
     }
 
-    /// The current repository state.
-    pub fn state(&self) -> &Snapshot {
-        &self.state
-    }
-
-    /// The task of the current attempt.
-    pub fn task(&self) -> Option<&Arc<Task>> {
-        self.task.as_ref()
-    }
-
-    /// Takes one action.
-    pub fn step(&mut self, action: &Action) -> Result<Step, EpisodeError> {
+    /// Counts the turn; errors when the episode is over.
+    fn begin_step(&mut self) -> Result<StepInfo, EpisodeError> {
         if self.done {
             return Err(EpisodeError::Ended);
         }
-        let task = self.task.clone().ok_or(EpisodeError::Ended)?;
         self.turn += 1;
-        let mut info = StepInfo {
+        Ok(StepInfo {
             turn: self.turn,
             ..StepInfo::default()
-        };
-        if *action == Action::Submit {
-            let started = Instant::now();
-            let grade = task.grade(&self.python, &self.validator, &self.state)?;
-            self.done = true;
-            info.sandbox_runs = u32::from(!grade.from_memo);
-            info.fuel = grade.fuel;
-            info.sandbox_ms = started.elapsed().as_secs_f64() * 1e3;
-            let reward = if grade.solved { 1.0 } else { -1.0 };
-            let text = if grade.solved {
-                "submitted: all oracle tests pass".to_owned()
-            } else {
-                format!(
-                    "submitted: {} oracle tests do not pass",
-                    grade.not_passing.len()
-                )
-            };
-            info.grade = Some(grade);
-            return Ok(Step {
-                observation: Observation { text, error: false },
-                reward,
-                terminated: true,
-                truncated: false,
-                info,
-            });
-        }
-        let (text, error) = match self.tool(action, &task, &mut info)? {
+        })
+    }
+
+    /// A tool step's result, truncating when a budget runs out.
+    fn tool_step(&mut self, action: &Action, mut info: StepInfo) -> Result<Step, EpisodeError> {
+        let (text, error) = match self.tool(action, &mut info)? {
             Ok(text) => (text, false),
             Err(text) => (text, true),
         };
@@ -471,7 +442,6 @@ impl SolverEnv {
     fn tool(
         &mut self,
         action: &Action,
-        task: &Task,
         info: &mut StepInfo,
     ) -> Result<Result<String, String>, EpisodeError> {
         Ok(match action {
@@ -493,7 +463,7 @@ impl SolverEnv {
                 Err(e) => Err(e),
             },
             Action::Run { args } => {
-                let mut options = task.run.clone();
+                let mut options = self.run.clone();
                 options.limits.timeout = self.settings.run_timeout;
                 options.limits.max_output_bytes = 1 << 20;
                 options.determinism = Determinism::Seeded {
@@ -512,16 +482,198 @@ impl SolverEnv {
                 // Keep the end of long logs: failures and summaries are printed last.
                 Ok(format!(
                     "{}\n{ending}",
-                    tail(&text, self.settings.max_step_bytes - 64)
+                    tail(&text, self.settings.max_step_bytes.saturating_sub(64))
                 ))
             }
-            Action::Diff => match Patch::between(&task.buggy, &self.state) {
+            Action::Diff => match Patch::between(&self.start, &self.state) {
                 Ok(p) if p.is_empty() => Ok("(no changes)".to_owned()),
                 Ok(p) => Ok(p.to_string()),
                 Err(e) => Err(e.to_string()),
             },
-            Action::Submit => unreachable!("submit is handled by step"),
+            Action::Submit => unreachable!("submit is handled by each role's step"),
         })
+    }
+}
+
+/// One solver attempt on one task.
+pub struct SolverEnv {
+    work: Workspace,
+    validator: Arc<Validator>,
+    task: Option<Arc<Task>>,
+}
+
+impl SolverEnv {
+    /// An environment that grades with `validator` (whose memo makes identical final states
+    /// cost one run across all attempts).
+    pub fn new(python: Arc<Python>, validator: Arc<Validator>, settings: EnvSettings) -> Self {
+        SolverEnv {
+            work: Workspace::new(python, settings),
+            validator,
+            task: None,
+        }
+    }
+
+    /// Starts an attempt on `task` with `seed`; returns the specification.
+    pub fn reset(&mut self, task: Arc<Task>, seed: u64) -> Observation {
+        let observation = self.work.reset(
+            task.buggy.clone(),
+            task.run.clone(),
+            seed,
+            task.specification.clone(),
+        );
+        self.task = Some(task);
+        observation
+    }
+
+    /// The current repository state.
+    pub fn state(&self) -> &Snapshot {
+        &self.work.state
+    }
+
+    /// The task of the current attempt.
+    pub fn task(&self) -> Option<&Arc<Task>> {
+        self.task.as_ref()
+    }
+
+    /// Takes one action.
+    pub fn step(&mut self, action: &Action) -> Result<Step, EpisodeError> {
+        let mut info = self.work.begin_step()?;
+        let task = self.task.clone().ok_or(EpisodeError::Ended)?;
+        if *action != Action::Submit {
+            return self.work.tool_step(action, info);
+        }
+        let started = Instant::now();
+        let grade = task.grade(&self.work.python, &self.validator, &self.work.state)?;
+        self.work.done = true;
+        info.sandbox_runs = u32::from(!grade.from_memo);
+        info.fuel = grade.fuel;
+        info.sandbox_ms = started.elapsed().as_secs_f64() * 1e3;
+        let reward = if grade.solved { 1.0 } else { -1.0 };
+        let text = if grade.solved {
+            "submitted: all oracle tests pass".to_owned()
+        } else {
+            format!(
+                "submitted: {} oracle tests do not pass",
+                grade.not_passing.len()
+            )
+        };
+        info.grade = Some(grade);
+        Ok(Step {
+            observation: Observation { text, error: false },
+            reward,
+            terminated: true,
+            truncated: false,
+            info,
+        })
+    }
+}
+
+/// The injector's instructions: the protocol's rules, adapted to spar's automatic weakening.
+pub const INJECTOR_PROMPT: &str = "You are improving the robustness of a test suite by \
+introducing a realistic bug into this repository's code. Explore it with the tools, change code \
+files (never test files) so that some existing tests fail, and submit. Rules: do not add \
+comments that reveal the bug; do not leave the original code in comments; change only code the \
+tests exercise; keep the project importable. On submit, the tests your bug breaks are deleted \
+from the visible test files, and the artifact is checked for consistency. You are rewarded when \
+the bug is valid and hard but not impossible for a solver: -1 for an invalid artifact, -0.8 when \
+every or no solver attempt fixes it, 1 - 1.8 s for a solve rate s in between.\n";
+
+/// One injector episode: explore a project with the solver's tools, change code, and submit
+/// the change as a bug. Submitting weakens the tests and validates the artifact at once; the
+/// reward is -1 for an invalid artifact, and otherwise 0 until solver attempts give the solve
+/// rate that [`rewards::injector_reward`] turns into the injector's reward.
+pub struct InjectorEnv {
+    work: Workspace,
+    validator: Arc<Validator>,
+    project: Option<Arc<crate::corpus::OpenProject>>,
+    name: String,
+}
+
+/// A valid artifact an injector episode submitted.
+#[derive(Clone, Debug)]
+pub struct Injected {
+    /// The artifact.
+    pub artifact: BugArtifact,
+    /// Its validation.
+    pub validation: ValidationReport,
+}
+
+impl InjectorEnv {
+    /// An injector environment; `name` is recorded as the artifacts' injector.
+    pub fn new(
+        python: Arc<Python>,
+        validator: Arc<Validator>,
+        settings: EnvSettings,
+        name: &str,
+    ) -> Self {
+        InjectorEnv {
+            work: Workspace::new(python, settings),
+            validator,
+            project: None,
+            name: name.to_owned(),
+        }
+    }
+
+    /// Starts an episode in `project`; returns the injector's instructions.
+    pub fn reset(&mut self, project: Arc<crate::corpus::OpenProject>, seed: u64) -> Observation {
+        let prompt = format!("{INJECTOR_PROMPT}\nThe repository is {}.\n", project.name);
+        let observation = self
+            .work
+            .reset(project.repo.clone(), project.run.clone(), seed, prompt);
+        self.project = Some(project);
+        observation
+    }
+
+    /// The current repository state.
+    pub fn state(&self) -> &Snapshot {
+        &self.work.state
+    }
+
+    /// Takes one action. After `submit`, the second value holds the valid artifact, if any.
+    pub fn step(&mut self, action: &Action) -> Result<(Step, Option<Injected>), EpisodeError> {
+        let mut info = self.work.begin_step()?;
+        let project = self.project.clone().ok_or(EpisodeError::Ended)?;
+        if *action != Action::Submit {
+            return Ok((self.work.tool_step(action, info)?, None));
+        }
+        self.work.done = true;
+        let started = Instant::now();
+        let runs_before = self.validator.runs_executed();
+        let injector = crate::inject::Injector::new(&self.work.python, &self.validator, &project)
+            .map_err(|e| EpisodeError::Inject(e.to_string()))?;
+        let outcome = injector
+            .artifact_from_state(
+                &self.work.state,
+                &format!("agent:{}", self.name),
+                self.work.seed,
+            )
+            .map_err(|e| EpisodeError::Inject(e.to_string()))?;
+        info.sandbox_runs = (self.validator.runs_executed() - runs_before) as u32;
+        info.sandbox_ms = started.elapsed().as_secs_f64() * 1e3;
+        let (text, reward, injected) = match outcome {
+            Ok((artifact, validation)) => (
+                format!(
+                    "submitted: a valid artifact that breaks {} tests; the reward follows from the solvers' attempts",
+                    validation.fail_to_pass.len()
+                ),
+                0.0,
+                Some(Injected {
+                    artifact,
+                    validation,
+                }),
+            ),
+            Err(why) => (format!("submitted: not a valid artifact: {why}"), -1.0, None),
+        };
+        Ok((
+            Step {
+                observation: Observation { text, error: false },
+                reward,
+                terminated: true,
+                truncated: false,
+                info,
+            },
+            injected,
+        ))
     }
 }
 

@@ -465,6 +465,56 @@ impl<'a> Injector<'a> {
     }
 
     fn build(&self, candidate: &Candidate, seed: u64) -> Result<Built, InjectError> {
+        self.build_as(candidate, candidate.strategy.as_str(), seed)
+    }
+
+    /// Turns a buggy state that someone else made (an agent playing the injector role) into a
+    /// validated artifact: the same weakening and checks as the built-in strategies. `Ok(Err)`
+    /// says why there is no valid artifact.
+    pub fn artifact_from_state(
+        &self,
+        state: &Snapshot,
+        injector: &str,
+        seed: u64,
+    ) -> Result<Result<(BugArtifact, ValidationReport), String>, InjectError> {
+        let candidate = Candidate {
+            strategy: Strategy::Procedural,
+            state: state.clone(),
+            notes: Vec::new(),
+        };
+        let artifact = match self.build_as(&candidate, injector, seed)? {
+            Built::Artifact(a) => *a,
+            Built::NoFailingTest => return Ok(Err("the change breaks no test".into())),
+            Built::WeakeningFailed => {
+                return Ok(Err(
+                    "deleting the broken tests does not leave the visible tests passing".into(),
+                ))
+            }
+        };
+        let report = self.validator.validate(
+            self.python,
+            &artifact,
+            &self.project.repo,
+            &self.project.run,
+        )?;
+        if !report.valid {
+            let failed: Vec<&str> = report
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.check.as_str())
+                .collect();
+            return Ok(Err(format!("failed checks: {}", failed.join(", "))));
+        }
+        Ok(Ok((artifact, report)))
+    }
+
+    fn build_as(
+        &self,
+        candidate: &Candidate,
+        strategy: &str,
+        seed: u64,
+    ) -> Result<Built, InjectError> {
         let results = self.full_run(&candidate.state)?;
         let broken: Vec<String> = self
             .passing
@@ -526,7 +576,7 @@ impl<'a> Injector<'a> {
                 project: self.project.name.clone(),
                 base_snapshot: self.project.repo.content_hash().to_owned(),
                 injector: "spar".into(),
-                strategy: candidate.strategy.as_str().into(),
+                strategy: strategy.into(),
                 seed,
                 order: 1,
                 notes: candidate.notes.clone(),
