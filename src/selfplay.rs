@@ -355,29 +355,56 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn failed_record(spec: &EpisodeSpec, agent: &str, reason: String) -> EpisodeRecord {
-    EpisodeRecord {
-        episode: format!("{}#{}", spec.task.id, spec.attempt),
-        round: spec.round,
-        role: "solver".into(),
-        task: spec.task.id.clone(),
-        project: spec.task.project.clone(),
-        order: spec.task.order,
-        agent: agent.to_owned(),
-        attempt: spec.attempt,
-        seed: spec.seed,
-        actions: Vec::new(),
-        observations: Vec::new(),
-        rewards: Vec::new(),
-        reward: 0.0,
-        solved: false,
-        terminated: false,
-        truncated: false,
-        sandbox_runs: 0,
-        fuel: 0,
-        sandbox_ms: 0.0,
-        wall_ms: 0.0,
-        error: Some(reason),
-        final_state: None,
+    let mut record = EpisodeRecord::blank(
+        format!("{}#{}", spec.task.id, spec.attempt),
+        spec.round,
+        "solver",
+        &spec.task.project,
+        agent.to_owned(),
+        spec.attempt,
+        spec.seed,
+    );
+    record.task = spec.task.id.clone();
+    record.order = spec.task.order;
+    record.error = Some(reason);
+    record
+}
+
+impl EpisodeRecord {
+    /// A record with nothing played yet.
+    fn blank(
+        episode: String,
+        round: usize,
+        role: &str,
+        project: &str,
+        agent: String,
+        attempt: usize,
+        seed: u64,
+    ) -> Self {
+        EpisodeRecord {
+            episode,
+            round,
+            role: role.to_owned(),
+            task: String::new(),
+            project: project.to_owned(),
+            order: 1,
+            agent,
+            attempt,
+            seed,
+            actions: Vec::new(),
+            observations: Vec::new(),
+            rewards: Vec::new(),
+            reward: 0.0,
+            solved: false,
+            terminated: false,
+            truncated: false,
+            sandbox_runs: 0,
+            fuel: 0,
+            sandbox_ms: 0.0,
+            wall_ms: 0.0,
+            error: None,
+            final_state: None,
+        }
     }
 }
 
@@ -443,30 +470,15 @@ fn play_injector(
     settings: &EnvSettings,
 ) -> (EpisodeRecord, Option<crate::episode::Injected>) {
     let started = Instant::now();
-    let mut record = EpisodeRecord {
-        episode: format!("{}@inject#{index}", project.name),
+    let mut record = EpisodeRecord::blank(
+        format!("{}@inject#{index}", project.name),
         round,
-        role: "injector".into(),
-        task: String::new(),
-        project: project.name.clone(),
-        order: 1,
-        agent: kind.to_string(),
-        attempt: index,
+        "injector",
+        &project.name,
+        kind.to_string(),
+        index,
         seed,
-        actions: Vec::new(),
-        observations: Vec::new(),
-        rewards: Vec::new(),
-        reward: 0.0,
-        solved: false,
-        terminated: false,
-        truncated: false,
-        sandbox_runs: 0,
-        fuel: 0,
-        sandbox_ms: 0.0,
-        wall_ms: 0.0,
-        error: None,
-        final_state: None,
-    };
+    );
     let mut env = crate::episode::InjectorEnv::new(
         python.clone(),
         validator.clone(),
