@@ -18,6 +18,7 @@ use crate::episode::rewards::{injector_reward, solve_rate};
 use crate::episode::{Action, EnvSettings, Observation, SolverEnv, Task};
 use crate::guest::Python;
 use crate::inject::{InjectError, InjectSettings, Injector, Strategy, VALIDATION};
+use crate::protocol::validate::error_chain;
 use crate::protocol::{BugArtifact, ValidationReport, Validator};
 use crate::snapshot::Snapshot;
 use serde::{Deserialize, Serialize};
@@ -343,17 +344,6 @@ impl Scheduler {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn failed_record(spec: &EpisodeSpec, agent: &str, reason: String) -> EpisodeRecord {
     let mut record = EpisodeRecord::blank(
         format!("{}#{}", spec.task.id, spec.attempt),
@@ -406,6 +396,15 @@ impl EpisodeRecord {
             final_state: None,
         }
     }
+}
+
+/// The `run` tool calls in `records`: each is one sandbox test run.
+fn tool_runs(records: &[EpisodeRecord]) -> usize {
+    records
+        .iter()
+        .flat_map(|r| &r.actions)
+        .filter(|a| matches!(a, Action::Run { .. }))
+        .count()
 }
 
 /// A seed for one episode, from the run seed and its coordinates (FNV-1a over them).
@@ -772,16 +771,7 @@ pub fn run(
             }
         }
         stats.higher_order_made = pending_higher.len();
-        stats.test_runs = validator.runs_executed() - runs_before
-            + records
-                .iter()
-                .map(|r| {
-                    r.actions
-                        .iter()
-                        .filter(|a| matches!(a, Action::Run { .. }))
-                        .count()
-                })
-                .sum::<usize>();
+        stats.test_runs = validator.runs_executed() - runs_before + tool_runs(&records);
         stats.sandbox_s = records.iter().map(|r| r.sandbox_ms).sum::<f64>() / 1e3;
         stats.wall_s = started.elapsed().as_secs_f64();
         for r in injector_records.iter().chain(&records) {
@@ -946,16 +936,7 @@ pub fn bench(
     ));
     let episodes_s = played.elapsed().as_secs_f64();
     let stats = scheduler.take_stats();
-    let test_runs = validator.runs_executed() - runs_before
-        + records
-            .iter()
-            .map(|r| {
-                r.actions
-                    .iter()
-                    .filter(|a| matches!(a, Action::Run { .. }))
-                    .count()
-            })
-            .sum::<usize>();
+    let test_runs = validator.runs_executed() - runs_before + tool_runs(&records);
     let mut lat = stats.latencies_ms;
     lat.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| -> f64 {

@@ -238,7 +238,7 @@ impl Validator {
             self.executed.fetch_add(1, Ordering::Relaxed);
             self.execute(python, state, oracle)
                 .map(Arc::new)
-                .map_err(|e| format!("{e}: {}", error_chain(&e)))
+                .map_err(|e| error_chain(&e))
         });
         let run = result.clone().map_err(ValidationError::Run)?;
         let from_memo = !executed_here;
@@ -637,14 +637,16 @@ fn fail(check: Check, detail: impl Into<String>) -> CheckResult {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
+/// An error with all its sources, `outer: inner: ...`, for messages that outlive the error.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        parts.push(s.to_string());
+        text.push_str(": ");
+        text.push_str(&s.to_string());
         source = s.source();
     }
-    parts.join(": ")
+    text
 }
 
 fn memo_key(state: &Snapshot, oracle: &Oracle) -> String {
