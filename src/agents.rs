@@ -172,11 +172,17 @@ impl Agent for OracleAgent {
     }
 }
 
-/// SplitMix64: agents' choices depend on the seed alone.
-struct Rng(u64);
+/// SplitMix64: agents' and policies' choices depend on the seed alone, on every platform.
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn below(&mut self, n: usize) -> usize {
+    /// A uniform float in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.below(1 << 53) as f64) / (1u64 << 53) as f64
+    }
+
+    /// A uniform integer in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -185,7 +191,7 @@ impl Rng {
     }
 }
 
-fn code_files(state: &Snapshot) -> Vec<(String, String)> {
+pub(crate) fn code_files(state: &Snapshot) -> Vec<(String, String)> {
     state
         .files()
         .into_iter()
@@ -241,7 +247,7 @@ impl Agent for RandomAgent {
 }
 
 /// The `python` arguments that run the task's tests with a compact failure report.
-fn test_args(command: &TestCommand) -> Vec<String> {
+pub(crate) fn test_args(command: &TestCommand) -> Vec<String> {
     let mut args = command.args.clone();
     if command.runner == crate::testrun::Runner::Pytest {
         args.retain(|a| a != "-rA" && a != "-v" && !a.starts_with("--tb"));
@@ -252,7 +258,7 @@ fn test_args(command: &TestCommand) -> Vec<String> {
 
 /// Failing tests in a run's output (pytest's `FAILED`/`ERROR` summary lines, unittest's
 /// `FAIL:`/`ERROR:` headers).
-fn failures(output: &str) -> usize {
+pub(crate) fn failures(output: &str) -> usize {
     output
         .lines()
         .filter(|l| {
@@ -266,7 +272,7 @@ fn failures(output: &str) -> usize {
 
 /// Code locations in tracebacks, most frequent first (pytest's `path.py:N: in f` and
 /// Python's `File "/repo/path.py", line N`).
-fn traceback_sites(output: &str) -> Vec<(String, u32)> {
+pub(crate) fn traceback_sites(output: &str) -> Vec<(String, u32)> {
     let short = regex::Regex::new(r"^(\S+\.py):(\d+): ").expect("valid regex");
     let long = regex::Regex::new(r#"File "/repo/(\S+\.py)", line (\d+)"#).expect("valid regex");
     let mut counts: BTreeMap<(String, u32), usize> = BTreeMap::new();
@@ -290,7 +296,7 @@ fn traceback_sites(output: &str) -> Vec<(String, u32)> {
 
 /// Names of functions and methods called on the source lines a traceback shows
 /// (`x = obj.total(a)` gives `total`), dunder methods for operators left out.
-fn called_names(output: &str) -> Vec<String> {
+pub(crate) fn called_names(output: &str) -> Vec<String> {
     let call = regex::Regex::new(r"([A-Za-z_][A-Za-z0-9_]*)\(").expect("valid regex");
     let mut names: Vec<String> = Vec::new();
     for line in output
@@ -330,10 +336,30 @@ fn called_names(output: &str) -> Vec<String> {
 }
 
 /// The restoring patch inside a specification prompt.
-fn spec_patch(specification: &str) -> Option<Patch> {
+pub(crate) fn spec_patch(specification: &str) -> Option<Patch> {
     let start = specification.find("```diff\n")? + "```diff\n".len();
     let end = specification[start..].find("```")? + start;
     Patch::parse(&specification[start..end]).ok()
+}
+
+/// The `create` actions that bring back the tests the bug broke: the specification's patch
+/// applied to the visible test files.
+pub(crate) fn restore_tests(view: &View) -> VecDeque<Action> {
+    let Some(restored) = spec_patch(view.specification).and_then(|p| p.apply(view.state).ok())
+    else {
+        return VecDeque::new();
+    };
+    restored
+        .changes_from(view.state)
+        .into_iter()
+        .filter_map(|change| match change {
+            crate::snapshot::FileChange::Written { path, contents } => Some(Action::Create {
+                path,
+                content: String::from_utf8_lossy(&contents).into_owned(),
+            }),
+            crate::snapshot::FileChange::Deleted { .. } => None,
+        })
+        .collect()
 }
 
 #[derive(Debug)]
@@ -462,21 +488,7 @@ impl Agent for HeuristicAgent {
             match &mut self.phase {
                 Phase::RestoreTests(queue) => {
                     if view.turn == 0 {
-                        // The specification's patch brings back the tests the bug breaks.
-                        if let Some(restored) =
-                            spec_patch(view.specification).and_then(|p| p.apply(view.state).ok())
-                        {
-                            for change in restored.changes_from(view.state) {
-                                if let crate::snapshot::FileChange::Written { path, contents } =
-                                    change
-                                {
-                                    queue.push_back(Action::Create {
-                                        path,
-                                        content: String::from_utf8_lossy(&contents).into_owned(),
-                                    });
-                                }
-                            }
-                        }
+                        *queue = restore_tests(view);
                     }
                     if let Some(a) = queue.pop_front() {
                         return a;

@@ -54,7 +54,8 @@ enum Command {
     Test(TestArgs),
     /// Run any python command line in the sandbox, from the repository's root
     Run(RunArgs),
-    /// Run the built-in corpus's suites in the sandbox and print a summary
+    /// The laptop-scale demo: the built-in suites in the sandbox, a short self-play training
+    /// run, and held-out solve rates before and after
     Demo(DemoArgs),
     /// Measure sandbox overhead, throughput, and sandboxed vs native test-suite time
     Bench(BenchArgs),
@@ -71,6 +72,12 @@ enum Command {
     Export(ExportArgs),
     /// Run the self-play loop: inject, validate, solve G times, reward, higher-order bugs
     Selfplay(SelfplayArgs),
+    /// Train the policy network in both roles by self-play from sandbox rewards
+    Train(TrainArgs),
+    /// Held-out solve@1 and solve@8 of a checkpoint next to the untrained policy and baselines
+    Eval(EvalArgs),
+    /// Draw a training run's learning curves as an SVG image
+    Plot(PlotArgs),
     /// Internal: one worker process of `spar bench`'s processes-vs-threads measurement
     #[command(hide = true)]
     BenchWorker {
@@ -237,6 +244,123 @@ struct DemoArgs {
     /// Directory of corpus projects [default: ./corpora, else the one spar was built with]
     #[arg(long, value_name = "DIR")]
     corpus: Option<PathBuf>,
+    /// Training steps of the self-play part
+    #[arg(long, default_value_t = 12)]
+    steps: usize,
+    /// Seed of the training run and the evaluation
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run directory [default: a new directory under the cache's demo-runs/]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Training projects (split = train), built-in or imported; repeat for several [default:
+    /// every built-in project with split = train]
+    #[arg(long)]
+    corpus: Vec<String>,
+    /// Steps to train (a resumed run continues up to this many) [default: 20, or the resumed
+    /// run's]
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Where gradient steps run: cpu, or cuda (needs a build with --features cuda)
+    #[arg(long, default_value = "cpu")]
+    device: crate::policy::DeviceChoice,
+    /// Seed of the weights, the samples and every episode
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// New run directory: config.json, metrics.jsonl, checkpoint/, artifacts/
+    #[arg(long, value_name = "RUN_DIR", required_unless_present = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the run in RUN_DIR from its last checkpoint, with its settings
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Solver attempts per bug (G)
+    #[arg(long, default_value_t = crate::episode::rewards::DEFAULT_ATTEMPTS)]
+    attempts: usize,
+    /// Bugs the injector proposes per step
+    #[arg(long, default_value_t = 4)]
+    proposals: usize,
+    /// Bugs the solver trains on per step
+    #[arg(long, default_value_t = 4)]
+    bugs_per_step: usize,
+    /// Candidate fixes one solver attempt may try
+    #[arg(long, default_value_t = 3)]
+    max_tries: usize,
+    /// AdamW learning rate
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    /// Entropy bonus
+    #[arg(long, default_value_t = 0.01)]
+    entropy: f64,
+    /// Sandbox runs at once [default: the number of cores]
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Save a checkpoint every this many steps (and at the end)
+    #[arg(long, default_value_t = 5)]
+    checkpoint_every: usize,
+    /// Print each step's metrics as a JSON line instead of a progress bar
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BugsArg {
+    /// Bugs made with a fixed seed in the held-out projects
+    Heldout,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// A run directory of `spar train` (or its checkpoint/ or a model.safetensors); without
+    /// it, only the baselines are evaluated
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+    /// The bug set
+    #[arg(long, value_enum, default_value = "heldout")]
+    bugs: BugsArg,
+    /// Held-out projects [default: every built-in project with split = heldout]
+    #[arg(long)]
+    corpus: Vec<String>,
+    /// Bugs per held-out project
+    #[arg(long, default_value_t = 4)]
+    per_project: usize,
+    /// Seed of the held-out bugs (fixed, so every evaluation sees the same ones)
+    #[arg(long, default_value_t = 2026)]
+    bug_seed: u64,
+    /// Attempts per bug (the k of solve@k)
+    #[arg(long, default_value_t = crate::episode::rewards::DEFAULT_ATTEMPTS)]
+    attempts: usize,
+    /// Candidate fixes one policy attempt may try [default: the run's, else 3]
+    #[arg(long)]
+    max_tries: Option<usize>,
+    /// Baselines to evaluate too (comma-separated): untrained, random, heuristic
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "untrained,random,heuristic"
+    )]
+    baselines: Vec<String>,
+    /// Seed of the episodes
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Sandbox runs at once [default: the number of cores]
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct PlotArgs {
+    /// The run directory (with metrics.jsonl)
+    run_dir: PathBuf,
+    /// The image to write [default: RUN_DIR/curves.svg]
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -519,14 +643,235 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(dir) => dir.clone(),
                 None => demo::default_corpus_dir(),
             };
-            let python = Python::new(&runtime)?;
-            let summary = demo::run(&python, &DemoSettings { corpus })?;
+            let python = Arc::new(Python::new(&runtime)?);
+            println!("1. The built-in corpus's test suites in the sandbox");
+            let summary = demo::run(
+                &python,
+                &DemoSettings {
+                    corpus: corpus.clone(),
+                },
+            )?;
             print!("{summary}");
-            Ok(if summary.all_passed() {
-                ExitCode::SUCCESS
+            if !summary.all_passed() {
+                return Ok(ExitCode::FAILURE);
+            }
+            let mut train_projects = Vec::new();
+            let mut heldout_projects = Vec::new();
+            for p in corpus::list_projects(&corpus)? {
+                let project = open_project(&cli, &p.manifest.name)?;
+                match project.split {
+                    Split::Train => train_projects.push(project),
+                    Split::Heldout => heldout_projects.push(project),
+                }
+            }
+            let out = match &args.out {
+                Some(dir) => dir.clone(),
+                None => runtime.cache_dir.join("demo-runs").join(format!(
+                    "{}-seed{}",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    args.seed
+                )),
+            };
+            let settings = crate::train::TrainSettings {
+                projects: train_projects.iter().map(|p| p.name.clone()).collect(),
+                steps: args.steps,
+                seed: args.seed,
+                ..crate::train::TrainSettings::default()
+            };
+            println!(
+                "\n2. Self-play training: {} steps on {} (run directory {})",
+                settings.steps,
+                settings.projects.join(", "),
+                out.display()
+            );
+            let report = demo::self_play(
+                python,
+                &train_projects,
+                &heldout_projects,
+                &settings,
+                &out,
+                &runtime.cache_dir,
+                !cli.quiet,
+            )?;
+            print!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Train(args) => {
+            let (settings, out, resume) = match &args.resume {
+                Some(dir) => {
+                    let path = dir.join(crate::train::CONFIG);
+                    let text = std::fs::read_to_string(&path).with_context(|| {
+                        format!(
+                            "reading {}: --resume needs the run directory of an earlier `spar train --out`",
+                            path.display()
+                        )
+                    })?;
+                    let mut settings: crate::train::TrainSettings = serde_json::from_str(&text)
+                        .with_context(|| format!("parsing {}", path.display()))?;
+                    if let Some(steps) = args.steps {
+                        settings.steps = steps;
+                    }
+                    (settings, dir.clone(), true)
+                }
+                None => {
+                    let projects = if args.corpus.is_empty() {
+                        builtin_split(Split::Train)?
+                    } else {
+                        args.corpus.clone()
+                    };
+                    let settings = crate::train::TrainSettings {
+                        projects,
+                        steps: args.steps.unwrap_or(20),
+                        seed: args.seed,
+                        device: args.device,
+                        attempts: args.attempts,
+                        proposals: args.proposals,
+                        bugs_per_step: args.bugs_per_step,
+                        max_tries: args.max_tries,
+                        lr: args.lr,
+                        entropy: args.entropy,
+                        workers: args.workers.unwrap_or_else(crate::par::cores),
+                        checkpoint_every: args.checkpoint_every,
+                        ..crate::train::TrainSettings::default()
+                    };
+                    let out = args.out.clone().context("--out RUN_DIR is required")?;
+                    (settings, out, false)
+                }
+            };
+            if settings.attempts < 2 || settings.proposals == 0 || settings.steps == 0 {
+                anyhow::bail!(
+                    "--attempts must be at least 2 (advantages are relative to the group), --proposals and --steps at least 1"
+                );
+            }
+            // Fail on the device before any sandbox work.
+            crate::policy::device(settings.device)?;
+            let mut projects = Vec::new();
+            for name in &settings.projects {
+                let project = open_project(&cli, name)?;
+                if project.split == Split::Heldout {
+                    anyhow::bail!("{name} is held out for evaluation; training uses only split = train projects");
+                }
+                projects.push(project);
+            }
+            let python = Arc::new(Python::new(&runtime)?);
+            let validator = Arc::new(Validator::new(ValidationSettings::default()));
+            let bar = (!cli.quiet && !args.json).then(|| {
+                let bar = indicatif::ProgressBar::new(settings.steps as u64);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "train {bar:30} {pos}/{len} steps {elapsed} {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar
+            });
+            let json = args.json;
+            let summary = crate::train::train(
+                python,
+                validator,
+                &projects,
+                &settings,
+                &out,
+                resume,
+                crate::episode::EnvSettings::default(),
+                |m| {
+                    if json {
+                        println!("{}", serde_json::to_string(m).unwrap_or_default());
+                    }
+                    if let Some(bar) = &bar {
+                        bar.set_position(m.step as u64);
+                        bar.set_message(format!(
+                            "solve {:.0}% valid {:.0}% {:.1} eps/s",
+                            100.0 * m.solve_rate,
+                            100.0 * m.valid_rate,
+                            m.episodes_per_s
+                        ));
+                    }
+                },
+            )?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            if !json {
+                print!("{}", crate::train::summary_table(&summary));
+                println!(
+                    "{} steps in {:.0} s{}; checkpoint: {}; metrics: {}",
+                    summary.steps,
+                    summary.wall_s,
+                    if summary.interrupted {
+                        " (interrupted)"
+                    } else {
+                        ""
+                    },
+                    summary.checkpoint.display(),
+                    out.join(crate::train::METRICS).display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval(args) => {
+            let BugsArg::Heldout = args.bugs;
+            let names = if args.corpus.is_empty() {
+                builtin_split(Split::Heldout)?
             } else {
-                ExitCode::FAILURE
-            })
+                args.corpus.clone()
+            };
+            let mut projects = Vec::new();
+            for name in &names {
+                projects.push(open_project(&cli, name)?);
+            }
+            if args.attempts == 0 || args.per_project == 0 {
+                anyhow::bail!("--attempts and --per-project must be at least 1");
+            }
+            let checkpoint = match &args.checkpoint {
+                Some(path) => Some(crate::train::load_policy(path)?),
+                None => None,
+            };
+            let run_settings = checkpoint.as_ref().and_then(|(_, s)| s.clone());
+            let evaluation = crate::eval::Evaluation {
+                bugs: crate::eval::BugSet {
+                    per_project: args.per_project,
+                    seed: args.bug_seed,
+                },
+                attempts: args.attempts,
+                max_tries: args
+                    .max_tries
+                    .or(run_settings.as_ref().map(|s| s.max_tries))
+                    .unwrap_or(3),
+                seed: args.seed,
+                workers: args.workers.unwrap_or_else(crate::par::cores),
+                untrained_seed: run_settings.as_ref().map_or(args.seed, |s| s.seed),
+                baselines: args.baselines.clone(),
+            };
+            let python = Arc::new(Python::new(&runtime)?);
+            let validator = Arc::new(Validator::new(ValidationSettings::default()));
+            let rows = crate::eval::evaluate_all(
+                python,
+                validator,
+                &projects,
+                checkpoint.map(|(net, _)| net),
+                &evaluation,
+                &runtime.cache_dir,
+            )?;
+            if args.json {
+                print_json(&rows)?;
+            } else {
+                print!("{}", crate::eval::table(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plot(args) => {
+            let metrics = args.run_dir.join(crate::train::METRICS);
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| args.run_dir.join("curves.svg"));
+            let title = format!("spar train: {}", args.run_dir.display());
+            let points = crate::plot::write_svg(&metrics, &out, &title)?;
+            println!("wrote {} ({points} points)", out.display());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Validate(args) => {
             let artifact = BugArtifact::load(&args.artifact)?;
@@ -676,11 +1021,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Selfplay(args) => {
             let names: Vec<String> = if args.corpus.is_empty() {
-                corpus::list_projects(&demo::default_corpus_dir())?
-                    .into_iter()
-                    .filter(|p| p.manifest.split == Split::Train)
-                    .map(|p| p.manifest.name)
-                    .collect()
+                builtin_split(Split::Train)?
             } else {
                 args.corpus.clone()
             };
@@ -767,6 +1108,15 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The built-in projects of one split, by name.
+fn builtin_split(split: Split) -> anyhow::Result<Vec<String>> {
+    Ok(corpus::list_projects(&demo::default_corpus_dir())?
+        .into_iter()
+        .filter(|p| p.manifest.split == split)
+        .map(|p| p.manifest.name)
+        .collect())
 }
 
 fn open_project(cli: &Cli, name: &str) -> anyhow::Result<corpus::OpenProject> {

@@ -1,5 +1,7 @@
-//! `spar demo`: runs every built-in corpus project's test suite in the sandbox, concurrently,
-//! and summarises the results. (The self-play demo builds on this once episodes exist.)
+//! `spar demo`: the laptop-scale demo. First every built-in project's test suite runs in the
+//! sandbox, concurrently, and is summarised; then a short self-play training run on the
+//! training projects, and held-out solve rates of the policy before and after it, with the
+//! learning curves drawn.
 
 use crate::corpus::{self, CorpusError, Split};
 use crate::guest::{GuestError, Python, PythonRun};
@@ -17,6 +19,15 @@ pub enum DemoError {
     /// The guest runtime failed.
     #[error(transparent)]
     Guest(#[from] GuestError),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    /// Evaluation failed.
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
+    /// The plot could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] crate::plot::PlotError),
     /// The corpus directory holds no projects.
     #[error("no corpus projects (directories with a spar.toml) in {0}; pass one with --corpus")]
     Empty(PathBuf),
@@ -144,5 +155,105 @@ impl fmt::Display for DemoSummary {
             )?;
         }
         Ok(())
+    }
+}
+
+/// What the self-play part of the demo found.
+#[derive(Debug)]
+pub struct SelfPlayDemo {
+    /// The training run.
+    pub train: crate::train::TrainSummary,
+    /// Held-out results: trained, untrained, random.
+    pub eval: Vec<crate::eval::EvalRow>,
+    /// The learning curves.
+    pub plot: PathBuf,
+    /// The run directory.
+    pub run_dir: PathBuf,
+}
+
+/// Trains for `settings.steps` steps on `train`, evaluates the trained and the untrained
+/// policy (and `random`) on `heldout`'s fixed bugs, and draws the curves.
+pub fn self_play(
+    python: std::sync::Arc<Python>,
+    train: &[corpus::OpenProject],
+    heldout: &[corpus::OpenProject],
+    settings: &crate::train::TrainSettings,
+    out: &std::path::Path,
+    cache: &std::path::Path,
+    progress: bool,
+) -> Result<SelfPlayDemo, DemoError> {
+    let validator = std::sync::Arc::new(crate::protocol::Validator::new(
+        crate::protocol::ValidationSettings::default(),
+    ));
+    let bar = progress.then(|| {
+        let bar = indicatif::ProgressBar::new(settings.steps as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "train {bar:30} {pos}/{len} steps {elapsed} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let summary = crate::train::train(
+        python.clone(),
+        validator.clone(),
+        train,
+        settings,
+        out,
+        false,
+        crate::episode::EnvSettings::default(),
+        |m| {
+            if let Some(bar) = &bar {
+                bar.set_position(m.step as u64);
+                bar.set_message(format!("solve {:.0}%", 100.0 * m.solve_rate));
+            }
+        },
+    )?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let (net, _) = crate::train::load_policy(out)?;
+    let evaluation = crate::eval::Evaluation {
+        bugs: crate::eval::BugSet::default(),
+        attempts: settings.attempts,
+        max_tries: settings.max_tries,
+        seed: settings.seed,
+        workers: settings.workers,
+        untrained_seed: settings.seed,
+        baselines: vec!["untrained".into(), "random".into()],
+    };
+    let eval =
+        crate::eval::evaluate_all(python, validator, heldout, Some(net), &evaluation, cache)?;
+    let plot = out.join("curves.svg");
+    crate::plot::write_svg(
+        &out.join(crate::train::METRICS),
+        &plot,
+        "spar demo: self-play training",
+    )?;
+    Ok(SelfPlayDemo {
+        train: summary,
+        eval,
+        plot,
+        run_dir: out.to_owned(),
+    })
+}
+
+impl fmt::Display for SelfPlayDemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::train::summary_table(&self.train))?;
+        writeln!(
+            f,
+            "{} steps in {:.0} s\n\n3. Held-out bugs (never trained on), before and after training:",
+            self.train.steps, self.train.wall_s
+        )?;
+        f.write_str(&crate::eval::table(&self.eval))?;
+        writeln!(f, "\nlearning curves: {}", self.plot.display())?;
+        writeln!(
+            f,
+            "run directory: {} (spar eval --checkpoint {} adds the heuristic baseline)",
+            self.run_dir.display(),
+            self.run_dir.display()
+        )
     }
 }

@@ -16,6 +16,9 @@
 //! - [`episode`]: the solver environment (Gymnasium-shaped), grading and rewards;
 //! - [`agents`]: solver agents: oracle, random, heuristic, replay;
 //! - [`selfplay`]: the self-play loop and its tokio scheduler;
+//! - [`policy`]: the Candle policy network that plays both roles, its features and its agent;
+//! - [`train`], [`eval`], [`plot`]: self-play training from sandbox rewards, held-out
+//!   evaluation, learning curves;
 //! - [`bench`], [`demo`]: the measurements and the demo the CLI offers;
 //! - [`cli`]: command-line parsing, resolved into plain settings for the layers above.
 
@@ -26,14 +29,18 @@ pub mod corpus;
 pub mod demo;
 pub mod diff;
 pub mod episode;
+pub mod eval;
 mod fsutil;
 pub mod guest;
 pub mod inject;
 mod par;
 pub mod pip;
+pub mod plot;
+pub mod policy;
 pub mod protocol;
 pub mod pyedit;
 pub mod sandbox;
 pub mod selfplay;
 pub mod snapshot;
 pub mod testrun;
+pub mod train;

@@ -232,6 +232,33 @@ impl std::fmt::Display for TestRef {
     }
 }
 
+/// The source's tokens (the parse tree's leaves: names, keywords, operators, literals), by
+/// 0-based line of their start. Tolerates syntax errors: the parse recovers around them.
+pub fn line_tokens(source: &str) -> Result<Vec<Vec<String>>, PyEditError> {
+    let mut parser = new_parser()?;
+    let Some(tree) = parser.parse(source, None) else {
+        return Err(PyEditError::Parser("the parse did not finish".into()));
+    };
+    let mut lines: Vec<Vec<String>> = vec![Vec::new(); source.lines().count() + 1];
+    let mut stack = vec![tree.root_node()];
+    while let Some(node) = stack.pop() {
+        if node.child_count() == 0 || node.kind() == "string" {
+            let text = text(source, node).trim();
+            let row = node.start_position().row;
+            if !text.is_empty() && node.kind() != "comment" && row < lines.len() {
+                // A literal string is one token, cut so that long ones stay one token.
+                let token: String = text.chars().take(24).collect();
+                lines[row].push(token);
+            }
+            continue;
+        }
+        let mut cursor = node.walk();
+        let children: Vec<Node> = node.children(&mut cursor).collect();
+        stack.extend(children.into_iter().rev());
+    }
+    Ok(lines)
+}
+
 /// True when the source parses with no ERROR or MISSING nodes.
 pub fn parses_cleanly(source: &str) -> bool {
     let tree = new_parser().ok().and_then(|mut p| p.parse(source, None));
@@ -1115,6 +1142,18 @@ mod tests {
         );
         assert!(m[0].edit.apply(src).starts_with("def f(a: int = 0)"));
         assert_eq!(mutations("def f(:\n"), Err(PyEditError::Syntax { line: 1 }));
+    }
+
+    #[test]
+    fn line_tokens_are_leaves_by_line() {
+        let src =
+            "def f(a, b):\n    # note\n    return a <= b + 1  # why\n\nx = 'long string here'\n";
+        let lines = line_tokens(src).unwrap();
+        assert_eq!(lines[0], ["def", "f", "(", "a", ",", "b", ")", ":"]);
+        assert!(lines[1].is_empty(), "comments are not tokens");
+        assert_eq!(lines[2], ["return", "a", "<=", "b", "+", "1"]);
+        assert_eq!(lines[4], ["x", "=", "'long string here'"]);
+        assert!(line_tokens("def broken(:\n").is_ok());
     }
 
     #[test]

@@ -550,7 +550,10 @@ fn play_injector(
 }
 
 /// The task of an artifact that `spar inject` wrote (with its `validation.json`).
-fn load_task(dir: &std::path::Path, project: &OpenProject) -> Result<Task, SelfPlayError> {
+pub(crate) fn load_task(
+    dir: &std::path::Path,
+    project: &OpenProject,
+) -> Result<Task, SelfPlayError> {
     let artifact = BugArtifact::load(dir)?;
     let path = dir.join(VALIDATION);
     let validation: ValidationReport = std::fs::read_to_string(&path)
@@ -574,7 +577,7 @@ fn load_task(dir: &std::path::Path, project: &OpenProject) -> Result<Task, SelfP
 
 /// The scheduler's runtime: one worker thread per core for episodes, `workers` (plus slack)
 /// blocking threads for sandbox steps.
-fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, SelfPlayError> {
+pub(crate) fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, SelfPlayError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(crate::par::cores().max(2))
         .max_blocking_threads(workers.max(1) + 2)
@@ -795,7 +798,7 @@ pub fn run(
     Ok(all)
 }
 
-fn mean(values: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     if n == 0 {
         0.0

@@ -19,7 +19,7 @@ use crate::diff::Patch;
 use crate::guest::{GuestError, Python, PythonRun};
 use crate::protocol::validate::{Oracle, ValidationError};
 use crate::protocol::{specification, BugArtifact, ValidationReport, Validator};
-use crate::sandbox::{Determinism, Outcome};
+use crate::sandbox::Outcome;
 use crate::snapshot::{Entry, FileChange, Snapshot};
 use crate::testrun::{TestCommand, TestStatus};
 use serde::{Deserialize, Serialize};
@@ -357,6 +357,7 @@ impl Default for EnvSettings {
 /// What both roles' environments share: the working tree, the tools over it, the budgets.
 struct Workspace {
     python: Arc<Python>,
+    validator: Arc<Validator>,
     settings: EnvSettings,
     start: Snapshot,
     state: Snapshot,
@@ -368,9 +369,10 @@ struct Workspace {
 }
 
 impl Workspace {
-    fn new(python: Arc<Python>, settings: EnvSettings) -> Self {
+    fn new(python: Arc<Python>, validator: Arc<Validator>, settings: EnvSettings) -> Self {
         Workspace {
             python,
+            validator,
             settings,
             start: Snapshot::empty(),
             state: Snapshot::empty(),
@@ -466,15 +468,14 @@ impl Workspace {
                 let mut options = self.run.clone();
                 options.limits.timeout = self.settings.run_timeout;
                 options.limits.max_output_bytes = 1 << 20;
-                options.determinism = Determinism::Seeded {
-                    seed: self.seed ^ u64::from(self.turn),
-                };
-                let result = self.python.run(&self.state, args, &options)?;
-                info.sandbox_runs = 1;
-                info.fuel = result.fuel_used;
-                info.sandbox_ms = result.duration.as_secs_f64() * 1e3;
-                let mut text = String::from_utf8_lossy(&result.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&result.stderr));
+                let started = Instant::now();
+                let (result, from_memo) =
+                    self.validator
+                        .tool_run(&self.python, &self.state, args, &options)?;
+                info.sandbox_runs = u32::from(!from_memo);
+                info.fuel = result.fuel;
+                info.sandbox_ms = started.elapsed().as_secs_f64() * 1e3;
+                let text = &result.text;
                 let ending = match (result.outcome, result.exit_code) {
                     (Outcome::Completed, Some(code)) => format!("[exit code {code}]"),
                     (outcome, _) => format!("[stopped: {}]", outcome.as_str()),
@@ -482,7 +483,7 @@ impl Workspace {
                 // Keep the end of long logs: failures and summaries are printed last.
                 Ok(format!(
                     "{}\n{ending}",
-                    tail(&text, self.settings.max_step_bytes.saturating_sub(64))
+                    tail(text, self.settings.max_step_bytes.saturating_sub(64))
                 ))
             }
             Action::Diff => match Patch::between(&self.start, &self.state) {
@@ -507,7 +508,7 @@ impl SolverEnv {
     /// cost one run across all attempts).
     pub fn new(python: Arc<Python>, validator: Arc<Validator>, settings: EnvSettings) -> Self {
         SolverEnv {
-            work: Workspace::new(python, settings),
+            work: Workspace::new(python, validator.clone(), settings),
             validator,
             task: None,
         }
@@ -607,7 +608,7 @@ impl InjectorEnv {
         name: &str,
     ) -> Self {
         InjectorEnv {
-            work: Workspace::new(python, settings),
+            work: Workspace::new(python, validator.clone(), settings),
             validator,
             project: None,
             name: name.to_owned(),

@@ -164,10 +164,33 @@ impl OracleRun {
 
 type Memo = Mutex<HashMap<String, Arc<OnceLock<Result<Arc<OracleRun>, String>>>>>;
 
+/// What a `python ARGS...` tool run printed, as an episode's `run` tool shows it.
+#[derive(Clone, Debug)]
+pub struct ToolRun {
+    /// stdout then stderr, lossily decoded.
+    pub text: String,
+    /// How the guest run ended.
+    pub outcome: Outcome,
+    /// The exit code, when the guest exited by itself.
+    pub exit_code: Option<i32>,
+    /// Fuel of the run.
+    pub fuel: u64,
+    /// Wall time of the run that produced it, ms.
+    pub ms: f64,
+}
+
+type ToolMemo = Mutex<HashMap<String, Arc<OnceLock<Result<Arc<ToolRun>, String>>>>>;
+
+/// Tool-run logs kept at most, in bytes: enough for every state a training run tries, bounded
+/// so that a long run cannot grow without limit (runs past it execute every time).
+const TOOL_MEMO_BYTES: usize = 256 << 20;
+
 /// Runs artifacts' test commands with memoization, and validates artifacts.
 pub struct Validator {
     settings: ValidationSettings,
     memo: Memo,
+    tool_memo: ToolMemo,
+    tool_memo_bytes: AtomicUsize,
     executed: AtomicUsize,
     answered: AtomicUsize,
 }
@@ -191,6 +214,8 @@ impl Validator {
         Validator {
             settings,
             memo: Mutex::new(HashMap::new()),
+            tool_memo: Mutex::new(HashMap::new()),
+            tool_memo_bytes: AtomicUsize::new(0),
             executed: AtomicUsize::new(0),
             answered: AtomicUsize::new(0),
         }
@@ -258,6 +283,60 @@ impl Validator {
             ..(*run).clone()
         });
         Ok((filtered, from_memo))
+    }
+
+    /// Runs `python ARGS...` over `state` for an agent's `run` tool, or answers from the memo
+    /// (the second value). The guest is seeded from the run's own key, so a run is a pure
+    /// function of the files, the arguments and the options, and the memo is exact: the G
+    /// attempts at one bug share the run of its starting state, and states that two attempts
+    /// both reach run once.
+    pub fn tool_run(
+        &self,
+        python: &Python,
+        state: &Snapshot,
+        args: &[String],
+        options: &PythonRun,
+    ) -> Result<(Arc<ToolRun>, bool), ValidationError> {
+        let key = tool_key(state, args, options);
+        let seed = u64::from_str_radix(&key[..16], 16).unwrap_or_default();
+        let run = || -> Result<Arc<ToolRun>, String> {
+            let mut options = options.clone();
+            options.determinism = crate::sandbox::Determinism::Seeded { seed };
+            let result = python
+                .run(state, args, &options)
+                .map_err(|e| error_chain(&e))?;
+            let mut text = String::from_utf8_lossy(&result.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&result.stderr));
+            Ok(Arc::new(ToolRun {
+                text,
+                outcome: result.outcome,
+                exit_code: result.exit_code,
+                fuel: result.fuel_used,
+                ms: result.duration.as_secs_f64() * 1e3,
+            }))
+        };
+        if self.tool_memo_bytes.load(Ordering::Relaxed) > TOOL_MEMO_BYTES {
+            return run().map(|r| (r, false)).map_err(ValidationError::Run);
+        }
+        let cell = self
+            .tool_memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        let mut executed_here = false;
+        let result = cell.get_or_init(|| {
+            executed_here = true;
+            let result = run();
+            if let Ok(r) = &result {
+                self.tool_memo_bytes
+                    .fetch_add(r.text.len() + 128, Ordering::Relaxed);
+            }
+            result
+        });
+        let run = result.clone().map_err(ValidationError::Run)?;
+        Ok((run, !executed_here))
     }
 
     fn execute(
@@ -668,6 +747,28 @@ fn memo_key(state: &Snapshot, oracle: &Oracle) -> String {
     if let Some(deps) = &oracle.run.deps {
         field(deps.content_hash().as_bytes());
     }
+    crate::snapshot::hex(&h.finalize())
+}
+
+fn tool_key(state: &Snapshot, args: &[String], run: &PythonRun) -> String {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(state.content_hash().as_bytes());
+    for a in args {
+        field(a.as_bytes());
+    }
+    field(b"\0path");
+    for p in &run.python_path {
+        field(p.as_bytes());
+    }
+    if let Some(deps) = &run.deps {
+        field(deps.content_hash().as_bytes());
+    }
+    field(format!("{:?}", run.limits).as_bytes());
+    field(&run.stdin);
     crate::snapshot::hex(&h.finalize())
 }
 
