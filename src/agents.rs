@@ -257,8 +257,12 @@ pub(crate) fn test_args(command: &TestCommand) -> Vec<String> {
 }
 
 /// Failing tests in a run's output (pytest's `FAILED`/`ERROR` summary lines, unittest's
-/// `FAIL:`/`ERROR:` headers).
+/// `FAIL:`/`ERROR:` headers). A run the sandbox stopped (time, fuel, memory) counts as worse
+/// than any count: its missing summary must not read as "fewer failures".
 pub(crate) fn failures(output: &str) -> usize {
+    if output.contains("\n[stopped: ") || output.starts_with("[stopped: ") {
+        return usize::MAX;
+    }
     output
         .lines()
         .filter(|l| {
@@ -616,6 +620,7 @@ mod tests {
             2
         );
         assert_eq!(failures("FAIL: test_x (t.C)\n"), 1);
+        assert_eq!(failures("collecting...\n[stopped: timeout]"), usize::MAX);
     }
 
     #[test]

@@ -280,8 +280,8 @@ struct TrainArgs {
     /// Solver attempts per bug (G)
     #[arg(long, default_value_t = crate::episode::rewards::DEFAULT_ATTEMPTS)]
     attempts: usize,
-    /// Bugs the injector proposes per step
-    #[arg(long, default_value_t = 4)]
+    /// Bugs the injector proposes per step (its group)
+    #[arg(long, default_value_t = 2)]
     proposals: usize,
     /// Bugs the solver trains on per step
     #[arg(long, default_value_t = 4)]
@@ -290,7 +290,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = 3)]
     max_tries: usize,
     /// AdamW learning rate
-    #[arg(long, default_value_t = 3e-3)]
+    #[arg(long, default_value_t = 1e-2)]
     lr: f64,
     /// Entropy bonus
     #[arg(long, default_value_t = 0.01)]
@@ -686,8 +686,10 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 settings.projects.join(", "),
                 out.display()
             );
+            let validator = Arc::new(persistent_validator(&runtime, &python));
             let report = demo::self_play(
                 python,
+                validator,
                 &train_projects,
                 &heldout_projects,
                 &settings,
@@ -756,7 +758,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 projects.push(project);
             }
             let python = Arc::new(Python::new(&runtime)?);
-            let validator = Arc::new(Validator::new(ValidationSettings::default()));
+            let validator = Arc::new(persistent_validator(&runtime, &python));
             let bar = (!cli.quiet && !args.json).then(|| {
                 let bar = indicatif::ProgressBar::new(settings.steps as u64);
                 bar.set_style(
@@ -846,7 +848,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 baselines: args.baselines.clone(),
             };
             let python = Arc::new(Python::new(&runtime)?);
-            let validator = Arc::new(Validator::new(ValidationSettings::default()));
+            let validator = Arc::new(persistent_validator(&runtime, &python));
             let rows = crate::eval::evaluate_all(
                 python,
                 validator,
@@ -1108,6 +1110,22 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A validator whose runs also persist in the cache (for train, eval and the demo: their
+/// held-out bugs and baselines repeat from one invocation to the next), namespaced by the
+/// guest runtime so that a new interpreter or new site packages never see old results.
+fn persistent_validator(runtime: &RuntimeSettings, python: &Python) -> Validator {
+    let site = python
+        .site_dir()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = runtime
+        .cache_dir
+        .join("run-memo")
+        .join(format!("python-{}-site-{site}", python.interpreter_version()));
+    Validator::new(ValidationSettings::default()).with_disk_memo(dir)
 }
 
 /// The built-in projects of one split, by name.

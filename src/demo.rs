@@ -173,8 +173,10 @@ pub struct SelfPlayDemo {
 
 /// Trains for `settings.steps` steps on `train`, evaluates the trained and the untrained
 /// policy (and `random`) on `heldout`'s fixed bugs, and draws the curves.
+#[allow(clippy::too_many_arguments)]
 pub fn self_play(
     python: std::sync::Arc<Python>,
+    validator: std::sync::Arc<crate::protocol::Validator>,
     train: &[corpus::OpenProject],
     heldout: &[corpus::OpenProject],
     settings: &crate::train::TrainSettings,
@@ -182,9 +184,6 @@ pub fn self_play(
     cache: &std::path::Path,
     progress: bool,
 ) -> Result<SelfPlayDemo, DemoError> {
-    let validator = std::sync::Arc::new(crate::protocol::Validator::new(
-        crate::protocol::ValidationSettings::default(),
-    ));
     let bar = progress.then(|| {
         let bar = indicatif::ProgressBar::new(settings.steps as u64);
         bar.set_style(

@@ -47,6 +47,9 @@ pub enum EvalError {
         #[source]
         source: std::io::Error,
     },
+    /// A baseline run failed as a harness error.
+    #[error(transparent)]
+    Validation(#[from] crate::protocol::validate::ValidationError),
     /// An unknown baseline was asked for.
     #[error("unknown baseline {0:?}: use untrained, random or heuristic")]
     UnknownBaseline(String),
@@ -289,7 +292,10 @@ pub fn evaluate_all(
         agents.push((label, factory));
     }
     let tasks = heldout_tasks(&python, &validator, projects, &settings.bugs, cache)?;
-    let env = EnvSettings::default();
+    let env = EnvSettings {
+        run_fuel: Some(crate::train::run_fuel_cap(&python, &validator, projects)?),
+        ..EnvSettings::default()
+    };
     agents
         .into_iter()
         .map(|agent| {

@@ -43,6 +43,9 @@ pub enum TrainError {
     /// A tensor operation failed.
     #[error("in the policy network")]
     Tensor(#[from] candle_core::Error),
+    /// A baseline run failed as a harness error.
+    #[error(transparent)]
+    Validation(#[from] crate::protocol::validate::ValidationError),
     /// Preparing a project for injection failed.
     #[error(transparent)]
     Inject(#[from] InjectError),
@@ -117,10 +120,10 @@ impl Default for TrainSettings {
             seed: 0,
             device: DeviceChoice::Cpu,
             attempts: crate::episode::rewards::DEFAULT_ATTEMPTS,
-            proposals: 4,
+            proposals: 2,
             bugs_per_step: 4,
             max_tries: 3,
-            lr: 3e-3,
+            lr: 1e-2,
             entropy: 0.01,
             clip: 0.2,
             epochs: 2,
@@ -237,7 +240,7 @@ pub fn load_policy(path: &Path) -> Result<(PolicyNet, Option<TrainSettings>), Tr
 
 enum ToTrainer {
     Batch {
-        step: usize,
+        metrics: Box<StepMetrics>,
         decisions: Vec<Decision>,
         advantages: Vec<f32>,
     },
@@ -248,53 +251,73 @@ enum ToTrainer {
 }
 
 struct Trained {
-    step: usize,
     net: Arc<PolicyNet>,
-    stats: LossStats,
-    train_s: f64,
+    metrics: StepMetrics,
 }
 
-/// The trainer thread: owns the weights and the optimizer.
-fn trainer(
+/// What the trainer thread owns: the weights, the optimizer, the metrics log.
+struct Trainer<'a, F> {
     varmap: candle_nn::VarMap,
     net: PolicyNet,
-    mut opt: AdamW,
-    settings: TrainSettings,
+    opt: AdamW,
+    settings: &'a TrainSettings,
     dev: candle_core::Device,
+    log: std::fs::File,
+    log_path: &'a Path,
+    started: Instant,
+    on_step: F,
+}
+
+/// The trainer thread: trains on each batch as it arrives, completes the step's metrics with
+/// the loss and writes them at once (while the next step's episodes play), and saves
+/// checkpoints when asked.
+fn trainer<F: FnMut(&StepMetrics)>(
+    mut t: Trainer<F>,
     inbox: mpsc::Receiver<ToTrainer>,
     outbox: mpsc::Sender<Result<Trained, String>>,
 ) {
     let loss_settings = LossSettings {
-        entropy: settings.entropy,
-        clip: settings.clip,
+        entropy: t.settings.entropy,
+        clip: t.settings.clip,
     };
     for message in inbox {
         let result: Result<Option<Trained>, String> = (|| match message {
             ToTrainer::Batch {
-                step,
+                metrics,
                 decisions,
                 advantages,
             } => {
                 let started = Instant::now();
                 let refs: Vec<&Decision> = decisions.iter().collect();
                 let mut stats = LossStats::default();
+                let epochs = t.settings.epochs.max(1);
                 if !refs.is_empty() {
-                    for _ in 0..settings.epochs.max(1) {
-                        let (loss, s) = model::loss(&net, &refs, &advantages, loss_settings, &dev)
-                            .map_err(|e| e.to_string())?;
-                        opt.backward_step(&loss).map_err(|e| e.to_string())?;
+                    for _ in 0..epochs {
+                        let (loss, s) =
+                            model::loss(&t.net, &refs, &advantages, loss_settings, &t.dev)
+                                .map_err(|e| e.to_string())?;
+                        t.opt.backward_step(&loss).map_err(|e| e.to_string())?;
                         stats = s;
                     }
                 }
+                let mut m = *metrics;
+                m.loss = stats.loss;
+                m.entropy_solver = stats.entropy_solver;
+                m.entropy_injector = stats.entropy_injector;
+                m.train_s = started.elapsed().as_secs_f64();
+                m.grad_steps_per_s = epochs as f64 / m.train_s.max(1e-9);
+                m.wall_s = t.started.elapsed().as_secs_f64();
+                let line = serde_json::to_string(&m).expect("metrics serialize");
+                writeln!(t.log, "{line}")
+                    .map_err(|e| format!("writing {}: {e}", t.log_path.display()))?;
+                (t.on_step)(&m);
                 Ok(Some(Trained {
-                    step,
-                    net: Arc::new(model::frozen(&varmap).map_err(|e| e.to_string())?),
-                    stats,
-                    train_s: started.elapsed().as_secs_f64(),
+                    net: Arc::new(model::frozen(&t.varmap).map_err(|e| e.to_string())?),
+                    metrics: m,
                 }))
             }
             ToTrainer::Checkpoint { dir, state } => {
-                save_checkpoint(&dir, &varmap, &opt, &state).map_err(|e| e.to_string())?;
+                save_checkpoint(&dir, &t.varmap, &t.opt, &state).map_err(|e| e.to_string())?;
                 Ok(None)
             }
         })();
@@ -354,6 +377,34 @@ pub fn group_advantages(rewards: &[f64]) -> Vec<f64> {
     rewards.iter().map(|r| (r - mean) / std).collect()
 }
 
+/// Fuel one solver `run` may use in `projects`: twice their costliest full suite. A
+/// repair candidate that makes a loop spin forever then ends in seconds instead of at the 90 s
+/// wall-clock limit, identically on every machine (so its result memoizes).
+pub fn run_fuel_cap(
+    python: &Python,
+    validator: &Validator,
+    projects: &[OpenProject],
+) -> Result<u64, crate::protocol::validate::ValidationError> {
+    let mut most = 0;
+    for project in projects {
+        let test_files: Vec<String> = project
+            .repo
+            .files()
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| crate::protocol::is_test_path(p))
+            .collect();
+        let oracle = crate::protocol::validate::Oracle {
+            command: &project.test_command,
+            parser: None,
+            test_files: &test_files,
+            run: &project.run,
+        };
+        most = most.max(validator.run(python, &project.repo, &oracle)?.fuel);
+    }
+    Ok(most.saturating_mul(2))
+}
+
 /// A training project, ready for injection.
 struct Prepared<'a> {
     project: &'a OpenProject,
@@ -385,8 +436,8 @@ pub fn train(
     settings: &TrainSettings,
     out: &Path,
     resume: bool,
-    env: EnvSettings,
-    mut on_step: impl FnMut(&StepMetrics),
+    mut env: EnvSettings,
+    on_step: impl FnMut(&StepMetrics) + Send,
 ) -> Result<TrainSummary, TrainError> {
     if projects.is_empty() {
         return Err(TrainError::NoProjects);
@@ -426,7 +477,7 @@ pub fn train(
         std::fs::write(out.join(CONFIG), json).map_err(io_err(out))?;
     }
     let metrics_path = out.join(METRICS);
-    let mut metrics_log = std::fs::OpenOptions::new()
+    let metrics_log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&metrics_path)
@@ -441,6 +492,7 @@ pub fn train(
             covered: coverage(&python, project)?,
         });
     }
+    env.run_fuel = Some(run_fuel_cap(&python, &validator, projects)?);
     let by_name: HashMap<&str, &OpenProject> =
         projects.iter().map(|p| (p.name.as_str(), p)).collect();
     let mut tasks: Vec<Arc<Task>> = Vec::new();
@@ -465,259 +517,259 @@ pub fn train(
     let (to_trainer, inbox) = mpsc::channel();
     let (outbox, from_trainer) = mpsc::channel();
     let rollout_net = Arc::new(model::frozen(&varmap)?);
-    let trainer_settings = settings.clone();
-    let trainer_dev = dev.clone();
-    let trainer_thread = std::thread::spawn(move || {
-        trainer(
-            varmap,
-            net,
-            opt,
-            trainer_settings,
-            trainer_dev,
-            inbox,
-            outbox,
-        )
-    });
-
+    let trainer_state = Trainer {
+        varmap,
+        net,
+        opt,
+        settings,
+        dev: dev.clone(),
+        log: metrics_log,
+        log_path: &metrics_path,
+        started,
+        on_step,
+    };
     let mut summary = TrainSummary {
         checkpoint: checkpoint_dir.clone(),
         ..TrainSummary::default()
     };
     let mut nets: BTreeMap<usize, Arc<PolicyNet>> = BTreeMap::new();
     nets.insert(first_step, rollout_net);
-    let mut pending: BTreeMap<usize, StepMetrics> = BTreeMap::new();
-    let mut receive = |nets: &mut BTreeMap<usize, Arc<PolicyNet>>,
-                       pending: &mut BTreeMap<usize, StepMetrics>,
-                       summary: &mut TrainSummary|
-     -> Result<(), TrainError> {
-        let trained = from_trainer
-            .recv()
-            .map_err(|_| TrainError::Trainer("it ended without a reply".into()))?
-            .map_err(TrainError::Trainer)?;
-        let mut m = pending.remove(&trained.step).unwrap_or_default();
-        m.loss = trained.stats.loss;
-        m.entropy_solver = trained.stats.entropy_solver;
-        m.entropy_injector = trained.stats.entropy_injector;
-        m.train_s = trained.train_s;
-        m.grad_steps_per_s = settings.epochs.max(1) as f64 / trained.train_s.max(1e-9);
-        m.wall_s = started.elapsed().as_secs_f64();
-        let line = serde_json::to_string(&m).expect("metrics serialize");
-        writeln!(metrics_log, "{line}").map_err(io_err(&metrics_path))?;
-        on_step(&m);
-        summary.metrics.push(m);
-        nets.insert(trained.step, trained.net);
-        Ok(())
+    // Takes the trainer's next result (waiting for it when `wait`); false when none was ready.
+    let receive = |nets: &mut BTreeMap<usize, Arc<PolicyNet>>,
+                   summary: &mut TrainSummary,
+                   wait: bool|
+     -> Result<bool, TrainError> {
+        let next: Result<Trained, String> = if wait {
+            from_trainer
+                .recv()
+                .map_err(|_| TrainError::Trainer("it ended without a reply".into()))?
+        } else {
+            match from_trainer.try_recv() {
+                Ok(next) => next,
+                Err(mpsc::TryRecvError::Empty) => return Ok(false),
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    return Err(TrainError::Trainer("it ended without a reply".into()))
+                }
+            }
+        };
+        let trained = next.map_err(TrainError::Trainer)?;
+        nets.insert(trained.metrics.step, trained.net);
+        summary.metrics.push(trained.metrics);
+        Ok(true)
     };
 
-    let mut sent = first_step;
-    for step in first_step..settings.steps {
-        // Weights after batches 0..step-1 exist once the trainer is done with step-2's batch
-        // (step-1's trains while this step plays).
-        let version = step.saturating_sub(1).max(first_step);
-        while !nets.contains_key(&version) {
-            receive(&mut nets, &mut pending, &mut summary)?;
-        }
-        let net = nets[&version].clone();
-        nets.retain(|v, _| *v >= version);
-        let rollout_started = Instant::now();
-        let runs_before = validator.runs_executed();
-        let mut rng = crate::agents::Rng(episode_seed(settings.seed, step, "inject", 0));
+    std::thread::scope(|scope| -> Result<TrainSummary, TrainError> {
+        let trainer_thread = scope.spawn(move || trainer(trainer_state, inbox, outbox));
+        let mut sent = first_step;
+        for step in first_step..settings.steps {
+            // Weights after batches 0..step-1 exist once the trainer is done with step-2's batch
+            // (step-1's trains while this step plays).
+            let version = step.saturating_sub(1).max(first_step);
+            while !nets.contains_key(&version) {
+                receive(&mut nets, &mut summary, true)?;
+            }
+            let net = nets[&version].clone();
+            nets.retain(|v, _| *v >= version);
+            let rollout_started = Instant::now();
+            let runs_before = validator.runs_executed();
+            let mut rng = crate::agents::Rng(episode_seed(settings.seed, step, "inject", 0));
 
-        // The injector's group: proposals in one project, round robin.
-        let prep = &prepared[step % prepared.len()];
-        let choice: Choice = injector_choice(&prep.project.repo, &prep.covered, &mut rng);
-        let picks: Vec<(usize, f32)> = (0..settings.proposals)
-            .filter_map(|_| sample(&net, &choice, &mut rng, false))
-            .collect();
-        let built = crate::par::map(&picks, settings.workers, |(index, _)| {
-            let candidate = &choice.candidates[*index];
-            let text = prep
-                .project
-                .repo
-                .file(&candidate.path)
-                .and_then(|c| String::from_utf8(c.to_vec()).ok())
-                .unwrap_or_default();
-            let state = with_file(
-                &prep.project.repo,
-                &candidate.path,
-                candidate.edit.apply(&text),
-            );
-            prep.injector
-                .artifact_from_state(&state, "policy", settings.seed)
-        });
-        let mut proposals = Vec::new();
-        let mut new_tasks: Vec<Arc<Task>> = Vec::new();
-        for ((index, logp), outcome) in picks.iter().zip(built) {
-            let task = match outcome? {
-                Ok((artifact, validation)) => {
-                    let id = artifact.id();
-                    let rel = PathBuf::from("artifacts").join(&id);
-                    let dir = out.join(&rel);
-                    if !dir.exists() {
-                        write_artifact(&artifact, &validation, &dir)?;
-                    }
-                    let existing = tasks.iter().chain(&new_tasks).find(|t| t.id == id).cloned();
-                    let task = match existing {
-                        Some(t) => t,
-                        None => {
-                            let t = Arc::new(load_task(&dir, prep.project)?);
-                            pool.push((prep.project.name.clone(), rel));
-                            new_tasks.push(t.clone());
-                            t
-                        }
-                    };
-                    Some(task)
-                }
-                Err(_) => None,
-            };
-            proposals.push(Proposal {
-                decision: Decision {
-                    choice: choice.clone(),
-                    allowed: vec![true; choice.candidates.len()],
-                    chosen: *index,
-                    logp: *logp,
-                },
-                task,
+            // The injector's group: proposals in one project, round robin.
+            let prep = &prepared[step % prepared.len()];
+            let choice: Choice = injector_choice(&prep.project.repo, &prep.covered, &mut rng);
+            let picks: Vec<(usize, f32)> = (0..settings.proposals)
+                .filter_map(|_| sample(&net, &choice, &mut rng, false))
+                .collect();
+            let built = crate::par::map(&picks, settings.workers, |(index, _)| {
+                let candidate = &choice.candidates[*index];
+                let text = prep
+                    .project
+                    .repo
+                    .file(&candidate.path)
+                    .and_then(|c| String::from_utf8(c.to_vec()).ok())
+                    .unwrap_or_default();
+                let state = with_file(
+                    &prep.project.repo,
+                    &candidate.path,
+                    candidate.edit.apply(&text),
+                );
+                prep.injector
+                    .artifact_from_state(&state, "policy", settings.seed)
             });
-        }
-        // The solver's bugs: this step's valid proposals first, then a sample of the pool.
-        let mut step_tasks: Vec<Arc<Task>> = Vec::new();
-        for t in proposals.iter().filter_map(|p| p.task.clone()) {
-            if !step_tasks.iter().any(|s| s.id == t.id) {
-                step_tasks.push(t);
-            }
-        }
-        let mut older: Vec<Arc<Task>> = tasks
-            .iter()
-            .filter(|t| !step_tasks.iter().any(|s| s.id == t.id))
-            .cloned()
-            .collect();
-        while step_tasks.len() < settings.bugs_per_step && !older.is_empty() {
-            step_tasks.push(older.swap_remove(rng.below(older.len())));
-        }
-        tasks.extend(new_tasks);
-
-        let specs: Vec<EpisodeSpec> = step_tasks
-            .iter()
-            .flat_map(|task| {
-                (0..settings.attempts).map(move |attempt| EpisodeSpec {
-                    task: task.clone(),
-                    attempt,
-                    seed: episode_seed(settings.seed, step, &task.id, attempt),
-                    round: step + 1,
-                })
-            })
-            .collect();
-        let sink: DecisionSink = Arc::new(Mutex::new(Vec::new()));
-        let factory = solver_factory(net.clone(), settings.max_tries, Some(sink.clone()));
-        let records = runtime.block_on(scheduler.run_episodes(
-            specs,
-            ("policy".into(), factory),
-            env.clone(),
-            settings.attempts * settings.bugs_per_step.max(1),
-            None,
-        ));
-        let mut by_episode: HashMap<String, Vec<Decision>> = sink
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .collect();
-
-        // Rewards and advantages.
-        let mut decisions = Vec::new();
-        let mut advantages = Vec::new();
-        let mut solved_by_task: HashMap<&str, Vec<bool>> = HashMap::new();
-        let graded: Vec<_> = records.iter().filter(|r| r.error.is_none()).collect();
-        for task in &step_tasks {
-            let group: Vec<_> = graded.iter().filter(|r| r.task == task.id).collect();
-            let rewards: Vec<f64> = group.iter().map(|r| r.reward).collect();
-            for (record, adv) in group.iter().zip(group_advantages(&rewards)) {
-                solved_by_task
-                    .entry(task.id.as_str())
-                    .or_default()
-                    .push(record.solved);
-                for d in by_episode.remove(&record.episode).unwrap_or_default() {
-                    decisions.push(d);
-                    advantages.push(adv as f32);
-                }
-            }
-        }
-        let injector_rewards: Vec<f64> = proposals
-            .iter()
-            .map(|p| match &p.task {
-                None => injector_reward(false, 0.0, settings.alpha),
-                Some(t) => {
-                    let solved = solved_by_task
-                        .get(t.id.as_str())
-                        .cloned()
-                        .unwrap_or_default();
-                    injector_reward(true, solve_rate(&solved), settings.alpha)
-                }
-            })
-            .collect();
-        for (p, adv) in proposals.iter().zip(group_advantages(&injector_rewards)) {
-            decisions.push(p.decision.clone());
-            advantages.push(adv as f32);
-        }
-        let rollout_s = rollout_started.elapsed().as_secs_f64();
-        let metrics = StepMetrics {
-            step: step + 1,
-            episodes: records.len(),
-            solver_reward: mean(graded.iter().map(|r| r.reward)),
-            solve_rate: solve_rate(&graded.iter().map(|r| r.solved).collect::<Vec<_>>()),
-            injector_reward: mean(injector_rewards.iter().copied()),
-            valid_rate: proposals.iter().filter(|p| p.task.is_some()).count() as f64
-                / proposals.len().max(1) as f64,
-            proposals: proposals.len(),
-            bugs: step_tasks.len(),
-            pool: tasks.len(),
-            episodes_per_s: records.len() as f64 / rollout_s.max(1e-9),
-            rollout_s,
-            sandbox_runs: validator.runs_executed() - runs_before
-                + records
-                    .iter()
-                    .map(|r| r.sandbox_runs as usize)
-                    .sum::<usize>(),
-            failed_episodes: records.len() - graded.len(),
-            ..StepMetrics::default()
-        };
-        pending.insert(step + 1, metrics);
-        to_trainer
-            .send(ToTrainer::Batch {
-                step: step + 1,
-                decisions,
-                advantages,
-            })
-            .map_err(|_| TrainError::Trainer("it is gone".into()))?;
-        sent = step + 1;
-        let interrupted = scheduler.cancel_flag().load(Ordering::Relaxed);
-        let last = step + 1 == settings.steps || interrupted;
-        if last || (step + 1) % settings.checkpoint_every.max(1) == 0 {
-            to_trainer
-                .send(ToTrainer::Checkpoint {
-                    dir: checkpoint_dir.clone(),
-                    state: CheckpointState {
-                        step: step + 1,
-                        pool: pool.clone(),
+            let mut proposals = Vec::new();
+            let mut new_tasks: Vec<Arc<Task>> = Vec::new();
+            for ((index, logp), outcome) in picks.iter().zip(built) {
+                let task = match outcome? {
+                    Ok((artifact, validation)) => {
+                        let id = artifact.id();
+                        let rel = PathBuf::from("artifacts").join(&id);
+                        let dir = out.join(&rel);
+                        if !dir.exists() {
+                            write_artifact(&artifact, &validation, &dir)?;
+                        }
+                        let existing = tasks.iter().chain(&new_tasks).find(|t| t.id == id).cloned();
+                        let task = match existing {
+                            Some(t) => t,
+                            None => {
+                                let t = Arc::new(load_task(&dir, prep.project)?);
+                                pool.push((prep.project.name.clone(), rel));
+                                new_tasks.push(t.clone());
+                                t
+                            }
+                        };
+                        Some(task)
+                    }
+                    Err(_) => None,
+                };
+                proposals.push(Proposal {
+                    decision: Decision {
+                        choice: choice.clone(),
+                        allowed: vec![true; choice.candidates.len()],
+                        chosen: *index,
+                        logp: *logp,
                     },
+                    task,
+                });
+            }
+            // The solver's bugs: this step's valid proposals first, then a sample of the pool.
+            let mut step_tasks: Vec<Arc<Task>> = Vec::new();
+            for t in proposals.iter().filter_map(|p| p.task.clone()) {
+                if !step_tasks.iter().any(|s| s.id == t.id) {
+                    step_tasks.push(t);
+                }
+            }
+            let mut older: Vec<Arc<Task>> = tasks
+                .iter()
+                .filter(|t| !step_tasks.iter().any(|s| s.id == t.id))
+                .cloned()
+                .collect();
+            while step_tasks.len() < settings.bugs_per_step && !older.is_empty() {
+                step_tasks.push(older.swap_remove(rng.below(older.len())));
+            }
+            tasks.extend(new_tasks);
+
+            let specs: Vec<EpisodeSpec> = step_tasks
+                .iter()
+                .flat_map(|task| {
+                    (0..settings.attempts).map(move |attempt| EpisodeSpec {
+                        task: task.clone(),
+                        attempt,
+                        seed: episode_seed(settings.seed, step, &task.id, attempt),
+                        round: step + 1,
+                    })
+                })
+                .collect();
+            let sink: DecisionSink = Arc::new(Mutex::new(Vec::new()));
+            let factory = solver_factory(net.clone(), settings.max_tries, Some(sink.clone()));
+            let records = runtime.block_on(scheduler.run_episodes(
+                specs,
+                ("policy".into(), factory),
+                env.clone(),
+                settings.attempts * settings.bugs_per_step.max(1),
+                None,
+            ));
+            let mut by_episode: HashMap<String, Vec<Decision>> = sink
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+                .collect();
+
+            // Rewards and advantages.
+            let mut decisions = Vec::new();
+            let mut advantages = Vec::new();
+            let mut solved_by_task: HashMap<&str, Vec<bool>> = HashMap::new();
+            let graded: Vec<_> = records.iter().filter(|r| r.error.is_none()).collect();
+            for task in &step_tasks {
+                let group: Vec<_> = graded.iter().filter(|r| r.task == task.id).collect();
+                let rewards: Vec<f64> = group.iter().map(|r| r.reward).collect();
+                for (record, adv) in group.iter().zip(group_advantages(&rewards)) {
+                    solved_by_task
+                        .entry(task.id.as_str())
+                        .or_default()
+                        .push(record.solved);
+                    for d in by_episode.remove(&record.episode).unwrap_or_default() {
+                        decisions.push(d);
+                        advantages.push(adv as f32);
+                    }
+                }
+            }
+            let injector_rewards: Vec<f64> = proposals
+                .iter()
+                .map(|p| match &p.task {
+                    None => injector_reward(false, 0.0, settings.alpha),
+                    Some(t) => {
+                        let solved = solved_by_task
+                            .get(t.id.as_str())
+                            .cloned()
+                            .unwrap_or_default();
+                        injector_reward(true, solve_rate(&solved), settings.alpha)
+                    }
+                })
+                .collect();
+            for (p, adv) in proposals.iter().zip(group_advantages(&injector_rewards)) {
+                decisions.push(p.decision.clone());
+                advantages.push(adv as f32);
+            }
+            let rollout_s = rollout_started.elapsed().as_secs_f64();
+            let metrics = StepMetrics {
+                step: step + 1,
+                episodes: records.len(),
+                solver_reward: mean(graded.iter().map(|r| r.reward)),
+                solve_rate: solve_rate(&graded.iter().map(|r| r.solved).collect::<Vec<_>>()),
+                injector_reward: mean(injector_rewards.iter().copied()),
+                valid_rate: proposals.iter().filter(|p| p.task.is_some()).count() as f64
+                    / proposals.len().max(1) as f64,
+                proposals: proposals.len(),
+                bugs: step_tasks.len(),
+                pool: tasks.len(),
+                episodes_per_s: records.len() as f64 / rollout_s.max(1e-9),
+                rollout_s,
+                sandbox_runs: validator.runs_executed() - runs_before
+                    + records
+                        .iter()
+                        .map(|r| r.sandbox_runs as usize)
+                        .sum::<usize>(),
+                failed_episodes: records.len() - graded.len(),
+                ..StepMetrics::default()
+            };
+            to_trainer
+                .send(ToTrainer::Batch {
+                    metrics: Box::new(metrics),
+                    decisions,
+                    advantages,
                 })
                 .map_err(|_| TrainError::Trainer("it is gone".into()))?;
+            sent = step + 1;
+            while receive(&mut nets, &mut summary, false)? {}
+            let interrupted = scheduler.cancel_flag().load(Ordering::Relaxed);
+            let last = step + 1 == settings.steps || interrupted;
+            if last || (step + 1) % settings.checkpoint_every.max(1) == 0 {
+                to_trainer
+                    .send(ToTrainer::Checkpoint {
+                        dir: checkpoint_dir.clone(),
+                        state: CheckpointState {
+                            step: step + 1,
+                            pool: pool.clone(),
+                        },
+                    })
+                    .map_err(|_| TrainError::Trainer("it is gone".into()))?;
+            }
+            if interrupted {
+                summary.interrupted = true;
+                break;
+            }
         }
-        if interrupted {
-            summary.interrupted = true;
-            break;
+        while !nets.contains_key(&sent) {
+            receive(&mut nets, &mut summary, true)?;
         }
-    }
-    while !nets.contains_key(&sent) {
-        receive(&mut nets, &mut pending, &mut summary)?;
-    }
-    drop(to_trainer);
-    trainer_thread
-        .join()
-        .map_err(|_| TrainError::Trainer("it panicked".into()))?;
-    summary.steps = sent;
-    summary.wall_s = started.elapsed().as_secs_f64();
-    Ok(summary)
+        drop(to_trainer);
+        trainer_thread
+            .join()
+            .map_err(|_| TrainError::Trainer("it panicked".into()))?;
+        summary.steps = sent;
+        summary.wall_s = started.elapsed().as_secs_f64();
+        Ok(summary)
+    })
 }
 
 /// A short table of a run's steps (every step up to 12, else 12 evenly spaced ones).

@@ -131,3 +131,78 @@ fn bad_input_gets_a_clear_error() {
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--memory-mb"));
 }
+
+#[test]
+fn training_commands_say_what_to_do_on_bad_input() {
+    let scratch = std::env::temp_dir().join(format!("spar-cli-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["train".into(), "--device".into(), "tpu".into()],
+            "use cpu or cuda",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--resume".into(),
+                scratch.join("missing").display().to_string(),
+            ],
+            "--resume needs the run directory",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--corpus".into(),
+                "datefmt".into(),
+                "--out".into(),
+                scratch.join("run").display().to_string(),
+            ],
+            "held out for evaluation",
+        ),
+        (
+            vec![
+                "eval".into(),
+                "--checkpoint".into(),
+                scratch.join("nothing").display().to_string(),
+            ],
+            "no checkpoint at",
+        ),
+        (
+            vec!["plot".into(), scratch.join("nothing").display().to_string()],
+            "metrics.jsonl",
+        ),
+        (
+            vec![
+                "eval".into(),
+                "--baselines".into(),
+                "oracle".into(),
+                "--per-project".into(),
+                "1".into(),
+                "--attempts".into(),
+                "1".into(),
+            ],
+            "untrained, random or heuristic",
+        ),
+    ];
+    if !cfg!(feature = "cuda") {
+        let out = spar()
+            .args(["train", "--device", "cuda", "--out"])
+            .arg(scratch.join("gpu"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--features cuda"), "{stderr}");
+        assert!(
+            !scratch.join("gpu").exists(),
+            "nothing is written before the device check"
+        );
+    }
+    for (args, expected) in cases {
+        let out = spar().args(&args).arg("-q").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    std::fs::remove_dir_all(&scratch).ok();
+}

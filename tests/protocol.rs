@@ -299,3 +299,61 @@ fn diffs_are_accepted_by_git_apply() {
     git_apply(&["-R"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn runs_persist_on_disk_across_validators() {
+    let dir = std::env::temp_dir().join(format!("spar-disk-memo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let artifact = valid_artifact();
+    let first = Validator::new(ValidationSettings::default()).with_disk_memo(dir.clone());
+    let a = first
+        .validate(common::python(), &artifact, &original(), &PythonRun::default())
+        .unwrap();
+    assert!(first.runs_executed() > 0);
+    let args = vec!["-c".to_owned(), "print('hi')".to_owned()];
+    let (tool, cached) = first
+        .tool_run(common::python(), &original(), &args, &PythonRun::default())
+        .unwrap();
+    assert!(!cached);
+    assert_eq!(tool.text, "hi\n");
+
+    // A second validator (another process, as far as it knows) runs nothing.
+    let second = Validator::new(ValidationSettings::default()).with_disk_memo(dir.clone());
+    let b = second
+        .validate(common::python(), &artifact, &original(), &PythonRun::default())
+        .unwrap();
+    assert_eq!(second.runs_executed(), 0);
+    assert_eq!(a.fail_to_pass, b.fail_to_pass);
+    assert_eq!(a.pass_to_pass, b.pass_to_pass);
+    assert!(b.valid);
+    let (again, cached) = second
+        .tool_run(common::python(), &original(), &args, &PythonRun::default())
+        .unwrap();
+    assert!(cached);
+    assert_eq!(again.text, "hi\n");
+
+    // A corrupt entry is a miss, not an error.
+    for entry in walk(&dir.join("tool")) {
+        std::fs::write(entry, b"{not json").unwrap();
+    }
+    let third = Validator::new(ValidationSettings::default()).with_disk_memo(dir.clone());
+    let (rerun, cached) = third
+        .tool_run(common::python(), &original(), &args, &PythonRun::default())
+        .unwrap();
+    assert!(!cached);
+    assert_eq!(rerun.text, "hi\n");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -341,6 +341,11 @@ pub struct EnvSettings {
     pub max_step_bytes: usize,
     /// Wall-clock limit of one `run`.
     pub run_timeout: Duration,
+    /// Fuel (about one per wasm instruction) one `run` may use. Unlike the wall-clock limit
+    /// it ends a looping run at the same point on any machine and under any load, so the
+    /// run's result is deterministic and memoizable; trainers set it from the suites' cost.
+    #[serde(default)]
+    pub run_fuel: Option<u64>,
 }
 
 impl Default for EnvSettings {
@@ -350,6 +355,7 @@ impl Default for EnvSettings {
             max_observation_bytes: 512 << 10,
             max_step_bytes: 16 << 10,
             run_timeout: Duration::from_secs(90),
+            run_fuel: None,
         }
     }
 }
@@ -467,6 +473,9 @@ impl Workspace {
             Action::Run { args } => {
                 let mut options = self.run.clone();
                 options.limits.timeout = self.settings.run_timeout;
+                if self.settings.run_fuel.is_some() {
+                    options.limits.fuel = self.settings.run_fuel;
+                }
                 options.limits.max_output_bytes = 1 << 20;
                 let started = Instant::now();
                 let (result, from_memo) =

@@ -21,7 +21,7 @@ pub const CONTEXT_TOKENS: usize = 64;
 /// Dense features per candidate.
 pub const DENSE: usize = 34;
 /// Solver candidates per decision at most.
-pub const MAX_SOLVER_CANDIDATES: usize = 64;
+pub const MAX_SOLVER_CANDIDATES: usize = 24;
 /// Injector candidates per decision at most.
 pub const MAX_INJECTOR_CANDIDATES: usize = 96;
 

@@ -571,4 +571,74 @@ mod tests {
         assert_eq!(m1, m2);
         std::fs::remove_dir_all(dir).ok();
     }
+
+    /// Built only with `--features cuda`; runs where a GPU is present.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cpu_and_cuda_agree_on_a_forward_and_backward_step() {
+        let Ok(gpu) = Device::new_cuda(0) else {
+            eprintln!("no CUDA GPU here: CPU/CUDA agreement not checked");
+            return;
+        };
+        let (cpu_vars, cpu_net) = fresh(5, &Device::Cpu).unwrap();
+        let (gpu_vars, gpu_net) = fresh(5, &gpu).unwrap();
+        let choices: Vec<Choice> = (0..4)
+            .map(|i| {
+                toy_choice(
+                    if i % 2 == 0 {
+                        Role::Solver
+                    } else {
+                        Role::Injector
+                    },
+                    5,
+                    i,
+                )
+            })
+            .collect();
+        let decisions: Vec<Decision> = choices
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Decision {
+                choice: c.clone(),
+                allowed: vec![true; 5],
+                chosen: i % 5,
+                logp: -1.5,
+            })
+            .collect();
+        let refs: Vec<&Decision> = decisions.iter().collect();
+        let adv = [1.0, -0.5, 0.25, -0.75];
+        let settings = LossSettings {
+            entropy: 0.01,
+            clip: 0.2,
+        };
+        let (cpu_loss, cpu_stats) = loss(&cpu_net, &refs, &adv, settings, &Device::Cpu).unwrap();
+        let (gpu_loss, gpu_stats) = loss(&gpu_net, &refs, &adv, settings, &gpu).unwrap();
+        assert!(
+            (cpu_stats.loss - gpu_stats.loss).abs() < 1e-4,
+            "{cpu_stats:?} {gpu_stats:?}"
+        );
+        let cpu_grads = cpu_loss.backward().unwrap();
+        let gpu_grads = gpu_loss.backward().unwrap();
+        let cpu_map = cpu_vars.data().lock().unwrap();
+        let gpu_map = gpu_vars.data().lock().unwrap();
+        for (name, var) in cpu_map.iter() {
+            let a = cpu_grads.get(var).unwrap().flatten_all().unwrap();
+            let b = gpu_grads
+                .get(&gpu_map[name])
+                .unwrap()
+                .to_device(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap();
+            let diff = (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff < 1e-4, "{name}: gradients differ by {diff}");
+        }
+    }
 }

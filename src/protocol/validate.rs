@@ -139,7 +139,7 @@ pub enum ValidationError {
 }
 
 /// The parsed result of one run of an artifact's test command.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OracleRun {
     /// How the guest run ended.
     pub outcome: Outcome,
@@ -165,7 +165,7 @@ impl OracleRun {
 type Memo = Mutex<HashMap<String, Arc<OnceLock<Result<Arc<OracleRun>, String>>>>>;
 
 /// What a `python ARGS...` tool run printed, as an episode's `run` tool shows it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ToolRun {
     /// stdout then stderr, lossily decoded.
     pub text: String,
@@ -191,6 +191,7 @@ pub struct Validator {
     memo: Memo,
     tool_memo: ToolMemo,
     tool_memo_bytes: AtomicUsize,
+    disk: Option<std::path::PathBuf>,
     executed: AtomicUsize,
     answered: AtomicUsize,
 }
@@ -216,9 +217,42 @@ impl Validator {
             memo: Mutex::new(HashMap::new()),
             tool_memo: Mutex::new(HashMap::new()),
             tool_memo_bytes: AtomicUsize::new(0),
+            disk: None,
             executed: AtomicUsize::new(0),
             answered: AtomicUsize::new(0),
         }
+    }
+
+    /// Also keeps run results in `dir`, across processes: a run is a pure function of its key
+    /// (files, command, options; the guest seeded from the key), so a later `spar eval` or a
+    /// second training seed reads the runs an earlier one made instead of repeating them.
+    /// `dir` must be specific to the guest runtime (interpreter and site packages). Runs that
+    /// hit the wall-clock limit are not kept: how far they got depends on the machine's load.
+    pub fn with_disk_memo(mut self, dir: std::path::PathBuf) -> Self {
+        self.disk = Some(dir);
+        self
+    }
+
+    fn disk_path(&self, kind: &str, key: &str) -> Option<std::path::PathBuf> {
+        let dir = self.disk.as_ref()?;
+        Some(dir.join(kind).join(&key[..2]).join(format!("{key}.json")))
+    }
+
+    fn disk_get<T: serde::de::DeserializeOwned>(&self, kind: &str, key: &str) -> Option<T> {
+        let text = std::fs::read(self.disk_path(kind, key)?).ok()?;
+        // An unreadable entry (a crash mid-write elsewhere) is a miss, and is rewritten.
+        serde_json::from_slice(&text).ok()
+    }
+
+    fn disk_put<T: Serialize>(&self, kind: &str, key: &str, value: &T) {
+        let Some(path) = self.disk_path(kind, key) else {
+            return;
+        };
+        let Ok(json) = serde_json::to_vec(value) else {
+            return;
+        };
+        // Best effort: the memo is an accelerator; a failed write only costs a later rerun.
+        let _ = crate::fsutil::write_atomic(&path, &json);
     }
 
     /// The settings.
@@ -255,15 +289,22 @@ impl Validator {
             .memo
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
+            .entry(key.clone())
             .or_default()
             .clone();
         let result = cell.get_or_init(|| {
+            if let Some(run) = self.disk_get::<OracleRun>("oracle", &key) {
+                return Ok(Arc::new(run));
+            }
             executed_here = true;
             self.executed.fetch_add(1, Ordering::Relaxed);
-            self.execute(python, state, oracle)
-                .map(Arc::new)
-                .map_err(|e| error_chain(&e))
+            let result = self.execute(python, state, oracle);
+            if let Ok(run) = &result {
+                if run.outcome != Outcome::Timeout {
+                    self.disk_put("oracle", &key, run);
+                }
+            }
+            result.map(Arc::new).map_err(|e| error_chain(&e))
         });
         let run = result.clone().map_err(ValidationError::Run)?;
         let from_memo = !executed_here;
@@ -322,13 +363,26 @@ impl Validator {
             .tool_memo
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
+            .entry(key.clone())
             .or_default()
             .clone();
         let mut executed_here = false;
         let result = cell.get_or_init(|| {
-            executed_here = true;
-            let result = run();
+            let result = match self.disk_get::<ToolRun>("tool", &key) {
+                Some(known) => Ok(Arc::new(known)),
+                None => {
+                    executed_here = true;
+                    let result = run();
+                    if let Ok(r) = &result {
+                        // A fuel limit ends a run deterministically; the wall clock does not.
+                        let fuel_stopped = options.limits.fuel.is_some_and(|f| r.fuel >= f);
+                        if r.outcome != Outcome::Timeout || fuel_stopped {
+                            self.disk_put("tool", &key, &**r);
+                        }
+                    }
+                    result
+                }
+            };
             if let Ok(r) = &result {
                 self.tool_memo_bytes
                     .fetch_add(r.text.len() + 128, Ordering::Relaxed);
