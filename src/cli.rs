@@ -265,9 +265,10 @@ struct TrainArgs {
     /// run's]
     #[arg(long)]
     steps: Option<usize>,
-    /// Where gradient steps run: cpu, or cuda (needs a build with --features cuda)
-    #[arg(long, default_value = "cpu")]
-    device: crate::policy::DeviceChoice,
+    /// Where gradient steps run: cpu, or cuda (needs a build with --features cuda) [default:
+    /// cpu, or the resumed run's]
+    #[arg(long)]
+    device: Option<crate::policy::DeviceChoice>,
     /// Seed of the weights, the samples and every episode
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -283,6 +284,10 @@ struct TrainArgs {
     /// Bugs the injector proposes per step (its group)
     #[arg(long, default_value_t = 2)]
     proposals: usize,
+    /// The injector proposes every N steps; the steps between train the solver on the bugs
+    /// found so far, whose runs are memoized
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    inject_every: usize,
     /// Bugs the solver trains on per step
     #[arg(long, default_value_t = 4)]
     bugs_per_step: usize,
@@ -657,8 +662,13 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let mut train_projects = Vec::new();
             let mut heldout_projects = Vec::new();
+            let store = Store::new(
+                cli.corpus_dir
+                    .clone()
+                    .unwrap_or_else(corpus::default_store_dir),
+            );
             for p in corpus::list_projects(&corpus)? {
-                let project = open_project(&cli, &p.manifest.name)?;
+                let project = corpus::open_project(&p.manifest.name, &corpus, &store)?;
                 match project.split {
                     Split::Train => train_projects.push(project),
                     Split::Heldout => heldout_projects.push(project),
@@ -678,6 +688,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 projects: train_projects.iter().map(|p| p.name.clone()).collect(),
                 steps: args.steps,
                 seed: args.seed,
+                // New bugs are what costs sandbox time: inject every 4th step, and train the
+                // solver on the bugs found so far in between.
+                inject_every: 4,
                 ..crate::train::TrainSettings::default()
             };
             println!(
@@ -712,8 +725,12 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     })?;
                     let mut settings: crate::train::TrainSettings = serde_json::from_str(&text)
                         .with_context(|| format!("parsing {}", path.display()))?;
+                    // The run's settings stand; the length and the device may change.
                     if let Some(steps) = args.steps {
                         settings.steps = steps;
+                    }
+                    if let Some(device) = args.device {
+                        settings.device = device;
                     }
                     (settings, dir.clone(), true)
                 }
@@ -727,9 +744,10 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                         projects,
                         steps: args.steps.unwrap_or(20),
                         seed: args.seed,
-                        device: args.device,
+                        device: args.device.unwrap_or(crate::policy::DeviceChoice::Cpu),
                         attempts: args.attempts,
                         proposals: args.proposals,
+                        inject_every: args.inject_every.max(1),
                         bugs_per_step: args.bugs_per_step,
                         max_tries: args.max_tries,
                         lr: args.lr,
@@ -785,9 +803,8 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     if let Some(bar) = &bar {
                         bar.set_position(m.step as u64);
                         bar.set_message(format!(
-                            "solve {:.0}% valid {:.0}% {:.1} eps/s",
+                            "solve {:.0}% {:.1} eps/s",
                             100.0 * m.solve_rate,
-                            100.0 * m.valid_rate,
                             m.episodes_per_s
                         ));
                     }
@@ -1121,10 +1138,11 @@ fn persistent_validator(runtime: &RuntimeSettings, python: &Python) -> Validator
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let dir = runtime
-        .cache_dir
-        .join("run-memo")
-        .join(format!("python-{}-site-{site}", python.interpreter_version()));
+    let dir = runtime.cache_dir.join("run-memo").join(format!(
+        "spar-{}-python-{}-site-{site}",
+        env!("CARGO_PKG_VERSION"),
+        python.interpreter_version()
+    ));
     Validator::new(ValidationSettings::default()).with_disk_memo(dir)
 }
 

@@ -214,7 +214,11 @@ pub fn self_play(
     }
     let (net, _) = crate::train::load_policy(out)?;
     let evaluation = crate::eval::Evaluation {
-        bugs: crate::eval::BugSet::default(),
+        // Two per held-out project keeps the demo to minutes; `spar eval` defaults to four.
+        bugs: crate::eval::BugSet {
+            per_project: 2,
+            ..crate::eval::BugSet::default()
+        },
         attempts: settings.attempts,
         max_tries: settings.max_tries,
         seed: settings.seed,

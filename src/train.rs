@@ -9,7 +9,9 @@
 //! Sandbox work and gradient steps overlap: a trainer thread trains on step t's episodes
 //! while the scheduler plays step t+1 with the weights from before step t. The lag is fixed
 //! at one step (not "whatever finished first"), so a seed gives the same run every time; the
-//! clipped ratio corrects for it.
+//! clipped ratio corrects for it. A resumed run plays its first step with the checkpoint's
+//! weights (one step fresher than the uninterrupted run would have), and is deterministic
+//! from there.
 
 use crate::corpus::OpenProject;
 use crate::episode::rewards::{injector_reward, solve_rate};
@@ -91,6 +93,10 @@ pub struct TrainSettings {
     pub attempts: usize,
     /// Bugs the injector proposes per step (its group).
     pub proposals: usize,
+    /// The injector proposes every this many steps; in between, the solver trains on the
+    /// bugs found so far (their runs are memoized, so those steps cost few sandbox runs).
+    #[serde(default = "one")]
+    pub inject_every: usize,
     /// Bugs the solver trains on per step: the step's valid proposals, topped up from
     /// earlier steps' bugs.
     pub bugs_per_step: usize,
@@ -112,6 +118,10 @@ pub struct TrainSettings {
     pub checkpoint_every: usize,
 }
 
+fn one() -> usize {
+    1
+}
+
 impl Default for TrainSettings {
     fn default() -> Self {
         TrainSettings {
@@ -121,6 +131,7 @@ impl Default for TrainSettings {
             device: DeviceChoice::Cpu,
             attempts: crate::episode::rewards::DEFAULT_ATTEMPTS,
             proposals: 2,
+            inject_every: 1,
             bugs_per_step: 4,
             max_tries: 3,
             lr: 1e-2,
@@ -147,10 +158,10 @@ pub struct StepMetrics {
     pub solver_reward: f64,
     /// Fraction solved.
     pub solve_rate: f64,
-    /// Mean injector reward.
-    pub injector_reward: f64,
+    /// Mean injector reward (steps where the injector proposed).
+    pub injector_reward: Option<f64>,
     /// Fraction of proposals that became valid artifacts.
-    pub valid_rate: f64,
+    pub valid_rate: Option<f64>,
     /// Proposals made.
     pub proposals: usize,
     /// Bugs the solver trained on.
@@ -305,7 +316,11 @@ fn trainer<F: FnMut(&StepMetrics)>(
                 m.entropy_solver = stats.entropy_solver;
                 m.entropy_injector = stats.entropy_injector;
                 m.train_s = started.elapsed().as_secs_f64();
-                m.grad_steps_per_s = epochs as f64 / m.train_s.max(1e-9);
+                m.grad_steps_per_s = if refs.is_empty() {
+                    0.0
+                } else {
+                    epochs as f64 / m.train_s.max(1e-9)
+                };
                 m.wall_s = t.started.elapsed().as_secs_f64();
                 let line = serde_json::to_string(&m).expect("metrics serialize");
                 writeln!(t.log, "{line}")
@@ -453,7 +468,8 @@ pub fn train(
         let state_path = checkpoint_dir.join(STATE);
         let text = std::fs::read_to_string(&state_path).map_err(|e| {
             TrainError::RunDir(format!(
-                "cannot resume {}: {e}; it needs {CHECKPOINT}/{STATE} from an earlier `spar train --out` run",
+                "cannot resume {}: no checkpoint ({e}); a run that stopped before its first \
+                 checkpoint cannot be resumed: delete the directory and start again",
                 out.display()
             ))
         })?;
@@ -464,10 +480,26 @@ pub fn train(
         opt.load(&checkpoint_dir.join(OPTIMIZER))?;
         pool = state.pool;
         first_step = state.step;
+        // Steps logged after the checkpoint are played again: drop their lines.
+        let metrics_path = out.join(METRICS);
+        if let Ok(text) = std::fs::read_to_string(&metrics_path) {
+            let kept: String = text
+                .lines()
+                .filter(|l| {
+                    serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= first_step)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            crate::fsutil::write_atomic(&metrics_path, kept.as_bytes())
+                .map_err(io_err(&metrics_path))?;
+        }
     } else {
-        if out.join(METRICS).exists() {
+        let used = std::fs::metadata(out.join(METRICS)).is_ok_and(|m| m.len() > 0)
+            || checkpoint_dir.exists();
+        if used {
             return Err(TrainError::RunDir(format!(
-                "{} already holds a run; use --resume {} to continue it, or another --out",
+                "{} already holds a run; use --resume {} to continue it, or another --out (or \
+                 delete it)",
                 out.display(),
                 out.display()
             )));
@@ -562,8 +594,8 @@ pub fn train(
         let trainer_thread = scope.spawn(move || trainer(trainer_state, inbox, outbox));
         let mut sent = first_step;
         for step in first_step..settings.steps {
-            // Weights after batches 0..step-1 exist once the trainer is done with step-2's batch
-            // (step-1's trains while this step plays).
+            // Step `step` plays with the weights trained on the batches of steps
+            // 0..step-2; step-1's batch trains meanwhile.
             let version = step.saturating_sub(1).max(first_step);
             while !nets.contains_key(&version) {
                 receive(&mut nets, &mut summary, true)?;
@@ -571,13 +603,16 @@ pub fn train(
             let net = nets[&version].clone();
             nets.retain(|v, _| *v >= version);
             let rollout_started = Instant::now();
-            let runs_before = validator.runs_executed();
+            let runs_before = validator.runs_executed() + validator.tool_runs_executed();
             let mut rng = crate::agents::Rng(episode_seed(settings.seed, step, "inject", 0));
 
-            // The injector's group: proposals in one project, round robin.
-            let prep = &prepared[step % prepared.len()];
+            // The injector's group: proposals in one project, round robin, every
+            // `inject_every` steps (and whenever there is no bug yet).
+            let inject_every = settings.inject_every.max(1);
+            let prep = &prepared[(step / inject_every) % prepared.len()];
             let choice: Choice = injector_choice(&prep.project.repo, &prep.covered, &mut rng);
-            let picks: Vec<(usize, f32)> = (0..settings.proposals)
+            let proposing = step % inject_every == 0 || tasks.is_empty();
+            let picks: Vec<(usize, f32)> = (0..if proposing { settings.proposals } else { 0 })
                 .filter_map(|_| sample(&net, &choice, &mut rng, false))
                 .collect();
             let built = crate::par::map(&picks, settings.workers, |(index, _)| {
@@ -693,17 +728,25 @@ pub fn train(
                     }
                 }
             }
+            // A valid proposal none of whose attempts was graded (all cancelled or failed as
+            // harness errors) has no solve rate: it is left out of its group, not given -alpha.
+            let proposals: Vec<Proposal> = proposals
+                .into_iter()
+                .filter(|p| {
+                    p.task
+                        .as_ref()
+                        .is_none_or(|t| solved_by_task.contains_key(t.id.as_str()))
+                })
+                .collect();
             let injector_rewards: Vec<f64> = proposals
                 .iter()
                 .map(|p| match &p.task {
                     None => injector_reward(false, 0.0, settings.alpha),
-                    Some(t) => {
-                        let solved = solved_by_task
-                            .get(t.id.as_str())
-                            .cloned()
-                            .unwrap_or_default();
-                        injector_reward(true, solve_rate(&solved), settings.alpha)
-                    }
+                    Some(t) => injector_reward(
+                        true,
+                        solve_rate(&solved_by_task[t.id.as_str()]),
+                        settings.alpha,
+                    ),
                 })
                 .collect();
             for (p, adv) in proposals.iter().zip(group_advantages(&injector_rewards)) {
@@ -716,39 +759,43 @@ pub fn train(
                 episodes: records.len(),
                 solver_reward: mean(graded.iter().map(|r| r.reward)),
                 solve_rate: solve_rate(&graded.iter().map(|r| r.solved).collect::<Vec<_>>()),
-                injector_reward: mean(injector_rewards.iter().copied()),
-                valid_rate: proposals.iter().filter(|p| p.task.is_some()).count() as f64
-                    / proposals.len().max(1) as f64,
+                injector_reward: (!proposals.is_empty())
+                    .then(|| mean(injector_rewards.iter().copied())),
+                valid_rate: (!proposals.is_empty()).then(|| {
+                    proposals.iter().filter(|p| p.task.is_some()).count() as f64
+                        / proposals.len() as f64
+                }),
                 proposals: proposals.len(),
                 bugs: step_tasks.len(),
                 pool: tasks.len(),
                 episodes_per_s: records.len() as f64 / rollout_s.max(1e-9),
                 rollout_s,
-                sandbox_runs: validator.runs_executed() - runs_before
-                    + records
-                        .iter()
-                        .map(|r| r.sandbox_runs as usize)
-                        .sum::<usize>(),
+                sandbox_runs: validator.runs_executed() + validator.tool_runs_executed()
+                    - runs_before,
                 failed_episodes: records.len() - graded.len(),
                 ..StepMetrics::default()
             };
-            to_trainer
-                .send(ToTrainer::Batch {
-                    metrics: Box::new(metrics),
-                    decisions,
-                    advantages,
-                })
-                .map_err(|_| TrainError::Trainer("it is gone".into()))?;
-            sent = step + 1;
-            while receive(&mut nets, &mut summary, false)? {}
+            // A step cut short by Ctrl-C is not trained on: its cancelled episodes would
+            // read as failures. The checkpoint keeps the steps before it.
             let interrupted = scheduler.cancel_flag().load(Ordering::Relaxed);
-            let last = step + 1 == settings.steps || interrupted;
-            if last || (step + 1) % settings.checkpoint_every.max(1) == 0 {
+            if !interrupted {
+                to_trainer
+                    .send(ToTrainer::Batch {
+                        metrics: Box::new(metrics),
+                        decisions,
+                        advantages,
+                    })
+                    .map_err(|_| TrainError::Trainer("it is gone".into()))?;
+                sent = step + 1;
+            }
+            while receive(&mut nets, &mut summary, false)? {}
+            let last = sent == settings.steps || interrupted;
+            if last || sent % settings.checkpoint_every.max(1) == 0 {
                 to_trainer
                     .send(ToTrainer::Checkpoint {
                         dir: checkpoint_dir.clone(),
                         state: CheckpointState {
-                            step: step + 1,
+                            step: sent,
                             pool: pool.clone(),
                         },
                     })
@@ -789,8 +836,8 @@ pub fn summary_table(summary: &TrainSummary) -> String {
             m.step,
             100.0 * m.solve_rate,
             m.solver_reward,
-            100.0 * m.valid_rate,
-            m.injector_reward,
+            100.0 * m.valid_rate.unwrap_or(f64::NAN),
+            m.injector_reward.unwrap_or(f64::NAN),
             m.entropy_solver.unwrap_or(f64::NAN),
             m.episodes_per_s,
             m.grad_steps_per_s

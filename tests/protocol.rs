@@ -307,7 +307,12 @@ fn runs_persist_on_disk_across_validators() {
     let artifact = valid_artifact();
     let first = Validator::new(ValidationSettings::default()).with_disk_memo(dir.clone());
     let a = first
-        .validate(common::python(), &artifact, &original(), &PythonRun::default())
+        .validate(
+            common::python(),
+            &artifact,
+            &original(),
+            &PythonRun::default(),
+        )
         .unwrap();
     assert!(first.runs_executed() > 0);
     let args = vec!["-c".to_owned(), "print('hi')".to_owned()];
@@ -320,7 +325,12 @@ fn runs_persist_on_disk_across_validators() {
     // A second validator (another process, as far as it knows) runs nothing.
     let second = Validator::new(ValidationSettings::default()).with_disk_memo(dir.clone());
     let b = second
-        .validate(common::python(), &artifact, &original(), &PythonRun::default())
+        .validate(
+            common::python(),
+            &artifact,
+            &original(),
+            &PythonRun::default(),
+        )
         .unwrap();
     assert_eq!(second.runs_executed(), 0);
     assert_eq!(a.fail_to_pass, b.fail_to_pass);

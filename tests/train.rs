@@ -55,7 +55,7 @@ fn the_policy_solver_repairs_a_real_bug_and_records_its_choices() {
     let row = evaluate(
         common::python_arc(),
         validator,
-        &[task.clone()],
+        std::slice::from_ref(&task),
         ("policy".into(), factory),
         2,
         7,
@@ -115,8 +115,8 @@ fn training_writes_metrics_and_checkpoints_and_resumes() {
     for (i, m) in seen.iter().enumerate() {
         assert_eq!(m.step, i + 1);
         assert_eq!(m.proposals, 2);
-        assert!((0.0..=1.0).contains(&m.valid_rate));
-        assert!((-1.0..=1.0).contains(&m.injector_reward));
+        assert!((0.0..=1.0).contains(&m.valid_rate.unwrap()));
+        assert!((-1.0..=1.0).contains(&m.injector_reward.unwrap()));
         assert!(m.loss.is_finite());
         assert!(m.entropy_injector.is_some());
     }
@@ -136,7 +136,7 @@ fn training_writes_metrics_and_checkpoints_and_resumes() {
         EnvSettings::default(),
         |_| {},
     );
-    let message = again.err().expect("refused").to_string();
+    let message = again.expect_err("refused").to_string();
     assert!(message.contains("--resume"), "{message}");
     let longer = TrainSettings {
         steps: 3,

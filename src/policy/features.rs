@@ -151,6 +151,10 @@ impl Kind {
 const KIND_AT: usize = 11;
 const ROLE_AT: usize = 29;
 const SIZE_AT: usize = 31;
+const _: () = assert!(
+    KIND_AT + Operator::ALL.len() + 2 <= ROLE_AT && SIZE_AT + 3 <= DENSE,
+    "the dense layout must hold every operator and removal kind"
+);
 
 /// Parsed facts about one file, shared by its candidates.
 struct FileView {

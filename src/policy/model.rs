@@ -1,6 +1,6 @@
 //! The policy network: one set of weights for both roles, scoring a decision's candidates; the
 //! loss (group-relative, clipped policy gradient with an entropy bonus); and AdamW whose state
-//! is saved with the checkpoint so that `--resume` continues exactly.
+//! is saved with the checkpoint so that `--resume` continues the optimizer where it stopped.
 
 use super::features::{Choice, Role, CANDIDATE_TOKENS, CONTEXT_TOKENS, DENSE, VOCAB};
 use candle_core::{DType, Device, Tensor, Var, D};

@@ -192,6 +192,7 @@ pub struct Validator {
     tool_memo: ToolMemo,
     tool_memo_bytes: AtomicUsize,
     disk: Option<std::path::PathBuf>,
+    tool_executed: AtomicUsize,
     executed: AtomicUsize,
     answered: AtomicUsize,
 }
@@ -218,6 +219,7 @@ impl Validator {
             tool_memo: Mutex::new(HashMap::new()),
             tool_memo_bytes: AtomicUsize::new(0),
             disk: None,
+            tool_executed: AtomicUsize::new(0),
             executed: AtomicUsize::new(0),
             answered: AtomicUsize::new(0),
         }
@@ -263,6 +265,11 @@ impl Validator {
     /// Test-command runs executed so far (memo hits excluded).
     pub fn runs_executed(&self) -> usize {
         self.executed.load(Ordering::Relaxed)
+    }
+
+    /// Tool runs ([`Validator::tool_run`]) executed so far (memo hits excluded).
+    pub fn tool_runs_executed(&self) -> usize {
+        self.tool_executed.load(Ordering::Relaxed)
     }
 
     /// Runs the oracle on `state`, or answers from the memo.
@@ -341,6 +348,7 @@ impl Validator {
         let key = tool_key(state, args, options);
         let seed = u64::from_str_radix(&key[..16], 16).unwrap_or_default();
         let run = || -> Result<Arc<ToolRun>, String> {
+            self.tool_executed.fetch_add(1, Ordering::Relaxed);
             let mut options = options.clone();
             options.determinism = crate::sandbox::Determinism::Seeded { seed };
             let result = python
@@ -356,16 +364,20 @@ impl Validator {
                 ms: result.duration.as_secs_f64() * 1e3,
             }))
         };
-        if self.tool_memo_bytes.load(Ordering::Relaxed) > TOOL_MEMO_BYTES {
-            return run().map(|r| (r, false)).map_err(ValidationError::Run);
-        }
-        let cell = self
-            .tool_memo
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        // Runs ended by the wall clock are not memoized: how far they got depends on the load.
+        let deterministic = |r: &ToolRun| {
+            r.outcome != Outcome::Timeout || options.limits.fuel.is_some_and(|f| r.fuel >= f)
+        };
+        let full = self.tool_memo_bytes.load(Ordering::Relaxed) > TOOL_MEMO_BYTES;
+        let cell = {
+            let mut memo = self.tool_memo.lock().unwrap_or_else(|e| e.into_inner());
+            match memo.get(&key) {
+                Some(cell) => cell.clone(),
+                // Past the cap, known runs are still answered; new ones are not kept in memory.
+                None if full => Arc::default(),
+                None => memo.entry(key.clone()).or_default().clone(),
+            }
+        };
         let mut executed_here = false;
         let result = cell.get_or_init(|| {
             let result = match self.disk_get::<ToolRun>("tool", &key) {
@@ -374,9 +386,7 @@ impl Validator {
                     executed_here = true;
                     let result = run();
                     if let Ok(r) = &result {
-                        // A fuel limit ends a run deterministically; the wall clock does not.
-                        let fuel_stopped = options.limits.fuel.is_some_and(|f| r.fuel >= f);
-                        if r.outcome != Outcome::Timeout || fuel_stopped {
+                        if deterministic(r) {
                             self.disk_put("tool", &key, &**r);
                         }
                     }
@@ -390,6 +400,12 @@ impl Validator {
             result
         });
         let run = result.clone().map_err(ValidationError::Run)?;
+        if !deterministic(&run) {
+            self.tool_memo
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+        }
         Ok((run, !executed_here))
     }
 
