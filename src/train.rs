@@ -831,14 +831,16 @@ pub fn summary_table(summary: &TrainSummary) -> String {
         if i % stride != 0 && i + 1 != n {
             continue;
         }
+        // Steps without proposals have no injector numbers: a dash, not NaN.
+        let or_dash = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_owned(), f);
         out.push_str(&format!(
-            "{:>5} {:>7.1}% {:>9.2} {:>7.1}% {:>9.2} {:>8.2} {:>8.1} {:>8.1}\n",
+            "{:>5} {:>7.1}% {:>9.2} {:>8} {:>9} {:>8} {:>8.1} {:>8.1}\n",
             m.step,
             100.0 * m.solve_rate,
             m.solver_reward,
-            100.0 * m.valid_rate.unwrap_or(f64::NAN),
-            m.injector_reward.unwrap_or(f64::NAN),
-            m.entropy_solver.unwrap_or(f64::NAN),
+            or_dash(m.valid_rate, &|v| format!("{:.1}%", 100.0 * v)),
+            or_dash(m.injector_reward, &|v| format!("{v:.2}")),
+            or_dash(m.entropy_solver, &|v| format!("{v:.2}")),
             m.episodes_per_s,
             m.grad_steps_per_s
         ));
@@ -849,6 +851,29 @@ pub fn summary_table(summary: &TrainSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_shows_dashes_for_steps_without_proposals() {
+        let summary = TrainSummary {
+            metrics: vec![
+                StepMetrics {
+                    step: 1,
+                    valid_rate: Some(0.5),
+                    injector_reward: Some(-0.4),
+                    ..StepMetrics::default()
+                },
+                StepMetrics {
+                    step: 2,
+                    ..StepMetrics::default()
+                },
+            ],
+            ..TrainSummary::default()
+        };
+        let table = summary_table(&summary);
+        assert!(table.contains("50.0%"), "{table}");
+        assert!(!table.contains("NaN"), "{table}");
+        assert_eq!(table.lines().count(), 3);
+    }
 
     #[test]
     fn advantages_are_relative_to_the_group() {
