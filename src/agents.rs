@@ -247,7 +247,7 @@ impl Agent for RandomAgent {
 }
 
 /// The `python` arguments that run the task's tests with a compact failure report.
-pub(crate) fn test_args(command: &TestCommand) -> Vec<String> {
+fn test_args(command: &TestCommand) -> Vec<String> {
     let mut args = command.args.clone();
     if command.runner == crate::testrun::Runner::Pytest {
         args.retain(|a| a != "-rA" && a != "-v" && !a.starts_with("--tb"));
@@ -259,7 +259,7 @@ pub(crate) fn test_args(command: &TestCommand) -> Vec<String> {
 /// Failing tests in a run's output (pytest's `FAILED`/`ERROR` summary lines, unittest's
 /// `FAIL:`/`ERROR:` headers). A run the sandbox stopped (time, fuel, memory) counts as worse
 /// than any count: its missing summary must not read as "fewer failures".
-pub(crate) fn failures(output: &str) -> usize {
+fn failures(output: &str) -> usize {
     if output.contains("\n[stopped: ") || output.starts_with("[stopped: ") {
         return usize::MAX;
     }
@@ -348,7 +348,7 @@ pub(crate) fn spec_patch(specification: &str) -> Option<Patch> {
 
 /// The `create` actions that bring back the tests the bug broke: the specification's patch
 /// applied to the visible test files.
-pub(crate) fn restore_tests(view: &View) -> VecDeque<Action> {
+fn restore_tests(view: &View) -> VecDeque<Action> {
     let Some(restored) = spec_patch(view.specification).and_then(|p| p.apply(view.state).ok())
     else {
         return VecDeque::new();
@@ -374,32 +374,48 @@ enum Phase {
     Done,
 }
 
-/// Localizes from tracebacks and tries inverse mutation operators near them, keeping an edit
-/// when fewer tests fail and submitting when none do.
-pub struct HeuristicAgent {
-    rng: Rng,
-    phase: Phase,
-    best_failures: usize,
-    candidates: VecDeque<(String, String)>,
-    /// The file text to go back to if the current try does not help.
-    pending: Option<(String, String)>,
-    max_tries: usize,
-    tries: usize,
-    reverting: bool,
+/// One repair try: a file, its new text, and the text to go back to.
+pub(crate) struct Try {
+    /// The file.
+    pub(crate) path: String,
+    /// Its text with the repair.
+    pub(crate) content: String,
+    /// Its text before.
+    pub(crate) previous: String,
 }
 
-impl HeuristicAgent {
-    /// A heuristic agent; `seed` breaks ties among candidates.
-    pub fn new(seed: u64) -> Self {
-        HeuristicAgent {
-            rng: Rng(seed ^ 0x48_45_55_52),
+/// Where a [`TryLoop`] gets its repairs from.
+pub(crate) trait Chooser {
+    /// Plans from a failing run's output (the baseline, and again after progress).
+    fn plan(&mut self, output: &str, view: &View);
+    /// The next repair to try, or `None` when there is none left.
+    fn next(&mut self, view: &View) -> Option<Try>;
+}
+
+/// The loop both trying solvers (heuristic and policy) share: restore the specification's
+/// tests, run them, then write a repair, run the tests, keep the repair when fewer tests fail
+/// (and plan again from the new output), revert it otherwise, and submit once the tests pass
+/// or `max_tries` repairs were tried.
+pub(crate) struct TryLoop {
+    phase: Phase,
+    best_failures: usize,
+    /// The file text to go back to if the current try does not help.
+    pending: Option<(String, String)>,
+    reverting: bool,
+    tries: usize,
+    max_tries: usize,
+}
+
+impl TryLoop {
+    /// A loop that tries at most `max_tries` repairs.
+    pub(crate) fn new(max_tries: usize) -> Self {
+        TryLoop {
             phase: Phase::RestoreTests(VecDeque::new()),
             best_failures: usize::MAX,
-            candidates: VecDeque::new(),
             pending: None,
-            max_tries: 40,
-            tries: 0,
             reverting: false,
+            tries: 0,
+            max_tries,
         }
     }
 
@@ -409,7 +425,88 @@ impl HeuristicAgent {
         }
     }
 
-    fn plan_candidates(&mut self, output: &str, view: &View) {
+    fn next_try(&mut self, chooser: &mut impl Chooser, view: &View) -> Action {
+        if self.tries < self.max_tries {
+            if let Some(t) = chooser.next(view) {
+                self.tries += 1;
+                self.pending = Some((t.path.clone(), t.previous));
+                return Action::Create {
+                    path: t.path,
+                    content: t.content,
+                };
+            }
+        }
+        self.phase = Phase::Done;
+        Action::Submit
+    }
+
+    /// The next action, given the last observation.
+    pub(crate) fn act(
+        &mut self,
+        chooser: &mut impl Chooser,
+        observation: &Observation,
+        view: &View,
+    ) -> Action {
+        match &mut self.phase {
+            Phase::RestoreTests(queue) => {
+                if view.turn == 0 {
+                    *queue = restore_tests(view);
+                }
+                if let Some(a) = queue.pop_front() {
+                    return a;
+                }
+                self.phase = Phase::Baseline;
+                Self::run_tests(view)
+            }
+            Phase::Baseline => {
+                self.best_failures = failures(&observation.text);
+                if self.best_failures == 0 && observation.text.contains("[exit code 0]") {
+                    self.phase = Phase::Done;
+                    return Action::Submit;
+                }
+                chooser.plan(&observation.text, view);
+                self.phase = Phase::Trying;
+                self.next_try(chooser, view)
+            }
+            Phase::Trying => {
+                if std::mem::take(&mut self.reverting) || observation.error {
+                    return self.next_try(chooser, view);
+                }
+                if observation.text.starts_with("wrote ") {
+                    return Self::run_tests(view);
+                }
+                let now = failures(&observation.text);
+                if now == 0 && observation.text.contains("[exit code 0]") {
+                    self.phase = Phase::Done;
+                    return Action::Submit;
+                }
+                if now < self.best_failures {
+                    // Progress (a second bug, or half of one): keep the edit, plan again from
+                    // the new output.
+                    self.best_failures = now;
+                    self.pending = None;
+                    chooser.plan(&observation.text, view);
+                    return self.next_try(chooser, view);
+                }
+                if let Some((path, content)) = self.pending.take() {
+                    self.reverting = true;
+                    return Action::Create { path, content };
+                }
+                self.next_try(chooser, view)
+            }
+            Phase::Done => Action::Submit,
+        }
+    }
+}
+
+/// The heuristic's repairs: inverse mutation operators near traceback frames, nearest first.
+struct HeuristicChooser {
+    rng: Rng,
+    candidates: VecDeque<(String, String)>,
+}
+
+impl Chooser for HeuristicChooser {
+    fn plan(&mut self, output: &str, view: &View) {
         let sites = traceback_sites(output);
         let mut seen = std::collections::BTreeSet::new();
         let mut found = Vec::new();
@@ -461,24 +558,41 @@ impl HeuristicAgent {
         self.candidates = found.into();
     }
 
-    fn next_try(&mut self, view: &View) -> Action {
-        while self.tries < self.max_tries {
-            let Some((path, content)) = self.candidates.pop_front() else {
-                break;
-            };
-            let Some(current) = view
+    fn next(&mut self, view: &View) -> Option<Try> {
+        while let Some((path, content)) = self.candidates.pop_front() {
+            if let Some(previous) = view
                 .state
                 .file(&path)
                 .and_then(|c| String::from_utf8(c.to_vec()).ok())
-            else {
-                continue;
-            };
-            self.tries += 1;
-            self.pending = Some((path.clone(), current));
-            return Action::Create { path, content };
+            {
+                return Some(Try {
+                    path,
+                    content,
+                    previous,
+                });
+            }
         }
-        self.phase = Phase::Done;
-        Action::Submit
+        None
+    }
+}
+
+/// Localizes from tracebacks and tries inverse mutation operators near them, keeping an edit
+/// when fewer tests fail and submitting when none do.
+pub struct HeuristicAgent {
+    chooser: HeuristicChooser,
+    tries: TryLoop,
+}
+
+impl HeuristicAgent {
+    /// A heuristic agent; `seed` breaks ties among candidates.
+    pub fn new(seed: u64) -> Self {
+        HeuristicAgent {
+            chooser: HeuristicChooser {
+                rng: Rng(seed ^ 0x48_45_55_52),
+                candidates: VecDeque::new(),
+            },
+            tries: TryLoop::new(40),
+        }
     }
 }
 
@@ -488,56 +602,7 @@ impl Agent for HeuristicAgent {
     }
 
     fn act(&mut self, observation: &Observation, view: &View) -> Action {
-        {
-            match &mut self.phase {
-                Phase::RestoreTests(queue) => {
-                    if view.turn == 0 {
-                        *queue = restore_tests(view);
-                    }
-                    if let Some(a) = queue.pop_front() {
-                        return a;
-                    }
-                    self.phase = Phase::Baseline;
-                    Self::run_tests(view)
-                }
-                Phase::Baseline => {
-                    self.best_failures = failures(&observation.text);
-                    if self.best_failures == 0 && observation.text.contains("[exit code 0]") {
-                        self.phase = Phase::Done;
-                        return Action::Submit;
-                    }
-                    self.plan_candidates(&observation.text, view);
-                    self.phase = Phase::Trying;
-                    self.next_try(view)
-                }
-                Phase::Trying => {
-                    if std::mem::take(&mut self.reverting) || observation.error {
-                        return self.next_try(view);
-                    }
-                    if observation.text.starts_with("wrote ") {
-                        return Self::run_tests(view);
-                    }
-                    let now = failures(&observation.text);
-                    if now == 0 && observation.text.contains("[exit code 0]") {
-                        self.phase = Phase::Done;
-                        return Action::Submit;
-                    }
-                    if now < self.best_failures {
-                        // Progress: keep the edit and look again from the new tracebacks.
-                        self.best_failures = now;
-                        self.pending = None;
-                        self.plan_candidates(&observation.text, view);
-                        return self.next_try(view);
-                    }
-                    if let Some((path, content)) = self.pending.take() {
-                        self.reverting = true;
-                        return Action::Create { path, content };
-                    }
-                    self.next_try(view)
-                }
-                Phase::Done => Action::Submit,
-            }
-        }
+        self.tries.act(&mut self.chooser, observation, view)
     }
 }
 

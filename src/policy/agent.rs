@@ -5,9 +5,9 @@
 
 use super::features::{content_key, solver_choice, Choice};
 use super::model::{candidate_logps, Decision, PolicyNet};
-use crate::agents::{failures, restore_tests, test_args, Agent, AgentFactory, Rng, View};
+use crate::agents::{Agent, AgentFactory, Chooser, Rng, Try, TryLoop, View};
 use crate::episode::{Action, Observation, Task};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 /// Where finished episodes leave their decisions: `(episode key "TASK#ATTEMPT", decisions)`.
@@ -48,28 +48,52 @@ pub fn sample(
     Some((index, logps[index]))
 }
 
-enum Phase {
-    RestoreTests(VecDeque<Action>),
-    Baseline,
-    Trying,
-    Done,
+/// The policy's repairs: sampled from the network over the solver's candidate set, never the
+/// same file content twice; every choice is recorded.
+struct PolicyChooser {
+    net: Arc<PolicyNet>,
+    rng: Rng,
+    output: String,
+    tried: BTreeSet<(String, u64)>,
+    decisions: Vec<Decision>,
+}
+
+impl Chooser for PolicyChooser {
+    fn plan(&mut self, output: &str, _: &View) {
+        self.output = output.to_owned();
+    }
+
+    fn next(&mut self, view: &View) -> Option<Try> {
+        let choice = solver_choice(view.state, &self.output, &self.tried, &mut self.rng);
+        let (index, logp) = sample(&self.net, &choice, &mut self.rng, false)?;
+        let candidate = &choice.candidates[index];
+        let previous = view
+            .state
+            .file(&candidate.path)
+            .and_then(|c| String::from_utf8(c.to_vec()).ok())?;
+        let content = candidate.edit.apply(&previous);
+        let path = candidate.path.clone();
+        self.tried.insert((path.clone(), content_key(&content)));
+        self.decisions.push(Decision {
+            allowed: vec![true; choice.candidates.len()],
+            choice,
+            chosen: index,
+            logp,
+        });
+        Some(Try {
+            path,
+            content,
+            previous,
+        })
+    }
 }
 
 /// A solver driven by the policy network.
 pub struct PolicySolver {
-    net: Arc<PolicyNet>,
-    rng: Rng,
+    chooser: PolicyChooser,
+    tries: TryLoop,
     key: String,
     sink: Option<DecisionSink>,
-    phase: Phase,
-    output: String,
-    best_failures: usize,
-    tried: BTreeSet<(String, u64)>,
-    pending: Option<(String, String)>,
-    reverting: bool,
-    tries: usize,
-    max_tries: usize,
-    decisions: Vec<Decision>,
 }
 
 impl PolicySolver {
@@ -83,53 +107,17 @@ impl PolicySolver {
         sink: Option<DecisionSink>,
     ) -> Self {
         PolicySolver {
-            net,
-            rng: Rng(seed ^ 0x534f_4c56),
+            chooser: PolicyChooser {
+                net,
+                rng: Rng(seed ^ 0x534f_4c56),
+                output: String::new(),
+                tried: BTreeSet::new(),
+                decisions: Vec::new(),
+            },
+            tries: TryLoop::new(max_tries.max(1)),
             key,
             sink,
-            phase: Phase::RestoreTests(VecDeque::new()),
-            output: String::new(),
-            best_failures: usize::MAX,
-            tried: BTreeSet::new(),
-            pending: None,
-            reverting: false,
-            tries: 0,
-            max_tries: max_tries.max(1),
-            decisions: Vec::new(),
         }
-    }
-
-    fn next_try(&mut self, view: &View) -> Action {
-        if self.tries >= self.max_tries {
-            self.phase = Phase::Done;
-            return Action::Submit;
-        }
-        let choice = solver_choice(view.state, &self.output, &self.tried, &mut self.rng);
-        let Some((index, logp)) = sample(&self.net, &choice, &mut self.rng, false) else {
-            self.phase = Phase::Done;
-            return Action::Submit;
-        };
-        let candidate = &choice.candidates[index];
-        let Some(current) = view
-            .state
-            .file(&candidate.path)
-            .and_then(|c| String::from_utf8(c.to_vec()).ok())
-        else {
-            self.phase = Phase::Done;
-            return Action::Submit;
-        };
-        let content = candidate.edit.apply(&current);
-        let path = candidate.path.clone();
-        self.tried.insert((path.clone(), content_key(&content)));
-        self.tries += 1;
-        self.pending = Some((path.clone(), current));
-        self.decisions.push(Decision {
-            allowed: vec![true; choice.candidates.len()],
-            choice,
-            chosen: index,
-            logp,
-        });
-        Action::Create { path, content }
     }
 }
 
@@ -139,69 +127,17 @@ impl Agent for PolicySolver {
     }
 
     fn act(&mut self, observation: &Observation, view: &View) -> Action {
-        match &mut self.phase {
-            Phase::RestoreTests(queue) => {
-                if view.turn == 0 {
-                    *queue = restore_tests(view);
-                }
-                if let Some(a) = queue.pop_front() {
-                    return a;
-                }
-                self.phase = Phase::Baseline;
-                Action::Run {
-                    args: test_args(view.test_command),
-                }
-            }
-            Phase::Baseline => {
-                self.best_failures = failures(&observation.text);
-                if self.best_failures == 0 && observation.text.contains("[exit code 0]") {
-                    self.phase = Phase::Done;
-                    return Action::Submit;
-                }
-                self.output = observation.text.clone();
-                self.phase = Phase::Trying;
-                self.next_try(view)
-            }
-            Phase::Trying => {
-                if std::mem::take(&mut self.reverting) || observation.error {
-                    return self.next_try(view);
-                }
-                if observation.text.starts_with("wrote ") {
-                    return Action::Run {
-                        args: test_args(view.test_command),
-                    };
-                }
-                let now = failures(&observation.text);
-                if now == 0 && observation.text.contains("[exit code 0]") {
-                    self.phase = Phase::Done;
-                    return Action::Submit;
-                }
-                if now < self.best_failures {
-                    // Progress (a second bug, or half of one): keep it, read the new output.
-                    self.best_failures = now;
-                    self.output = observation.text.clone();
-                    self.pending = None;
-                    return self.next_try(view);
-                }
-                match self.pending.take() {
-                    Some((path, content)) => {
-                        self.reverting = true;
-                        Action::Create { path, content }
-                    }
-                    None => self.next_try(view),
-                }
-            }
-            Phase::Done => Action::Submit,
-        }
+        self.tries.act(&mut self.chooser, observation, view)
     }
 }
 
 impl Drop for PolicySolver {
     fn drop(&mut self) {
         if let Some(sink) = &self.sink {
-            sink.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((self.key.clone(), std::mem::take(&mut self.decisions)));
+            sink.lock().unwrap_or_else(|e| e.into_inner()).push((
+                self.key.clone(),
+                std::mem::take(&mut self.chooser.decisions),
+            ));
         }
     }
 }
