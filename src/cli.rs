@@ -777,16 +777,8 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let python = Arc::new(Python::new(&runtime)?);
             let validator = Arc::new(persistent_validator(&runtime, &python));
-            let bar = (!cli.quiet && !args.json).then(|| {
-                let bar = indicatif::ProgressBar::new(settings.steps as u64);
-                bar.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "train {bar:30} {pos}/{len} steps {elapsed} {msg}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                bar
-            });
+            let bar =
+                (!cli.quiet && !args.json).then(|| crate::train::progress_bar(settings.steps));
             let json = args.json;
             let summary = crate::train::train(
                 python,

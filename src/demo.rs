@@ -184,16 +184,7 @@ pub fn self_play(
     cache: &std::path::Path,
     progress: bool,
 ) -> Result<SelfPlayDemo, DemoError> {
-    let bar = progress.then(|| {
-        let bar = indicatif::ProgressBar::new(settings.steps as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "train {bar:30} {pos}/{len} steps {elapsed} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let bar = progress.then(|| crate::train::progress_bar(settings.steps));
     let summary = crate::train::train(
         python.clone(),
         validator.clone(),

@@ -819,6 +819,16 @@ pub fn train(
     })
 }
 
+/// The progress bar of a training run over `steps` steps (`spar train` and `spar demo`).
+pub fn progress_bar(steps: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("train {bar:30} {pos}/{len} steps {elapsed} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// A short table of a run's steps (every step up to 12, else 12 evenly spaced ones).
 pub fn summary_table(summary: &TrainSummary) -> String {
     let mut out = format!(
