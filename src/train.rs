@@ -137,7 +137,7 @@ impl Default for TrainSettings {
             lr: 1e-2,
             entropy: 0.01,
             clip: 0.2,
-            epochs: 2,
+            epochs: 4,
             alpha: crate::episode::rewards::DEFAULT_ALPHA,
             workers: crate::par::cores(),
             checkpoint_every: 5,
@@ -612,8 +612,9 @@ pub fn train(
             let prep = &prepared[(step / inject_every) % prepared.len()];
             let choice: Choice = injector_choice(&prep.project.repo, &prep.covered, &mut rng);
             let proposing = step % inject_every == 0 || tasks.is_empty();
+            let everything = vec![true; choice.candidates.len()];
             let picks: Vec<(usize, f32)> = (0..if proposing { settings.proposals } else { 0 })
-                .filter_map(|_| sample(&net, &choice, &mut rng, false))
+                .filter_map(|_| sample(&net, &choice, &everything, &mut rng, false))
                 .collect();
             let built = crate::par::map(&picks, settings.workers, |(index, _)| {
                 let candidate = &choice.candidates[*index];

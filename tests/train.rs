@@ -168,12 +168,7 @@ fn training_writes_metrics_and_checkpoints_and_resumes() {
         let text =
             String::from_utf8(common::original().file("calc/ops.py").unwrap().to_vec()).unwrap();
         assert!(!text.is_empty());
-        spar::policy::features::solver_choice(
-            &common::original(),
-            "",
-            &Default::default(),
-            &mut spar::agents::Rng(1),
-        )
+        spar::policy::features::solver_choice(&common::original(), "")
     };
     let all = vec![true; choice.candidates.len()];
     assert_ne!(

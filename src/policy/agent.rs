@@ -13,70 +13,97 @@ use std::sync::{Arc, Mutex};
 /// Where finished episodes leave their decisions: `(episode key "TASK#ATTEMPT", decisions)`.
 pub type DecisionSink = Arc<Mutex<Vec<(String, Vec<Decision>)>>>;
 
-/// Samples a candidate of `choice` (all allowed) from the policy: `(index, log-probability)`.
-/// `greedy` takes the most likely one instead. `None` when there is no candidate.
+/// Samples one of the `allowed` candidates of `choice` from the policy:
+/// `(index, log-probability)`. `greedy` takes the most likely one instead. `None` when no
+/// candidate is allowed.
 pub fn sample(
     net: &PolicyNet,
     choice: &Choice,
+    allowed: &[bool],
     rng: &mut Rng,
     greedy: bool,
 ) -> Option<(usize, f32)> {
-    if choice.candidates.is_empty() {
+    if !allowed.iter().any(|a| *a) {
         return None;
     }
-    let allowed = vec![true; choice.candidates.len()];
-    let logps = candidate_logps(net, choice, &allowed).ok()?;
+    let logps = candidate_logps(net, choice, allowed).ok()?;
     let index = if greedy {
         logps
             .iter()
             .enumerate()
+            .filter(|(i, _)| allowed[*i])
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(i, _)| i)?
     } else {
         let u = rng.unit() as f32;
         let mut acc = 0.0;
-        let mut pick = logps.len() - 1;
+        let mut pick = None;
         for (i, lp) in logps.iter().enumerate() {
+            if !allowed[i] {
+                continue;
+            }
+            pick = Some(i);
             acc += lp.exp();
             if u < acc {
-                pick = i;
                 break;
             }
         }
-        pick
+        pick?
     };
     Some((index, logps[index]))
 }
 
-/// The policy's repairs: sampled from the network over the solver's candidate set, never the
-/// same file content twice; every choice is recorded.
+/// The policy's repairs: sampled from the network over the solver's candidate set for the
+/// latest failing output, never the same file content twice; every choice is recorded.
 struct PolicyChooser {
     net: Arc<PolicyNet>,
     rng: Rng,
-    output: String,
+    choice: Option<Arc<Choice>>,
     tried: BTreeSet<(String, u64)>,
     decisions: Vec<Decision>,
 }
 
 impl Chooser for PolicyChooser {
-    fn plan(&mut self, output: &str, _: &View) {
-        self.output = output.to_owned();
+    fn plan(&mut self, output: &str, view: &View) {
+        self.choice = Some(Arc::new(solver_choice(view.state, output)));
     }
 
     fn next(&mut self, view: &View) -> Option<Try> {
-        let choice = solver_choice(view.state, &self.output, &self.tried, &mut self.rng);
-        let (index, logp) = sample(&self.net, &choice, &mut self.rng, false)?;
+        let choice = self.choice.clone()?;
+        // A candidate is out once its result is already known: tried, or the same text as one
+        // that was (two edits can give one file content).
+        let contents: Vec<Option<String>> = choice
+            .candidates
+            .iter()
+            .map(|c| {
+                let text = view.state.file(&c.path)?;
+                Some(c.edit.apply(std::str::from_utf8(&text).ok()?))
+            })
+            .collect();
+        let allowed: Vec<bool> = choice
+            .candidates
+            .iter()
+            .zip(&contents)
+            .map(|(c, content)| {
+                content.as_ref().is_some_and(|content| {
+                    !self
+                        .tried
+                        .contains(&(c.path.clone(), content_key(content)))
+                })
+            })
+            .collect();
+        let (index, logp) = sample(&self.net, &choice, &allowed, &mut self.rng, false)?;
         let candidate = &choice.candidates[index];
         let previous = view
             .state
             .file(&candidate.path)
             .and_then(|c| String::from_utf8(c.to_vec()).ok())?;
-        let content = candidate.edit.apply(&previous);
+        let content = contents[index].clone()?;
         let path = candidate.path.clone();
         self.tried.insert((path.clone(), content_key(&content)));
         self.decisions.push(Decision {
-            allowed: vec![true; choice.candidates.len()],
-            choice,
+            allowed,
+            choice: (*choice).clone(),
             chosen: index,
             logp,
         });
@@ -110,7 +137,7 @@ impl PolicySolver {
             chooser: PolicyChooser {
                 net,
                 rng: Rng(seed ^ 0x534f_4c56),
-                output: String::new(),
+                choice: None,
                 tried: BTreeSet::new(),
                 decisions: Vec::new(),
             },

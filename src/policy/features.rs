@@ -338,14 +338,12 @@ fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
 
 /// The solver's candidates in `state` given a failing run's `output`: every repair operator
 /// in the code, at most [`MAX_SOLVER_CANDIDATES`], those near the evidence (traceback frames,
-/// called functions) kept first and the rest a seeded sample. `exclude` lists file contents
-/// already tried.
-pub fn solver_choice(
-    state: &Snapshot,
-    output: &str,
-    exclude: &BTreeSet<(String, u64)>,
-    rng: &mut Rng,
-) -> Choice {
+/// called functions) kept first and the rest a sample. The sample is seeded from the
+/// observation itself, so every attempt at a bug sees the same candidate set: the attempts of a
+/// group then differ only in what the policy chose (what group-relative advantages assume),
+/// and a bug costs at most one test run per candidate, however often it is played.
+pub fn solver_choice(state: &Snapshot, output: &str) -> Choice {
+    let mut rng = Rng(content_key(state.content_hash()) ^ content_key(output).rotate_left(17));
     let evidence = Evidence::new(output);
     let mut all = Vec::new();
     for (path, text) in code_files(state) {
@@ -356,10 +354,6 @@ pub fn solver_choice(
             continue;
         };
         for m in mutations {
-            let content = m.edit.apply(&file.text);
-            if exclude.contains(&(file.path.clone(), content_key(&content))) {
-                continue;
-            }
             let function = m.enclosing_function.as_deref();
             let dense = evidence.localization(&file, m.line, function);
             let kind = Kind::Mutation(m.operator);
@@ -376,7 +370,7 @@ pub fn solver_choice(
     Choice {
         role: Role::Solver,
         context: evidence.context(),
-        candidates: pick(all, near, MAX_SOLVER_CANDIDATES, rng),
+        candidates: pick(all, near, MAX_SOLVER_CANDIDATES, &mut rng),
     }
 }
 
@@ -476,7 +470,7 @@ mod tests {
 
     #[test]
     fn solver_candidates_mark_the_traceback_site() {
-        let choice = solver_choice(&repo(), OUTPUT, &BTreeSet::new(), &mut Rng(1));
+        let choice = solver_choice(&repo(), OUTPUT);
         assert!(!choice.candidates.is_empty());
         assert!(choice.candidates.iter().all(|c| c.path == "calc/ops.py"));
         let at_frame: Vec<&Candidate> = choice
@@ -503,21 +497,22 @@ mod tests {
     }
 
     #[test]
-    fn candidate_sets_depend_on_the_seed_only_and_exclude_tried_edits() {
-        let a = solver_choice(&repo(), OUTPUT, &BTreeSet::new(), &mut Rng(5));
-        let b = solver_choice(&repo(), OUTPUT, &BTreeSet::new(), &mut Rng(5));
+    fn candidate_sets_are_a_function_of_the_observation() {
         let labels = |c: &Choice| {
             c.candidates
                 .iter()
                 .map(|c| c.label.clone())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(labels(&a), labels(&b));
-        let first = &a.candidates[0];
-        let text = String::from_utf8(repo().file(&first.path).unwrap().to_vec()).unwrap();
-        let tried = BTreeSet::from([(first.path.clone(), content_key(&first.edit.apply(&text)))]);
-        let c = solver_choice(&repo(), OUTPUT, &tried, &mut Rng(5));
-        assert_eq!(c.candidates.len(), a.candidates.len() - 1);
+        let a = solver_choice(&repo(), OUTPUT);
+        assert_eq!(labels(&a), labels(&solver_choice(&repo(), OUTPUT)));
+        let other_output = format!("{OUTPUT}E   assert 0 == 1\n");
+        let mut seen = BTreeSet::new();
+        for extra in 0..8 {
+            let output = format!("{other_output}{}", "x".repeat(extra));
+            seen.insert(labels(&solver_choice(&repo(), &output)));
+        }
+        assert!(seen.len() > 1, "the order is seeded from the observation");
     }
 
     #[test]
