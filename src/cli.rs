@@ -78,6 +78,9 @@ enum Command {
     Eval(EvalArgs),
     /// Draw a training run's learning curves as an SVG image
     Plot(PlotArgs),
+    /// Serve episodes over HTTP/JSON to RL frameworks and LLM agents (sessions, OpenAI tool
+    /// definitions, OpenEnv routes)
+    Serve(ServeArgs),
     /// Internal: one worker process of `spar bench`'s processes-vs-threads measurement
     #[command(hide = true)]
     BenchWorker {
@@ -294,6 +297,10 @@ struct TrainArgs {
     /// Candidate fixes one solver attempt may try
     #[arg(long, default_value_t = 3)]
     max_tries: usize,
+    /// Procedural bugs per training project that start the solver's bug pool (the same bugs
+    /// for every seed; the injector's proposals join them)
+    #[arg(long, default_value_t = 8)]
+    seed_bugs: usize,
     /// AdamW learning rate
     #[arg(long, default_value_t = 1e-2)]
     lr: f64,
@@ -357,6 +364,40 @@ struct EvalArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on; loopback unless you mean to expose the sandbox
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Port (0: any free port; the one chosen is printed)
+    #[arg(long, default_value_t = 8765)]
+    port: u16,
+    /// Bearer token clients must send [default: $SPAR_TOKEN, else a fresh one, printed]
+    #[arg(long)]
+    token: Option<String>,
+    /// Open sessions at most
+    #[arg(long, default_value_t = 4096)]
+    max_sessions: usize,
+    /// Request bodies at most this many bytes
+    #[arg(long, default_value_t = 4 << 20)]
+    max_body_bytes: usize,
+    /// Close a session nobody stepped for this many seconds
+    #[arg(long, default_value_t = 600)]
+    idle_timeout: u64,
+    /// Turns per session before it is truncated
+    #[arg(long, default_value_t = 128)]
+    max_turns: u32,
+    /// Finished solver sessions on an injected artifact that make its injector reward (G)
+    #[arg(long, default_value_t = crate::episode::rewards::DEFAULT_ATTEMPTS)]
+    attempts: usize,
+    /// Sandbox runs at once [default: the number of cores]
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Directory for episodes.jsonl and injected artifacts
+    #[arg(long, value_name = "DIR", default_value = "spar-serve")]
+    out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -477,6 +518,30 @@ struct BenchArgs {
 enum BenchTarget {
     /// Self-play throughput: episodes, artifacts per core-minute, test runs, latency, memory
     Selfplay(BenchSelfplayArgs),
+    /// `spar serve` on loopback: requests per second and p50/p99 step latency
+    Serve(BenchServeArgs),
+}
+
+#[derive(Args, Debug)]
+struct BenchServeArgs {
+    /// The corpus project the sessions play in
+    #[arg(long, default_value = "moneyunits")]
+    corpus: String,
+    /// Sessions open at once
+    #[arg(long, default_value_t = 1000)]
+    sessions: usize,
+    /// Keep-alive connections driving them concurrently
+    #[arg(long, default_value_t = 100)]
+    connections: usize,
+    /// read_file steps per session
+    #[arg(long, default_value_t = 10)]
+    reads: usize,
+    /// Sessions that each run the test suite once
+    #[arg(long, default_value_t = 8)]
+    test_runs: usize,
+    /// Print one JSON object instead of a report
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -750,6 +815,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                         inject_every: args.inject_every.max(1),
                         bugs_per_step: args.bugs_per_step,
                         max_tries: args.max_tries,
+                        seed_bugs: args.seed_bugs,
                         lr: args.lr,
                         entropy: args.entropy,
                         workers: args.workers.unwrap_or_else(crate::par::cores),
@@ -871,6 +937,83 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", crate::eval::table(&rows));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            let token = match args
+                .token
+                .clone()
+                .or_else(|| std::env::var("SPAR_TOKEN").ok())
+            {
+                Some(t) if t.trim().is_empty() => {
+                    anyhow::bail!(
+                        "the token is empty; give --token TOKEN or leave it out for a fresh one"
+                    )
+                }
+                Some(t) => t,
+                None => crate::serve::new_token(),
+            };
+            if args.max_sessions == 0 || args.attempts == 0 || args.max_turns == 0 {
+                anyhow::bail!("--max-sessions, --attempts and --max-turns must be at least 1");
+            }
+            let python = Arc::new(Python::new(&runtime)?);
+            let validator = Arc::new(persistent_validator(&runtime, &python));
+            let (log, artifacts_dir) = crate::serve::default_paths(&args.out);
+            let store_dir = cli
+                .corpus_dir
+                .clone()
+                .unwrap_or_else(corpus::default_store_dir);
+            let server = crate::serve::Server::new(
+                python,
+                validator,
+                crate::serve::ServeSettings {
+                    token: token.clone(),
+                    max_sessions: args.max_sessions,
+                    max_body_bytes: args.max_body_bytes,
+                    idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+                    env: crate::episode::EnvSettings {
+                        max_turns: args.max_turns,
+                        ..crate::episode::EnvSettings::default()
+                    },
+                    attempts: args.attempts,
+                    alpha: crate::episode::rewards::DEFAULT_ALPHA,
+                    workers: args.workers.unwrap_or_else(crate::par::cores).max(1),
+                    log: log.clone(),
+                    artifacts_dir,
+                },
+                Box::new(move |name| {
+                    corpus::open_project(
+                        name,
+                        &demo::default_corpus_dir(),
+                        &Store::new(store_dir.clone()),
+                    )
+                    .map_err(|e| format!("{e}; list the corpus with `spar corpus list`"))
+                }),
+            )?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(args.max_sessions.clamp(64, 1024))
+                .build()?;
+            runtime.block_on(async move {
+                let addr = std::net::SocketAddr::new(args.host, args.port);
+                let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                    format!("listening on {addr} (is another server on that port? try --port 0)")
+                })?;
+                let addr = listener.local_addr()?;
+                println!("spar serve listening on http://{addr}");
+                println!("token: {token}");
+                println!("episodes: {}", log.display());
+                std::io::stdout().flush()?;
+                crate::serve::serve(server, listener, async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+                eprintln!(
+                    "spar serve: stopped; finished episodes are in {}",
+                    log.display()
+                );
+                anyhow::Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plot(args) => {
@@ -999,6 +1142,30 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::BenchWorker { runs } => {
             bench::worker(&runtime, *runs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchArgs {
+            target: Some(BenchTarget::Serve(args)),
+            ..
+        }) => {
+            let project = open_project(&cli, &args.corpus)?;
+            let python = Arc::new(Python::new(&runtime)?);
+            let report = crate::serve::bench::bench(
+                python,
+                project,
+                &crate::serve::bench::ServeBenchSettings {
+                    sessions: args.sessions.max(1),
+                    connections: args.connections.max(1),
+                    reads: args.reads,
+                    test_runs: args.test_runs.min(args.sessions.max(1)),
+                    workers: crate::par::cores(),
+                },
+            )?;
+            if args.json {
+                print_json(&report)?;
+            } else {
+                print!("{report}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(BenchArgs {

@@ -11,7 +11,7 @@ use crate::agents::{AgentFactory, AgentKind};
 use crate::corpus::{OpenProject, Split};
 use crate::episode::{EnvSettings, Task};
 use crate::guest::Python;
-use crate::inject::{InjectError, InjectSettings, Injector, Strategy};
+use crate::inject::{procedural_bug_set, InjectError};
 use crate::policy::{model, solver_factory};
 use crate::protocol::Validator;
 use crate::selfplay::{episode_seed, load_task, runtime, EpisodeSpec, Scheduler, SelfPlayError};
@@ -103,51 +103,21 @@ pub fn heldout_tasks(
         if project.split != Split::Heldout {
             return Err(EvalError::NotHeldout(project.name.clone()));
         }
-        let dir = cache.join("heldout-bugs").join(format!(
-            "{}-{}-seed{}-n{}",
-            project.name,
-            &project.repo.content_hash()[..12],
+        let dirs = procedural_bug_set(
+            python,
+            validator,
+            project,
+            bugs.per_project,
             bugs.seed,
-            bugs.per_project
-        ));
-        if !dir.join("complete").is_file() {
-            let tmp = dir.with_extension("tmp");
-            let _ = std::fs::remove_dir_all(&tmp);
-            let injector = Injector::new(python, validator, project)?;
-            let report = injector.inject(&InjectSettings {
-                strategy: Strategy::Procedural,
-                count: bugs.per_project,
-                seed: bugs.seed,
-                max_candidates: 40 * bugs.per_project.max(1),
-                out: tmp.clone(),
-            })?;
-            if report.artifacts.len() < bugs.per_project {
-                return Err(EvalError::TooFewBugs {
-                    project: project.name.clone(),
-                    made: report.artifacts.len(),
-                    wanted: bugs.per_project,
-                });
-            }
-            let io = |source| EvalError::Io {
-                path: dir.clone(),
-                source,
-            };
-            std::fs::write(tmp.join("complete"), b"").map_err(io)?;
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::rename(&tmp, &dir).map_err(|source| EvalError::Io {
-                path: dir.clone(),
-                source,
-            })?;
+            &cache.join("heldout-bugs"),
+        )?;
+        if dirs.len() < bugs.per_project {
+            return Err(EvalError::TooFewBugs {
+                project: project.name.clone(),
+                made: dirs.len(),
+                wanted: bugs.per_project,
+            });
         }
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|source| EvalError::Io {
-                path: dir.clone(),
-                source,
-            })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
-            .collect();
-        dirs.sort();
         for d in dirs {
             tasks.push(Arc::new(load_task(&d, project)?));
         }

@@ -19,6 +19,8 @@
 //! - [`policy`]: the Candle policy network that plays both roles, its features and its agent;
 //! - [`train`], [`eval`], [`plot`]: self-play training from sandbox rewards, held-out
 //!   evaluation, learning curves;
+//! - [`serve`]: the episodes as an HTTP/JSON server (sessions, OpenAI tool definitions,
+//!   OpenEnv routes) for RL frameworks and LLM agents outside spar;
 //! - [`bench`], [`demo`]: the measurements and the demo the CLI offers;
 //! - [`cli`]: command-line parsing, resolved into plain settings for the layers above.
 
@@ -41,6 +43,7 @@ pub mod protocol;
 pub mod pyedit;
 pub mod sandbox;
 pub mod selfplay;
+pub mod serve;
 pub mod snapshot;
 pub mod testrun;
 pub mod train;

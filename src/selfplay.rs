@@ -102,7 +102,7 @@ pub struct EpisodeSpec {
 }
 
 /// Everything about one finished episode, as written to `episodes.jsonl`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct EpisodeRecord {
     /// `TASK#ATTEMPT`.
     pub episode: String,

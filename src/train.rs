@@ -102,6 +102,11 @@ pub struct TrainSettings {
     pub bugs_per_step: usize,
     /// Candidates a solver attempt may try.
     pub max_tries: usize,
+    /// Procedural bugs per training project that start the solver's bug pool, made with
+    /// [`SEED_BUGS_SEED`] (the same for every training seed) before the injector's first
+    /// proposal; the injector's valid proposals join them.
+    #[serde(default)]
+    pub seed_bugs: usize,
     /// AdamW learning rate.
     pub lr: f64,
     /// Entropy bonus.
@@ -117,6 +122,13 @@ pub struct TrainSettings {
     /// Save a checkpoint every this many steps (and at the end).
     pub checkpoint_every: usize,
 }
+
+/// The seed of the procedural bugs that start every run's pool: fixed, so that runs with
+/// different seeds train on the same bugs and differ only in what the policy did.
+pub const SEED_BUGS_SEED: u64 = 7;
+
+/// Where a run keeps its starting bugs.
+const SEED_BUGS: &str = "seed-bugs";
 
 fn one() -> usize {
     1
@@ -134,6 +146,7 @@ impl Default for TrainSettings {
             inject_every: 1,
             bugs_per_step: 4,
             max_tries: 3,
+            seed_bugs: 8,
             lr: 1e-2,
             entropy: 0.01,
             clip: 0.2,
@@ -525,6 +538,22 @@ pub fn train(
         });
     }
     env.run_fuel = Some(run_fuel_cap(&python, &validator, projects)?);
+    if !resume && settings.seed_bugs > 0 {
+        for project in projects {
+            let dirs = crate::inject::procedural_bug_set(
+                &python,
+                &validator,
+                project,
+                settings.seed_bugs,
+                SEED_BUGS_SEED,
+                &out.join(SEED_BUGS),
+            )?;
+            for dir in dirs {
+                let rel = dir.strip_prefix(out).unwrap_or(&dir).to_owned();
+                pool.push((project.name.clone(), rel));
+            }
+        }
+    }
     let by_name: HashMap<&str, &OpenProject> =
         projects.iter().map(|p| (p.name.as_str(), p)).collect();
     let mut tasks: Vec<Arc<Task>> = Vec::new();

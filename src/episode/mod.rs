@@ -14,6 +14,7 @@
 //! episode's state is a [`Snapshot`] overlay over the task's shared trees, not a copy.
 
 pub mod rewards;
+pub mod tools;
 
 use crate::diff::Patch;
 use crate::guest::{GuestError, Python, PythonRun};
@@ -56,6 +57,9 @@ pub enum EpisodeError {
     /// A grading run failed as a harness error.
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// A SWE-bench-style instance does not fit the project it names.
+    #[error("{0}")]
+    Instance(String),
 }
 
 /// One bug for solvers: everything an attempt needs, shared by all attempts.
@@ -120,6 +124,59 @@ impl Task {
             fail_to_pass: validation.fail_to_pass.clone(),
             pass_to_pass: validation.pass_to_pass.clone(),
             bug_patch: artifact.bug_patch.clone(),
+            id,
+        })
+    }
+
+    /// A first-order task from a SWE-bench-style instance that `spar export` wrote, over
+    /// `project` (its `repo`). The instance must have been made from this very snapshot of the
+    /// project: its `base_snapshot` is checked.
+    pub fn from_instance(
+        instance: &crate::protocol::export::SweBenchInstance,
+        project: &crate::corpus::OpenProject,
+    ) -> Result<Task, EpisodeError> {
+        let id = instance
+            .instance_id
+            .strip_prefix(&format!("{}__", instance.repo))
+            .unwrap_or(&instance.instance_id)
+            .to_owned();
+        let base = project.repo.content_hash();
+        if instance.base_snapshot != base {
+            return Err(EpisodeError::Instance(format!(
+                "{id} was made from another snapshot of {} ({}, here {base}); export it again \
+                 from this corpus",
+                project.name, instance.base_snapshot
+            )));
+        }
+        let parse = |what: &str, text: &str| {
+            Patch::parse(text).map_err(|e| EpisodeError::Instance(format!("{id}: its {what}: {e}")))
+        };
+        let bug_patch = parse("bug_patch", &instance.bug_patch)?;
+        let weakening = parse("weakening_patch", &instance.weakening_patch)?;
+        let build = |source| EpisodeError::Build {
+            task: id.clone(),
+            source,
+        };
+        let buggy = bug_patch.apply(&project.repo).map_err(build)?;
+        let buggy = weakening.apply(&buggy).map_err(build)?;
+        // The instance keeps the arguments; the runner and its module prefix are the project's.
+        let command = crate::testrun::TestCommand {
+            args: instance.test_command.clone(),
+            ..project.test_command.clone()
+        };
+        Ok(Task {
+            project: project.name.clone(),
+            order: instance.order.max(1),
+            original: project.repo.clone(),
+            buggy,
+            run: project.run.clone(),
+            command,
+            parser: None,
+            test_files: instance.test_files.clone(),
+            fail_to_pass: instance.FAIL_TO_PASS.clone(),
+            pass_to_pass: instance.PASS_TO_PASS.clone(),
+            specification: instance.problem_statement.clone(),
+            bug_patch,
             id,
         })
     }

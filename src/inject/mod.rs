@@ -692,6 +692,50 @@ impl<'a> Injector<'a> {
     }
 }
 
+/// `count` procedural bugs in `project` made with `seed`, as artifact directories, made once and
+/// kept under `root/PROJECT-HASH-seedS-nN/` (a bug set that evaluations and training runs can
+/// share). Fewer than `count` come back when the project offers fewer valid bugs.
+pub fn procedural_bug_set(
+    python: &Python,
+    validator: &Validator,
+    project: &OpenProject,
+    count: usize,
+    seed: u64,
+    root: &Path,
+) -> Result<Vec<PathBuf>, InjectError> {
+    let dir = root.join(format!(
+        "{}-{}-seed{seed}-n{count}",
+        project.name,
+        &project.repo.content_hash()[..12],
+    ));
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| InjectError::Artifact(crate::protocol::ArtifactError::Io { path, source })
+    };
+    if !dir.join("complete").is_file() {
+        let tmp = dir.with_extension("tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        let injector = Injector::new(python, validator, project)?;
+        injector.inject(&InjectSettings {
+            strategy: Strategy::Procedural,
+            count,
+            seed,
+            max_candidates: 40 * count.max(1),
+            out: tmp.clone(),
+        })?;
+        std::fs::write(tmp.join("complete"), b"").map_err(io(&tmp))?;
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&tmp, &dir).map_err(io(&dir))?;
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(io(&dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
 /// Writes an artifact and its validation report.
 pub fn write_artifact(
     artifact: &BugArtifact,

@@ -86,9 +86,7 @@ impl Chooser for PolicyChooser {
             .zip(&contents)
             .map(|(c, content)| {
                 content.as_ref().is_some_and(|content| {
-                    !self
-                        .tried
-                        .contains(&(c.path.clone(), content_key(content)))
+                    !self.tried.contains(&(c.path.clone(), content_key(content)))
                 })
             })
             .collect();

@@ -1,0 +1,314 @@
+//! `spar bench serve`: requests per second and step latency of a real server on loopback, for
+//! cheap tools (`read_file`) across many concurrent sessions and for test runs.
+
+use super::client::{Client, ClientError};
+use super::{serve, ServeSettings, Server};
+use crate::corpus::OpenProject;
+use crate::guest::Python;
+use crate::protocol::{ValidationSettings, Validator};
+use serde::Serialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What `spar bench serve` does.
+#[derive(Clone, Debug)]
+pub struct ServeBenchSettings {
+    /// Sessions open at once.
+    pub sessions: usize,
+    /// Keep-alive connections the sessions are driven over, concurrently.
+    pub connections: usize,
+    /// `read_file` steps per session.
+    pub reads: usize,
+    /// Sessions that each make one test run (of a state no other run has seen).
+    pub test_runs: usize,
+    /// Sandbox runs at once.
+    pub workers: usize,
+}
+
+/// Latency percentiles of one kind of request, ms.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    /// Requests measured.
+    pub requests: usize,
+    /// Requests per second over the phase (all sessions together).
+    pub requests_per_s: f64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+}
+
+/// The measurements.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ServeBench {
+    /// The project the sessions played in.
+    pub project: String,
+    /// Sessions open at once.
+    pub sessions: usize,
+    /// Connections they were driven over.
+    pub connections: usize,
+    /// Creating the sessions.
+    pub create: Latency,
+    /// `read_file` steps.
+    pub read_file: Latency,
+    /// Test runs (`run` of the project's test command).
+    pub test_run: Latency,
+    /// Sandbox runs at once.
+    pub workers: usize,
+    /// Peak resident memory of the process, MiB.
+    pub peak_rss_mib: f64,
+}
+
+/// Why the benchmark stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeBenchError {
+    /// The server could not start.
+    #[error(transparent)]
+    Serve(#[from] super::ServeError),
+    /// A request failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The server answered with an error.
+    #[error("{what} answered {status}: {body}")]
+    Answer {
+        /// The request.
+        what: &'static str,
+        /// Its status.
+        status: u16,
+        /// The body.
+        body: String,
+    },
+    /// Setting up failed.
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn latency(mut ms: Vec<f64>, wall: Duration) -> Latency {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        ms.get(((ms.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Latency {
+        requests: ms.len(),
+        requests_per_s: ms.len() as f64 / wall.as_secs_f64().max(1e-9),
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+    }
+}
+
+/// Serves on an ephemeral loopback port and measures: `sessions` injector sessions created at
+/// once, `reads` `read_file` steps each (all sessions concurrently), then `test_runs` sessions
+/// each running the test suite over a state of its own (so the run memo cannot answer).
+pub fn bench(
+    python: Arc<Python>,
+    project: OpenProject,
+    settings: &ServeBenchSettings,
+) -> Result<ServeBench, ServeBenchError> {
+    let dir = std::env::temp_dir().join(format!("spar-bench-serve-{}", std::process::id()));
+    let (log, artifacts_dir) = super::default_paths(&dir);
+    let token = super::new_token();
+    let name = project.name.clone();
+    let label = name.clone();
+    let test_args = project.test_command.args.clone();
+    let file = project
+        .repo
+        .files()
+        .into_iter()
+        .map(|(p, _)| p)
+        .find(|p| p.ends_with(".py") && !p.starts_with("tests"))
+        .ok_or_else(|| ServeBenchError::Setup(format!("{name} has no Python file to read")))?;
+    let server = Server::new(
+        python,
+        Arc::new(Validator::new(ValidationSettings::default())),
+        ServeSettings {
+            token: token.clone(),
+            max_sessions: settings.sessions + settings.test_runs + 16,
+            max_body_bytes: 1 << 20,
+            idle_timeout: Duration::from_secs(600),
+            env: crate::episode::EnvSettings::default(),
+            attempts: crate::episode::rewards::DEFAULT_ATTEMPTS,
+            alpha: crate::episode::rewards::DEFAULT_ALPHA,
+            workers: settings.workers,
+            log,
+            artifacts_dir,
+        },
+        Box::new(move |wanted| {
+            if wanted == project.name {
+                Ok(project.clone())
+            } else {
+                Err("not the benchmarked project".into())
+            }
+        }),
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(crate::par::cores().max(2))
+        .enable_all()
+        .build()
+        .map_err(|e| ServeBenchError::Setup(e.to_string()))?;
+    let result = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| ServeBenchError::Setup(e.to_string()))?;
+        let addr = listener.local_addr().map_err(|e| ServeBenchError::Setup(e.to_string()))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server_task = tokio::spawn(serve(server, listener, async {
+            let _ = stopped.await;
+        }));
+        let create = json!({"role": "injector", "project": name});
+        let expect = |what: &'static str, a: super::client::Answer, ok: u16| {
+            if a.status == ok {
+                Ok(a.body)
+            } else {
+                Err(ServeBenchError::Answer {
+                    what,
+                    status: a.status,
+                    body: a.body.to_string(),
+                })
+            }
+        };
+
+        // Phase 1: the sessions created, all connections at once.
+        let connections = settings.connections.clamp(1, settings.sessions.max(1));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for worker in 0..connections {
+            let (token, create) = (token.clone(), create.clone());
+            let count = settings.sessions / connections + usize::from(worker < settings.sessions % connections);
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr, &token).await?;
+                let mut made = Vec::new();
+                for _ in 0..count {
+                    let t = Instant::now();
+                    let a = client.request("POST", "/v1/sessions", Some(&create)).await?;
+                    made.push((t.elapsed(), a));
+                }
+                Ok::<_, ServeBenchError>((client, made))
+            }));
+        }
+        let mut clients = Vec::new();
+        let mut create_ms = Vec::new();
+        for t in tasks {
+            let (client, made) = t.await.map_err(|e| ServeBenchError::Setup(e.to_string()))??;
+            let mut ids = Vec::new();
+            for (took, answer) in made {
+                let body = expect("creating a session", answer, 201)?;
+                ids.push(body["session_id"].as_str().unwrap_or_default().to_owned());
+                create_ms.push(took.as_secs_f64() * 1e3);
+            }
+            clients.push((client, ids));
+        }
+        let create_lat = latency(create_ms, started.elapsed());
+
+        // Phase 2: read_file steps over every session, all connections at once.
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for (mut client, ids) in clients {
+            let (file, reads) = (file.clone(), settings.reads);
+            tasks.push(tokio::spawn(async move {
+                let mut ms = Vec::new();
+                let call = json!({"tool": "read_file", "path": file, "start": 1, "end": 40});
+                for _ in 0..reads {
+                    for id in &ids {
+                        let t = Instant::now();
+                        let a = client
+                            .request("POST", &format!("/v1/sessions/{id}/step"), Some(&call))
+                            .await?;
+                        if a.status != 200 {
+                            return Err(ServeBenchError::Answer {
+                                what: "read_file",
+                                status: a.status,
+                                body: a.body.to_string(),
+                            });
+                        }
+                        ms.push(t.elapsed().as_secs_f64() * 1e3);
+                    }
+                }
+                Ok::<_, ServeBenchError>((client, ids, ms))
+            }));
+        }
+        let mut read_ms = Vec::new();
+        let mut runners = Vec::new();
+        for t in tasks {
+            let (client, ids, ms) = t.await.map_err(|e| ServeBenchError::Setup(e.to_string()))??;
+            read_ms.extend(ms);
+            if let Some(id) = ids.first() {
+                runners.push((client, id.clone()));
+            }
+        }
+        let read_lat = latency(read_ms, started.elapsed());
+
+        // Phase 3: test runs, each over a state of its own.
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, (mut client, id)) in runners.into_iter().take(settings.test_runs).enumerate() {
+            let args = test_args.clone();
+            tasks.push(tokio::spawn(async move {
+                let path = format!("/v1/sessions/{id}/step");
+                let marker = json!({"tool": "create", "path": format!("bench_{i}.txt"), "content": format!("{i}\n")});
+                client.request("POST", &path, Some(&marker)).await?;
+                let t = Instant::now();
+                let a = client
+                    .request("POST", &path, Some(&json!({"tool": "run", "args": args})))
+                    .await?;
+                if a.status != 200 {
+                    return Err(ServeBenchError::Answer {
+                        what: "run",
+                        status: a.status,
+                        body: a.body.to_string(),
+                    });
+                }
+                Ok::<_, ServeBenchError>(t.elapsed().as_secs_f64() * 1e3)
+            }));
+        }
+        let mut run_ms = Vec::new();
+        for t in tasks {
+            run_ms.push(t.await.map_err(|e| ServeBenchError::Setup(e.to_string()))??);
+        }
+        let run_lat = latency(run_ms, started.elapsed());
+        let _ = stop.send(());
+        server_task
+            .await
+            .map_err(|e| ServeBenchError::Setup(e.to_string()))??;
+        Ok::<_, ServeBenchError>((create_lat, read_lat, run_lat))
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let (create, read_file, test_run) = result?;
+    Ok(ServeBench {
+        project: label,
+        sessions: settings.sessions,
+        connections: settings.connections.clamp(1, settings.sessions.max(1)),
+        create,
+        read_file,
+        test_run,
+        workers: settings.workers,
+        peak_rss_mib: crate::selfplay::peak_rss_mib(),
+    })
+}
+
+impl std::fmt::Display for ServeBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "spar serve on loopback, project {}: {} sessions open at once over {} connections, \
+             {} sandbox workers",
+            self.project, self.sessions, self.connections, self.workers
+        )?;
+        writeln!(f, "| request | requests | requests/s | p50 ms | p99 ms |")?;
+        writeln!(f, "| --- | --- | --- | --- | --- |")?;
+        for (name, l) in [
+            ("create session", &self.create),
+            ("read_file step", &self.read_file),
+            ("run step (test suite)", &self.test_run),
+        ] {
+            writeln!(
+                f,
+                "| {name} | {} | {:.1} | {:.2} | {:.2} |",
+                l.requests, l.requests_per_s, l.p50_ms, l.p99_ms
+            )?;
+        }
+        writeln!(f, "peak memory: {:.0} MiB", self.peak_rss_mib)
+    }
+}

@@ -1,0 +1,1003 @@
+//! `spar serve`: spar's episodes as an HTTP/JSON environment server, so that RL frameworks and
+//! LLM agents outside spar can play both SSR roles.
+//!
+//! A client creates a session (a solver attempt on a bug, or an injector episode in a
+//! project), then sends one tool call per step and gets Gymnasium's `observation`, `reward`,
+//! `terminated`, `truncated` and `info` back. Tool calls may be spar's own form or OpenAI
+//! function calls, and a new session lists the tools as OpenAI function definitions. An
+//! injector's `submit` answers with the validation report at once; its reward follows once
+//! [`ServeSettings::attempts`] solver sessions on the new artifact have finished (poll or
+//! long-poll `GET /v1/artifacts/{id}`). OpenEnv's `/reset`, `/step` and `/state` are the same
+//! operations under OpenEnv's names. `openapi.json` (served at `/v1/openapi.json`) describes
+//! every route.
+//!
+//! The long-lived objects (interpreter, validator and its memo, opened projects, the episode
+//! log) are shared by every session; each session owns one environment. Steps run on the
+//! blocking pool, at most [`ServeSettings::workers`] sandbox runs at once. Every finished
+//! episode is appended to the JSONL log as it ends, so shutting down loses none.
+
+pub mod bench;
+pub mod client;
+
+use crate::corpus::OpenProject;
+use crate::episode::rewards::{injector_reward, solve_rate};
+use crate::episode::tools::{definitions, parse_call, ToolCallError};
+use crate::episode::{Action, EnvSettings, InjectorEnv, Observation, SolverEnv, Step, Task};
+use crate::guest::Python;
+use crate::protocol::export::SweBenchInstance;
+use crate::protocol::{ValidationReport, Validator};
+use crate::selfplay::EpisodeRecord;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+
+/// The API description, checked against the routes by the tests.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every route: method and path (axum's `{param}` syntax, as in [`OPENAPI`]).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/health"),
+    ("GET", "/v1/openapi.json"),
+    ("POST", "/v1/sessions"),
+    ("GET", "/v1/sessions/{id}"),
+    ("DELETE", "/v1/sessions/{id}"),
+    ("POST", "/v1/sessions/{id}/step"),
+    ("GET", "/v1/artifacts/{id}"),
+    ("POST", "/reset"),
+    ("POST", "/step"),
+    ("GET", "/state"),
+];
+
+/// The longest an artifact long-poll may wait.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Errors that stop the server (not a client's bad request: those are answers).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The episode log could not be opened.
+    #[error("opening the episode log {path}")]
+    Log {
+        /// The log.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving HTTP")]
+    Http(#[source] std::io::Error),
+}
+
+/// What the server allows and where it writes.
+#[derive(Clone, Debug)]
+pub struct ServeSettings {
+    /// The bearer token every request but `/v1/health` and `/v1/openapi.json` must carry.
+    pub token: String,
+    /// Open sessions at most.
+    pub max_sessions: usize,
+    /// Request bodies at most this many bytes.
+    pub max_body_bytes: usize,
+    /// A session nobody stepped for this long is closed.
+    pub idle_timeout: Duration,
+    /// Budgets of every episode (`max_turns` is the per-session turn limit).
+    pub env: EnvSettings,
+    /// Finished solver sessions on an injected artifact that make its solve rate (the G of
+    /// the protocol).
+    pub attempts: usize,
+    /// The injector reward's alpha.
+    pub alpha: f64,
+    /// Sandbox runs (a `run` or a grading) at once.
+    pub workers: usize,
+    /// Finished episodes, one JSON line each (the same records as `spar selfplay`).
+    pub log: PathBuf,
+    /// Where injected artifacts are written, one directory each.
+    pub artifacts_dir: PathBuf,
+}
+
+/// Opens a corpus project by name, or says why not.
+pub type ProjectResolver = Box<dyn Fn(&str) -> Result<OpenProject, String> + Send + Sync>;
+
+/// The long-lived state every request shares.
+pub struct Server {
+    python: Arc<Python>,
+    validator: Arc<Validator>,
+    settings: ServeSettings,
+    resolve: ProjectResolver,
+    projects: Mutex<HashMap<String, Arc<OpenProject>>>,
+    sessions: Mutex<HashMap<String, Arc<Mutex<Session>>>>,
+    artifacts: Mutex<HashMap<String, Arc<ArtifactEntry>>>,
+    sandbox: Arc<Semaphore>,
+    log: Mutex<std::fs::File>,
+    next_id: AtomicU64,
+    nonce: u64,
+    finished: AtomicU64,
+}
+
+enum Env {
+    Solver(Box<SolverEnv>),
+    Injector(Box<InjectorEnv>),
+}
+
+struct Session {
+    id: String,
+    env: Env,
+    /// The artifact whose solve rate this solver session counts towards.
+    counts_for: Option<Arc<ArtifactEntry>>,
+    record: EpisodeRecord,
+    started: Instant,
+    last_used: Instant,
+    done: bool,
+}
+
+/// An injected artifact and the solver attempts that make its reward.
+struct ArtifactEntry {
+    id: String,
+    task: Arc<Task>,
+    validation: ValidationReport,
+    dir: PathBuf,
+    /// The injector session that submitted it.
+    injector: String,
+    solved: Mutex<Vec<bool>>,
+    changed: watch::Sender<usize>,
+}
+
+/// A client's mistake, answered with its status and a message that says what to do.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn unknown_session(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown session {id:?}: it was closed, expired after idling, or never existed; \
+                 create one with POST /v1/sessions"
+            ),
+        )
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+/// Which role a new session plays and on what.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// `solver` or `injector`.
+    pub role: Role,
+    /// Injector: the corpus project to put a bug in.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Solver: an artifact directory on the server (as `spar inject` writes them).
+    #[serde(default)]
+    pub artifact: Option<PathBuf>,
+    /// Solver: an artifact an injector session submitted to this server.
+    #[serde(default)]
+    pub artifact_id: Option<String>,
+    /// Solver: a SWE-bench-style instance (a line of `spar export`), as an object or a string.
+    #[serde(default)]
+    pub instance: Option<Value>,
+    /// The episode seed (the guest's clock and randomness).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// A session's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Repairs a bug from its specification.
+    Solver,
+    /// Writes a bug into a project.
+    Injector,
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    #[serde(default)]
+    wait: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct SessionQuery {
+    session_id: String,
+}
+
+impl Server {
+    /// A server over one interpreter and validator; `resolve` opens projects by name.
+    pub fn new(
+        python: Arc<Python>,
+        validator: Arc<Validator>,
+        settings: ServeSettings,
+        resolve: ProjectResolver,
+    ) -> Result<Arc<Server>, ServeError> {
+        let log_error = |source| ServeError::Log {
+            path: settings.log.clone(),
+            source,
+        };
+        if let Some(parent) = settings.log.parent() {
+            std::fs::create_dir_all(parent).map_err(log_error)?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&settings.log)
+            .map_err(log_error)?;
+        let nonce = crate::agents::Rng(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+                ^ u64::from(std::process::id()),
+        )
+        .below(1 << 32) as u64;
+        Ok(Arc::new(Server {
+            python,
+            validator,
+            sandbox: Arc::new(Semaphore::new(settings.workers.max(1))),
+            settings,
+            resolve,
+            projects: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            artifacts: Mutex::new(HashMap::new()),
+            log: Mutex::new(log),
+            next_id: AtomicU64::new(1),
+            nonce,
+            finished: AtomicU64::new(0),
+        }))
+    }
+
+    /// Sessions open now.
+    pub fn open_sessions(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    /// Episodes finished (and logged) so far.
+    pub fn finished_episodes(&self) -> u64 {
+        self.finished.load(Ordering::Relaxed)
+    }
+
+    fn project(&self, name: &str) -> Result<Arc<OpenProject>, ApiError> {
+        if let Some(p) = lock(&self.projects).get(name) {
+            return Ok(p.clone());
+        }
+        let project = Arc::new((self.resolve)(name).map_err(|why| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("project {name:?}: {why}"))
+        })?);
+        lock(&self.projects).insert(name.to_owned(), project.clone());
+        Ok(project)
+    }
+
+    /// Builds a session (blocking: opening a project or an artifact reads files).
+    fn create(&self, request: CreateSession) -> Result<(Session, Observation), ApiError> {
+        let sources = [
+            request.artifact.is_some(),
+            request.artifact_id.is_some(),
+            request.instance.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count();
+        let id = format!(
+            "s{:08x}{:06}",
+            self.nonce,
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let now = Instant::now();
+        let mut record = EpisodeRecord {
+            episode: id.clone(),
+            agent: "http".into(),
+            seed: request.seed,
+            ..EpisodeRecord::default()
+        };
+        let (env, counts_for, observation) = match request.role {
+            Role::Injector => {
+                if sources > 0 {
+                    return Err(ApiError::bad(
+                        "an injector session takes a project only (artifact, artifact_id and \
+                         instance are for solver sessions)",
+                    ));
+                }
+                let name = request.project.as_deref().ok_or_else(|| {
+                    ApiError::bad("an injector session needs \"project\": a corpus project name")
+                })?;
+                let project = self.project(name)?;
+                if project.split == crate::corpus::Split::Heldout {
+                    return Err(ApiError::bad(format!(
+                        "{name} is held out for evaluation: injector sessions use split = train \
+                         projects, so held-out bugs stay unseen"
+                    )));
+                }
+                let mut env = InjectorEnv::new(
+                    self.python.clone(),
+                    self.validator.clone(),
+                    self.settings.env.clone(),
+                    &format!("http:{id}"),
+                );
+                let observation = env.reset(project.clone(), request.seed);
+                record.role = "injector".into();
+                record.project = project.name.clone();
+                (Env::Injector(Box::new(env)), None, observation)
+            }
+            Role::Solver => {
+                if request.project.is_some() || sources != 1 {
+                    return Err(ApiError::bad(
+                        "a solver session needs exactly one bug: \"artifact\" (a directory \
+                         `spar inject` wrote), \"artifact_id\" (one an injector session \
+                         submitted here) or \"instance\" (a line of `spar export`)",
+                    ));
+                }
+                let (task, counts_for) = self.solver_task(&request)?;
+                let mut env = SolverEnv::new(
+                    self.python.clone(),
+                    self.validator.clone(),
+                    self.settings.env.clone(),
+                );
+                let observation = env.reset(task.clone(), request.seed);
+                record.role = "solver".into();
+                record.task = task.id.clone();
+                record.project = task.project.clone();
+                record.order = task.order;
+                (Env::Solver(Box::new(env)), counts_for, observation)
+            }
+        };
+        record.observations.push(observation.clone());
+        Ok((
+            Session {
+                id,
+                env,
+                counts_for,
+                record,
+                started: now,
+                last_used: now,
+                done: false,
+            },
+            observation,
+        ))
+    }
+
+    fn solver_task(
+        &self,
+        request: &CreateSession,
+    ) -> Result<(Arc<Task>, Option<Arc<ArtifactEntry>>), ApiError> {
+        if let Some(id) = &request.artifact_id {
+            let entry = lock(&self.artifacts).get(id).cloned().ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "unknown artifact {id:?}: artifact_id names a valid artifact an injector \
+                         session submitted to this server"
+                    ),
+                )
+            })?;
+            return Ok((entry.task.clone(), Some(entry)));
+        }
+        if let Some(dir) = &request.artifact {
+            let artifact = crate::protocol::BugArtifact::load(dir).map_err(|e| {
+                ApiError::bad(format!("artifact {}: {}", dir.display(), error_chain(&e)))
+            })?;
+            let project = self.project(&artifact.meta.project)?;
+            let task = crate::selfplay::load_task(dir, &project).map_err(|e| {
+                ApiError::bad(format!("artifact {}: {}", dir.display(), error_chain(&e)))
+            })?;
+            return Ok((Arc::new(task), None));
+        }
+        let value = request.instance.clone().unwrap_or_default();
+        let value = match value {
+            Value::String(line) => serde_json::from_str(&line)
+                .map_err(|e| ApiError::bad(format!("instance is not JSON: {e}")))?,
+            other => other,
+        };
+        let instance: SweBenchInstance = serde_json::from_value(value)
+            .map_err(|e| ApiError::bad(format!("instance is not a `spar export` line: {e}")))?;
+        let project = self.project(&instance.repo)?;
+        let task =
+            Task::from_instance(&instance, &project).map_err(|e| ApiError::bad(error_chain(&e)))?;
+        Ok((Arc::new(task), None))
+    }
+
+    /// One tool call on a session (blocking: runs may take seconds).
+    fn step(&self, session: &mut Session, action: Action) -> Result<Value, ApiError> {
+        if session.done {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "session {} has ended; close it (DELETE /v1/sessions/{}) and create another",
+                    session.id, session.id
+                ),
+            ));
+        }
+        session.last_used = Instant::now();
+        let runs = matches!(action, Action::Run { .. } | Action::Submit);
+        // Cheap tools never wait behind sandbox runs.
+        let _permit = if runs {
+            Some(
+                tokio::runtime::Handle::current()
+                    .block_on(self.sandbox.clone().acquire_owned())
+                    .map_err(|_| ApiError::internal("the server is shutting down"))?,
+            )
+        } else {
+            None
+        };
+        let (step, injected) = match &mut session.env {
+            Env::Solver(env) => (env.step(&action), None),
+            Env::Injector(env) => match env.step(&action) {
+                Ok((step, injected)) => (Ok(step), injected),
+                Err(e) => (Err(e), None),
+            },
+        };
+        let step: Step = step.map_err(|e| {
+            // A harness failure ends the episode: it cannot be graded fairly any more.
+            session.done = true;
+            ApiError::internal(format!(
+                "the sandbox failed on this step; the session has ended: {}",
+                error_chain(&e)
+            ))
+        })?;
+        session.last_used = Instant::now();
+        let record = &mut session.record;
+        record.actions.push(action);
+        record.observations.push(step.observation.clone());
+        record.rewards.push(step.reward);
+        record.reward += step.reward;
+        record.sandbox_runs += step.info.sandbox_runs;
+        record.fuel += step.info.fuel;
+        record.sandbox_ms += step.info.sandbox_ms;
+        record.terminated = step.terminated;
+        record.truncated = step.truncated;
+        record.solved = step.info.grade.as_ref().is_some_and(|g| g.solved);
+        let mut answer =
+            serde_json::to_value(&step).map_err(|e| ApiError::internal(e.to_string()))?;
+        if let Some(injected) = injected {
+            let entry = self.register(&session.id, injected)?;
+            record.task = entry.id.clone();
+            answer["artifact"] = artifact_json(&entry);
+        } else if matches!(session.env, Env::Injector(_)) && step.terminated {
+            answer["artifact"] = json!({ "valid": false, "reason": step.observation.text });
+        }
+        if step.terminated || step.truncated {
+            session.done = true;
+            record.wall_ms = session.started.elapsed().as_secs_f64() * 1e3;
+            self.write_record(record)?;
+            if let Some(entry) = &session.counts_for {
+                let mut solved = lock(&entry.solved);
+                solved.push(record.solved);
+                entry.changed.send_replace(solved.len());
+            }
+        }
+        Ok(answer)
+    }
+
+    fn register(
+        &self,
+        injector: &str,
+        injected: crate::episode::Injected,
+    ) -> Result<Arc<ArtifactEntry>, ApiError> {
+        let id = injected.artifact.id();
+        if let Some(existing) = lock(&self.artifacts).get(&id) {
+            return Ok(existing.clone());
+        }
+        let dir = self.settings.artifacts_dir.join(&id);
+        crate::inject::write_artifact(&injected.artifact, &injected.validation, &dir).map_err(
+            |e| ApiError::internal(format!("writing the artifact: {}", error_chain(&e))),
+        )?;
+        let project = self.project(&injected.artifact.meta.project)?;
+        let task = Task::from_artifact(
+            &injected.artifact,
+            &injected.validation,
+            project.repo.clone(),
+            project.run.clone(),
+        )
+        .map_err(|e| ApiError::internal(error_chain(&e)))?;
+        let entry = Arc::new(ArtifactEntry {
+            id: id.clone(),
+            task: Arc::new(task),
+            validation: injected.validation,
+            dir,
+            injector: injector.to_owned(),
+            solved: Mutex::new(Vec::new()),
+            changed: watch::channel(0).0,
+        });
+        lock(&self.artifacts).insert(id, entry.clone());
+        Ok(entry)
+    }
+
+    fn write_record(&self, record: &EpisodeRecord) -> Result<(), ApiError> {
+        let line = serde_json::to_string(record).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut log = lock(&self.log);
+        writeln!(log, "{line}")
+            .and_then(|()| log.flush())
+            .map_err(|e| ApiError::internal(format!("writing the episode log: {e}")))?;
+        self.finished.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn session(&self, id: &str) -> Result<Arc<Mutex<Session>>, ApiError> {
+        lock(&self.sessions)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::unknown_session(id))
+    }
+
+    fn artifact_status(&self, entry: &ArtifactEntry) -> Value {
+        let mut status = artifact_json(entry);
+        let solved = lock(&entry.solved).clone();
+        let needed = self.settings.attempts.max(1);
+        let counted = &solved[..solved.len().min(needed)];
+        status["attempts_needed"] = json!(needed);
+        status["attempts_done"] = json!(counted.len());
+        let complete = counted.len() >= needed;
+        status["complete"] = json!(complete);
+        status["solve_rate"] = if counted.is_empty() {
+            Value::Null
+        } else {
+            json!(solve_rate(counted))
+        };
+        status["injector_reward"] = if complete {
+            json!(injector_reward(
+                true,
+                solve_rate(counted),
+                self.settings.alpha
+            ))
+        } else {
+            Value::Null
+        };
+        status
+    }
+
+    /// Closes sessions idle longer than the limit; returns how many.
+    pub fn expire_idle(&self) -> usize {
+        let limit = self.settings.idle_timeout;
+        let mut sessions = lock(&self.sessions);
+        let before = sessions.len();
+        // A session whose lock is held is mid-step: not idle.
+        sessions.retain(|_, s| match s.try_lock() {
+            Ok(s) => s.last_used.elapsed() < limit,
+            Err(_) => true,
+        });
+        before - sessions.len()
+    }
+}
+
+fn artifact_json(entry: &ArtifactEntry) -> Value {
+    json!({
+        "id": entry.id,
+        "valid": true,
+        "injector_session": entry.injector,
+        "dir": entry.dir,
+        "fail_to_pass": entry.validation.fail_to_pass,
+        "pass_to_pass": entry.validation.pass_to_pass,
+        "validation": entry.validation,
+    })
+}
+
+/// An error and its sources, one line: the messages do not repeat their sources.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            format!(
+                "{} (the body limit is set by spar serve --max-body-bytes)",
+                e.body_text()
+            ),
+        )
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::bad("the request needs a JSON body"));
+    }
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("malformed request JSON: {e}")))
+}
+
+/// The routes, with authentication, limits and JSON errors.
+pub fn router(server: Arc<Server>) -> Router {
+    let limit = server.settings.max_body_bytes;
+    let authenticated = Router::new()
+        .route("/v1/sessions", post(create_session))
+        .route(
+            "/v1/sessions/{id}",
+            get(session_state).delete(close_session),
+        )
+        .route("/v1/sessions/{id}/step", post(step_session))
+        .route("/v1/artifacts/{id}", get(artifact))
+        .route("/reset", post(openenv_reset))
+        .route("/step", post(openenv_step))
+        .route("/state", get(openenv_state))
+        .route_layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            authorize,
+        ));
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi))
+        .merge(authenticated)
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(server)
+}
+
+async fn authorize(
+    State(server): State<Arc<Server>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let expected = server.settings.token.as_bytes();
+    // Compared in constant time: the token is the only thing between the sandbox and the LAN.
+    let ok = given.is_some_and(|g| {
+        g.len() == expected.len()
+            && g.bytes()
+                .zip(expected)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if !ok {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token: send `Authorization: Bearer TOKEN` with the token \
+             spar serve printed (or was given with --token)",
+        ));
+    }
+    Ok(next.run(request).await)
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route {method} {uri}; the routes are in GET /v1/openapi.json"),
+    )
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{uri} does not take {method}; the routes are in GET /v1/openapi.json"),
+    )
+}
+
+async fn health(State(server): State<Arc<Server>>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "sessions": server.open_sessions(),
+        "finished_episodes": server.finished_episodes(),
+    }))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// Runs blocking work on the blocking pool; a panic there is a 500, never a dead server.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(format!("the step failed inside spar: {e}")))?
+}
+
+async fn create(server: Arc<Server>, request: CreateSession) -> Result<Value, ApiError> {
+    let max = server.settings.max_sessions;
+    if server.open_sessions() >= max {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "the server holds its maximum of {max} sessions; close finished ones (DELETE \
+                 /v1/sessions/ID) or start spar serve with a larger --max-sessions"
+            ),
+        ));
+    }
+    let role = request.role;
+    let s = server.clone();
+    let (session, observation) = blocking(move || s.create(request)).await?;
+    let id = session.id.clone();
+    let task = session.record.task.clone();
+    let project = session.record.project.clone();
+    {
+        let mut sessions = lock(&server.sessions);
+        if sessions.len() >= max {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("the server holds its maximum of {max} sessions; close some first"),
+            ));
+        }
+        sessions.insert(id.clone(), Arc::new(Mutex::new(session)));
+    }
+    Ok(json!({
+        "session_id": id,
+        "role": role,
+        "project": project,
+        "task": if task.is_empty() { Value::Null } else { json!(task) },
+        "observation": observation,
+        "tools": definitions(),
+        "max_turns": server.settings.env.max_turns,
+    }))
+}
+
+async fn create_session(
+    State(server): State<Arc<Server>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let answer = create(server, parse(body)?).await?;
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+async fn step(server: Arc<Server>, id: String, call: Value) -> Result<Value, ApiError> {
+    let action = parse_call(&call).map_err(|e| match e {
+        ToolCallError::Unknown { .. } | ToolCallError::Arguments { .. } | ToolCallError::Shape => {
+            ApiError::bad(e.to_string())
+        }
+    })?;
+    let session = server.session(&id)?;
+    let s = server.clone();
+    blocking(move || {
+        let mut session = session.try_lock().map_err(|_| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "a step of this session is still running: send the next one after its answer",
+            )
+        })?;
+        s.step(&mut session, action)
+    })
+    .await
+}
+
+async fn step_session(
+    State(server): State<Arc<Server>>,
+    UrlPath(id): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(step(server, id, parse(body)?).await?))
+}
+
+fn state(server: &Server, id: &str) -> Result<Value, ApiError> {
+    let session = server.session(id)?;
+    let session = session.try_lock().map_err(|_| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "a step of this session is running; ask again after its answer",
+        )
+    })?;
+    let (role, repo) = match &session.env {
+        Env::Solver(env) => ("solver", env.state()),
+        Env::Injector(env) => ("injector", env.state()),
+    };
+    Ok(json!({
+        "session_id": session.id,
+        "role": role,
+        "project": session.record.project,
+        "task": session.record.task,
+        "seed": session.record.seed,
+        "turn": session.record.actions.len(),
+        "max_turns": server.settings.env.max_turns,
+        "done": session.done,
+        "reward": session.record.reward,
+        "solved": session.record.solved,
+        "terminated": session.record.terminated,
+        "truncated": session.record.truncated,
+        "idle_s": session.last_used.elapsed().as_secs_f64(),
+        "state_hash": repo.content_hash(),
+    }))
+}
+
+async fn session_state(
+    State(server): State<Arc<Server>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(state(&server, &id)?))
+}
+
+async fn close_session(
+    State(server): State<Arc<Server>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let removed = lock(&server.sessions).remove(&id);
+    let session = removed.ok_or_else(|| ApiError::unknown_session(&id))?;
+    let done = session.lock().map(|s| s.done).unwrap_or(true);
+    Ok(Json(
+        json!({ "session_id": id, "closed": true, "finished": done }),
+    ))
+}
+
+async fn artifact(
+    State(server): State<Arc<Server>>,
+    UrlPath(id): UrlPath<String>,
+    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::bad(format!("{e}: wait is seconds, e.g. ?wait=30")))?;
+    let entry = lock(&server.artifacts).get(&id).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("unknown artifact {id:?}: artifacts are made by injector sessions' submit"),
+        )
+    })?;
+    let wait = query.wait.unwrap_or(0.0);
+    if !(0.0..=MAX_WAIT.as_secs_f64()).contains(&wait) {
+        return Err(ApiError::bad(format!(
+            "wait must be between 0 and {} seconds",
+            MAX_WAIT.as_secs()
+        )));
+    }
+    let needed = server.settings.attempts.max(1);
+    let mut changes = entry.changed.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
+    while *changes.borrow_and_update() < needed {
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            _ => break,
+        }
+    }
+    Ok(Json(server.artifact_status(&entry)))
+}
+
+async fn openenv_reset(
+    State(server): State<Arc<Server>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let answer = create(server, parse(body)?).await?;
+    Ok(Json(json!({
+        "session_id": answer["session_id"],
+        "observation": answer["observation"],
+        "reward": 0.0,
+        "done": false,
+        "info": { "tools": answer["tools"], "role": answer["role"], "task": answer["task"] },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenEnvStep {
+    session_id: String,
+    action: Value,
+}
+
+async fn openenv_step(
+    State(server): State<Arc<Server>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let request: OpenEnvStep = parse(body)?;
+    let mut answer = step(server, request.session_id, request.action).await?;
+    let done = answer["terminated"].as_bool().unwrap_or(false)
+        || answer["truncated"].as_bool().unwrap_or(false);
+    answer["done"] = json!(done);
+    Ok(Json(answer))
+}
+
+async fn openenv_state(
+    State(server): State<Arc<Server>>,
+    query: Result<Query<SessionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::bad(format!("{e}: GET /state?session_id=ID")))?;
+    Ok(Json(state(&server, &query.session_id)?))
+}
+
+/// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight
+/// (their episodes are logged as they end) and returns. Idle sessions expire meanwhile.
+pub async fn serve(
+    server: Arc<Server>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let sweeper = {
+        let server = server.clone();
+        let every = (server.settings.idle_timeout / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(30));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                server.expire_idle();
+            }
+        })
+    };
+    let result = axum::serve(listener, router(server))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServeError::Http);
+    sweeper.abort();
+    result
+}
+
+/// A fresh random token (128 bits, hex).
+pub fn new_token() -> String {
+    use cap_rand::RngCore;
+    let mut rng = cap_rand::rngs::OsRng::default(cap_rand::ambient_authority());
+    let mut bytes = [0u8; 16];
+    rng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The default log and artifact locations under `dir`.
+pub fn default_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("episodes.jsonl"), dir.join("artifacts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                if ["get", "post", "delete", "put", "patch"].contains(&method.as_str()) {
+                    documented.push((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let mut routes: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        documented.sort();
+        routes.sort();
+        assert_eq!(documented, routes);
+    }
+
+    #[test]
+    fn tokens_are_fresh_and_long() {
+        let (a, b) = (new_token(), new_token());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+}
