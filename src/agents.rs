@@ -8,6 +8,8 @@
 //! the current files (as `list_dir`/`read_file` would show them, without spending turns). Only
 //! the oracle is given the answer, by construction.
 
+pub mod llm;
+
 use crate::diff::Patch;
 use crate::episode::{Action, Observation, Task};
 use crate::protocol::is_test_path;
@@ -35,10 +37,24 @@ pub trait Agent: Send {
     fn name(&self) -> &str;
     /// The next action.
     fn act(&mut self, observation: &Observation, view: &View) -> Action;
+    /// True when `act` waits on I/O (a remote model), so the scheduler runs it off its async
+    /// workers.
+    fn blocks(&self) -> bool {
+        false
+    }
+    /// What the episode used (an LLM's tokens), for the episode log.
+    fn usage(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// A harness failure behind the last action (the model could not be reached): the
+    /// episode is then an error, not a result.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The built-in agents, by name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum AgentKind {
     /// Applies the true fix.
     Oracle,
@@ -48,7 +64,18 @@ pub enum AgentKind {
     Heuristic,
     /// Actions replayed from a JSONL file.
     Replay(PathBuf),
+    /// An LLM behind an OpenAI-compatible endpoint; the client comes from the `--llm-*`
+    /// settings (`None` until they are given).
+    Llm(Option<std::sync::Arc<llm::LlmClient>>),
 }
+
+impl PartialEq for AgentKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for AgentKind {}
 
 impl std::str::FromStr for AgentKind {
     type Err = String;
@@ -57,10 +84,11 @@ impl std::str::FromStr for AgentKind {
             "oracle" => Ok(AgentKind::Oracle),
             "random" => Ok(AgentKind::Random),
             "heuristic" => Ok(AgentKind::Heuristic),
+            "llm" => Ok(AgentKind::Llm(None)),
             _ => match s.strip_prefix("replay:") {
                 Some(path) if !path.is_empty() => Ok(AgentKind::Replay(PathBuf::from(path))),
                 _ => Err(format!(
-                    "unknown agent {s:?}: use oracle, random, heuristic or replay:FILE.jsonl"
+                    "unknown agent {s:?}: use oracle, random, heuristic, llm or replay:FILE.jsonl"
                 )),
             },
         }
@@ -74,6 +102,7 @@ impl std::fmt::Display for AgentKind {
             AgentKind::Random => f.write_str("random"),
             AgentKind::Heuristic => f.write_str("heuristic"),
             AgentKind::Replay(p) => write!(f, "replay:{}", p.display()),
+            AgentKind::Llm(_) => f.write_str("llm"),
         }
     }
 }
@@ -81,6 +110,9 @@ impl std::fmt::Display for AgentKind {
 /// Errors making an agent.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// `llm` without an endpoint.
+    #[error("the llm agent needs --llm-base-url and --llm-model (an OpenAI-compatible endpoint)")]
+    LlmUnset,
     /// The replay file could not be read.
     #[error("reading replay file {path}")]
     Read {
@@ -122,6 +154,8 @@ impl AgentKind {
             AgentKind::Random => Box::new(RandomAgent::new(seed)),
             AgentKind::Heuristic => Box::new(HeuristicAgent::new(seed)),
             AgentKind::Replay(path) => Box::new(ReplayAgent::from_file(path, index)?),
+            AgentKind::Llm(Some(client)) => Box::new(llm::LlmAgent::new(client.clone())),
+            AgentKind::Llm(None) => return Err(AgentError::LlmUnset),
         })
     }
 }

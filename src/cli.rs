@@ -576,10 +576,11 @@ struct SelfplayArgs {
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// The injector: a built-in strategy (procedural, removal, history, mixed), or an agent
-    /// that plays the role through the tools (random, replay:FILE.jsonl)
+    /// that plays the role through the tools (random, llm, replay:FILE.jsonl)
     #[arg(long, default_value = "mixed")]
     injector: String,
-    /// The solver: oracle, random, heuristic or replay:FILE.jsonl
+    /// The solver: oracle, random, heuristic, llm (with --llm-base-url and --llm-model) or
+    /// replay:FILE.jsonl
     #[arg(long, default_value = "heuristic")]
     solver: AgentKind,
     /// Solver attempts per bug (G)
@@ -609,6 +610,15 @@ struct SelfplayArgs {
     /// Print the rounds as JSON lines instead of a table
     #[arg(long)]
     json: bool,
+    /// OpenAI-compatible API base URL for `llm` agents, e.g. http://127.0.0.1:8000/v1
+    #[arg(long)]
+    llm_base_url: Option<String>,
+    /// The model `llm` agents ask
+    #[arg(long)]
+    llm_model: Option<String>,
+    /// Environment variable holding the API key (none: no Authorization header)
+    #[arg(long, value_name = "VAR")]
+    llm_api_key_env: Option<String>,
 }
 
 /// Entry point of the `spar` binary.
@@ -1225,16 +1235,38 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     ),
                     Ok(kind) => (Strategy::Mixed, Some(kind)),
                     Err(_) => anyhow::bail!(
-                        "unknown --injector {:?}: use procedural, removal, history, mixed, random or replay:FILE.jsonl",
+                        "unknown --injector {:?}: use procedural, removal, history, mixed, random, llm or replay:FILE.jsonl",
                         args.injector
                     ),
                 },
             };
+            // One client for every llm agent, made (and its key read) before any work.
+            let llm = match (&args.llm_base_url, &args.llm_model) {
+                (Some(url), Some(model)) => {
+                    let mut llm = crate::agents::llm::LlmSettings::new(url, model);
+                    llm.api_key_env = args.llm_api_key_env.clone();
+                    Some(Arc::new(crate::agents::llm::LlmClient::new(llm)?))
+                }
+                (None, None) => None,
+                _ => anyhow::bail!("--llm-base-url and --llm-model go together"),
+            };
+            let with_llm = |kind: AgentKind| -> anyhow::Result<AgentKind> {
+                match kind {
+                    AgentKind::Llm(_) => match &llm {
+                        Some(client) => Ok(AgentKind::Llm(Some(client.clone()))),
+                        None => anyhow::bail!(
+                            "the llm agent needs --llm-base-url URL and --llm-model NAME (an OpenAI-compatible chat-completions endpoint), and --llm-api-key-env VAR if it wants a key"
+                        ),
+                    },
+                    other => Ok(other),
+                }
+            };
+            let injector_agent = injector_agent.map(with_llm).transpose()?;
             let settings = crate::selfplay::SelfPlaySettings {
                 rounds: args.rounds,
                 strategy,
                 injector_agent,
-                solver: args.solver.clone(),
+                solver: with_llm(args.solver.clone())?,
                 attempts: args.attempts,
                 artifacts_per_round: args.artifacts.max(1),
                 concurrency: args.concurrency.max(1),

@@ -147,6 +147,9 @@ pub struct EpisodeRecord {
     /// Why it failed as a harness error or crashed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the agent used, when it reports it (an LLM's tokens and requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<serde_json::Value>,
     /// The final repository state, for higher-order bugs (not serialized).
     #[serde(skip)]
     pub final_state: Option<Snapshot>,
@@ -279,8 +282,16 @@ impl Scheduler {
                     test_command: &spec.task.command,
                     turn: record.actions.len() as u32,
                 };
-                agent.act(&observation, &view)
+                if agent.blocks() {
+                    tokio::task::block_in_place(|| agent.act(&observation, &view))
+                } else {
+                    agent.act(&observation, &view)
+                }
             };
+            if let Some(failure) = agent.failure() {
+                record.error = Some(failure);
+                break;
+            }
             let sandboxed = matches!(action, Action::Run { .. } | Action::Submit);
             let (returned_env, result) = if sandboxed {
                 let permit = self
@@ -340,6 +351,7 @@ impl Scheduler {
         }
         record.final_state = Some(env.state().clone());
         record.wall_ms = started.elapsed().as_secs_f64() * 1e3;
+        record.usage = agent.usage();
         record
     }
 }
@@ -393,6 +405,7 @@ impl EpisodeRecord {
             sandbox_ms: 0.0,
             wall_ms: 0.0,
             error: None,
+            usage: None,
             final_state: None,
         }
     }
@@ -520,6 +533,10 @@ fn play_injector(
             };
             agent.act(&observation, &view)
         };
+        if let Some(failure) = agent.failure() {
+            record.error = Some(failure);
+            break;
+        }
         let result = env.step(&action);
         record.actions.push(action);
         let (step, done) = match result {
@@ -546,6 +563,7 @@ fn play_injector(
         observation = step.observation;
     }
     record.wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    record.usage = agent.usage();
     (record, injected)
 }
 
