@@ -766,6 +766,9 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 // New bugs are what costs sandbox time: inject every 4th step, and train the
                 // solver on the bugs found so far in between.
                 inject_every: 4,
+                // Two starting bugs a project: enough to learn from, few enough to explore in
+                // a demo's time.
+                seed_bugs: 2,
                 ..crate::train::TrainSettings::default()
             };
             println!(

@@ -92,6 +92,7 @@ fn training_writes_metrics_and_checkpoints_and_resumes() {
         proposals: 2,
         bugs_per_step: 1,
         max_tries: 2,
+        seed_bugs: 1,
         workers: 2,
         checkpoint_every: 1,
         ..TrainSettings::default()
@@ -112,6 +113,14 @@ fn training_writes_metrics_and_checkpoints_and_resumes() {
     .unwrap();
     assert_eq!(summary.steps, 2);
     assert_eq!(seen.len(), 2);
+    // The pool started with the one procedural seed bug, and the proposals joined it.
+    let seeded: Vec<_> = std::fs::read_dir(out.join("seed-bugs"))
+        .unwrap()
+        .flat_map(|set| std::fs::read_dir(set.unwrap().path()).unwrap())
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .collect();
+    assert_eq!(seeded.len(), 1);
+    assert!(seen[0].pool >= 1);
     for (i, m) in seen.iter().enumerate() {
         assert_eq!(m.step, i + 1);
         assert_eq!(m.proposals, 2);
