@@ -6,7 +6,7 @@ mod common;
 
 use spar::agents::{Agent, AgentError, AgentFactory, AgentKind, View};
 use spar::episode::{Action, EnvSettings, Observation, SolverEnv, Step, Task};
-use spar::guest::{Python, PythonRun};
+use spar::guest::Python;
 use spar::protocol::{ValidationSettings, Validator};
 use spar::selfplay::{episode_seed, EpisodeSpec, Scheduler};
 use std::sync::Arc;
@@ -18,19 +18,8 @@ fn python() -> Arc<Python> {
 /// The calc task (`sub` broken, its tests weakened away) and the validator that validated it.
 fn task() -> (Arc<Task>, Arc<Validator>) {
     let validator = Arc::new(Validator::new(ValidationSettings::default()));
-    let artifact = common::valid_artifact();
-    let report = validator
-        .validate(
-            &python(),
-            &artifact,
-            &common::original(),
-            &PythonRun::default(),
-        )
-        .unwrap();
-    assert!(report.valid);
-    let task =
-        Task::from_artifact(&artifact, &report, common::original(), PythonRun::default()).unwrap();
-    (Arc::new(task), validator)
+    let (_, _, task) = common::calc_task(&validator);
+    (task, validator)
 }
 
 fn play(env: &mut SolverEnv, actions: &[Action]) -> Vec<Step> {
@@ -448,15 +437,7 @@ fn cli_selfplay_writes_rounds_and_episodes() {
 }
 
 fn calc_project() -> Arc<spar::corpus::OpenProject> {
-    let repo = common::original();
-    Arc::new(spar::corpus::OpenProject {
-        name: "calc".into(),
-        split: spar::corpus::Split::Train,
-        test_command: spar::testrun::TestCommand::for_repo(&repo, None, &[]),
-        repo,
-        run: PythonRun::default(),
-        git_dir: None,
-    })
+    Arc::new(common::calc_project(spar::corpus::Split::Train))
 }
 
 #[test]

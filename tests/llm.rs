@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use spar::agents::llm::{LlmClient, LlmSettings};
 use spar::agents::{AgentKind, View};
 use spar::episode::{Action, EnvSettings, InjectorEnv, Task};
-use spar::guest::PythonRun;
 use spar::protocol::{ValidationSettings, Validator};
 use spar::selfplay::{EpisodeSpec, Scheduler};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -147,18 +146,7 @@ fn client(url: &str) -> Arc<LlmClient> {
 }
 
 fn calc_task(validator: &Validator) -> Arc<Task> {
-    let artifact = common::valid_artifact();
-    let report = validator
-        .validate(
-            common::python(),
-            &artifact,
-            &common::original(),
-            &PythonRun::default(),
-        )
-        .unwrap();
-    Arc::new(
-        Task::from_artifact(&artifact, &report, common::original(), PythonRun::default()).unwrap(),
-    )
+    common::calc_task(validator).2
 }
 
 fn play(
@@ -227,15 +215,7 @@ fn an_llm_injects_through_the_same_tools() {
     script.requests.store(1, Ordering::SeqCst); // no 429 this time
     let (_server, url) = start(script.clone());
     let validator = Arc::new(Validator::new(ValidationSettings::default()));
-    let repo = common::original();
-    let project = Arc::new(spar::corpus::OpenProject {
-        name: "calc".into(),
-        split: spar::corpus::Split::Train,
-        test_command: spar::testrun::TestCommand::for_repo(&repo, None, &[]),
-        repo,
-        run: PythonRun::default(),
-        git_dir: None,
-    });
+    let project = Arc::new(common::calc_project(spar::corpus::Split::Train));
     let mut env = InjectorEnv::new(
         common::python_arc(),
         validator,

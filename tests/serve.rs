@@ -6,7 +6,6 @@
 mod common;
 
 use serde_json::{json, Value};
-use spar::guest::PythonRun;
 use spar::protocol::{ValidationSettings, Validator};
 use spar::serve::client::{Answer, Client};
 use spar::serve::{serve, ServeSettings, Server};
@@ -24,30 +23,9 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn calc_project() -> spar::corpus::OpenProject {
-    let repo = common::original();
-    spar::corpus::OpenProject {
-        name: "calc".into(),
-        split: spar::corpus::Split::Train,
-        test_command: spar::testrun::TestCommand::for_repo(&repo, None, &[]),
-        repo,
-        run: PythonRun::default(),
-        git_dir: None,
-    }
-}
-
 /// The calc artifact (`sub` broken), validated and written to `dir`.
 fn artifact_dir(validator: &Validator, dir: &Path) -> PathBuf {
-    let artifact = common::valid_artifact();
-    let report = validator
-        .validate(
-            common::python(),
-            &artifact,
-            &common::original(),
-            &PythonRun::default(),
-        )
-        .unwrap();
-    assert!(report.valid);
+    let (artifact, report, _) = common::calc_task(validator);
     let out = dir.join(artifact.id());
     spar::inject::write_artifact(&artifact, &report, &out).unwrap();
     out
@@ -96,7 +74,7 @@ async fn start(
         settings,
         Box::new(|name| {
             if name == "calc" {
-                Ok(calc_project())
+                Ok(common::calc_project(spar::corpus::Split::Train))
             } else {
                 Err("no such project".into())
             }

@@ -5,25 +5,15 @@
 mod common;
 
 use spar::corpus::{OpenProject, Split};
-use spar::episode::{EnvSettings, Task};
+use spar::episode::EnvSettings;
 use spar::eval::{evaluate, evaluate_all, heldout_tasks, BugSet, Evaluation};
-use spar::guest::PythonRun;
 use spar::policy::{model, solver_factory, DecisionSink};
 use spar::protocol::{ValidationSettings, Validator};
-use spar::testrun::TestCommand;
 use spar::train::{load_policy, train, StepMetrics, TrainSettings, METRICS};
 use std::sync::{Arc, Mutex};
 
 fn project(split: Split) -> OpenProject {
-    let repo = common::original();
-    OpenProject {
-        name: "calc".into(),
-        split,
-        test_command: TestCommand::for_repo(&repo, None, &[]),
-        repo,
-        run: PythonRun::default(),
-        git_dir: None,
-    }
+    common::calc_project(split)
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {
@@ -35,18 +25,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 #[test]
 fn the_policy_solver_repairs_a_real_bug_and_records_its_choices() {
     let validator = Arc::new(Validator::new(ValidationSettings::default()));
-    let artifact = common::valid_artifact();
-    let report = validator
-        .validate(
-            common::python(),
-            &artifact,
-            &common::original(),
-            &PythonRun::default(),
-        )
-        .unwrap();
-    let task = Arc::new(
-        Task::from_artifact(&artifact, &report, common::original(), PythonRun::default()).unwrap(),
-    );
+    let (_, _, task) = common::calc_task(&validator);
     let (varmap, _) = model::fresh(0, &candle_core::Device::Cpu).unwrap();
     let net = Arc::new(model::frozen(&varmap).unwrap());
     let sink: DecisionSink = Arc::new(Mutex::new(Vec::new()));

@@ -222,3 +222,44 @@ pub fn git(dir: &std::path::Path, args: &[&str]) {
         .unwrap();
     assert!(status.success(), "git {args:?}");
 }
+
+/// The calc repository ([`original`]) as a corpus project named `calc`.
+pub fn calc_project(split: spar::corpus::Split) -> spar::corpus::OpenProject {
+    let repo = original();
+    spar::corpus::OpenProject {
+        name: "calc".into(),
+        split,
+        test_command: spar::testrun::TestCommand::for_repo(&repo, None, &[]),
+        repo,
+        run: spar::guest::PythonRun::default(),
+        git_dir: None,
+    }
+}
+
+/// [`valid_artifact`] validated by `validator`, and its task.
+pub fn calc_task(
+    validator: &spar::protocol::Validator,
+) -> (
+    spar::protocol::BugArtifact,
+    spar::protocol::ValidationReport,
+    std::sync::Arc<spar::episode::Task>,
+) {
+    let artifact = valid_artifact();
+    let report = validator
+        .validate(
+            python(),
+            &artifact,
+            &original(),
+            &spar::guest::PythonRun::default(),
+        )
+        .unwrap();
+    assert!(report.valid);
+    let task = spar::episode::Task::from_artifact(
+        &artifact,
+        &report,
+        original(),
+        spar::guest::PythonRun::default(),
+    )
+    .unwrap();
+    (artifact, report, std::sync::Arc::new(task))
+}
