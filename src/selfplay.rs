@@ -654,10 +654,12 @@ pub fn run(
                 .join(format!("round-{}", round + 1));
             if let Some(agent) = &settings.injector_agent {
                 // An agent plays the injector role through the tools, one episode per artifact.
+                // The episodes run side by side: an LLM injector's requests overlap.
                 let project_arc = Arc::new(project.clone());
-                for i in 0..settings.artifacts_per_round {
+                let indices: Vec<usize> = (0..settings.artifacts_per_round).collect();
+                let played = crate::par::map(&indices, indices.len(), |&i| {
                     let seed = episode_seed(settings.seed, round, &project.name, i);
-                    let (record, injected) = play_injector(
+                    play_injector(
                         &python,
                         &validator,
                         &project_arc,
@@ -666,7 +668,9 @@ pub fn run(
                         i,
                         round + 1,
                         &settings.env,
-                    );
+                    )
+                });
+                for (record, injected) in played {
                     stats.proposed += 1;
                     match injected {
                         Some(inj) => {
