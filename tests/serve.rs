@@ -270,6 +270,55 @@ async fn solver_sessions_over_http_with_clear_errors() {
     assert_eq!(record["solved"], true);
     assert_eq!(record["role"], "solver");
 
+    // A `spar export` line is a bug too: the same task, fixed the same way.
+    let artifact_loaded = spar::protocol::BugArtifact::load(&artifact).unwrap();
+    let report: spar::protocol::ValidationReport =
+        serde_json::from_str(&std::fs::read_to_string(artifact.join("validation.json")).unwrap())
+            .unwrap();
+    let line = serde_json::to_string(&spar::protocol::export::swebench_instance(
+        &artifact_loaded,
+        &report,
+    ))
+    .unwrap();
+    let a = c
+        .request(
+            "POST",
+            "/v1/sessions",
+            Some(&json!({"role": "solver", "instance": line})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.body["task"], json!(artifact_loaded.id()));
+    let iid = a.body["session_id"].as_str().unwrap().to_owned();
+    let istep = format!("/v1/sessions/{iid}/step");
+    let fix =
+        json!({"tool": "edit", "path": "calc/ops.py", "old": FIXED_SUB.0, "new": FIXED_SUB.1});
+    assert_eq!(
+        c.request("POST", &istep, Some(&fix)).await.unwrap().status,
+        200
+    );
+    let a = c
+        .request("POST", &istep, Some(&json!({"tool": "submit"})))
+        .await
+        .unwrap();
+    assert_eq!(a.body["reward"], 1.0, "{}", a.body);
+    c.request("DELETE", &format!("/v1/sessions/{iid}"), None)
+        .await
+        .unwrap();
+    let mut other = serde_json::from_str::<Value>(&line).unwrap();
+    other["base_snapshot"] = json!("0000");
+    let a = c
+        .request(
+            "POST",
+            "/v1/sessions",
+            Some(&json!({"role": "solver", "instance": other})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 400);
+    assert!(error_of(&a).contains("another snapshot"), "{}", a.body);
+
     // OpenEnv's shape: reset, step, state.
     let a = c.request("POST", "/reset", Some(&create)).await.unwrap();
     assert_eq!(a.status, 200, "{}", a.body);
