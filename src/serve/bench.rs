@@ -84,6 +84,23 @@ pub enum ServeBenchError {
     Setup(String),
 }
 
+/// The body of an answer with status `ok`, else the answer as an error.
+fn expect(
+    what: &'static str,
+    answer: super::client::Answer,
+    ok: u16,
+) -> Result<serde_json::Value, ServeBenchError> {
+    if answer.status == ok {
+        Ok(answer.body)
+    } else {
+        Err(ServeBenchError::Answer {
+            what,
+            status: answer.status,
+            body: answer.body.to_string(),
+        })
+    }
+}
+
 fn latency(mut ms: Vec<f64>, wall: Duration) -> Latency {
     ms.sort_by(f64::total_cmp);
     let at = |q: f64| {
@@ -158,17 +175,6 @@ pub fn bench(
             let _ = stopped.await;
         }));
         let create = json!({"role": "injector", "project": name});
-        let expect = |what: &'static str, a: super::client::Answer, ok: u16| {
-            if a.status == ok {
-                Ok(a.body)
-            } else {
-                Err(ServeBenchError::Answer {
-                    what,
-                    status: a.status,
-                    body: a.body.to_string(),
-                })
-            }
-        };
 
         // Phase 1: the sessions created, all connections at once.
         let connections = settings.connections.clamp(1, settings.sessions.max(1));
@@ -216,13 +222,7 @@ pub fn bench(
                         let a = client
                             .request("POST", &format!("/v1/sessions/{id}/step"), Some(&call))
                             .await?;
-                        if a.status != 200 {
-                            return Err(ServeBenchError::Answer {
-                                what: "read_file",
-                                status: a.status,
-                                body: a.body.to_string(),
-                            });
-                        }
+                        expect("read_file", a, 200)?;
                         ms.push(t.elapsed().as_secs_f64() * 1e3);
                     }
                 }
@@ -253,13 +253,7 @@ pub fn bench(
                 let a = client
                     .request("POST", &path, Some(&json!({"tool": "run", "args": args})))
                     .await?;
-                if a.status != 200 {
-                    return Err(ServeBenchError::Answer {
-                        what: "run",
-                        status: a.status,
-                        body: a.body.to_string(),
-                    });
-                }
+                expect("run", a, 200)?;
                 Ok::<_, ServeBenchError>(t.elapsed().as_secs_f64() * 1e3)
             }));
         }

@@ -21,10 +21,11 @@ pub mod client;
 
 use crate::corpus::OpenProject;
 use crate::episode::rewards::{injector_reward, solve_rate};
-use crate::episode::tools::{definitions, parse_call, ToolCallError};
+use crate::episode::tools::{definitions, parse_call};
 use crate::episode::{Action, EnvSettings, InjectorEnv, Observation, SolverEnv, Step, Task};
 use crate::guest::Python;
 use crate::protocol::export::SweBenchInstance;
+use crate::protocol::validate::error_chain;
 use crate::protocol::{ValidationReport, Validator};
 use crate::selfplay::EpisodeRecord;
 use axum::body::Bytes;
@@ -606,18 +607,6 @@ fn artifact_json(entry: &ArtifactEntry) -> Value {
     })
 }
 
-/// An error and its sources, one line: the messages do not repeat their sources.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -779,11 +768,7 @@ async fn create_session(
 }
 
 async fn step(server: Arc<Server>, id: String, call: Value) -> Result<Value, ApiError> {
-    let action = parse_call(&call).map_err(|e| match e {
-        ToolCallError::Unknown { .. } | ToolCallError::Arguments { .. } | ToolCallError::Shape => {
-            ApiError::bad(e.to_string())
-        }
-    })?;
+    let action = parse_call(&call).map_err(|e| ApiError::bad(e.to_string()))?;
     let session = server.session(&id)?;
     let s = server.clone();
     blocking(move || {
