@@ -337,7 +337,7 @@ struct EvalArgs {
     #[arg(long)]
     corpus: Vec<String>,
     /// Bugs per held-out project
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     per_project: usize,
     /// Seed of the held-out bugs (fixed, so every evaluation sees the same ones)
     #[arg(long, default_value_t = 2026)]

@@ -80,7 +80,7 @@ pub struct BugSet {
 impl Default for BugSet {
     fn default() -> Self {
         BugSet {
-            per_project: 4,
+            per_project: 8,
             seed: 2026,
         }
     }

@@ -21,7 +21,7 @@ pub const CONTEXT_TOKENS: usize = 64;
 /// Dense features per candidate.
 pub const DENSE: usize = 34;
 /// Solver candidates per decision at most.
-pub const MAX_SOLVER_CANDIDATES: usize = 24;
+pub const MAX_SOLVER_CANDIDATES: usize = 32;
 /// Injector candidates per decision at most.
 pub const MAX_INJECTOR_CANDIDATES: usize = 96;
 
@@ -317,17 +317,25 @@ impl Evidence {
     }
 }
 
-/// A seeded subset of at most `max` items, preferring those `keep` says to keep, in a seeded
-/// order: the order of a candidate set must carry no information.
-fn pick<T>(items: Vec<T>, keep: impl Fn(&T) -> bool, max: usize, rng: &mut Rng) -> Vec<T> {
-    let (mut first, mut rest): (Vec<T>, Vec<T>) = items.into_iter().partition(|c| keep(c));
-    shuffle(&mut first, rng);
-    shuffle(&mut rest, rng);
-    first.truncate(max);
-    let room = max - first.len();
-    first.extend(rest.into_iter().take(room));
-    shuffle(&mut first, rng);
-    first
+/// A seeded subset of at most `max` items, filled from the lowest `tier` up (a tier that does
+/// not fit whole is sampled), returned in a seeded order: the order of a candidate set must
+/// carry no information.
+fn pick<T>(items: Vec<T>, tier: impl Fn(&T) -> usize, max: usize, rng: &mut Rng) -> Vec<T> {
+    let mut tiers: BTreeMap<usize, Vec<T>> = BTreeMap::new();
+    for item in items {
+        tiers.entry(tier(&item)).or_default().push(item);
+    }
+    let mut picked = Vec::with_capacity(max);
+    for (_, mut items) in tiers {
+        shuffle(&mut items, rng);
+        let room = max - picked.len();
+        picked.extend(items.into_iter().take(room));
+        if picked.len() == max {
+            break;
+        }
+    }
+    shuffle(&mut picked, rng);
+    picked
 }
 
 fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
@@ -336,9 +344,19 @@ fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
     }
 }
 
+/// How strongly the failing output points at a solver candidate, 0 strongest: on a traceback
+/// frame's line, within one line, within three, in a frame's or a called function, in a file
+/// the output names, anywhere else. Capping the set by these tiers keeps the sites a reader
+/// would look at first, so the cap never hides the likely fix behind a random draw.
+fn evidence_tier(c: &Candidate) -> usize {
+    let d = &c.encoded.dense;
+    let tiers = [d[1], d[2], d[3], d[10].max(d[7]), d[5].max(d[8])];
+    tiers.iter().position(|&f| f > 0.0).unwrap_or(tiers.len())
+}
+
 /// The solver's candidates in `state` given a failing run's `output`: every repair operator
-/// in the code, at most [`MAX_SOLVER_CANDIDATES`], those near the evidence (traceback frames,
-/// called functions) kept first and the rest a sample. The sample is seeded from the
+/// in the code, at most [`MAX_SOLVER_CANDIDATES`], kept by how strongly the output points at
+/// them (`evidence_tier`), the last tier that fits sampled. The sample is seeded from the
 /// observation itself, so every attempt at a bug sees the same candidate set: the attempts of a
 /// group then differ only in what the policy chose (what group-relative advantages assume),
 /// and a bug costs at most one test run per candidate, however often it is played.
@@ -366,11 +384,10 @@ pub fn solver_choice(state: &Snapshot, output: &str) -> Choice {
             });
         }
     }
-    let near = |c: &Candidate| c.encoded.dense[3] > 0.0 || c.encoded.dense[7] > 0.0;
     Choice {
         role: Role::Solver,
         context: evidence.context(),
-        candidates: pick(all, near, MAX_SOLVER_CANDIDATES, &mut rng),
+        candidates: pick(all, evidence_tier, MAX_SOLVER_CANDIDATES, &mut rng),
     }
 }
 
@@ -442,7 +459,7 @@ pub fn injector_choice(
     Choice {
         role: Role::Injector,
         context: vec![token_id("role", "injector")],
-        candidates: pick(all, |_| false, MAX_INJECTOR_CANDIDATES, rng),
+        candidates: pick(all, |_| 0, MAX_INJECTOR_CANDIDATES, rng),
     }
 }
 
@@ -513,6 +530,35 @@ mod tests {
             seen.insert(labels(&solver_choice(&repo(), &output)));
         }
         assert!(seen.len() > 1, "the order is seeded from the observation");
+    }
+
+    #[test]
+    fn the_cap_keeps_the_sites_the_traceback_points_at() {
+        let mut code = String::new();
+        for i in 0..40 {
+            code.push_str(&format!("def f{i}(a, b):\n    return a + b * {i}\n\n\n"));
+        }
+        let repo = Snapshot::from_files([("calc/many.py", code.into_bytes())]).unwrap();
+        // f30's return is on line 4 * 30 + 2.
+        let output = "FAILED tests/test_many.py::test_f - assert 1 == 2\n\
+            calc/many.py:122: in f30\n    return a + b * 30\n";
+        for extra in 0..6 {
+            let output = format!("{output}{}", " ".repeat(extra));
+            let choice = solver_choice(&repo, &output);
+            assert_eq!(choice.candidates.len(), MAX_SOLVER_CANDIDATES);
+            let on_frame = choice.candidates.iter().filter(|c| c.line == 122).count();
+            let text = repo.file("calc/many.py").unwrap();
+            let all_on_frame = pyedit::mutations(std::str::from_utf8(&text).unwrap())
+                .unwrap()
+                .iter()
+                .filter(|m| m.line == 122)
+                .count();
+            assert!(all_on_frame > 0);
+            assert_eq!(
+                on_frame, all_on_frame,
+                "every edit on the frame's line is kept"
+            );
+        }
     }
 
     #[test]
