@@ -337,10 +337,10 @@ struct EvalArgs {
     #[arg(long)]
     corpus: Vec<String>,
     /// Bugs per held-out project
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = crate::eval::BugSet::default().per_project)]
     per_project: usize,
     /// Seed of the held-out bugs (fixed, so every evaluation sees the same ones)
-    #[arg(long, default_value_t = 2026)]
+    #[arg(long, default_value_t = crate::eval::BugSet::default().seed)]
     bug_seed: u64,
     /// Attempts per bug (the k of solve@k)
     #[arg(long, default_value_t = crate::episode::rewards::DEFAULT_ATTEMPTS)]

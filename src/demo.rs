@@ -205,7 +205,7 @@ pub fn self_play(
     }
     let (net, _) = crate::train::load_policy(out)?;
     let evaluation = crate::eval::Evaluation {
-        // Two per held-out project keeps the demo to minutes; `spar eval` defaults to eight.
+        // Two per held-out project keeps the demo to minutes; `spar eval` defaults to more.
         bugs: crate::eval::BugSet {
             per_project: 2,
             ..crate::eval::BugSet::default()

@@ -326,7 +326,7 @@ fn pick<T>(items: Vec<T>, tier: impl Fn(&T) -> usize, max: usize, rng: &mut Rng)
         tiers.entry(tier(&item)).or_default().push(item);
     }
     let mut picked = Vec::with_capacity(max);
-    for (_, mut items) in tiers {
+    for mut items in tiers.into_values() {
         shuffle(&mut items, rng);
         let room = max - picked.len();
         picked.extend(items.into_iter().take(room));
@@ -542,18 +542,18 @@ mod tests {
         // f30's return is on line 4 * 30 + 2.
         let output = "FAILED tests/test_many.py::test_f - assert 1 == 2\n\
             calc/many.py:122: in f30\n    return a + b * 30\n";
+        let text = repo.file("calc/many.py").unwrap();
+        let all_on_frame = pyedit::mutations(std::str::from_utf8(&text).unwrap())
+            .unwrap()
+            .iter()
+            .filter(|m| m.line == 122)
+            .count();
+        assert!(all_on_frame > 0);
         for extra in 0..6 {
             let output = format!("{output}{}", " ".repeat(extra));
             let choice = solver_choice(&repo, &output);
             assert_eq!(choice.candidates.len(), MAX_SOLVER_CANDIDATES);
             let on_frame = choice.candidates.iter().filter(|c| c.line == 122).count();
-            let text = repo.file("calc/many.py").unwrap();
-            let all_on_frame = pyedit::mutations(std::str::from_utf8(&text).unwrap())
-                .unwrap()
-                .iter()
-                .filter(|m| m.line == 122)
-                .count();
-            assert!(all_on_frame > 0);
             assert_eq!(
                 on_frame, all_on_frame,
                 "every edit on the frame's line is kept"
