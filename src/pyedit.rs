@@ -6,7 +6,8 @@
 //! text it must, so formatting and comments elsewhere stay byte-identical, and every edit
 //! offered has been checked to re-parse without syntax errors.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use tree_sitter::{InputEdit, Node, Parser, Point, Tree};
 
@@ -235,6 +236,11 @@ impl std::fmt::Display for TestRef {
 /// The source's tokens (the parse tree's leaves: names, keywords, operators, literals), by
 /// 0-based line of their start. Tolerates syntax errors: the parse recovers around them.
 pub fn line_tokens(source: &str) -> Result<Vec<Vec<String>>, PyEditError> {
+    static MEMO: LazyLock<Memo<Vec<Vec<String>>>> = LazyLock::new(Memo::default);
+    MEMO.get(source, find_line_tokens)
+}
+
+fn find_line_tokens(source: &str) -> Result<Vec<Vec<String>>, PyEditError> {
     let mut parser = new_parser()?;
     let Some(tree) = parser.parse(source, None) else {
         return Err(PyEditError::Parser("the parse did not finish".into()));
@@ -257,6 +263,64 @@ pub fn line_tokens(source: &str) -> Result<Vec<Vec<String>>, PyEditError> {
         stack.extend(children.into_iter().rev());
     }
     Ok(lines)
+}
+
+/// Analyses of the sources seen most recently, by their whole text. Agents list candidates in
+/// the same files at every decision (most files of a repository are untouched by a bug, and a
+/// bug's attempts revisit the same states), and one analysis re-parses the file once per
+/// candidate edit, so without this the parser dominates a rollout. Two generations of at most
+/// `MEMO_SOURCES` entries: a source used in either survives the next turnover.
+struct Memo<T> {
+    generations: Mutex<[HashMap<String, Arc<Result<T, PyEditError>>>; 2]>,
+}
+
+const MEMO_SOURCES: usize = 512;
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Memo {
+            generations: Mutex::new([HashMap::new(), HashMap::new()]),
+        }
+    }
+}
+
+impl<T: Clone> Memo<T> {
+    /// `analyse(source)`, from memory when `source` was seen recently. The analysis runs
+    /// outside the lock, so concurrent workers never wait on each other's parses.
+    fn get(
+        &self,
+        source: &str,
+        analyse: fn(&str) -> Result<T, PyEditError>,
+    ) -> Result<T, PyEditError> {
+        let known = {
+            let mut generations = self.lock();
+            let [current, previous] = &mut *generations;
+            match current.get(source) {
+                Some(hit) => Some(Arc::clone(hit)),
+                None => previous.remove(source).inspect(|hit| {
+                    current.insert(source.to_owned(), Arc::clone(hit));
+                }),
+            }
+        };
+        let result = known.unwrap_or_else(|| {
+            let fresh = Arc::new(analyse(source));
+            let mut generations = self.lock();
+            if generations[0].len() >= MEMO_SOURCES {
+                generations.swap(0, 1);
+                generations[0].clear();
+            }
+            generations[0].insert(source.to_owned(), Arc::clone(&fresh));
+            fresh
+        });
+        (*result).clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, [HashMap<String, Arc<Result<T, PyEditError>>>; 2]> {
+        // A panic elsewhere cannot leave a half-written entry: recover the maps as they are.
+        self.generations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// True when the source parses with no ERROR or MISSING nodes.
@@ -484,6 +548,11 @@ fn skipped(node: Node, src: &str) -> bool {
 /// `if __name__ == "__main__"` blocks are skipped; the statement-level operators
 /// (`remove_statement`, `raise_removal`, `exception_handling`) only act inside functions.
 pub fn mutations(source: &str) -> Result<Vec<Mutation>, PyEditError> {
+    static MEMO: LazyLock<Memo<Vec<Mutation>>> = LazyLock::new(Memo::default);
+    MEMO.get(source, find_mutations)
+}
+
+fn find_mutations(source: &str) -> Result<Vec<Mutation>, PyEditError> {
     let (parser, tree) = parse(source)?;
     let root = tree.root_node();
     let guarded = nonlocal_guarded(root);
@@ -801,6 +870,11 @@ fn call_sites(node: Node, src: &str, emit: Emit) {
 
 /// Every function and method definition (nested ones included), in source order.
 pub fn functions(source: &str) -> Result<Vec<FunctionSpan>, PyEditError> {
+    static MEMO: LazyLock<Memo<Vec<FunctionSpan>>> = LazyLock::new(Memo::default);
+    MEMO.get(source, find_functions)
+}
+
+fn find_functions(source: &str) -> Result<Vec<FunctionSpan>, PyEditError> {
     let (_, tree) = parse(source)?;
     let mut out = Vec::new();
     walk(tree.root_node(), source, |node, scope| {
@@ -848,6 +922,11 @@ fn listed(list: &str, kind: &str) -> bool {
 /// deleted with their lines, or replaced by `pass` when they were the whole block. Module-level
 /// code and class bodies are never touched. Each result re-parses cleanly; ordered by offset.
 pub fn removals(source: &str) -> Result<Vec<Removal>, PyEditError> {
+    static MEMO: LazyLock<Memo<Vec<Removal>>> = LazyLock::new(Memo::default);
+    MEMO.get(source, find_removals)
+}
+
+fn find_removals(source: &str) -> Result<Vec<Removal>, PyEditError> {
     let (parser, tree) = parse(source)?;
     let root = tree.root_node();
     let guarded = nonlocal_guarded(root);
@@ -1067,6 +1146,46 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
+
+    #[test]
+    fn the_memo_answers_recent_sources_from_memory_and_forgets_old_ones() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        fn length(source: &str) -> Result<usize, PyEditError> {
+            CALLS.fetch_add(1, Ordering::SeqCst);
+            Ok(source.len())
+        }
+        let memo = Memo::default();
+        assert_eq!(memo.get("abc", length), Ok(3));
+        assert_eq!(memo.get("abc", length), Ok(3));
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+        for i in 0..MEMO_SOURCES {
+            memo.get(&format!("filler {i}"), length).unwrap();
+        }
+        // One turnover later "abc" is in the previous generation: still known, and kept.
+        assert_eq!(memo.get("abc", length), Ok(3));
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1 + MEMO_SOURCES);
+        for i in 0..2 * MEMO_SOURCES {
+            memo.get(&format!("other {i}"), length).unwrap();
+        }
+        assert_eq!(memo.get("abc", length), Ok(3));
+        assert_eq!(CALLS.load(Ordering::SeqCst), 2 + 3 * MEMO_SOURCES);
+    }
+
+    #[test]
+    fn remembered_analyses_equal_fresh_ones_errors_included() {
+        let good = "def f(a, b):\n    if a < b:\n        return a + 1\n    return b\n";
+        let bad = "def f(a:\n    return\n";
+        for source in [good, bad] {
+            for _ in 0..2 {
+                assert_eq!(mutations(source), find_mutations(source));
+                assert_eq!(removals(source), find_removals(source));
+                assert_eq!(functions(source), find_functions(source));
+                assert_eq!(line_tokens(source), find_line_tokens(source));
+            }
+        }
+        assert!(mutations(bad).is_err());
+    }
 
     /// The results of `op` on `def f(a, b):` with `body`, as the mutated bodies.
     fn mutated(body: &str, op: Operator) -> Vec<String> {
