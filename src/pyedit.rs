@@ -271,8 +271,10 @@ fn find_line_tokens(source: &str) -> Result<Vec<Vec<String>>, PyEditError> {
 /// candidate edit, so without this the parser dominates a rollout. Two generations of at most
 /// `MEMO_SOURCES` entries: a source used in either survives the next turnover.
 struct Memo<T> {
-    generations: Mutex<[HashMap<String, Arc<Result<T, PyEditError>>>; 2]>,
+    generations: Mutex<[Generation<T>; 2]>,
 }
+
+type Generation<T> = HashMap<String, Arc<Result<T, PyEditError>>>;
 
 const MEMO_SOURCES: usize = 512;
 
@@ -315,7 +317,7 @@ impl<T: Clone> Memo<T> {
         (*result).clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, [HashMap<String, Arc<Result<T, PyEditError>>>; 2]> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, [Generation<T>; 2]> {
         // A panic elsewhere cannot leave a half-written entry: recover the maps as they are.
         self.generations
             .lock()
