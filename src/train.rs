@@ -258,8 +258,34 @@ pub fn load_policy(path: &Path) -> Result<(PolicyNet, Option<TrainSettings>), Tr
         .and_then(|c| std::fs::read_to_string(c).ok())
         .and_then(|t| serde_json::from_str::<TrainSettings>(&t).ok());
     let (mut varmap, _) = model::fresh(0, &candle_core::Device::Cpu)?;
-    varmap.load(&file)?;
+    load_weights(&mut varmap, &file)?;
     Ok((model::frozen(&varmap)?, settings))
+}
+
+/// Loads `file` into `varmap`. A checkpoint of another network layout (written by an older
+/// spar) is refused with what to do, rather than with the tensor library's message.
+fn load_weights(varmap: &mut candle_nn::VarMap, file: &Path) -> Result<(), TrainError> {
+    let saved = candle_core::safetensors::load(file, &candle_core::Device::Cpu)?;
+    let missing: Vec<String> = {
+        let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<String> = data
+            .keys()
+            .filter(|n| !saved.contains_key(*n))
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    };
+    if !missing.is_empty() {
+        return Err(TrainError::RunDir(format!(
+            "{} holds a network of another layout (no {}): it was written by an older version \
+             of spar; train a new run (spar train --out NEW_DIR)",
+            file.display(),
+            missing.join(", ")
+        )));
+    }
+    varmap.load(file)?;
+    Ok(())
 }
 
 enum ToTrainer {
@@ -489,7 +515,7 @@ pub fn train(
         let state: CheckpointState = serde_json::from_str(&text)
             .map_err(|e| TrainError::RunDir(format!("{}: {e}", state_path.display())))?;
         let mut vm = varmap.clone();
-        vm.load(checkpoint_dir.join(MODEL))?;
+        load_weights(&mut vm, &checkpoint_dir.join(MODEL))?;
         opt.load(&checkpoint_dir.join(OPTIMIZER))?;
         pool = state.pool;
         first_step = state.step;
@@ -891,6 +917,30 @@ pub fn summary_table(summary: &TrainSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checkpoint_of_an_older_layout_is_refused_with_what_to_do() {
+        let dir = std::env::temp_dir().join(format!("spar-old-layout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (varmap, _) = model::fresh(0, &candle_core::Device::Cpu).unwrap();
+        let tensors: HashMap<String, candle_core::Tensor> = {
+            let data = varmap.data().lock().unwrap();
+            data.iter()
+                .filter(|(name, _)| !name.starts_with("evidence"))
+                .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+                .collect()
+        };
+        let old = dir.join(MODEL);
+        candle_core::safetensors::save(&tensors, &old).unwrap();
+        let Err(TrainError::RunDir(message)) = load_policy(&old) else {
+            panic!("an older layout must be refused");
+        };
+        assert!(message.contains("evidence.weight"), "{message}");
+        assert!(message.contains("train a new run"), "{message}");
+        varmap.save(&old).unwrap();
+        assert!(load_policy(&old).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_summary_shows_dashes_for_steps_without_proposals() {
