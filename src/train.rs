@@ -257,26 +257,23 @@ pub fn load_policy(path: &Path) -> Result<(PolicyNet, Option<TrainSettings>), Tr
         .map(|d| d.join(CONFIG))
         .and_then(|c| std::fs::read_to_string(c).ok())
         .and_then(|t| serde_json::from_str::<TrainSettings>(&t).ok());
-    let (mut varmap, _) = model::fresh(0, &candle_core::Device::Cpu)?;
-    load_weights(&mut varmap, &file)?;
+    let (varmap, _) = model::fresh(0, &candle_core::Device::Cpu)?;
+    load_weights(&varmap, &file)?;
     Ok((model::frozen(&varmap)?, settings))
 }
 
 /// Loads `file` into `varmap`. A checkpoint of another network layout (written by an older
 /// spar) is refused with what to do, rather than with the tensor library's message.
-fn load_weights(varmap: &mut candle_nn::VarMap, file: &Path) -> Result<(), TrainError> {
+fn load_weights(varmap: &candle_nn::VarMap, file: &Path) -> Result<(), TrainError> {
     let saved = candle_core::safetensors::load(file, &candle_core::Device::Cpu)?;
-    let missing: Vec<String> = {
-        let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-        let mut names: Vec<String> = data
-            .keys()
-            .filter(|n| !saved.contains_key(*n))
-            .cloned()
-            .collect();
-        names.sort();
-        names
-    };
+    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+    let mut missing: Vec<&str> = data
+        .keys()
+        .filter(|n| !saved.contains_key(*n))
+        .map(String::as_str)
+        .collect();
     if !missing.is_empty() {
+        missing.sort_unstable();
         return Err(TrainError::RunDir(format!(
             "{} holds a network of another layout (no {}): it was written by an older version \
              of spar; train a new run (spar train --out NEW_DIR)",
@@ -284,7 +281,9 @@ fn load_weights(varmap: &mut candle_nn::VarMap, file: &Path) -> Result<(), Train
             missing.join(", ")
         )));
     }
-    varmap.load(file)?;
+    for (name, var) in data.iter() {
+        var.set(&saved[name].to_device(var.device())?)?;
+    }
     Ok(())
 }
 
@@ -514,8 +513,7 @@ pub fn train(
         })?;
         let state: CheckpointState = serde_json::from_str(&text)
             .map_err(|e| TrainError::RunDir(format!("{}: {e}", state_path.display())))?;
-        let mut vm = varmap.clone();
-        load_weights(&mut vm, &checkpoint_dir.join(MODEL))?;
+        load_weights(&varmap, &checkpoint_dir.join(MODEL))?;
         opt.load(&checkpoint_dir.join(OPTIMIZER))?;
         pool = state.pool;
         first_step = state.step;

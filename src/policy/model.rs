@@ -12,11 +12,11 @@ pub const EMBED: usize = 32;
 /// Width of the hidden layer.
 pub const HIDDEN: usize = 64;
 
-/// Scores every candidate of a decision; a softmax over the scores is the policy.
-///
 /// Variable prefix of the linear term in the dense features (zero-initialized).
 const EVIDENCE: &str = "evidence";
 
+/// Scores every candidate of a decision; a softmax over the scores is the policy.
+///
 /// A candidate's tokens and the decision's context tokens are embedded and averaged (bags of
 /// hashed tokens); the candidate vector, its elementwise product with the context vector (what
 /// the candidate shares with the failing output) and the dense features (the role among them)
