@@ -68,7 +68,8 @@ enum Command {
     Validate(ValidateArgs),
     /// Write validated bug artifacts for a corpus project with a built-in injector
     Inject(InjectArgs),
-    /// Print validated artifacts as SWE-bench-style task instances (JSONL)
+    /// Print validated artifacts as SWE-bench-style task instances (JSONL); each artifact that
+    /// cannot be exported is named on stderr with the reason, and the exit status is 1
     Export(ExportArgs),
     /// Run the self-play loop: inject, validate, solve G times, reward, higher-order bugs
     Selfplay(SelfplayArgs),
@@ -106,6 +107,11 @@ enum CorpusCommand {
         /// train or heldout [default: the project's spar.toml, else train]
         #[arg(long, value_enum)]
         split: Option<SplitArg>,
+        /// Also run the project's test suite natively with the host's Python, to compare pass
+        /// rates and timings. This runs the project's code (tests, conftest) on the host,
+        /// outside the sandbox, with your rights: use it only for code you trust
+        #[arg(long)]
+        native_baseline: bool,
     },
     /// List stored projects
     List {
@@ -146,8 +152,8 @@ impl From<SplitArg> for Split {
 #[derive(Args, Debug)]
 struct LimitArgs {
     /// Wall-clock limit per run, in seconds
-    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
-    timeout: f64,
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = positive_secs)]
+    timeout: Duration,
     /// Cap on the guest's memory, in MiB
     #[arg(long, value_name = "N", default_value_t = 1024)]
     memory_mb: u64,
@@ -176,14 +182,20 @@ struct LimitArgs {
     host_clock: bool,
 }
 
+/// Parses a positive, finite number of seconds that fits a [`Duration`] (clap value parser).
+fn positive_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("must be a positive number of seconds, got {text}"));
+    }
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{text} seconds is too long; give at most {}", u64::MAX))
+}
+
 impl LimitArgs {
     fn resolve(&self) -> anyhow::Result<PythonRun> {
-        if !(self.timeout.is_finite() && self.timeout > 0.0) {
-            anyhow::bail!(
-                "--timeout must be a positive number of seconds, got {}",
-                self.timeout
-            );
-        }
         if self.memory_mb == 0 || self.memory_mb > 4096 {
             anyhow::bail!(
                 "--memory-mb must be between 1 and 4096 (wasm32's limit), got {}",
@@ -192,12 +204,20 @@ impl LimitArgs {
         }
         Ok(PythonRun {
             limits: Limits {
-                timeout: Duration::from_secs_f64(self.timeout),
+                timeout: self.timeout,
                 memory_bytes: self.memory_mb << 20,
                 fuel: self.fuel,
                 max_output_bytes: self.max_output_bytes,
                 fs: FsLimits {
-                    max_bytes_written: self.max_written_mb << 20,
+                    max_bytes_written: self.max_written_mb.checked_mul(1 << 20).ok_or_else(
+                        || {
+                            anyhow::anyhow!(
+                                "--max-written-mb {} is too large; give at most {}",
+                                self.max_written_mb,
+                                u64::MAX >> 20
+                            )
+                        },
+                    )?,
                     max_files_created: self.max_files,
                 },
             },
@@ -381,11 +401,25 @@ struct ServeArgs {
     #[arg(long, default_value_t = 4096)]
     max_sessions: usize,
     /// Request bodies at most this many bytes
-    #[arg(long, default_value_t = 4 << 20)]
+    #[arg(long, default_value_t = 4 << 20, value_parser = at_least_one)]
     max_body_bytes: usize,
     /// Close a session nobody stepped for this many seconds
-    #[arg(long, default_value_t = 600)]
-    idle_timeout: u64,
+    #[arg(long, value_name = "SECS", default_value = "600", value_parser = positive_secs)]
+    idle_timeout: Duration,
+    /// Open connections at most (lowered to what `ulimit -n` allows); when all are taken, the
+    /// one idle longest is closed to let a new client in
+    #[arg(long, default_value_t = crate::serve::listen::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's header (from connecting, or from its previous
+    /// answer: idle keep-alive connections close then), and again to send its body
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = positive_secs)]
+    read_timeout: Duration,
+    /// Seconds the requests in flight get to finish after Ctrl-C (or SIGTERM)
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = positive_secs)]
+    shutdown_grace: Duration,
+    /// Wall-clock limit of one `run` tool call, in seconds
+    #[arg(long, value_name = "SECS", default_value = "90", value_parser = positive_secs)]
+    run_timeout: Duration,
     /// Turns per session before it is truncated
     #[arg(long, default_value_t = 128)]
     max_turns: u32,
@@ -398,6 +432,32 @@ struct ServeArgs {
     /// Directory for episodes.jsonl and injected artifacts
     #[arg(long, value_name = "DIR", default_value = "spar-serve")]
     out: PathBuf,
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what service managers and containers
+/// send): `spar serve` then shuts down gracefully either way.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Parses a count of at least 1 (clap value parser): a limit of 0 would refuse everything.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would refuse every request)".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -421,8 +481,8 @@ struct ThresholdArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     min_failing_tests: usize,
     /// Wall-clock limit of one test-command run, in seconds
-    #[arg(long, value_name = "SECS", default_value_t = 90)]
-    test_timeout: u64,
+    #[arg(long, value_name = "SECS", default_value = "90", value_parser = positive_secs)]
+    test_timeout: Duration,
 }
 
 impl ThresholdArgs {
@@ -431,7 +491,7 @@ impl ThresholdArgs {
             min_passing_tests: self.min_passing_tests,
             min_changed_files: self.min_changed_files.max(1),
             min_failing_tests: self.min_failing_tests.max(1),
-            test_timeout: Duration::from_secs(self.test_timeout.max(1)),
+            test_timeout: self.test_timeout,
             ..ValidationSettings::default()
         }
     }
@@ -680,8 +740,11 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Test(args) => {
-            let options = args.limits.resolve()?;
+            let mut options = args.limits.resolve()?;
             let repo = load_repo(&args.repo)?;
+            // Importable as after `pip install -e .`: the import roots, and the metadata.
+            options.python_path = testrun::layout::ProjectLayout::detect(&repo).guest_python_path();
+            options.deps = testrun::layout::editable_metadata(&repo);
             let python = Python::new(&runtime)?;
             let command = TestCommand::for_repo(&repo, args.runner, &args.extra);
             let report = testrun::run_tests(&python, &repo, &command, &options)?;
@@ -709,7 +772,8 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::io::stderr().write_all(report.stderr.as_bytes())?;
             }
             Ok(match (report.outcome, report.exit_code) {
-                (Outcome::Completed, Some(code)) => ExitCode::from(code.clamp(0, 255) as u8),
+                // As a POSIX shell reports it: the low 8 bits (`sys.exit(300)` is 44, -1 is 255).
+                (Outcome::Completed, Some(code)) => ExitCode::from((code & 0xFF) as u8),
                 (outcome, _) => {
                     if !args.json {
                         eprintln!("spar: the guest was stopped: {}", outcome.as_str());
@@ -983,9 +1047,10 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     token: token.clone(),
                     max_sessions: args.max_sessions,
                     max_body_bytes: args.max_body_bytes,
-                    idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+                    idle_timeout: args.idle_timeout,
                     env: crate::episode::EnvSettings {
                         max_turns: args.max_turns,
+                        run_timeout: args.run_timeout,
                         ..crate::episode::EnvSettings::default()
                     },
                     attempts: args.attempts,
@@ -993,6 +1058,11 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     workers: args.workers.unwrap_or_else(crate::par::cores).max(1),
                     log: log.clone(),
                     artifacts_dir,
+                    connections: crate::serve::ConnectionSettings {
+                        max_connections: args.max_connections,
+                        read_timeout: args.read_timeout,
+                        shutdown_grace: args.shutdown_grace,
+                    },
                 },
                 Box::new(move |name| {
                     corpus::open_project(
@@ -1007,7 +1077,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .max_blocking_threads(args.max_sessions.clamp(64, 1024))
                 .build()?;
-            runtime.block_on(async move {
+            let served = runtime.block_on(async move {
                 let addr = std::net::SocketAddr::new(args.host, args.port);
                 let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
                     format!("listening on {addr} (is another server on that port? try --port 0)")
@@ -1017,16 +1087,17 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("token: {token}");
                 println!("episodes: {}", log.display());
                 std::io::stdout().flush()?;
-                crate::serve::serve(server, listener, async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+                crate::serve::serve(server, listener, stop_signal()).await?;
                 eprintln!(
                     "spar serve: stopped; finished episodes are in {}",
                     log.display()
                 );
                 anyhow::Ok(())
-            })?;
+            });
+            // Steps still running after the grace period are abandoned, not awaited: dropping
+            // the runtime would wait for every blocking task (a `run` may take minutes).
+            runtime.shutdown_timeout(Duration::from_millis(500));
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plot(args) => {
@@ -1059,7 +1130,8 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!(
                     "spar: warning: the repository's content hash {} differs from the artifact's base_snapshot {}; the patches may not apply",
                     &original.content_hash()[..12],
-                    &artifact.meta.base_snapshot[..artifact.meta.base_snapshot.len().min(12)]
+                    // The artifact is untrusted text: cut by characters, not bytes.
+                    artifact.meta.base_snapshot.chars().take(12).collect::<String>()
                 );
             }
             let validator = Validator::new(args.thresholds.resolve());
@@ -1109,41 +1181,40 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => {
             let ExportFormat::Swebench = args.format;
             let dirs = artifact_dirs(&args.artifacts)?;
-            let mut python = None;
-            let mut out = std::io::stdout().lock();
-            let mut exported = 0;
-            for dir in &dirs {
-                let artifact = BugArtifact::load(dir)?;
-                let stored = std::fs::read_to_string(dir.join(crate::inject::VALIDATION))
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<ValidationReport>(&t).ok());
-                let validation = match stored {
-                    Some(v) => v,
-                    None => {
-                        if python.is_none() {
-                            python = Some(Python::new(&runtime)?);
-                        }
-                        let python = python.as_ref().expect("just set");
-                        let project = open_project(&cli, &artifact.meta.project)?;
-                        Validator::new(ValidationSettings::default()).validate(
-                            python,
-                            &artifact,
-                            &project.repo,
-                            &project.run,
-                        )?
-                    }
-                };
-                if !validation.valid {
-                    eprintln!("spar: skipping {}: it fails validation", dir.display());
-                    continue;
-                }
-                let instance = crate::protocol::export::swebench_instance(&artifact, &validation);
-                serde_json::to_writer(&mut out, &instance)?;
-                writeln!(out)?;
-                exported += 1;
+            // Started on the first artifact without a stored validation; a failure to start is
+            // kept and reported for each artifact that needed it.
+            let mut python: Option<Result<Python, String>> = None;
+            let mut validate = |artifact: &BugArtifact| -> Result<ValidationReport, String> {
+                let python = python
+                    .get_or_insert_with(|| Python::new(&runtime).map_err(|e| format!("{e:#}")))
+                    .as_ref()
+                    .map_err(Clone::clone)?;
+                let project =
+                    open_project(&cli, &artifact.meta.project).map_err(|e| format!("{e:#}"))?;
+                Validator::new(ValidationSettings::default())
+                    .validate(python, artifact, &project.repo, &project.run)
+                    .map_err(|e| e.to_string())
+            };
+            let summary = crate::protocol::export::export_swebench(
+                &dirs,
+                &mut std::io::stdout().lock(),
+                &mut validate,
+                &mut |bad| eprintln!("spar: {bad}"),
+            )?;
+            eprintln!(
+                "spar: exported {} of {} artifacts",
+                summary.exported,
+                dirs.len()
+            );
+            if summary.failed.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "spar: {} artifact(s) not exported; each is named above with the reason",
+                    summary.failed.len()
+                );
+                Ok(ExitCode::FAILURE)
             }
-            eprintln!("spar: exported {exported} of {} artifacts", dirs.len());
-            Ok(ExitCode::SUCCESS)
         }
         Command::Corpus(command) => {
             let store = Store::new(
@@ -1489,6 +1560,7 @@ fn corpus_command(
             defaults,
             name,
             split,
+            native_baseline,
         } => {
             let python = Python::new(runtime)?;
             let settings = ImportSettings {
@@ -1496,7 +1568,10 @@ fn corpus_command(
                 split: split.map(Split::from),
                 host_python: runtime.host_python.clone(),
                 progress: runtime.progress,
+                native_baseline: *native_baseline,
             };
+            // Ctrl-C must not leave a half-written project in the store.
+            corpus::remove_staging_on_interrupt();
             if *defaults {
                 let builtin = demo::default_corpus_dir();
                 let list = builtin.join("pypi.toml");
@@ -1559,10 +1634,20 @@ fn corpus_command(
                     s.lines,
                     format!("{}/{}", s.tests_usable, s.tests_total),
                     s.sandbox_ms,
-                    s.native_ms.map_or("-".into(), |n| format!("{n:.0}")),
+                    match (s.native(), s.native_ms) {
+                        (corpus::NativeBaseline::Measured, Some(n)) => format!("{n:.0}"),
+                        (corpus::NativeBaseline::NotMeasured, _) => "not run".into(),
+                        _ => "failed".into(),
+                    },
                     s.native_ms
                         .map_or("-".into(), |n| format!("{:.2}x", s.sandbox_ms / n)),
                 );
+            }
+            if projects
+                .iter()
+                .any(|p| p.manifest.stats.native() == corpus::NativeBaseline::NotMeasured)
+            {
+                println!("(NATIVE \"not run\": the native baseline runs a project's tests on the host, unsandboxed; `spar corpus add --native-baseline` measures it)");
             }
             if projects.is_empty() {
                 println!("(empty: add projects with `spar corpus add pypi:NAME==VERSION` or `spar corpus add --defaults`)");

@@ -785,4 +785,97 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Small trees over a few paths whose files share lines, so diffs have context,
+        /// repeated lines, missing final newlines and type changes (`a` vs `a/x.py`).
+        fn tree() -> impl Strategy<Value = Snapshot> {
+            let line = prop_oneof![
+                Just("x = 1"),
+                Just("y = 2"),
+                Just(""),
+                Just("    return x"),
+                Just("def f():"),
+                Just("\\ odd"),
+                Just("+- @@ -1 +1 @@"),
+            ];
+            let file = (proptest::collection::vec(line, 0..12), any::<bool>()).prop_map(
+                |(lines, newline)| {
+                    let mut text = lines.join("\n");
+                    if newline && !text.is_empty() {
+                        text.push('\n');
+                    }
+                    text
+                },
+            );
+            let path = prop_oneof![Just("a"), Just("a/x.py"), Just("b.py"), Just("c/d/e.py")];
+            proptest::collection::btree_map(path, file, 0..4).prop_map(|files| {
+                let mut files: Vec<(&str, String)> = files.into_iter().collect();
+                // `a` as a file and as a directory cannot both exist: keep the directory.
+                if files.iter().any(|(p, _)| *p == "a/x.py") {
+                    files.retain(|(p, _)| *p != "a");
+                }
+                Snapshot::from_files(files.into_iter().map(|(p, c)| (p, c.into_bytes()))).unwrap()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Rendering, parsing, applying and reversing agree for any two trees.
+            #[test]
+            fn between_renders_parses_applies_and_reverses(a in tree(), b in tree()) {
+                let patch = Patch::between(&a, &b).unwrap();
+                if patch.files.is_empty() {
+                    // Equal trees: the empty patch renders as nothing, which is no patch text.
+                    prop_assert_eq!(a.content_hash(), b.content_hash());
+                    prop_assert!(Patch::parse(&patch.to_string()).is_err());
+                    return Ok(());
+                }
+                let parsed = Patch::parse(&patch.to_string()).unwrap();
+                prop_assert_eq!(&parsed, &patch);
+                let applied = parsed.apply(&a).unwrap();
+                prop_assert_eq!(applied.content_hash(), b.content_hash());
+                let back = parsed.reverse().apply(&b).unwrap();
+                prop_assert_eq!(back.content_hash(), a.content_hash());
+            }
+
+            /// Any text, and any valid patch with lines cut, doubled or garbled, parses to a
+            /// patch or a typed error; applying what parses gives a tree or a typed error.
+            #[test]
+            fn damaged_patches_are_errors_not_panics(
+                a in tree(),
+                b in tree(),
+                cuts in proptest::collection::vec((any::<prop::sample::Index>(), 0..4u8), 0..6),
+                noise in ".{0,200}",
+            ) {
+                let text = Patch::between(&a, &b).unwrap().to_string();
+                let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+                for (at, how) in cuts {
+                    if lines.is_empty() {
+                        break;
+                    }
+                    let i = at.index(lines.len());
+                    match how {
+                        0 => { lines.remove(i); }
+                        1 => { let l = lines[i].clone(); lines.insert(i, l); }
+                        2 => lines[i] = noise.clone(),
+                        _ => {
+                            let half = lines[i].chars().count() / 2;
+                            lines[i] = lines[i].chars().take(half).collect();
+                        }
+                    }
+                }
+                for text in [lines.join("\n"), noise.clone()] {
+                    if let Ok(patch) = Patch::parse(&text) {
+                        let _ = patch.apply(&a);
+                        let _ = patch.reverse().apply(&b);
+                    }
+                }
+            }
+        }
+    }
 }

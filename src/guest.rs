@@ -22,6 +22,17 @@ const RUNTIME_TOML: &str = include_str!("../guest-runtimes/python/runtime.toml")
 const SITECUSTOMIZE: &str = include_str!("../guest-runtimes/python/lib/sitecustomize.py");
 /// The guest-side line-coverage runner (`python -m spar_cover OUT.json -m pytest ...`).
 const SPAR_COVER: &str = include_str!("../guest-runtimes/python/lib/spar_cover.py");
+/// The WASI shims the start-up hook installs (hostname, umask, IPv6 address conversion, clear
+/// errors for what the sandbox cannot do).
+const SPAR_WASI: &str = include_str!("../guest-runtimes/python/lib/spar_wasi.py");
+/// spar's pytest plugin: progress for reruns after a test stops the interpreter, and pytest
+/// defaults that work under WASI.
+const SPAR_PYTEST: &str = include_str!("../guest-runtimes/python/lib/spar_pytest.py");
+/// The distribution that makes pytest load [`SPAR_PYTEST`] by itself (entry point `pytest11`),
+/// so a plain `python -m pytest` in the guest gets it too.
+const PLUGIN_DIST: &str = "spar_sandbox-1.dist-info";
+const PLUGIN_METADATA: &str = "Metadata-Version: 2.1\nName: spar-sandbox\nVersion: 1\nSummary: spar's guest-side pytest plugin\n";
+const PLUGIN_ENTRY_POINTS: &str = "[pytest11]\nspar_pytest = spar_pytest\n";
 
 /// Where the repository is mounted in the guest; runs start there.
 pub const REPO_MOUNT: &str = "/repo";
@@ -195,10 +206,7 @@ impl Python {
             eprintln!("spar: compiling the guest interpreter (once; cached afterwards)...");
         }
         let sandbox = Sandbox::load(&wasm, &pins.interpreter.sha256, &sandbox_settings)?;
-        let lib = Snapshot::from_files([
-            ("sitecustomize.py", SITECUSTOMIZE.as_bytes().to_vec()),
-            ("spar_cover.py", SPAR_COVER.as_bytes().to_vec()),
-        ])?;
+        let lib = guest_lib()?;
         let site_dir = fetcher.site(&sandbox, &lib)?;
         let (site, _) = Snapshot::from_dir_verbatim(&site_dir)?;
         Ok(Python {
@@ -219,6 +227,13 @@ impl Python {
     /// `python3` through `PYTHONPATH` for like-for-like comparisons).
     pub fn site_dir(&self) -> &Path {
         &self.site_dir
+    }
+
+    /// A content hash of spar's guest-side files (`/spar/lib`: the start-up hook, the shims,
+    /// the pytest plugin). They change what runs report, so a cache of run results that
+    /// outlives the process should be keyed on it as well as on the interpreter and the site.
+    pub fn lib_hash(&self) -> String {
+        self.lib.content_hash().to_owned()
     }
 
     /// The guest interpreter's version, e.g. `3.12.0`.
@@ -246,6 +261,25 @@ impl Python {
     }
 }
 
+/// The tree mounted at `/spar/lib`: the start-up hook and spar's guest-side modules.
+fn guest_lib() -> Result<Snapshot, SnapshotError> {
+    Snapshot::from_files(
+        [
+            ("sitecustomize.py".to_owned(), SITECUSTOMIZE),
+            ("spar_cover.py".to_owned(), SPAR_COVER),
+            ("spar_wasi.py".to_owned(), SPAR_WASI),
+            ("spar_pytest.py".to_owned(), SPAR_PYTEST),
+            (format!("{PLUGIN_DIST}/METADATA"), PLUGIN_METADATA),
+            (
+                format!("{PLUGIN_DIST}/entry_points.txt"),
+                PLUGIN_ENTRY_POINTS,
+            ),
+            (format!("{PLUGIN_DIST}/RECORD"), ""),
+        ]
+        .map(|(path, text)| (path, text.as_bytes().to_vec())),
+    )
+}
+
 /// A guest run of `python ARGS...` with the standard mounts. `writable_deps` makes the tree
 /// being precompiled writable: `/deps` when the run has deps, else `/site`.
 fn request(
@@ -258,6 +292,13 @@ fn request(
 ) -> RunRequest {
     let mut argv = vec!["python".to_owned()];
     argv.extend(args.iter().cloned());
+    // CPython makes the script's path absolute before the start-up hook moves into /repo, so a
+    // relative script would be looked up from `/`.
+    if let Some(i) = script_index(args) {
+        if !args[i].starts_with('/') {
+            argv[i + 1] = format!("{REPO_MOUNT}/{}", args[i]);
+        }
+    }
     let mut python_path = vec![LIB_MOUNT.to_owned()];
     python_path.extend(run.python_path.iter().cloned());
     let mut mounts = vec![
@@ -296,6 +337,80 @@ fn request(
     }
 }
 
+/// Where the script is in python's arguments (`python [OPTIONS] SCRIPT ARGS...`): the first
+/// argument that is neither an option nor an option's value; none after `-c`, `-m` or `-`.
+/// Short options combine as in CPython (`-Bc CODE`, `-Werror`, `-W error`).
+fn script_index(args: &[String]) -> Option<usize> {
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_str();
+        if arg == "-" || arg == "--" {
+            return (arg == "--" && i + 1 < args.len()).then_some(i + 1);
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            i += if long == "check-hash-based-pycs" {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        let Some(flags) = arg.strip_prefix('-') else {
+            return Some(i);
+        };
+        i += 1;
+        for (at, flag) in flags.char_indices() {
+            match flag {
+                'c' | 'm' => return None,
+                'W' | 'X' => {
+                    if at + 1 == flags.len() {
+                        i += 1;
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod script_tests {
+    use super::script_index;
+
+    fn index(args: &[&str]) -> Option<usize> {
+        script_index(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn finds_the_script_after_options_and_their_values() {
+        assert_eq!(index(&["hello.py", "-x"]), Some(0));
+        assert_eq!(index(&["-u", "-B", "hello.py"]), Some(2));
+        assert_eq!(index(&["-W", "error", "hello.py"]), Some(2));
+        assert_eq!(index(&["-Werror", "-X", "dev", "t.py"]), Some(3));
+        assert_eq!(
+            index(&["--check-hash-based-pycs", "never", "t.py"]),
+            Some(2)
+        );
+        assert_eq!(index(&["--", "t.py"]), Some(1));
+    }
+
+    #[test]
+    fn no_script_with_code_a_module_or_stdin() {
+        for args in [
+            &["-c", "print(1)"][..],
+            &["-Bc", "x.py"],
+            &["-m", "pytest", "t.py"],
+            &["-mpytest"],
+            &["-", "x.py"],
+            &["-u"],
+        ] {
+            assert_eq!(index(args), None, "{args:?}");
+        }
+    }
+}
+
 /// The guest's whole environment. Nothing of the host's is passed on.
 fn guest_env(cwd: &str, python_path: &str) -> Vec<(String, String)> {
     [
@@ -303,7 +418,6 @@ fn guest_env(cwd: &str, python_path: &str) -> Vec<(String, String)> {
         // Bytecode written into /repo would show up as changes to the repository.
         ("PYTHONDONTWRITEBYTECODE", "1".into()),
         ("PYTHONUTF8", "1".into()),
-        ("PYTHONIOENCODING", "utf-8".into()),
         ("HOME", "/tmp".into()),
         ("TMPDIR", "/tmp".into()),
         ("LANG", "C.UTF-8".into()),

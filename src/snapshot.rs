@@ -38,6 +38,12 @@ pub enum SnapshotError {
     /// A file name is not UTF-8, which the guest cannot represent faithfully.
     #[error("{0} has a name that is not UTF-8; rename it or remove it from the repository")]
     NonUtf8Name(PathBuf),
+    /// A change puts something under a path whose component is a file.
+    #[error("cannot write {1}: {0} is a file, not a directory")]
+    FileInPath(String, String),
+    /// A change writes a file where a directory that holds files is.
+    #[error("cannot write {0}: it is a directory that is not empty")]
+    IsADirectory(String),
     /// A path given to a snapshot operation is not a clean relative path.
     #[error("invalid snapshot path {0:?}: use a relative path with '/' separators and no '..'")]
     InvalidPath(String),
@@ -143,8 +149,7 @@ impl Snapshot {
     {
         let mut root = Dir::default();
         for (path, contents) in files {
-            let parts = split_path(path.as_ref())?;
-            insert(&mut root, &parts, Some(Entry::File(contents.into())))?;
+            put(&mut root, path.as_ref(), Some(Entry::File(contents.into())))?;
         }
         Ok(Self::from_root(root))
     }
@@ -218,16 +223,21 @@ impl Snapshot {
         (files.len(), bytes)
     }
 
-    /// A new snapshot with `changes` applied; untouched subtrees are shared with `self`.
+    /// A new snapshot with `changes` applied, deletions before writes; untouched subtrees are
+    /// shared with `self`.
     pub fn with_changes(&self, changes: &[FileChange]) -> Result<Snapshot, SnapshotError> {
         let mut root = (*self.inner.root).clone();
-        for change in changes {
-            let parts = split_path(change.path())?;
+        // Deletions first: a change set that turns a file into a directory (or back) deletes
+        // the one before it writes the other, whatever order its paths sort in.
+        let (deleted, written): (Vec<_>, Vec<_>) = changes
+            .iter()
+            .partition(|c| matches!(c, FileChange::Deleted { .. }));
+        for change in deleted.into_iter().chain(written) {
             let entry = match change {
                 FileChange::Written { contents, .. } => Some(Entry::File(contents.clone())),
                 FileChange::Deleted { .. } => None,
             };
-            insert(&mut root, &parts, entry)?;
+            put(&mut root, change.path(), entry)?;
         }
         Ok(Self::from_root(root))
     }
@@ -274,14 +284,59 @@ fn split_path(path: &str) -> Result<Vec<&str>, SnapshotError> {
     Ok(parts)
 }
 
-/// Puts `entry` at `parts` (creating parent directories), or removes what is there when `None`.
-fn insert(dir: &mut Dir, parts: &[&str], entry: Option<Entry>) -> Result<(), SnapshotError> {
-    let Some((first, rest)) = parts.split_first() else {
-        return Err(SnapshotError::InvalidPath(String::new()));
-    };
+/// Writes (`Some`) or deletes (`None`) the entry at `path` in `root`.
+fn put(root: &mut Dir, path: &str, entry: Option<Entry>) -> Result<(), SnapshotError> {
+    let parts = split_path(path)?;
+    if parts.is_empty() {
+        return Err(SnapshotError::InvalidPath(path.to_owned()));
+    }
+    insert(root, &parts, entry).map_err(|conflict| match conflict {
+        Conflict::FileInPath(depth) => {
+            SnapshotError::FileInPath(parts[..depth].join("/"), path.to_owned())
+        }
+        Conflict::NonEmptyDir => SnapshotError::IsADirectory(path.to_owned()),
+    })
+}
+
+/// Why a change cannot be made to a tree, as a real file system would refuse it.
+enum Conflict {
+    /// The component at this depth is a file, so nothing can live under it (ENOTDIR).
+    FileInPath(usize),
+    /// A file cannot replace a directory that still holds files (EISDIR).
+    NonEmptyDir,
+}
+
+/// Writes (`Some`) or deletes (`None`) the entry at `parts`, creating parent directories.
+/// Deleting what is not there is a no-op; a directory without files may be replaced by a file,
+/// so a change list that deletes a directory's files and then writes a file in its place applies.
+fn insert(dir: &mut Dir, parts: &[&str], entry: Option<Entry>) -> Result<(), Conflict> {
+    insert_at(dir, parts, entry, 1)
+}
+
+fn holds_files(dir: &Dir) -> bool {
+    dir.entries.values().any(|e| match e {
+        Entry::File(_) => true,
+        Entry::Dir(d) => holds_files(d),
+    })
+}
+
+fn insert_at(
+    dir: &mut Dir,
+    parts: &[&str],
+    entry: Option<Entry>,
+    depth: usize,
+) -> Result<(), Conflict> {
+    let (first, rest) = parts.split_first().expect("split_path returns components");
     if rest.is_empty() {
         match entry {
-            Some(entry) => dir.entries.insert((*first).to_owned(), entry),
+            Some(entry) => {
+                if let Some(Entry::Dir(existing)) = dir.entries.get(*first) {
+                    if holds_files(existing) && matches!(entry, Entry::File(_)) {
+                        return Err(Conflict::NonEmptyDir);
+                    }
+                }
+                dir.entries.insert((*first).to_owned(), entry)
+            }
             None => dir.entries.remove(*first),
         };
         return Ok(());
@@ -289,7 +344,8 @@ fn insert(dir: &mut Dir, parts: &[&str], entry: Option<Entry>) -> Result<(), Sna
     let child = match dir.entries.get_mut(*first) {
         Some(Entry::Dir(child)) => Arc::make_mut(child),
         _ if entry.is_none() => return Ok(()),
-        _ => {
+        Some(Entry::File(_)) => return Err(Conflict::FileInPath(depth)),
+        None => {
             dir.entries
                 .insert((*first).to_owned(), Entry::Dir(Arc::new(Dir::default())));
             match dir.entries.get_mut(*first) {
@@ -298,7 +354,7 @@ fn insert(dir: &mut Dir, parts: &[&str], entry: Option<Entry>) -> Result<(), Sna
             }
         }
     };
-    insert(child, rest, entry)
+    insert_at(child, rest, entry, depth + 1)
 }
 
 fn read_dir(
@@ -422,6 +478,49 @@ mod tests {
 
     fn snap(files: &[(&str, &str)]) -> Snapshot {
         Snapshot::from_files(files.iter().map(|(p, c)| (*p, c.as_bytes().to_vec()))).unwrap()
+    }
+
+    fn written(path: &str, text: &str) -> FileChange {
+        FileChange::Written {
+            path: path.to_owned(),
+            contents: Arc::from(text.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn a_file_in_the_path_is_not_replaced_by_a_directory() {
+        let s = snap(&[("a.py", "keep me")]);
+        let err = s.with_changes(&[written("a.py/x.py", "")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot write a.py/x.py: a.py is a file, not a directory"
+        );
+        let err = snap(&[("d/f", "")])
+            .with_changes(&[written("d", "file")])
+            .unwrap_err();
+        assert!(matches!(err, SnapshotError::IsADirectory(p) if p == "d"));
+        // Deleting under a file is a no-op, not an error, and the file survives.
+        let same = s
+            .with_changes(&[FileChange::Deleted {
+                path: "a.py/x.py".into(),
+            }])
+            .unwrap();
+        assert_eq!(&*same.file("a.py").unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn type_changes_found_by_a_diff_apply_back() {
+        for (before, after) in [
+            (snap(&[("a", "file")]), snap(&[("a/x", "now a dir")])),
+            (
+                snap(&[("a/x", "dir"), ("a/y/z", "")]),
+                snap(&[("a", "now a file")]),
+            ),
+        ] {
+            let changes = after.changes_from(&before);
+            let applied = before.with_changes(&changes).unwrap();
+            assert_eq!(applied.content_hash(), after.content_hash());
+        }
     }
 
     #[test]

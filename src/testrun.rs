@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub mod layout;
+mod rerun;
+
+pub use rerun::{run_suite, SuiteRun};
+
 /// Which test runner drives a suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -440,13 +445,40 @@ pub struct TestReport {
     pub errors: usize,
     /// Number skipped.
     pub skipped: usize,
+    /// The tests (or test modules) that stopped the interpreter, each reported as an error,
+    /// with how the run stopped (`the run stopped: out_of_memory`); the tests after them ran
+    /// in a rerun.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stopped: BTreeMap<String, String>,
+    /// How many guest runs the suite took (more than one after a test stopped a run).
+    #[serde(default = "one")]
+    pub runs: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TestReport {
-    /// Builds the report from a run of `command`.
+    /// Builds the report from a single run of `command`.
     pub fn new(command: &TestCommand, result: &RunResult) -> TestReport {
         let run = RunReport::from_result(result);
         let tests = command.parse(&run.stdout, &run.stderr);
+        Self::with_tests(run, tests, BTreeMap::new(), 1)
+    }
+
+    /// Builds the report from a suite run, reruns included.
+    pub fn from_suite(suite: SuiteRun) -> TestReport {
+        let run = RunReport::from_result(&suite.result);
+        Self::with_tests(run, suite.tests, suite.stopped, suite.runs)
+    }
+
+    fn with_tests(
+        run: RunReport,
+        tests: BTreeMap<String, TestStatus>,
+        stopped: BTreeMap<String, String>,
+        runs: usize,
+    ) -> TestReport {
         let count = |s| tests.values().filter(|v| **v == s).count();
         TestReport {
             passed: count(TestStatus::Passed),
@@ -454,6 +486,8 @@ impl TestReport {
             errors: count(TestStatus::Error),
             skipped: count(TestStatus::Skipped),
             tests,
+            stopped,
+            runs,
             run,
         }
     }
@@ -517,15 +551,17 @@ pub fn run_tests_native(
     })
 }
 
-/// Runs `command` over `repo` in the guest and parses the results.
+/// Runs `command` over `repo` in the guest and parses the results; a pytest suite that one
+/// test stops is continued without it ([`run_suite`]).
 pub fn run_tests(
     python: &Python,
     repo: &Snapshot,
     command: &TestCommand,
     options: &PythonRun,
 ) -> Result<TestReport, GuestError> {
-    let result = python.run(repo, &command.args, options)?;
-    Ok(TestReport::new(command, &result))
+    Ok(TestReport::from_suite(run_suite(
+        python, repo, command, options,
+    )?))
 }
 
 #[cfg(test)]

@@ -206,3 +206,103 @@ fn training_commands_say_what_to_do_on_bad_input() {
     }
     std::fs::remove_dir_all(&scratch).ok();
 }
+
+/// `spar test` on a src layout whose pytest configuration names its tests: importable as
+/// after `pip install -e .`, metadata included.
+#[test]
+fn test_makes_a_src_layout_importable() {
+    let dir = std::env::temp_dir().join(format!("spar-cli-srclayout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let files = [
+        ("src/pkgx/__init__.py", "def one():\n    return 1\n"),
+        (
+            "pyproject.toml",
+            "[project]\nname = \"pkgx\"\nversion = \"1.2.3\"\n\n[tool.pytest.ini_options]\ntestpaths = [\"checks\"]\n",
+        ),
+        (
+            "checks/test_pkgx.py",
+            "import importlib.metadata\nimport pkgx\n\ndef test_one():\n    assert pkgx.one() == 1\n\ndef test_version():\n    assert importlib.metadata.version('pkgx') == '1.2.3'\n",
+        ),
+        ("docs/test_not_a_test.py", "def test_never():\n    assert False\n"),
+    ];
+    for (path, text) in files {
+        let target = dir.join(path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, text).unwrap();
+    }
+    let out = spar().arg("test").arg(&dir).arg("--json").output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tests"]["checks/test_pkgx.py::test_one"], "passed", "{v}");
+    assert_eq!(
+        v["tests"]["checks/test_pkgx.py::test_version"], "passed",
+        "{v}"
+    );
+    assert_eq!(v["tests"].as_object().unwrap().len(), 2, "{v}");
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn relative_scripts_run_from_the_repository() {
+    let dir = write_repo("script", None);
+    std::fs::create_dir_all(dir.join("tools")).unwrap();
+    std::fs::write(
+        dir.join("tools/hello.py"),
+        "import os, sys\nprint(os.getcwd(), sys.argv[1])\nsys.exit(300)\n",
+    )
+    .unwrap();
+    let out = spar()
+        .arg("run")
+        .arg(&dir)
+        .args(["--", "-B", "tools/hello.py", "arg"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "/repo arg");
+    assert_eq!(out.status.code(), Some(300 & 0xFF), "as a shell reports it");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Inputs that used to panic (exit 101) get a usage error (2) or spar's failure status.
+#[test]
+fn hostile_inputs_never_panic() {
+    for value in ["1e20", "nan", "inf", "0", "-3", "soon"] {
+        let out = spar()
+            .args([
+                "run",
+                ".",
+                &format!("--timeout={value}"),
+                "--",
+                "-c",
+                "pass",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--timeout {value}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout"));
+    }
+    let out = spar()
+        .args(["validate", ".", "--test-timeout", "1e30"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // An artifact whose base_snapshot holds multibyte characters, validated against a repository
+    // with another hash: a warning cut by characters, then a validation result.
+    let dir = write_repo("validate", None);
+    let artifact = std::env::temp_dir().join(format!("spar-cli-art-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&artifact);
+    let mut bug = common::valid_artifact();
+    bug.meta.base_snapshot = "é".repeat(20);
+    bug.save(&artifact).unwrap();
+    let out = spar()
+        .args(["validate"])
+        .arg(&artifact)
+        .arg("--repo")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "{err}");
+    assert!(err.contains(&"é".repeat(12)), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&artifact).unwrap();
+}

@@ -19,6 +19,7 @@ fn settings() -> ImportSettings {
         split: None,
         host_python: std::env::var("SPAR_PYTHON").unwrap_or_else(|_| "python3".into()),
         progress: false,
+        native_baseline: false,
     }
 }
 
@@ -46,7 +47,9 @@ fn imports_a_directory_idempotently() {
         m.tests.excluded["tests/test_calc.py::test_skipped"],
         "skipped in the sandbox"
     );
-    assert!(m.stats.native_ms.is_some());
+    // The project's tests ran only in the sandbox: no native baseline unless asked for.
+    assert_eq!(m.stats.native_ms, None);
+    assert_eq!(m.stats.native(), spar::corpus::NativeBaseline::NotMeasured);
     assert_eq!(report.project.repo().unwrap().content_hash(), {
         let (s, _) = spar::snapshot::Snapshot::from_dir(&project).unwrap();
         s.content_hash().to_owned()
@@ -195,5 +198,71 @@ fn imports_a_real_pypi_project_end_to_end() {
             "{id}"
         );
     }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// A conftest that writes a file on the host when it runs there, and a project whose pytest
+/// configuration deselects slow tests and names a coverage plugin the guest lacks.
+fn hostile_configured_project(dir: &Path, marker: &Path) {
+    write_calc(dir, None);
+    let conftest = format!(
+        "import pathlib\ntry:\n    pathlib.Path({:?}).write_text('ran')\nexcept OSError:\n    pass\n",
+        marker.display().to_string()
+    );
+    std::fs::write(dir.join("tests/conftest.py"), conftest).unwrap();
+    std::fs::write(
+        dir.join("tests/test_slow.py"),
+        "import pytest\n\n@pytest.mark.slow\ndef test_slow():\n    assert False, 'deselected by addopts'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        "[tool.pytest.ini_options]\naddopts = \"-m 'not slow' --cov=calc --cov-report=term\"\nmarkers = [\"slow: slow tests\"]\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn project_code_runs_on_the_host_only_when_asked_and_keeps_its_pytest_options() {
+    let root = scratch("hostile");
+    let project = root.join("calcconf");
+    let marker = root.join("conftest-ran-on-the-host");
+    hostile_configured_project(&project, &marker);
+    let store = Store::new(root.join("store"));
+    let report = import(
+        common::python(),
+        &store,
+        &SourceSpec::Dir(project.clone()),
+        &settings(),
+    )
+    .unwrap();
+    assert!(
+        !marker.exists(),
+        "the project's conftest ran on the host without --native-baseline"
+    );
+    let m = &report.project.manifest;
+    // `-m 'not slow'` kept: the slow test is deselected, not a failure; `--cov` left out with
+    // a note, since the guest has no pytest-cov.
+    assert!(
+        !m.tests.usable.iter().any(|t| t.contains("test_slow"))
+            && !m.tests.excluded.keys().any(|t| t.contains("test_slow")),
+        "{:?}",
+        m.tests
+    );
+    assert_eq!(m.tests.usable.len(), 8, "{:?}", m.tests);
+    assert!(m.notes.iter().any(|n| n.contains("--cov")), "{:?}", m.notes);
+
+    let asked = ImportSettings {
+        name: Some("calcconf-native".into()),
+        native_baseline: true,
+        ..settings()
+    };
+    let report = import(common::python(), &store, &SourceSpec::Dir(project), &asked).unwrap();
+    assert!(
+        marker.exists(),
+        "--native-baseline runs the suite on the host"
+    );
+    let stats = &report.project.manifest.stats;
+    assert!(stats.native_ms.is_some(), "{stats:?}");
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -175,6 +175,7 @@ fn history_injection_reverts_a_real_past_fix() {
         split: None,
         host_python: std::env::var("SPAR_PYTHON").unwrap_or_else(|_| "python3".into()),
         progress: false,
+        native_baseline: false,
     };
     corpus::import(
         common::python(),

@@ -375,3 +375,66 @@ fn a_guest_returning_from_start_completes_with_code_zero() {
     let r = sandbox.run(bare_request()).unwrap();
     assert_eq!((r.outcome, r.exit_code), (Outcome::Completed, Some(0)));
 }
+
+/// The critical write bug: a write past the end used to grow the host's copy of the file to
+/// the offset (2 GiB under a 1 MiB limit, an abort at 2**40, a panic at 2**63-1). The hole is
+/// charged as written bytes now, so each stops at the limit with nothing allocated.
+#[test]
+fn writes_past_the_end_of_a_file_are_charged_for_the_hole() {
+    let mut options = PythonRun::default();
+    options.limits.fs.max_bytes_written = 1 << 20;
+    for (what, src) in [
+        ("seek 2 GiB", "f = open('/tmp/s', 'wb'); f.seek(2 * 1024**3); f.write(b'x'); f.close()"),
+        ("seek 2**40", "f = open('/tmp/s', 'wb'); f.seek(2**40); f.write(b'x'); f.close()"),
+        (
+            "pwrite 2**63-1",
+            "import os; fd = os.open('/tmp/p', os.O_CREAT | os.O_WRONLY); os.pwrite(fd, b'x', 2**63 - 1)",
+        ),
+    ] {
+        let r = python()
+            .run(&Snapshot::empty(), &code(src), &options)
+            .unwrap();
+        assert_eq!(r.outcome, Outcome::FsLimit, "{what}: {}", stdout(&r));
+    }
+    // A hole within the limit reads back as zeros, as on a real file system.
+    let r = python()
+        .run(
+            &Snapshot::empty(),
+            &code("f = open('/tmp/h', 'wb'); f.seek(1000); f.write(b'x'); f.close(); d = open('/tmp/h', 'rb').read(); print(len(d), d.count(0))"),
+            &options,
+        )
+        .unwrap();
+    assert_eq!(stdout(&r).trim(), "1001 1000");
+}
+
+#[test]
+fn exit_codes_beyond_a_byte_complete_with_the_code() {
+    let r = run("import sys; sys.exit(300)");
+    assert_eq!((r.outcome, r.exit_code), (Outcome::Completed, Some(300)));
+}
+
+#[test]
+fn wasi_gaps_are_emulated_faithfully() {
+    let r = run(r#"
+import os, socket
+print(socket.gethostname())
+print(oct(os.umask(0o077)), oct(os.umask(0o022)))
+for text in ['2001:db8::1', '::ffff:1.2.3.4', '::', '1:0:0:2:0:0:0:3']:
+    print(socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, text)))
+try:
+    socket.inet_pton(socket.AF_INET6, '1:::2')
+except OSError as e:
+    print('refused', type(e).__name__)
+print(socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, '10.0.0.1')))
+"#);
+    assert_eq!(
+        r.outcome,
+        Outcome::Completed,
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(
+        stdout(&r),
+        "spar-sandbox\n0o22 0o77\n2001:db8::1\n::ffff:1.2.3.4\n::\n1:0:0:2::3\nrefused OSError\n10.0.0.1\n"
+    );
+}

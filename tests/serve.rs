@@ -8,7 +8,7 @@ mod common;
 use serde_json::{json, Value};
 use spar::protocol::{ValidationSettings, Validator};
 use spar::serve::client::{Answer, Client};
-use spar::serve::{serve, ServeSettings, Server};
+use spar::serve::{serve, ConnectionSettings, ServeSettings, Server};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,6 +66,11 @@ async fn start(
         workers: 2,
         log,
         artifacts_dir,
+        connections: ConnectionSettings {
+            // The shutdown test grades a submission while stopping: generous on loaded cores.
+            shutdown_grace: Duration::from_secs(60),
+            ..ConnectionSettings::default()
+        },
     };
     tune(&mut settings);
     let server = Server::new(
@@ -149,7 +154,7 @@ async fn solver_sessions_over_http_with_clear_errors() {
         (json!({"role": "judge"}), "unknown variant"),
         (
             json!({"role": "solver", "artifact": "/nowhere"}),
-            "/nowhere",
+            "no bug artifact",
         ),
         (
             json!({"role": "solver", "artifact_id": "x"}),
@@ -157,7 +162,7 @@ async fn solver_sessions_over_http_with_clear_errors() {
         ),
         (
             json!({"role": "injector", "project": "elsewhere"}),
-            "no such project",
+            "unknown project",
         ),
         (json!({"role": "solver", "instance": "{"}), "not JSON"),
     ] {
@@ -606,4 +611,573 @@ async fn the_python_client_runs_a_batch_of_solver_episodes() {
     assert_eq!(running.server.finished_episodes(), 4);
     running.stop().await;
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Sends half a request header and stalls, as a slow (or hostile) client does.
+async fn half_open(addr: SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST /v1/sessions HTTP/1.1\r\nhost: spar\r\ncontent-")
+        .await
+        .unwrap();
+    stream
+}
+
+/// How long `GET /v1/health` takes on a fresh connection (it must answer 200).
+async fn health_latency(addr: SocketAddr) -> Duration {
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut c = Client::connect(addr, "").await.unwrap();
+        c.request("GET", "/v1/health", None).await.unwrap()
+    })
+    .await
+    .expect("health answers within 20 s");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    started.elapsed()
+}
+
+/// Whether the server closed `stream` (end of file or reset) within `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(within, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // An error answer (such as a 408) before the close.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_neither_starve_health_checks_nor_hold_up_shutdown() {
+    let dir = scratch("slow");
+    let validator = Arc::new(Validator::new(ValidationSettings::default()));
+    // Fewer connections allowed than stalled clients, and a read deadline longer than the
+    // test: only making room by closing the idlest connection can let health checks in.
+    let running = start(&dir, validator, |s| {
+        s.connections = ConnectionSettings {
+            max_connections: 64,
+            read_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(2),
+        }
+    })
+    .await;
+    let addr = running.addr;
+    let mut stalled = Vec::new();
+    for _ in 0..300 {
+        stalled.push(half_open(addr).await);
+    }
+    let mut worst = Duration::ZERO;
+    for _ in 0..5 {
+        worst = worst.max(health_latency(addr).await);
+    }
+    eprintln!("health with 300 half-open connections (64 allowed): worst of 5 {worst:?}");
+    assert!(worst < Duration::from_secs(2), "{worst:?}");
+    // The oldest stalled clients were closed to make room.
+    let mut closed = 0;
+    for stream in stalled.iter_mut().take(20) {
+        closed += usize::from(closed_within(stream, Duration::from_millis(200)).await);
+    }
+    assert!(closed > 0, "no stalled connection was closed");
+
+    // Stopping with stalled and idle keep-alive connections open returns at once.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        let mut c = running.client().await;
+        assert_eq!(
+            c.request("GET", "/v1/health", None).await.unwrap().status,
+            200
+        );
+        idle.push(c);
+    }
+    for _ in 0..20 {
+        stalled.push(half_open(addr).await);
+    }
+    let started = std::time::Instant::now();
+    running.stop().await;
+    let took = started.elapsed();
+    eprintln!("shutdown with idle and stalled connections open: {took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_have_a_read_deadline() {
+    let dir = scratch("deadline");
+    let validator = Arc::new(Validator::new(ValidationSettings::default()));
+    let running = start(&dir, validator, |s| {
+        s.connections.read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let addr = running.addr;
+    // Half a header: the connection is closed once the deadline passes.
+    let mut stalled = half_open(addr).await;
+    assert!(closed_within(&mut stalled, Duration::from_secs(10)).await);
+    // A whole header but only part of the body: 408, saying which flag sets the deadline.
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        raw(
+            addr,
+            &format!(
+                "POST /v1/sessions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\n\
+                 content-length: 100\r\n\r\n{{\"role\""
+            ),
+        ),
+    )
+    .await
+    .expect("answered once the deadline passed");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("--read-timeout"), "{answer}");
+    // An idle keep-alive connection is closed after the deadline too.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        idle.write_all(b"GET /v1/health HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+    }
+    assert!(closed_within(&mut idle, Duration::from_secs(10)).await);
+    assert!(health_latency(addr).await < Duration::from_secs(2));
+    running.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_step_ends_its_session_cleanly() {
+    let dir = scratch("panic");
+    let validator = Arc::new(Validator::new(ValidationSettings::default()));
+    let running = start(&dir, validator, |_| {}).await;
+    // No real input is known to panic; the hook stands in for a bug in a tool.
+    running.server.set_step_hook(Box::new(|action| {
+        if matches!(action, spar::episode::Action::ReadFile { path, .. } if path == "boom.py") {
+            panic!("provoked by the test");
+        }
+    }));
+    let mut c = running.client().await;
+    let create = json!({"role": "injector", "project": "calc"});
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let a = c
+            .request("POST", "/v1/sessions", Some(&create))
+            .await
+            .unwrap();
+        assert_eq!(a.status, 201, "{}", a.body);
+        ids.push(a.body["session_id"].as_str().unwrap().to_owned());
+    }
+    let step = format!("/v1/sessions/{}/step", ids[0]);
+    let boom = json!({"tool": "read_file", "path": "boom.py"});
+    let a = c.request("POST", &step, Some(&boom)).await.unwrap();
+    assert_eq!(a.status, 500, "{}", a.body);
+    assert!(error_of(&a).contains("failed inside spar"), "{}", a.body);
+    assert!(error_of(&a).contains("provoked by the test"), "{}", a.body);
+    // The session is not wedged: it has ended, says why, and can be read and closed.
+    let read = json!({"tool": "read_file", "path": "calc/ops.py"});
+    let a = c.request("POST", &step, Some(&read)).await.unwrap();
+    assert_eq!(a.status, 409, "{}", a.body);
+    assert!(!error_of(&a).contains("still running"), "{}", a.body);
+    assert!(error_of(&a).contains("spar failed on a step"), "{}", a.body);
+    let state = c
+        .request("GET", &format!("/v1/sessions/{}", ids[0]), None)
+        .await
+        .unwrap();
+    assert_eq!(state.status, 200, "{}", state.body);
+    assert_eq!(state.body["done"], true);
+    assert!(state.body["failed"]
+        .as_str()
+        .unwrap()
+        .contains("provoked by the test"));
+    let a = c
+        .request("DELETE", &format!("/v1/sessions/{}", ids[0]), None)
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+    // Other sessions and the server go on.
+    let a = c
+        .request(
+            "POST",
+            &format!("/v1/sessions/{}/step", ids[1]),
+            Some(&read),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(running.server.open_sessions(), 1);
+    running.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_probe_the_host_file_system() {
+    let dir = scratch("probe");
+    let validator = Arc::new(Validator::new(ValidationSettings::default()));
+    let running = start(&dir, validator, |_| {}).await;
+    let mut c = running.client().await;
+    let a_file = dir.join("a-file");
+    std::fs::write(&a_file, "not an artifact").unwrap();
+    // Missing, a directory, a file, an empty directory: one answer, naming no path.
+    let mut answers = Vec::new();
+    for path in [
+        PathBuf::from("/nowhere/at/all"),
+        PathBuf::from("/etc"),
+        a_file,
+        dir.clone(),
+    ] {
+        let body = json!({"role": "solver", "artifact": path});
+        let a = c
+            .request("POST", "/v1/sessions", Some(&body))
+            .await
+            .unwrap();
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(!error_of(&a).contains('/'), "{}", a.body);
+        answers.push(error_of(&a).to_owned());
+    }
+    answers.dedup();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    // Project names are names, not paths: the same answer as for an unknown name.
+    for project in ["../../etc", "/etc", "calc/../calc", ".", "elsewhere"] {
+        let body = json!({"role": "injector", "project": project});
+        let a = c
+            .request("POST", "/v1/sessions", Some(&body))
+            .await
+            .unwrap();
+        assert_eq!(a.status, 404, "{project}: {}", a.body);
+        let expected = format!(
+            "unknown project {project:?}: name a project of this server's corpus (`spar \
+             corpus list` on the server lists them)"
+        );
+        assert_eq!(error_of(&a), expected);
+    }
+    running.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn zero_limits_are_refused_with_exit_2() {
+    for (flag, wanted) in [
+        ("--idle-timeout", "positive number of seconds"),
+        ("--max-body-bytes", "at least 1"),
+        ("--max-connections", "at least 1"),
+        ("--read-timeout", "positive number of seconds"),
+        ("--shutdown-grace", "positive number of seconds"),
+        ("--run-timeout", "positive number of seconds"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spar"))
+            .args(["serve", flag, "0"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(wanted),
+            "{flag}: {stderr}"
+        );
+    }
+}
+
+/// Property tests of the surfaces that take untrusted input: the tool-call parser and the
+/// HTTP request handling.
+mod properties {
+    use super::*;
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    use spar::episode::tools::{parse_call, ToolCallError};
+    use spar::episode::Action;
+
+    /// Text an agent (or an attacker) might put anywhere: real names, paths that try to
+    /// escape, regex syntax, control characters and arbitrary Unicode.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just(".".to_owned()),
+            Just("calc/ops.py".to_owned()),
+            Just("../../etc/passwd".to_owned()),
+            Just("/repo/calc".to_owned()),
+            Just("/etc".to_owned()),
+            Just("(a+)+$".to_owned()),
+            "[ -~]{0,24}",
+            any::<String>(),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = Option<usize>> {
+        prop_oneof![
+            Just(None),
+            (0usize..40).prop_map(Some),
+            any::<usize>().prop_map(Some)
+        ]
+    }
+
+    /// Every tool but the ones that run the sandbox (which cost seconds a call).
+    fn cheap_action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            text().prop_map(|path| Action::ListDir { path }),
+            (text(), line(), line()).prop_map(|(path, start, end)| Action::ReadFile {
+                path,
+                start,
+                end
+            }),
+            (text(), proptest::option::of(text()))
+                .prop_map(|(pattern, path)| Action::Search { pattern, path }),
+            (text(), text(), text()).prop_map(|(path, old, new)| Action::Edit { path, old, new }),
+            (text(), text()).prop_map(|(path, content)| Action::Create { path, content }),
+            Just(Action::Diff),
+        ]
+    }
+
+    fn action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            4 => cheap_action(),
+            1 => vec(text(), 0..4).prop_map(|args| Action::Run { args }),
+            1 => Just(Action::Submit),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec![
+                "tool",
+                "name",
+                "arguments",
+                "function",
+                "type",
+                "path",
+                "start",
+                "end",
+                "pattern",
+                "old",
+                "new",
+                "content",
+                "args",
+            ])
+            .prop_map(str::to_owned),
+            "[a-z_]{1,8}",
+        ]
+    }
+
+    /// Any JSON, biased towards the shapes of tool calls.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let tool_names = proptest::sample::select(spar::episode::tools::TOOL_NAMES.to_vec())
+            .prop_map(|n| json!(n));
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|n| json!(n)),
+            tool_names,
+            text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 5, |inner| {
+            prop_oneof![
+                vec(inner.clone(), 0..4).prop_map(Value::Array),
+                btree_map(key(), inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An action's arguments, as an OpenAI function call carries them.
+    fn arguments(action: &Action) -> Value {
+        let mut value = serde_json::to_value(action).unwrap();
+        value.as_object_mut().unwrap().remove("tool");
+        value
+    }
+
+    proptest! {
+        #![proptest_config(Config::with_cases(256))]
+
+        #[test]
+        fn any_json_is_parsed_or_refused_with_a_reason(call in json_value()) {
+            match parse_call(&call) {
+                // What parses is exactly what spar's own form of it parses to.
+                Ok(action) => {
+                    let again = parse_call(&serde_json::to_value(&action).unwrap());
+                    prop_assert_eq!(again, Ok(action));
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn every_action_round_trips_in_every_form(action in action()) {
+            let own = serde_json::to_value(&action).unwrap();
+            prop_assert_eq!(parse_call(&own), Ok(action.clone()));
+            let as_string = json!({"name": action.tool(), "arguments": arguments(&action).to_string()});
+            prop_assert_eq!(parse_call(&as_string), Ok(action.clone()));
+            let as_object = json!({"name": action.tool(), "arguments": arguments(&action)});
+            prop_assert_eq!(parse_call(&as_object), Ok(action.clone()));
+            let wrapped = json!({"type": "function", "function": as_string});
+            prop_assert_eq!(parse_call(&wrapped), Ok(action));
+        }
+
+        #[test]
+        fn unknown_tools_and_arguments_are_named(action in action(), extra in "[a-z]{1,8}x") {
+            let mut call = serde_json::to_value(&action).unwrap();
+            call[extra.as_str()] = json!(1);
+            let refused = parse_call(&call);
+            prop_assert!(
+                matches!(&refused, Err(ToolCallError::Arguments { why, .. }) if why.contains(&extra)),
+                "{:?}", refused
+            );
+            let unknown = json!({"tool": extra.clone()});
+            prop_assert_eq!(parse_call(&unknown), Err(ToolCallError::Unknown { name: extra }));
+        }
+    }
+
+    /// One raw HTTP request, as arbitrary as a hostile client could make it.
+    #[derive(Debug, Clone)]
+    struct RawRequest {
+        method: String,
+        path: String,
+        auth: Option<String>,
+        body: Vec<u8>,
+        /// Declare more body than is sent (the server must time out, not hang).
+        short_body: bool,
+    }
+
+    fn raw_request() -> impl Strategy<Value = RawRequest> {
+        let method = prop_oneof![
+            proptest::sample::select(vec!["GET", "POST", "DELETE", "PUT"]).prop_map(str::to_owned),
+            "[A-Z]{1,7}",
+        ];
+        let route = proptest::sample::select(spar::serve::ROUTES.to_vec()).prop_map(|(_, p)| p);
+        let path = prop_oneof![
+            (route, "[A-Za-z0-9%._~-]{0,12}", "[a-z=&%0-9._-]{0,16}")
+                .prop_map(|(p, id, q)| format!("{}?{q}", p.replace("{id}", &id))),
+            "/[!-~]{0,40}",
+        ];
+        let auth = prop_oneof![
+            Just(Some(format!("Bearer {TOKEN}"))),
+            Just(None),
+            "[ -~]{0,20}".prop_map(Some),
+        ];
+        let create = (
+            proptest::sample::select(vec!["solver", "injector", "judge"]),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+        )
+            .prop_map(|(role, project, artifact)| {
+                json!({"role": role, "project": project, "artifact": artifact})
+                    .to_string()
+                    .into_bytes()
+            });
+        let body = prop_oneof![
+            json_value().prop_map(|v| v.to_string().into_bytes()),
+            cheap_action().prop_map(|a| serde_json::to_vec(&a).unwrap()),
+            create,
+            vec(any::<u8>(), 0..64),
+        ];
+        (method, path, auth, body, proptest::bool::weighted(0.03)).prop_map(
+            |(method, path, auth, body, short_body)| RawRequest {
+                method,
+                path,
+                auth,
+                body,
+                short_body,
+            },
+        )
+    }
+
+    /// Sends `request` on a fresh connection; the answer's status, or `None` when the server
+    /// closed the connection without one.
+    async fn send(
+        addr: SocketAddr,
+        request: &RawRequest,
+    ) -> Result<Option<(u16, String)>, TestCaseError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let declared = request.body.len() + if request.short_body { 10 } else { 0 };
+        let auth = request
+            .auth
+            .as_ref()
+            .map(|a| format!("authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "{} {} HTTP/1.1\r\nhost: spar\r\nconnection: close\r\n{auth}content-length: {declared}\r\n\r\n",
+            request.method, request.path
+        );
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&request.body);
+        // The server may answer and close before reading everything (a refused request).
+        let _ = stream.write_all(&bytes).await;
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer));
+        prop_assert!(read.await.is_ok(), "no answer within 20 s to {:?}", request);
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        if answer.is_empty() {
+            return Ok(None);
+        }
+        let status = answer
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|rest| rest.get(..3))
+            .and_then(|s| s.parse().ok());
+        prop_assert!(status.is_some(), "not HTTP: {:?}", answer);
+        Ok(status.map(|s| (s, answer)))
+    }
+
+    #[test]
+    fn arbitrary_requests_get_a_client_error_never_a_server_error() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = scratch("fuzz");
+        let validator = Arc::new(Validator::new(ValidationSettings::default()));
+        let running = runtime.block_on(start(&dir, validator, |s| {
+            s.connections.read_timeout = Duration::from_secs(1);
+            s.max_body_bytes = 4096;
+        }));
+        let addr = running.addr;
+        // A real session, so that arbitrary steps reach the tools too.
+        let session = runtime.block_on(async {
+            let mut c = running.client().await;
+            let a = c
+                .request(
+                    "POST",
+                    "/v1/sessions",
+                    Some(&json!({"role": "injector", "project": "calc"})),
+                )
+                .await
+                .unwrap();
+            a.body["session_id"].as_str().unwrap().to_owned()
+        });
+        let on_session = (raw_request(), any::<bool>()).prop_map(move |(mut r, real)| {
+            if real && r.path.starts_with("/v1/sessions/") {
+                r.path = format!("/v1/sessions/{session}/step");
+                r.method = "POST".into();
+            }
+            r
+        });
+        let mut runner = TestRunner::new(Config::with_cases(160));
+        runner
+            .run(&on_session, |request| {
+                runtime.block_on(async {
+                    if let Some((status, answer)) = send(addr, &request).await? {
+                        prop_assert!(status < 500, "{:?} got {}", request, answer);
+                        let json = answer.contains("content-type: application/json");
+                        if status >= 400 && json {
+                            let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+                            let body: Value = serde_json::from_str(body).unwrap_or_default();
+                            prop_assert!(
+                                !body["error"].as_str().unwrap_or_default().is_empty(),
+                                "{:?} got {}",
+                                request,
+                                answer
+                            );
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .unwrap();
+        runtime.block_on(async {
+            assert!(health_latency(addr).await < Duration::from_secs(2));
+            running.stop().await;
+        });
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -245,3 +245,67 @@ fn builtin_corpus_suites_pass_natively() {
         );
     }
 }
+
+/// A test that stops the interpreter (os._exit, a stack overflow past CPython's guard) no
+/// longer loses the suite: it is an `error` naming how the run stopped, and the tests after
+/// it run in a rerun.
+#[test]
+fn a_test_that_stops_the_interpreter_loses_only_itself() {
+    let tests = "\
+import os, sys
+
+def test_first():
+    pass
+
+def test_exits():
+    os._exit(3)
+
+def test_between():
+    pass
+
+def test_overflows():
+    sys.setrecursionlimit(10**8)
+    def f(n):
+        return f(n + 1) + 1
+    f(0)
+
+def test_last():
+    assert 1 + 1 == 3
+";
+    let report = run_suite(
+        &repo(&[("tests/test_stop.py", tests)]),
+        Some(Runner::Pytest),
+    );
+    let status = |name: &str| {
+        report
+            .tests
+            .get(&format!("tests/test_stop.py::{name}"))
+            .copied()
+    };
+    assert_eq!(status("test_first"), Some(TestStatus::Passed), "{report:?}");
+    assert_eq!(status("test_exits"), Some(TestStatus::Error));
+    assert_eq!(status("test_between"), Some(TestStatus::Passed));
+    assert_eq!(status("test_overflows"), Some(TestStatus::Error));
+    assert_eq!(status("test_last"), Some(TestStatus::Failed));
+    assert_eq!(report.tests.len(), 5);
+    assert!(report.runs >= 3, "{}", report.runs);
+    for stopper in ["test_exits", "test_overflows"] {
+        let why = &report.stopped[&format!("tests/test_stop.py::{stopper}")];
+        assert!(why.contains("the run stopped"), "{stopper}: {why}");
+    }
+}
+
+/// `python -m pytest` with pytest's defaults (fd capture, faulthandler) works in the guest.
+#[test]
+fn plain_pytest_runs_with_its_defaults() {
+    let r = python()
+        .run(
+            &calc_repo(None),
+            &["-m".into(), "pytest".into(), "-q".into()],
+            &PythonRun::default(),
+        )
+        .unwrap();
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.outcome, Outcome::Completed, "{out}");
+    assert!(out.contains("7 passed, 1 skipped"), "{out}");
+}

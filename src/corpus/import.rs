@@ -1,17 +1,20 @@
 //! Importing projects into the [`Store`]: from PyPI sdists, local git repositories and plain
 //! directories. Every import runs the same pipeline: find the code and tests, resolve the
 //! project's pure-Python dependencies into pinned wheels, run the suite twice in the sandbox
-//! and once natively, and keep as oracle-usable only tests that passed in both sandbox runs.
-//! Every other test is recorded with the reason it was excluded.
+//! (and, only when asked with `native_baseline`, once natively on the host), and keep as
+//! oracle-usable only tests that passed in both sandbox runs. Every other test is recorded
+//! with the reason it was excluded. The project's own code never runs outside the sandbox
+//! unless the native baseline is asked for.
 
+use super::addopts;
 use super::store::{
-    guest_python_path, valid_name, write_tree, Dependency, Layout, ProjectManifest, Source, Stats,
-    Store, StoredProject, TestInventory,
+    guest_python_path, valid_name, write_tree, Dependency, Layout, NativeBaseline, ProjectManifest,
+    Source, Stats, Store, StoredProject, TestInventory,
 };
 use super::{CorpusError, Split};
 use crate::fsutil::sha256_hex;
 use crate::guest::{Python, PythonRun};
-use crate::snapshot::{Entry, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::testrun::{self, Runner, TestCommand, TestReport, TestStatus};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -109,6 +112,10 @@ pub struct ImportSettings {
     pub host_python: String,
     /// Print steps to stderr.
     pub progress: bool,
+    /// Also run the suite natively with `host_python`, to compare pass rates and timings.
+    /// Off by default: it runs the project's code (its tests, its conftest) on the host,
+    /// outside the sandbox, with the user's rights.
+    pub native_baseline: bool,
 }
 
 /// The result of an import.
@@ -163,9 +170,10 @@ pub fn import(
             };
         }
     }
-    let staging = store.staging("import")?;
+    let staging_dir = store.staging("import")?;
+    let staging = staging_dir.path();
     let result = (|| {
-        let acquired = acquire(spec, &staging, settings)?;
+        let acquired = acquire(spec, staging, settings)?;
         let name = settings
             .name
             .clone()
@@ -185,15 +193,14 @@ pub fn import(
                 Err(CorpusError::NameTaken(name))
             };
         }
-        let manifest = build(python, &staging, name, acquired, settings)?;
+        let manifest = build(python, staging, name, acquired, settings)?;
         Ok(ImportReport {
-            project: store.commit(&staging, &manifest)?,
+            project: store.commit(staging, &manifest)?,
             already_present: false,
         })
     })();
-    if staging.exists() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
+    // Dropping the guard removes what is left of the staging directory.
+    drop(staging_dir);
     result
 }
 
@@ -533,45 +540,13 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Finds import roots and test locations.
+/// Finds import roots and test locations, the same way `spar test` does
+/// ([`crate::testrun::layout`]).
 pub(crate) fn detect_layout(repo: &Snapshot) -> Layout {
-    let is_dir = |p: &str| matches!(repo.get(p), Some(Entry::Dir(_)));
-    let src_has_code = match repo.get("src") {
-        Some(Entry::Dir(dir)) => dir.entries().iter().any(|(name, entry)| match entry {
-            Entry::Dir(_) => repo.file(&format!("src/{name}/__init__.py")).is_some(),
-            Entry::File(_) => name.ends_with(".py"),
-        }),
-        _ => false,
-    };
-    let python_path = vec![if src_has_code { "src" } else { "." }.to_owned()];
-    let mut test_paths: Vec<String> = ["tests", "test", "testing"]
-        .into_iter()
-        .filter(|d| is_dir(d))
-        .map(str::to_owned)
-        .collect();
-    if test_paths.is_empty() {
-        let dirs: BTreeSet<String> = repo
-            .files()
-            .into_iter()
-            .map(|(p, _)| p)
-            .filter(|p| {
-                let name = p.rsplit('/').next().unwrap_or(p);
-                name.ends_with(".py")
-                    && (name.starts_with("test_")
-                        || name.ends_with("_test.py")
-                        || name == "tests.py")
-                    && !p.starts_with("docs/")
-            })
-            .map(|p| match p.rsplit_once('/') {
-                Some((dir, _)) => dir.to_owned(),
-                None => p,
-            })
-            .collect();
-        test_paths = dirs.into_iter().collect();
-    }
+    let found = crate::testrun::layout::ProjectLayout::detect(repo);
     Layout {
-        python_path,
-        test_paths,
+        python_path: found.python_path,
+        test_paths: found.test_paths,
     }
 }
 
@@ -623,11 +598,15 @@ fn strip_test_extra(marker: &str) -> Option<String> {
     if !matches!(extra, "test" | "tests" | "testing") {
         return None;
     }
-    let clause_end = pos + rest.find(extra).unwrap_or(0) + extra.len() + 1;
+    // The clause ends after the quote that closes the extra's name; quotes are one byte, so
+    // this is a character boundary (searching for the name itself could land inside an
+    // earlier word such as `extra_testé`, and slice a multibyte character).
+    let open_quote = rest.find(['"', '\'']).unwrap_or(0);
+    let clause_end = pos + open_quote + 1 + extra.len() + 1;
     let mut remaining = format!(
         "{}{}",
         &marker[..pos],
-        &marker[clause_end.min(marker.len())..]
+        marker.get(clause_end..).unwrap_or("")
     );
     for joiner in [" and ", "and "] {
         remaining = remaining
@@ -828,8 +807,9 @@ fn build(
 
     let mut extra: Vec<String> = Vec::new();
     let runner = testrun::detect_runner(&repo);
+    let mut project_addopts = Vec::new();
     if runner == Runner::Pytest {
-        // Project addopts often name plugins spar does not install (--cov, -n auto).
+        // The project's addopts come back below, less the options that cannot work here.
         extra.extend(["-o".to_owned(), "addopts=".to_owned()]);
         // Marks of plugins spar does not install must not fail suites that make warnings errors.
         extra.extend([
@@ -837,8 +817,9 @@ fn build(
             "ignore::pytest.PytestUnknownMarkWarning".to_owned(),
         ]);
         extra.extend(layout.test_paths.iter().cloned());
+        project_addopts = guest_addopts(&repo, &layout, &dependencies, deps.as_ref(), &mut notes);
     }
-    let command = TestCommand::for_repo(&repo, Some(runner), &extra);
+    let base = TestCommand::for_repo(&repo, Some(runner), &extra);
     let options = PythonRun {
         python_path: guest_python_path(&layout),
         deps: deps.clone(),
@@ -849,11 +830,25 @@ fn build(
         &name,
         "running its test suite in the sandbox (twice)",
     );
-    let first = testrun::run_tests(python, &repo, &command, &options)?;
+    let (command, first) =
+        first_sandbox_run(python, &repo, &base, project_addopts, &options, &mut notes)?;
     let second = testrun::run_tests(python, &repo, &command, &options)?;
 
-    progress(settings, &name, "running its test suite natively");
-    let native = run_native(python, staging, &repo, &layout, &command, settings);
+    let native = if settings.native_baseline {
+        progress(
+            settings,
+            &name,
+            "running its test suite natively, on the host, unsandboxed (--native-baseline)",
+        );
+        run_native(python, staging, &repo, &layout, &command, settings)
+    } else {
+        None
+    };
+    let native_baseline = match (settings.native_baseline, &native) {
+        (false, _) => NativeBaseline::NotMeasured,
+        (true, Some(_)) => NativeBaseline::Measured,
+        (true, None) => NativeBaseline::Failed,
+    };
 
     let (inventory, total) = inventory(&first, &second, native.as_ref());
     if inventory.usable.is_empty() {
@@ -897,6 +892,7 @@ fn build(
                 .filter(|s| **s == TestStatus::Passed)
                 .count()
         }),
+        native_baseline: Some(native_baseline),
     };
     Ok(ProjectManifest {
         name,
@@ -911,6 +907,140 @@ fn build(
         dependencies,
         tests: inventory,
     })
+}
+
+/// The project's pytest addopts that work in the guest; a note for each option left out.
+fn guest_addopts(
+    repo: &Snapshot,
+    layout: &Layout,
+    dependencies: &[Dependency],
+    deps: Option<&Snapshot>,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let found = match addopts::project_addopts(repo, &layout.test_paths) {
+        Ok(Some(found)) => found,
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            notes.push(format!("the project's pytest addopts are not used: {e}"));
+            return Vec::new();
+        }
+    };
+    let distributions: Vec<String> = dependencies
+        .iter()
+        .map(|d| addopts::wheel_distribution(&d.wheel))
+        .collect();
+    let has_module = |module: &str| {
+        let base = module.replace('.', "/");
+        let candidates = [format!("{base}.py"), format!("{base}/__init__.py")];
+        let in_tree = |tree: &Snapshot, root: &str| {
+            candidates.iter().any(|c| {
+                let path = match root {
+                    "." | "" => c.clone(),
+                    root => format!("{root}/{c}"),
+                };
+                tree.file(&path).is_some()
+            })
+        };
+        deps.is_some_and(|d| in_tree(d, ""))
+            || in_tree(repo, "")
+            || layout.python_path.iter().any(|root| in_tree(repo, root))
+    };
+    let filtered = addopts::filter(
+        &found.args,
+        &addopts::Installed {
+            distributions: &distributions,
+            has_module: &has_module,
+        },
+    );
+    for dropped in &filtered.dropped {
+        notes.push(format!(
+            "pytest option `{}` from {} is not used: {}",
+            dropped.args.join(" "),
+            found.file,
+            dropped.reason
+        ));
+    }
+    filtered.kept
+}
+
+/// How many times a run is retried without addopts pytest refused.
+const ADDOPTS_RETRIES: usize = 3;
+
+/// The first sandbox run, with the project's addopts before spar's own options (where pytest
+/// puts addopts, so spar's output options win). When pytest refuses some of them (a usage
+/// error, exit status 4: an option of a plugin spar's table does not know) they are removed
+/// and the run repeated; so is `--strict-markers` when marks of missing plugins fail it.
+/// Returns the command that ran and its report.
+fn first_sandbox_run(
+    python: &Python,
+    repo: &Snapshot,
+    base: &TestCommand,
+    mut addopts: Vec<String>,
+    options: &PythonRun,
+    notes: &mut Vec<String>,
+) -> Result<(TestCommand, TestReport), CorpusError> {
+    let mut tries = 0;
+    loop {
+        let command = with_addopts(base, &addopts);
+        let report = testrun::run_tests(python, repo, &command, options)?;
+        if addopts.is_empty() || tries == ADDOPTS_RETRIES {
+            return Ok((command, report));
+        }
+        tries += 1;
+        let (removed, why) = refused_addopts(&report, &mut addopts);
+        if removed.is_empty() {
+            return Ok((command, report));
+        }
+        notes.push(format!(
+            "pytest option(s) `{}` from the project's addopts are not used: {why}",
+            removed.join(" ")
+        ));
+    }
+}
+
+/// Removes from `addopts` what made `report`'s run fail before testing, and says why.
+fn refused_addopts(report: &TestReport, addopts: &mut Vec<String>) -> (Vec<String>, &'static str) {
+    let output = format!("{}\n{}", report.run.stdout, report.run.stderr);
+    let strict = |addopts: &mut Vec<String>, names: &[&str]| {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        addopts::remove(addopts, &names)
+    };
+    if report.run.exit_code == Some(4) {
+        let removed = addopts::remove(addopts, &addopts::unrecognized(&output));
+        if !removed.is_empty() {
+            return (removed, "pytest does not recognize them in the guest");
+        }
+        if output.contains("Unknown config option") {
+            let removed = strict(addopts, &["--strict-config", "--strict"]);
+            if !removed.is_empty() {
+                return (
+                    removed,
+                    "the configuration names options of plugins the guest lacks",
+                );
+            }
+        }
+        // pytest refused the command line without naming a project option: run without any.
+        return (
+            std::mem::take(addopts),
+            "pytest stopped with a usage error, so the suite runs without them",
+        );
+    }
+    if addopts::unregistered_marker(&output) {
+        let removed = strict(addopts, &["--strict-markers", "--strict"]);
+        return (removed, "the suite uses marks of plugins the guest lacks");
+    }
+    (Vec::new(), "")
+}
+
+/// `base` with `addopts` right after `-m pytest`.
+fn with_addopts(base: &TestCommand, addopts: &[String]) -> TestCommand {
+    let mut command = base.clone();
+    let at = match command.args.get(..2) {
+        Some([m, pytest]) if m == "-m" && pytest == "pytest" => 2,
+        _ => 0,
+    };
+    command.args.splice(at..at, addopts.iter().cloned());
+    command
 }
 
 fn last_lines(report: &TestReport) -> String {
@@ -1078,8 +1208,14 @@ impl fmt::Display for ImportReport {
             s.tests_total,
             100.0 * s.tests_usable as f64 / s.tests_total.max(1) as f64,
             s.sandbox_ms,
-            s.native_ms.map_or("n/a".into(), |n| format!("{n:.0} ms")),
+            s.native_summary(),
         )?;
+        if s.native() == NativeBaseline::NotMeasured {
+            writeln!(
+                f,
+                "  (the native baseline runs the project's tests on the host, unsandboxed; add it with --native-baseline)"
+            )?;
+        }
         for note in &m.notes {
             writeln!(f, "  note: {note}")?;
         }
@@ -1206,6 +1342,17 @@ mod tests {
             ]
         );
         assert_eq!(skipped, ["pytest", "pytest-cov"]);
+    }
+
+    #[test]
+    fn markers_with_multibyte_text_do_not_panic() {
+        // PKG-INFO is untrusted: a name searched for by bytes must not split a character.
+        assert_eq!(
+            strip_test_extra("extra_testé == \"test\" and python_version > \"3\""),
+            Some("python_version > \"3\"".into())
+        );
+        assert_eq!(strip_test_extra("extra == \"tést\""), None);
+        assert_eq!(strip_test_extra("extra == \"test"), Some(String::new()));
     }
 
     #[test]

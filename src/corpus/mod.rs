@@ -6,6 +6,7 @@
 //! Real projects are imported from PyPI, local git repositories or directories into a
 //! [`Store`], with their dependencies pinned and their tests sorted into usable and excluded.
 
+mod addopts;
 mod import;
 mod store;
 
@@ -13,8 +14,8 @@ pub use import::{
     import, import_defaults, DefaultProject, ImportReport, ImportSettings, SourceSpec,
 };
 pub use store::{
-    default_store_dir, Dependency, Layout, ProjectManifest, Source, Stats, Store, StoredProject,
-    TestInventory,
+    default_store_dir, remove_staging_on_interrupt, Dependency, Layout, NativeBaseline,
+    ProjectManifest, Source, Stats, Store, StoredProject, TestInventory, STALE_AFTER,
 };
 
 use crate::snapshot::{Snapshot, SnapshotError};

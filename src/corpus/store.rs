@@ -2,6 +2,11 @@
 //! manifest (`manifest.toml`), its files (`repo/`), its dependencies (`deps/`, unpacked and
 //! precompiled) and, for git imports, its history (`git/`). Projects are written to a staging
 //! directory and renamed into place, so a failed import leaves nothing behind.
+//!
+//! Work directories (`.staging-*` for imports, `.removing-*` for removals) carry their owner's
+//! process id and start time in their name. A process killed before it could clean up (Ctrl-C
+//! before the handler ran, `kill -9`, a crash) leaves one behind; the next `corpus add` or
+//! `corpus list` sees that its owner is gone and removes it.
 
 use super::{CorpusError, Split};
 use crate::guest::{PythonRun, REPO_MOUNT};
@@ -50,7 +55,7 @@ impl Source {
     pub fn short(&self) -> String {
         match self {
             Source::Pypi { spec, .. } => format!("pypi:{spec}"),
-            Source::Git { head, .. } => format!("git@{}", &head[..head.len().min(10)]),
+            Source::Git { head, .. } => format!("git@{}", first_chars(head, 10)),
             Source::Dir { .. } => "dir".into(),
         }
     }
@@ -83,6 +88,37 @@ pub struct TestInventory {
     pub excluded: BTreeMap<String, String>,
 }
 
+/// `text` cut to its first `n` characters: never inside a multibyte character, as byte slicing
+/// could be (manifests are user-editable, so a "hash" may hold anything).
+pub(crate) fn first_chars(text: &str, n: usize) -> &str {
+    text.char_indices()
+        .nth(n)
+        .map_or(text, |(end, _)| &text[..end])
+}
+
+/// Whether the suite was also run natively, on the host, at import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NativeBaseline {
+    /// Not run: the default, because it runs the project's code outside the sandbox
+    /// (`spar corpus add --native-baseline` opts in).
+    NotMeasured,
+    /// Run; `native_ms` and `native_passed` hold the results.
+    Measured,
+    /// Asked for, but the host's Python could not run the suite.
+    Failed,
+}
+
+impl std::fmt::Display for NativeBaseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NativeBaseline::NotMeasured => "not measured",
+            NativeBaseline::Measured => "measured",
+            NativeBaseline::Failed => "failed to run",
+        })
+    }
+}
+
 /// Sizes and timings measured at import.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Stats {
@@ -96,10 +132,33 @@ pub struct Stats {
     pub tests_usable: usize,
     /// Median wall time of the suite in the sandbox, ms.
     pub sandbox_ms: f64,
-    /// Wall time of the suite under the host's Python, ms, when it could run.
+    /// Wall time of the suite under the host's Python, ms; only with `--native-baseline`.
     pub native_ms: Option<f64>,
-    /// Tests that passed natively.
+    /// Tests that passed natively; only with `--native-baseline`.
     pub native_passed: Option<usize>,
+    /// Whether the native run happened; absent in manifests written before it was optional,
+    /// when it always ran (see [`Stats::native`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_baseline: Option<NativeBaseline>,
+}
+
+impl Stats {
+    /// Whether the native baseline was measured, for old manifests too.
+    pub fn native(&self) -> NativeBaseline {
+        self.native_baseline.unwrap_or(if self.native_ms.is_some() {
+            NativeBaseline::Measured
+        } else {
+            NativeBaseline::Failed
+        })
+    }
+
+    /// `1028 ms`, or why there is no native time.
+    pub fn native_summary(&self) -> String {
+        match (self.native(), self.native_ms) {
+            (NativeBaseline::Measured, Some(ms)) => format!("{ms:.0} ms"),
+            (status, _) => status.to_string(),
+        }
+    }
 }
 
 /// The manifest of an imported project.
@@ -219,11 +278,13 @@ impl Store {
         &self.root
     }
 
-    /// Every stored project, sorted by name.
+    /// Every stored project, sorted by name. Work directories left by dead processes are
+    /// removed on the way.
     pub fn list(&self) -> Result<Vec<StoredProject>, CorpusError> {
         if !self.root.exists() {
             return Ok(Vec::new());
         }
+        self.remove_stale_work_dirs();
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.root).map_err(io(&self.root))? {
             let dir = entry.map_err(io(&self.root))?.path();
@@ -252,22 +313,42 @@ impl Store {
     pub fn remove(&self, name: &str) -> Result<(), CorpusError> {
         let project = self.get(name)?;
         // Rename first so a half-deleted project never looks like a stored one.
-        let doomed = self.root.join(format!(
-            ".removing-{name}-{}",
-            crate::fsutil::unique_suffix()
-        ));
+        let doomed = self.root.join(work_dir_name(REMOVING, name));
         std::fs::rename(&project.dir, &doomed).map_err(io(&project.dir))?;
         std::fs::remove_dir_all(&doomed).map_err(io(&doomed))
     }
 
-    /// A fresh staging directory inside the store.
-    pub(crate) fn staging(&self, name: &str) -> Result<PathBuf, CorpusError> {
-        let dir = self.root.join(format!(
-            ".staging-{name}-{}",
-            crate::fsutil::unique_suffix()
-        ));
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        Ok(dir)
+    /// A fresh staging directory inside the store, removed when the guard is dropped and on
+    /// Ctrl-C (see [`remove_staging_on_interrupt`]). Stale ones are removed first.
+    pub(crate) fn staging(&self, label: &str) -> Result<StagingDir, CorpusError> {
+        self.remove_stale_work_dirs();
+        let path = self.root.join(work_dir_name(STAGING, label));
+        std::fs::create_dir_all(&path).map_err(io(&path))?;
+        Ok(StagingDir::register(path))
+    }
+
+    /// Removes the work directories whose owning process is gone (or, where that cannot be
+    /// told, that are older than [`STALE_AFTER`]) and returns them. Errors are ignored: a
+    /// directory that cannot be removed now is tried again next time.
+    pub fn remove_stale_work_dirs(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let now = std::time::SystemTime::now();
+        let mut removed = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let age = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default();
+            if is_stale_work_dir(&name, age) && std::fs::remove_dir_all(entry.path()).is_ok() {
+                removed.push(entry.path());
+            }
+        }
+        removed
     }
 
     /// Writes the manifest into `staging` and moves it into place as the project `name`.
@@ -289,6 +370,132 @@ impl Store {
         std::fs::rename(staging, &target).map_err(io(&target))?;
         read_project(&target)
     }
+}
+
+/// Name prefix of import staging directories.
+const STAGING: &str = ".staging-";
+/// Name prefix of projects being removed.
+const REMOVING: &str = ".removing-";
+/// Age after which a work directory whose owner cannot be checked (no `/proc`, or a name from
+/// an older spar without the owner's start time, whose process id may have been reused) is
+/// taken as abandoned. Longer than any import runs.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// `PREFIX LABEL-PID-COUNTER-sSTART`: the owner's process id and start time (clock ticks since
+/// boot, from `/proc`), so a later process can tell whether the owner still runs.
+fn work_dir_name(prefix: &str, label: &str) -> String {
+    let suffix = crate::fsutil::unique_suffix();
+    match process_start(std::process::id()) {
+        Some(start) => format!("{prefix}{label}-{suffix}-s{start}"),
+        None => format!("{prefix}{label}-{suffix}"),
+    }
+}
+
+/// The start time of process `pid` (field 22 of `/proc/PID/stat`), `None` when there is no
+/// such process or no `/proc`.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether a directory named `name` in the store is a work directory nobody owns any more.
+fn is_stale_work_dir(name: &str, age: std::time::Duration) -> bool {
+    let Some(rest) = name
+        .strip_prefix(STAGING)
+        .or_else(|| name.strip_prefix(REMOVING))
+    else {
+        return false;
+    };
+    // LABEL-PID-COUNTER-sSTART, or LABEL-PID-COUNTER (older spar, or no /proc).
+    let mut parts = rest.rsplit('-');
+    let last = parts.next().unwrap_or("");
+    let start: Option<u64> = last.strip_prefix('s').and_then(|s| s.parse().ok());
+    if start.is_some() {
+        parts.next();
+    }
+    let pid: Option<u32> = parts.next().and_then(|p| p.parse().ok());
+    let proc_available = std::path::Path::new("/proc/self/stat").exists();
+    match (pid, proc_available) {
+        (Some(pid), true) => match (process_start(pid), start) {
+            (None, _) => true,
+            (Some(now), Some(then)) => now != then,
+            (Some(_), None) => age > STALE_AFTER,
+        },
+        _ => age > STALE_AFTER,
+    }
+}
+
+/// Staging directories this process is writing, for the interrupt handler.
+static LIVE_STAGING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A staging directory: removed when dropped (after a commit it has moved away, and nothing
+/// is left to remove) and, while it exists, by the Ctrl-C handler.
+#[derive(Debug)]
+pub(crate) struct StagingDir {
+    path: PathBuf,
+}
+
+impl StagingDir {
+    fn register(path: PathBuf) -> StagingDir {
+        if let Ok(mut live) = LIVE_STAGING.lock() {
+            live.push(path.clone());
+        }
+        StagingDir { path }
+    }
+
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        if let Ok(mut live) = LIVE_STAGING.lock() {
+            live.retain(|p| p != &self.path);
+        }
+        if self.path.exists() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Installs (once) a Ctrl-C handler that removes this process's staging directories and exits
+/// with status 130, so an interrupted `spar corpus add` leaves nothing in the store. Without
+/// it the directories are still removed, by the next `corpus add` or `corpus list`.
+pub fn remove_staging_on_interrupt() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let handler = std::thread::Builder::new().name("spar-interrupt".into());
+        let _ = handler.spawn(|| {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            if runtime.block_on(tokio::signal::ctrl_c()).is_err() {
+                return;
+            }
+            let dirs = LIVE_STAGING
+                .lock()
+                .map(|mut live| std::mem::take(&mut *live))
+                .unwrap_or_default();
+            for dir in &dirs {
+                // The importing thread may still be writing: retry while files appear.
+                for _ in 0..5 {
+                    if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+            eprintln!("spar: interrupted; the import's staging directory was removed");
+            std::process::exit(130);
+        });
+    });
 }
 
 /// Project names are directory names: letters, digits, `-`, `_`, `.`.
@@ -375,11 +582,11 @@ mod tests {
         assert!(store.list().unwrap().is_empty());
         let staging = store.staging("demo").unwrap();
         write_tree(
-            &staging.join("repo"),
+            &staging.path().join("repo"),
             &Snapshot::from_files([("a.py", b"x = 1\n".to_vec())]).unwrap(),
         )
         .unwrap();
-        let stored = store.commit(&staging, &manifest("demo")).unwrap();
+        let stored = store.commit(staging.path(), &manifest("demo")).unwrap();
         assert_eq!(
             stored.manifest.tests.excluded["tests/test_a.py::test_y[a b]"],
             "uses threads"
@@ -391,7 +598,7 @@ mod tests {
 
         let again = store.staging("demo").unwrap();
         assert!(matches!(
-            store.commit(&again, &manifest("demo")),
+            store.commit(again.path(), &manifest("demo")),
             Err(CorpusError::NameTaken(_))
         ));
 
@@ -405,5 +612,87 @@ mod tests {
             Err(CorpusError::NoSuchProject(_))
         ));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A pid that is certainly not running: a child that has exited and been reaped.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    fn set_age(dir: &Path, age: std::time::Duration) {
+        let then = std::time::SystemTime::now() - age;
+        std::fs::File::open(dir)
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+    }
+
+    #[test]
+    fn stale_work_dirs_are_removed_and_live_ones_kept() {
+        let root =
+            std::env::temp_dir().join(format!("spar-stale-{}", crate::fsutil::unique_suffix()));
+        let store = Store::new(root.clone());
+        let me = std::process::id();
+        let my_start = process_start(me).expect("tests run where /proc exists");
+        let dead = dead_pid();
+        let names = [
+            // Owner gone.
+            (format!(".staging-import-{dead}-0-s{my_start}"), true),
+            // Our pid, but another start time: the pid was reused.
+            (format!(".staging-import-{me}-0-s{}", my_start + 1), true),
+            // An older spar's name whose owner is gone (the 101 MB leftover of a Ctrl-C).
+            (format!(".staging-import-{dead}-3"), true),
+            (format!(".removing-demo-{dead}-1-s5"), true),
+            // Unparseable, so only age counts: old goes, fresh stays.
+            (".staging-whatever".to_owned(), true),
+            (".staging-fresh".to_owned(), false),
+            // Live: this process.
+            (format!(".staging-import-{me}-7-s{my_start}"), false),
+            // Not a work directory at all.
+            (".cache".to_owned(), false),
+        ];
+        for (name, _) in &names {
+            std::fs::create_dir_all(root.join(name).join("repo")).unwrap();
+        }
+        set_age(&root.join(".staging-whatever"), STALE_AFTER * 2);
+        set_age(&root.join(".cache"), STALE_AFTER * 2);
+
+        // Staging a new import (what `corpus add` does) cleans up first.
+        let staging = store.staging("import").unwrap();
+        let name = staging
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.ends_with(&format!("-s{my_start}")), "{name}");
+        assert!(!is_stale_work_dir(&name, std::time::Duration::ZERO));
+        for (name, stale) in &names {
+            assert_eq!(!root.join(name).exists(), *stale, "{name}");
+        }
+
+        // `corpus list` cleans up too; a staging directory goes when its guard is dropped.
+        std::fs::create_dir_all(root.join(format!(".staging-import-{dead}-9-s1"))).unwrap();
+        assert!(store.list().unwrap().is_empty());
+        assert!(!root.join(format!(".staging-import-{dead}-9-s1")).exists());
+        let path = staging.path().to_owned();
+        drop(staging);
+        assert!(!path.exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn short_sources_cut_by_characters() {
+        assert_eq!(first_chars("abc", 10), "abc");
+        assert_eq!(first_chars("ééééééééééé", 10), "éééééééééé");
+        let git = Source::Git {
+            path: ".".into(),
+            head: "ü".repeat(12),
+            commits: 1,
+        };
+        assert_eq!(git.short(), format!("git@{}", "ü".repeat(10)));
     }
 }

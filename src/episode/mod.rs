@@ -915,6 +915,17 @@ mod tests {
     }
 
     #[test]
+    fn creating_under_a_file_is_refused_and_keeps_the_file() {
+        // A real file system says ENOTDIR; the file must not be replaced by a directory.
+        let s = repo();
+        let err = write(&s, "README/x.py", "x = 1\n").unwrap_err();
+        assert!(err.contains("README is a file, not a directory"), "{err}");
+        assert_eq!(s.file("README").unwrap().as_ref(), b"hello\n");
+        let err = write(&s, "pkg", "x = 1\n").unwrap_err();
+        assert!(err.contains("is a directory"), "{err}");
+    }
+
+    #[test]
     fn tools_over_snapshots() {
         let s = repo();
         assert_eq!(list_dir(&s, ".").unwrap(), "README (6 bytes)\npkg/\n");

@@ -706,7 +706,13 @@ pub fn procedural_bug_set(
     let dir = root.join(format!(
         "{}-{}-seed{seed}-n{count}",
         project.name,
-        &project.repo.content_hash()[..12],
+        // By characters: a byte slice of a string can split a multibyte character and panic.
+        project
+            .repo
+            .content_hash()
+            .chars()
+            .take(12)
+            .collect::<String>(),
     ));
     let io = |path: &Path| {
         let path = path.to_owned();

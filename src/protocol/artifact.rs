@@ -347,4 +347,57 @@ mod tests {
         ));
         std::fs::remove_dir_all(&root).unwrap();
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn part() -> impl Strategy<Value = &'static str> {
+            prop_oneof![
+                Just(BUG_PATCH),
+                Just(TEST_PATCH),
+                Just(TEST_FILES),
+                Just(TEST_COMMAND),
+                Just(METADATA),
+                Just(TEST_PARSER),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            /// An artifact directory with any part replaced by arbitrary bytes, or a valid
+            /// part cut short, loads or fails with a typed error; what loads can be named
+            /// and saved again.
+            #[test]
+            fn damaged_artifacts_load_or_fail_cleanly(
+                damage in proptest::collection::vec(
+                    (part(), proptest::collection::vec(any::<u8>(), 0..300), any::<bool>()),
+                    1..4,
+                ),
+            ) {
+                let root = std::env::temp_dir().join(format!(
+                    "spar-artifact-prop-{}-{}",
+                    std::process::id(),
+                    crate::fsutil::unique_suffix()
+                ));
+                let art = sample();
+                let dir = root.join("a");
+                art.save(&dir).unwrap();
+                for (name, bytes, cut) in damage {
+                    let path = dir.join(name);
+                    let bytes = match (cut, std::fs::read(&path)) {
+                        (true, Ok(old)) => old[..old.len() * bytes.len() / 300].to_vec(),
+                        _ => bytes,
+                    };
+                    std::fs::write(&path, bytes).unwrap();
+                }
+                if let Ok(loaded) = BugArtifact::load(&dir) {
+                    let _ = loaded.id();
+                    loaded.save(&root.join("b")).unwrap();
+                }
+                std::fs::remove_dir_all(&root).unwrap();
+            }
+        }
+    }
 }

@@ -417,12 +417,15 @@ impl Validator {
     ) -> Result<OracleRun, GuestError> {
         let mut options = oracle.run.clone();
         options.limits.timeout = self.settings.test_timeout;
-        let result = python.run(state, &oracle.command.args, &options)?;
+        // The shared suite runner: a test that stops the interpreter is an error and the
+        // tests after it still run.
+        let suite = crate::testrun::run_suite(python, state, oracle.command, &options)?;
+        let result = suite.result;
         let stdout = String::from_utf8_lossy(&result.stdout);
         let stderr = String::from_utf8_lossy(&result.stderr);
         let mut fuel = result.fuel_used;
         let (tests, parser_error) = match oracle.parser {
-            None => (oracle.command.parse(&stdout, &stderr), None),
+            None => (suite.tests, None),
             Some(parser) => {
                 let tree = Snapshot::from_files([("test_parser.py", parser.as_bytes().to_vec())])
                     .map_err(GuestError::Snapshot)?;
@@ -430,7 +433,8 @@ impl Validator {
                     stdin: format!("{stdout}{stderr}").into_bytes(),
                     ..PythonRun::default()
                 };
-                parse_options.limits.timeout = Duration::from_secs(30);
+                // The parser is artifact code like the tests: it gets the same wall-clock limit.
+                parse_options.limits.timeout = self.settings.test_timeout;
                 let parsed =
                     python.run(&tree, &["/repo/test_parser.py".to_owned()], &parse_options)?;
                 fuel += parsed.fuel_used;

@@ -294,6 +294,16 @@ impl Sandbox {
         let mut linker: Linker<RunState> = Linker::new(&engine);
         wasi_common::sync::add_to_linker(&mut linker, |s: &mut RunState| &mut s.wasi)
             .map_err(|e| SandboxError::Compile(e.into()))?;
+        // wasi-common turns an exit status of 126 or more (`sys.exit(300)`) into a trap that
+        // loses the status; the guest did exit by itself, so report it as it asked.
+        linker.allow_shadowing(true);
+        linker
+            .func_wrap(
+                "wasi_snapshot_preview1",
+                "proc_exit",
+                |status: i32| -> anyhow::Result<()> { Err(I32Exit(status).into()) },
+            )
+            .map_err(|e| SandboxError::Compile(e.into()))?;
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| SandboxError::Compile(e.into()))?;
@@ -360,7 +370,9 @@ impl Sandbox {
         store.limiter(|s| &mut s.memory);
         let budget = limits.fuel.unwrap_or(u64::MAX);
         store.set_fuel(budget).map_err(setup)?;
-        let ticks = limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
+        let ticks = u64::try_from(limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()))
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
         store.set_epoch_deadline(ticks);
 
         let result = self

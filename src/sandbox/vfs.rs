@@ -737,28 +737,36 @@ impl VFile {
         if matches!(st.inodes[self.ino].kind, Kind::DevNull) {
             return Ok((len, 0));
         }
-        st.charge_write(len)?;
+        let Kind::File(c) = &st.inodes[self.ino].kind else {
+            return Err(errno(Errno::Isdir));
+        };
+        let size = c.bytes().len() as u64;
+        let start = offset.unwrap_or(size);
+        if len == 0 {
+            // As on POSIX, writing nothing past the end does not extend the file.
+            return Ok((0, start));
+        }
+        let end = start.checked_add(len).ok_or_else(Error::too_big)?;
+        // A write past the end fills the hole with zeros on the host, so the hole is charged
+        // like written bytes, before anything is allocated.
+        st.charge_write(len.saturating_add(start.saturating_sub(size)))?;
+        let end_index = usize::try_from(end).map_err(|_| Error::too_big())?;
         let now = st.now();
         let node = &mut st.inodes[self.ino];
         node.mtime = now;
         let Kind::File(c) = &mut node.kind else {
-            return Err(errno(Errno::Isdir));
+            unreachable!("checked above");
         };
         let data = c.make_mut();
-        let start = match offset {
-            Some(o) => usize::try_from(o).map_err(|_| Error::too_big())?,
-            None => data.len(),
-        };
-        let end = start + len as usize;
-        if data.len() < end {
-            data.resize(end, 0);
+        if data.len() < end_index {
+            data.resize(end_index, 0);
         }
-        let mut at = start;
+        let mut at = start as usize;
         for buf in bufs {
             data[at..at + buf.len()].copy_from_slice(buf);
             at += buf.len();
         }
-        Ok((len, end as u64))
+        Ok((len, end))
     }
 }
 
@@ -889,5 +897,342 @@ impl WasiFile for VFile {
 
     async fn writable(&self) -> Result<(), Error> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    const LIMIT: u64 = 1 << 20;
+
+    /// The VFS's futures never wait: poll once.
+    fn ready<F: Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(out) => out,
+            Poll::Pending => panic!("a VFS operation was pending"),
+        }
+    }
+
+    fn tmp_vfs(max_bytes_written: u64) -> Box<dyn WasiDir> {
+        let limits = FsLimits {
+            max_bytes_written,
+            max_files_created: 64,
+        };
+        let vfs = Vfs::new(vec![], limits, Arc::new(|| SystemTime::UNIX_EPOCH));
+        match ready(vfs.root_dir().open_file(
+            false,
+            "tmp",
+            OFlags::DIRECTORY,
+            true,
+            false,
+            FdFlags::empty(),
+        )) {
+            Ok(OpenResult::Dir(dir)) => dir,
+            _ => panic!("/tmp is a directory"),
+        }
+    }
+
+    fn open(dir: &dyn WasiDir, name: &str, oflags: OFlags, fdflags: FdFlags) -> Box<dyn WasiFile> {
+        match ready(dir.open_file(false, name, oflags, true, true, fdflags)) {
+            Ok(OpenResult::File(f)) => f,
+            Ok(OpenResult::Dir(_)) => panic!("{name} is a directory"),
+            Err(e) => panic!("open {name}: {e:?}"),
+        }
+    }
+
+    fn is_fs_limit(e: &Error) -> bool {
+        format!("{e:?}").contains("file-system write limit")
+    }
+
+    fn contents(file: &dyn WasiFile) -> Vec<u8> {
+        let size = ready(file.get_filestat()).unwrap().size as usize;
+        let mut buf = vec![0; size];
+        let n = ready(file.read_vectored_at(&mut [IoSliceMut::new(&mut buf)], 0)).unwrap();
+        assert_eq!(n as usize, size);
+        buf
+    }
+
+    #[test]
+    fn writes_past_the_end_are_charged_for_the_hole() {
+        // The reproductions of the critical bug: each must stop at the limit, allocating nothing.
+        for offset in [2 << 30, 1 << 40, (1 << 63) - 1, u64::MAX - 1] {
+            let tmp = tmp_vfs(LIMIT);
+            let file = open(&*tmp, "s", OFlags::CREATE, FdFlags::empty());
+            let seek = ready(file.seek(SeekFrom::Start(offset))).unwrap();
+            assert_eq!(seek, offset);
+            let err = ready(file.write_vectored(&[IoSlice::new(b"x")])).unwrap_err();
+            assert!(is_fs_limit(&err), "offset {offset}: {err:?}");
+            let err = ready(file.write_vectored_at(&[IoSlice::new(b"x")], offset)).unwrap_err();
+            assert!(is_fs_limit(&err), "pwrite at {offset}: {err:?}");
+            assert_eq!(ready(file.get_filestat()).unwrap().size, 0);
+        }
+    }
+
+    #[test]
+    fn a_write_whose_end_overflows_is_too_big_not_a_panic() {
+        let tmp = tmp_vfs(u64::MAX);
+        let file = open(&*tmp, "s", OFlags::CREATE, FdFlags::empty());
+        let err = ready(file.write_vectored_at(&[IoSlice::new(b"xy")], u64::MAX)).unwrap_err();
+        assert!(!is_fs_limit(&err), "{err:?}");
+        assert_eq!(ready(file.get_filestat()).unwrap().size, 0);
+    }
+
+    #[test]
+    fn holes_within_the_limit_read_back_as_zeros() {
+        let tmp = tmp_vfs(LIMIT);
+        let file = open(&*tmp, "s", OFlags::CREATE, FdFlags::empty());
+        ready(file.write_vectored_at(&[IoSlice::new(b"ab")], 1000)).unwrap();
+        let data = contents(&*file);
+        assert_eq!(data.len(), 1002);
+        assert!(data[..1000].iter().all(|&b| b == 0));
+        assert_eq!(&data[1000..], b"ab");
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Open {
+            file: u8,
+            truncate: bool,
+            append: bool,
+        },
+        Seek {
+            handle: u8,
+            offset: u64,
+        },
+        Write {
+            handle: u8,
+            len: u16,
+        },
+        Pwrite {
+            handle: u8,
+            offset: u64,
+            len: u16,
+        },
+        Truncate {
+            handle: u8,
+            size: u64,
+        },
+        Rename {
+            from: u8,
+            to: u8,
+        },
+        Unlink {
+            file: u8,
+        },
+    }
+
+    fn offset() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            4 => 0..LIMIT * 2,
+            1 => Just(2 << 30),
+            1 => Just(1 << 40),
+            1 => Just((1 << 63) - 1),
+            1 => Just(u64::MAX),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3u8, any::<bool>(), any::<bool>()).prop_map(|(file, truncate, append)| Op::Open {
+                file,
+                truncate,
+                append
+            }),
+            (0..4u8, offset()).prop_map(|(handle, offset)| Op::Seek { handle, offset }),
+            (0..4u8, 0..20_000u16).prop_map(|(handle, len)| Op::Write { handle, len }),
+            (0..4u8, offset(), 0..20_000u16).prop_map(|(handle, offset, len)| Op::Pwrite {
+                handle,
+                offset,
+                len
+            }),
+            (0..4u8, offset()).prop_map(|(handle, size)| Op::Truncate { handle, size }),
+            (0..3u8, 0..3u8).prop_map(|(from, to)| Op::Rename { from, to }),
+            (0..3u8).prop_map(|file| Op::Unlink { file }),
+        ]
+    }
+
+    /// What the file system should hold: inode contents, names, open handles, bytes charged.
+    #[derive(Default)]
+    struct Model {
+        inodes: Vec<Vec<u8>>,
+        names: BTreeMap<u8, usize>,
+        handles: Vec<(Box<dyn WasiFile>, usize, u64, bool)>,
+        charged: u64,
+    }
+
+    impl Model {
+        /// Charges `bytes`; false when the real file system must have refused the operation.
+        fn charge(&mut self, bytes: u64) -> bool {
+            self.charged = self.charged.saturating_add(bytes);
+            self.charged <= LIMIT
+        }
+
+        fn write(&mut self, handle: usize, offset: u64, len: u16) -> Option<u64> {
+            if len == 0 {
+                return Some(offset);
+            }
+            let ino = self.handles[handle].1;
+            let data = &mut self.inodes[ino];
+            let hole = offset.saturating_sub(data.len() as u64);
+            let end = offset.checked_add(u64::from(len))?;
+            if !self.charge(u64::from(len) + hole) {
+                return None;
+            }
+            let data = &mut self.inodes[ino];
+            if (data.len() as u64) < end {
+                data.resize(end as usize, 0);
+            }
+            let fill = (offset as u8).wrapping_add(len as u8);
+            data[offset as usize..end as usize].fill(fill);
+            Some(end)
+        }
+    }
+
+    fn name(file: u8) -> String {
+        format!("f{file}")
+    }
+
+    /// Applies `op` to the real file system and the model; returns false once the run has hit
+    /// the write limit (a trap ends a real run, so the sequence stops there).
+    fn apply(tmp: &dyn WasiDir, model: &mut Model, op: &Op) -> bool {
+        match *op {
+            Op::Open {
+                file,
+                truncate,
+                append,
+            } => {
+                let mut oflags = OFlags::CREATE;
+                if truncate {
+                    oflags |= OFlags::TRUNCATE;
+                }
+                let fdflags = if append {
+                    FdFlags::APPEND
+                } else {
+                    FdFlags::empty()
+                };
+                if model.handles.len() >= 4 {
+                    return true;
+                }
+                let real = open(tmp, &name(file), oflags, fdflags);
+                let ino = *model.names.entry(file).or_insert_with(|| {
+                    model.inodes.push(Vec::new());
+                    model.inodes.len() - 1
+                });
+                if truncate {
+                    model.inodes[ino].clear();
+                }
+                model.handles.push((real, ino, 0, append));
+            }
+            Op::Seek { handle, offset } => {
+                let Some(h) = model.handles.get_mut(handle as usize) else {
+                    return true;
+                };
+                assert_eq!(ready(h.0.seek(SeekFrom::Start(offset))).unwrap(), offset);
+                h.2 = offset;
+            }
+            Op::Write { handle, len } | Op::Pwrite { handle, len, .. } => {
+                let handle = handle as usize;
+                let Some(h) = model.handles.get(handle) else {
+                    return true;
+                };
+                let (ino, pos, append) = (h.1, h.2, h.3);
+                let positional = match *op {
+                    Op::Pwrite { offset, .. } => Some(offset),
+                    _ => None,
+                };
+                let at = positional.unwrap_or(if append {
+                    model.inodes[ino].len() as u64
+                } else {
+                    pos
+                });
+                let fill = (at as u8).wrapping_add(len as u8);
+                let buf = vec![fill; len as usize];
+                let real = match positional {
+                    Some(offset) => ready(
+                        model.handles[handle]
+                            .0
+                            .write_vectored_at(&[IoSlice::new(&buf)], offset),
+                    ),
+                    None => ready(
+                        model.handles[handle]
+                            .0
+                            .write_vectored(&[IoSlice::new(&buf)]),
+                    ),
+                };
+                match (real, model.write(handle, at, len)) {
+                    (Ok(n), Some(end)) => {
+                        assert_eq!(n, u64::from(len));
+                        if positional.is_none() {
+                            model.handles[handle].2 = end;
+                        }
+                    }
+                    (Err(e), None) if is_fs_limit(&e) => return false,
+                    (Err(e), None) => assert!(at.checked_add(u64::from(len)).is_none(), "{e:?}"),
+                    (real, model) => panic!("real {real:?} vs model {model:?}"),
+                }
+            }
+            Op::Truncate { handle, size } => {
+                let Some(h) = model.handles.get(handle as usize) else {
+                    return true;
+                };
+                let ino = h.1;
+                let real = ready(h.0.set_filestat_size(size));
+                let growth = size.saturating_sub(model.inodes[ino].len() as u64);
+                let allowed = model.charge(growth);
+                match real {
+                    Ok(()) => {
+                        assert!(allowed);
+                        model.inodes[ino].resize(size as usize, 0);
+                    }
+                    Err(e) => {
+                        assert!(!allowed && is_fs_limit(&e), "{e:?}");
+                        return false;
+                    }
+                }
+            }
+            Op::Rename { from, to } => {
+                let real = ready(tmp.rename(&name(from), tmp, &name(to)));
+                match model.names.remove(&from) {
+                    Some(ino) => {
+                        real.unwrap();
+                        model.names.insert(to, ino);
+                    }
+                    None => assert!(real.is_err()),
+                }
+            }
+            Op::Unlink { file } => {
+                let real = ready(tmp.unlink_file(&name(file)));
+                assert_eq!(real.is_ok(), model.names.remove(&file).is_some());
+            }
+        }
+        true
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Random open/seek/write/pwrite/truncate/rename/unlink sequences: contents always
+        /// match the model, the limit is charged for every byte the host holds (holes
+        /// included), and nothing panics or allocates past the limit.
+        #[test]
+        fn operations_match_the_model_within_the_limit(ops in proptest::collection::vec(op(), 1..40)) {
+            let tmp = tmp_vfs(LIMIT);
+            let mut model = Model::default();
+            for op in &ops {
+                if !apply(&*tmp, &mut model, op) {
+                    break;
+                }
+                for (file, handle_ino, _, _) in &model.handles {
+                    prop_assert_eq!(&contents(&**file), &model.inodes[*handle_ino]);
+                }
+                let held: u64 = model.inodes.iter().map(|d| d.len() as u64).sum();
+                prop_assert!(held <= LIMIT, "the host holds {} bytes", held);
+            }
+        }
     }
 }

@@ -151,6 +151,10 @@ pub fn bench(
             workers: settings.workers,
             log,
             artifacts_dir,
+            connections: super::ConnectionSettings {
+                max_connections: settings.connections + 16,
+                ..super::ConnectionSettings::default()
+            },
         },
         Box::new(move |wanted| {
             if wanted == project.name {

@@ -18,6 +18,9 @@
 
 pub mod bench;
 pub mod client;
+pub mod listen;
+
+pub use listen::ConnectionSettings;
 
 use crate::corpus::OpenProject;
 use crate::episode::rewards::{injector_reward, solve_rate};
@@ -42,7 +45,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
 
@@ -78,9 +81,6 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    /// Serving failed.
-    #[error("serving HTTP")]
-    Http(#[source] std::io::Error),
 }
 
 /// What the server allows and where it writes.
@@ -107,10 +107,16 @@ pub struct ServeSettings {
     pub log: PathBuf,
     /// Where injected artifacts are written, one directory each.
     pub artifacts_dir: PathBuf,
+    /// The listener's connection limit, read deadline and shutdown grace.
+    pub connections: ConnectionSettings,
 }
 
 /// Opens a corpus project by name, or says why not.
 pub type ProjectResolver = Box<dyn Fn(&str) -> Result<OpenProject, String> + Send + Sync>;
+
+/// Runs at the start of every step, before the tool. Tests use it to provoke a failure inside
+/// a step (no real input is known to panic); a panic here is handled like one in the tool.
+pub type StepHook = Box<dyn Fn(&Action) + Send + Sync>;
 
 /// The long-lived state every request shares.
 pub struct Server {
@@ -126,6 +132,9 @@ pub struct Server {
     next_id: AtomicU64,
     nonce: u64,
     finished: AtomicU64,
+    /// True once shutdown began: long-polls answer at once.
+    stopping: watch::Sender<bool>,
+    step_hook: OnceLock<StepHook>,
 }
 
 enum Env {
@@ -142,6 +151,8 @@ struct Session {
     started: Instant,
     last_used: Instant,
     done: bool,
+    /// Why the session ended without the episode ending (spar failed on a step).
+    failed: Option<String>,
 }
 
 /// An injected artifact and the solver attempts that make its reward.
@@ -280,7 +291,14 @@ impl Server {
             next_id: AtomicU64::new(1),
             nonce,
             finished: AtomicU64::new(0),
+            stopping: watch::channel(false).0,
+            step_hook: OnceLock::new(),
         }))
+    }
+
+    /// Installs `hook`, run at the start of every step (once; later calls are ignored).
+    pub fn set_step_hook(&self, hook: StepHook) {
+        let _ = self.step_hook.set(hook);
     }
 
     /// Sessions open now.
@@ -293,12 +311,19 @@ impl Server {
         self.finished.load(Ordering::Relaxed)
     }
 
+    /// A project by its corpus name. Only plain names are looked up (a path could reach any
+    /// directory of the host), and every failure gets the same answer: why it failed (which
+    /// may name host paths) goes to the server's stderr, not to the client.
     fn project(&self, name: &str) -> Result<Arc<OpenProject>, ApiError> {
         if let Some(p) = lock(&self.projects).get(name) {
             return Ok(p.clone());
         }
+        if !is_plain_name(name) {
+            return Err(unknown_project(name));
+        }
         let project = Arc::new((self.resolve)(name).map_err(|why| {
-            ApiError::new(StatusCode::NOT_FOUND, format!("project {name:?}: {why}"))
+            eprintln!("spar serve: project {name:?} could not be opened: {why}");
+            unknown_project(name)
         })?);
         lock(&self.projects).insert(name.to_owned(), project.clone());
         Ok(project)
@@ -387,6 +412,7 @@ impl Server {
                 started: now,
                 last_used: now,
                 done: false,
+                failed: None,
             },
             observation,
         ))
@@ -409,13 +435,17 @@ impl Server {
             return Ok((entry.task.clone(), Some(entry)));
         }
         if let Some(dir) = &request.artifact {
-            let artifact = crate::protocol::BugArtifact::load(dir).map_err(|e| {
-                ApiError::bad(format!("artifact {}: {}", dir.display(), error_chain(&e)))
-            })?;
+            // One answer whether the path is missing, unreadable or not an artifact, so that
+            // clients cannot probe the host's file system; the details go to stderr.
+            let unreadable = |why: String| {
+                eprintln!("spar serve: artifact {}: {why}", dir.display());
+                ApiError::bad(NO_ARTIFACT)
+            };
+            let artifact =
+                crate::protocol::BugArtifact::load(dir).map_err(|e| unreadable(error_chain(&e)))?;
             let project = self.project(&artifact.meta.project)?;
-            let task = crate::selfplay::load_task(dir, &project).map_err(|e| {
-                ApiError::bad(format!("artifact {}: {}", dir.display(), error_chain(&e)))
-            })?;
+            let task = crate::selfplay::load_task(dir, &project)
+                .map_err(|e| unreadable(error_chain(&e)))?;
             return Ok((Arc::new(task), None));
         }
         let value = request.instance.clone().unwrap_or_default();
@@ -435,15 +465,23 @@ impl Server {
     /// One tool call on a session (blocking: runs may take seconds).
     fn step(&self, session: &mut Session, action: Action) -> Result<Value, ApiError> {
         if session.done {
+            let why = match &session.failed {
+                Some(failure) => format!(" because spar failed on a step ({failure})"),
+                None => String::new(),
+            };
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
-                    "session {} has ended; close it (DELETE /v1/sessions/{}) and create another",
+                    "session {} has ended{why}; close it (DELETE /v1/sessions/{}) and create \
+                     another",
                     session.id, session.id
                 ),
             ));
         }
         session.last_used = Instant::now();
+        if let Some(hook) = self.step_hook.get() {
+            hook(&action);
+        }
         let runs = matches!(action, Action::Run { .. } | Action::Submit);
         // Cheap tools never wait behind sandbox runs.
         let _permit = if runs {
@@ -464,10 +502,11 @@ impl Server {
         };
         let step: Step = step.map_err(|e| {
             // A harness failure ends the episode: it cannot be graded fairly any more.
+            let why = error_chain(&e);
             session.done = true;
+            session.failed = Some(format!("the sandbox failed: {why}"));
             ApiError::internal(format!(
-                "the sandbox failed on this step; the session has ended: {}",
-                error_chain(&e)
+                "the sandbox failed on this step; the session has ended: {why}"
             ))
         })?;
         session.last_used = Instant::now();
@@ -539,9 +578,12 @@ impl Server {
     }
 
     fn write_record(&self, record: &EpisodeRecord) -> Result<(), ApiError> {
-        let line = serde_json::to_string(record).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(record).map_err(|e| ApiError::internal(e.to_string()))?;
+        line.push('\n');
         let mut log = lock(&self.log);
-        writeln!(log, "{line}")
+        // One write for the whole line: a process stopped mid-way leaves no half line.
+        log.write_all(line.as_bytes())
             .and_then(|()| log.flush())
             .map_err(|e| ApiError::internal(format!("writing the episode log: {e}")))?;
         self.finished.fetch_add(1, Ordering::Relaxed);
@@ -587,7 +629,7 @@ impl Server {
         let mut sessions = lock(&self.sessions);
         let before = sessions.len();
         // A session whose lock is held is mid-step: not idle.
-        sessions.retain(|_, s| match s.try_lock() {
+        sessions.retain(|_, s| match try_session(s) {
             Ok(s) => s.last_used.elapsed() < limit,
             Err(_) => true,
         });
@@ -607,22 +649,58 @@ fn artifact_json(entry: &ArtifactEntry) -> Value {
     })
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A session's lock, or `None` while a step of it runs. A lock poisoned by a panic is taken
+/// all the same: steps catch their panics and end the session, so its state is consistent.
+fn try_session(session: &Mutex<Session>) -> Result<MutexGuard<'_, Session>, ()> {
+    match session.try_lock() {
+        Ok(guard) => Ok(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Ok(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => Err(()),
+    }
+}
+
+/// What a client hears for any `"artifact"` path the server cannot use.
+const NO_ARTIFACT: &str = "artifact: the server has no bug artifact it can read at that path; \
+    give a directory `spar inject` wrote on the server, or use artifact_id or instance";
+
+/// A corpus project name: no path separators, no leading dot, nothing a path could hide in.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn unknown_project(name: &str) -> ApiError {
+    let shown: String = name.chars().take(128).collect();
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "unknown project {shown:?}: name a project of this server's corpus (`spar corpus \
+             list` on the server lists them)"
+        ),
+    )
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            format!(
-                "{} (the body limit is set by spar serve --max-body-bytes)",
-                e.body_text()
-            ),
-        )
-    })?;
+    let body = body.map_err(body_rejection)?;
     if body.is_empty() {
         return Err(ApiError::bad("the request needs a JSON body"));
     }
@@ -643,6 +721,11 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/reset", post(openenv_reset))
         .route("/step", post(openenv_step))
         .route("/state", get(openenv_state))
+        .route_layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            read_body,
+        ))
+        // Added last, so it runs first: nobody unauthenticated gets a body read.
         .route_layer(axum::middleware::from_fn_with_state(
             server.clone(),
             authorize,
@@ -684,6 +767,44 @@ async fn authorize(
         ));
     }
     Ok(next.run(request).await)
+}
+
+/// Reads the whole request body within the read deadline, so that a client that sends its
+/// header and then trickles (or withholds) the body cannot hold a connection and a handler
+/// forever; the handlers then find it in memory. Too large a body is a 413 as before.
+async fn read_body(
+    State(server): State<Arc<Server>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    use axum::extract::FromRequest;
+    let timeout = server.settings.connections.read_timeout;
+    let (parts, body) = request.into_parts();
+    let reading = Bytes::from_request(Request::from_parts(parts.clone(), body), &());
+    let body = tokio::time::timeout(timeout, reading).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {:.0?} of its header (spar serve \
+                 --read-timeout); send the body with the header",
+                timeout
+            ),
+        )
+    })?;
+    let body = body.map_err(body_rejection)?;
+    Ok(next
+        .run(Request::from_parts(parts, axum::body::Body::from(body)))
+        .await)
+}
+
+fn body_rejection(e: BytesRejection) -> ApiError {
+    ApiError::new(
+        e.status(),
+        format!(
+            "{} (the body limit is set by spar serve --max-body-bytes)",
+            e.body_text()
+        ),
+    )
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
@@ -772,15 +893,39 @@ async fn step(server: Arc<Server>, id: String, call: Value) -> Result<Value, Api
     let session = server.session(&id)?;
     let s = server.clone();
     blocking(move || {
-        let mut session = session.try_lock().map_err(|_| {
+        let mut session = try_session(&session).map_err(|()| {
             ApiError::new(
                 StatusCode::CONFLICT,
                 "a step of this session is still running: send the next one after its answer",
             )
         })?;
-        s.step(&mut session, action)
+        s.step_catching_panics(&mut session, action)
     })
     .await
+}
+
+impl Server {
+    /// [`Server::step`], with a panic inside it (a bug in spar) ending the session cleanly:
+    /// the client gets a 500 that says so, the session's lock is released unpoisoned, later
+    /// steps get a 409 naming the failure, and the session can be read and closed as usual.
+    /// It is not kept going: a half-done step may have left its environment inconsistent.
+    fn step_catching_panics(
+        &self,
+        session: &mut Session,
+        action: Action,
+    ) -> Result<Value, ApiError> {
+        let stepping = std::panic::AssertUnwindSafe(|| self.step(session, action));
+        std::panic::catch_unwind(stepping).unwrap_or_else(|payload| {
+            let why = panic_message(payload.as_ref());
+            session.done = true;
+            session.failed = Some(format!("spar panicked: {why}"));
+            Err(ApiError::internal(format!(
+                "the step failed inside spar (a bug in spar; please report it): {why}; the \
+                 session has ended: close it (DELETE /v1/sessions/{}) and create another",
+                session.id
+            )))
+        })
+    }
 }
 
 async fn step_session(
@@ -793,7 +938,7 @@ async fn step_session(
 
 fn state(server: &Server, id: &str) -> Result<Value, ApiError> {
     let session = server.session(id)?;
-    let session = session.try_lock().map_err(|_| {
+    let session = try_session(&session).map_err(|()| {
         ApiError::new(
             StatusCode::CONFLICT,
             "a step of this session is running; ask again after its answer",
@@ -812,6 +957,7 @@ fn state(server: &Server, id: &str) -> Result<Value, ApiError> {
         "turn": session.record.actions.len(),
         "max_turns": server.settings.env.max_turns,
         "done": session.done,
+        "failed": session.failed,
         "reward": session.record.reward,
         "solved": session.record.solved,
         "terminated": session.record.terminated,
@@ -862,11 +1008,18 @@ async fn artifact(
     }
     let needed = server.settings.attempts.max(1);
     let mut changes = entry.changed.subscribe();
+    let mut stopping = server.stopping.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(wait);
-    while *changes.borrow_and_update() < needed {
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => {}
-            _ => break,
+    // A shutdown answers long-polls at once: they must not hold it for a minute.
+    while *changes.borrow_and_update() < needed && !*stopping.borrow_and_update() {
+        let woke = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                changed = changes.changed() => changed.is_ok(),
+                _ = stopping.changed() => true,
+            }
+        });
+        if !matches!(woke.await, Ok(true)) {
+            break;
         }
     }
     Ok(Json(server.artifact_status(&entry)))
@@ -914,8 +1067,12 @@ async fn openenv_state(
     Ok(Json(state(&server, &query.session_id)?))
 }
 
-/// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight
-/// (their episodes are logged as they end) and returns. Idle sessions expire meanwhile.
+/// Serves on `listener` until `shutdown` resolves, then stops accepting, closes idle
+/// connections, answers pending long-polls, gives the requests in flight
+/// [`ConnectionSettings::shutdown_grace`] to finish (their episodes are logged as they end) and
+/// returns; steps still running then finish on the blocking pool unanswered. Idle sessions
+/// expire meanwhile. Connections are limited and timed as [`listen`] describes. Accept errors
+/// (such as running out of file descriptors) are waited out, not returned.
 pub async fn serve(
     server: Arc<Server>,
     listener: tokio::net::TcpListener,
@@ -933,12 +1090,15 @@ pub async fn serve(
             }
         })
     };
-    let result = axum::serve(listener, router(server))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServeError::Http);
+    let stopping = server.stopping.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.send_replace(true);
+    };
+    let connections = server.settings.connections.clone();
+    listen::run(listener, router(server), &connections, shutdown).await;
     sweeper.abort();
-    result
+    Ok(())
 }
 
 /// A fresh random token (128 bits, hex).
