@@ -44,6 +44,10 @@ pub enum DiffError {
     /// The patch creates a file the snapshot already has.
     #[error("{0}: the patch creates this file but the repository already has it")]
     FileExists(String),
+    /// The patch has two sections for one file (git never writes that; applying them in turn
+    /// would depend on their order).
+    #[error("{0}: the patch has more than one section for this file; give one section per file")]
+    DuplicateFile(String),
     /// A path in the patch is not a clean relative path.
     #[error(transparent)]
     Path(#[from] SnapshotError),
@@ -213,8 +217,12 @@ impl Patch {
     /// `git apply`, at the nearest offset where their context matches exactly.
     pub fn apply(&self, base: &Snapshot) -> Result<Snapshot, DiffError> {
         let mut changes = Vec::with_capacity(self.files.len());
+        let mut seen = std::collections::HashSet::new();
         for file in &self.files {
             let path = file.path().to_owned();
+            if !seen.insert(path.clone()) {
+                return Err(DiffError::DuplicateFile(path));
+            }
             let current = base.file(&path);
             match (&file.old_path, &file.new_path, &current) {
                 (None, Some(_), Some(_)) => return Err(DiffError::FileExists(path)),
@@ -679,6 +687,18 @@ mod tests {
             patch.apply(&missing),
             Err(DiffError::MissingFile(p)) if p == "a.py"
         ));
+    }
+
+    #[test]
+    fn two_sections_for_one_file_are_refused() {
+        let base = snap(&[("x.py", "a\n")]);
+        let twice = "--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n\
+                     --- a/x.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-b\n";
+        let err = Patch::parse(twice).unwrap().apply(&base).unwrap_err();
+        assert!(
+            matches!(&err, DiffError::DuplicateFile(p) if p == "x.py"),
+            "{err}"
+        );
     }
 
     #[test]

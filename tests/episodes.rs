@@ -203,6 +203,46 @@ fn grading_restores_oracle_tests_so_editing_them_gains_nothing() {
     assert_eq!(steps[2].reward, 1.0);
 }
 
+/// A solver cannot keep its own test files by putting a directory where a test file belongs,
+/// or a file where its directory belongs: grading removes both and restores the oracle's file.
+#[test]
+fn grading_restores_test_files_over_whatever_blocks_them() {
+    use spar::snapshot::FileChange;
+    let (task, _) = task();
+    let test_file = "tests/test_calc.py";
+    let original = task.original.file(test_file).unwrap();
+    let as_dir = task
+        .buggy
+        .with_changes(&[
+            FileChange::Deleted {
+                path: test_file.into(),
+            },
+            FileChange::Written {
+                path: format!("{test_file}/x.py"),
+                contents: b"x = 1\n".to_vec().into(),
+            },
+        ])
+        .unwrap();
+    let mut blocking_parent = task.buggy.clone();
+    for (path, _) in task.buggy.files() {
+        if path.starts_with("tests/") {
+            blocking_parent = blocking_parent
+                .with_changes(&[FileChange::Deleted { path }])
+                .unwrap();
+        }
+    }
+    let blocking_parent = blocking_parent
+        .with_changes(&[FileChange::Written {
+            path: "tests".into(),
+            contents: b"not a directory\n".to_vec().into(),
+        }])
+        .unwrap();
+    for state in [as_dir, blocking_parent] {
+        let graded = task.grading_state(&state);
+        assert_eq!(graded.file(test_file).as_deref(), Some(&*original));
+    }
+}
+
 #[test]
 fn higher_order_bugs_build_on_a_failed_attempt() {
     let (task, validator) = task();

@@ -180,6 +180,12 @@ async fn spar_serve_survives_a_soak_and_stops_on_sigint() {
     let finished = soak
         .await
         .unwrap_or_else(|_| panic!("the soak ran past 90 s; server: {}", server.stderr()));
+    // The write bomb (a 2 GiB hole) allocated nothing: the server's peak resident memory stays
+    // far below it (it was 2.1 GB before holes were charged against the write limit).
+    if let Some(peak_kib) = peak_rss_kib(server.child.id()) {
+        eprintln!("soak: server peak RSS {} MiB", peak_kib >> 10);
+        assert!(peak_kib < 1 << 20, "peak RSS {peak_kib} KiB");
+    }
 
     // SIGINT with idle keep-alive clients, fresh stalled clients and a `run` in flight.
     let mut idle = Vec::new();
@@ -286,4 +292,11 @@ async fn soak(addr: SocketAddr) -> BTreeSet<String> {
     assert_eq!(body["finished_episodes"], finished.len(), "{body}");
     drop(stalled);
     finished
+}
+
+/// A process's peak resident set (`VmHWM`), in KiB; `None` without `/proc`.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

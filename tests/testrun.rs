@@ -307,5 +307,5 @@ fn plain_pytest_runs_with_its_defaults() {
         .unwrap();
     let out = String::from_utf8_lossy(&r.stdout);
     assert_eq!(r.outcome, Outcome::Completed, "{out}");
-    assert!(out.contains("7 passed, 1 skipped"), "{out}");
+    assert!(out.contains("8 passed, 1 skipped"), "{out}");
 }

@@ -367,7 +367,12 @@ impl Store {
         if target.exists() {
             return Err(CorpusError::NameTaken(manifest.name.clone()));
         }
+        // Under the lock the Ctrl-C handler holds until the process exits: the rename happens
+        // wholly before the handler looks (and the project is then no longer staging) or never.
+        let mut live = LIVE_STAGING.lock().unwrap_or_else(|e| e.into_inner());
         std::fs::rename(staging, &target).map_err(io(&target))?;
+        live.retain(|p| p != staging);
+        drop(live);
         read_project(&target)
     }
 }
@@ -381,14 +386,35 @@ const REMOVING: &str = ".removing-";
 /// taken as abandoned. Longer than any import runs.
 pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
-/// `PREFIX LABEL-PID-COUNTER-sSTART`: the owner's process id and start time (clock ticks since
-/// boot, from `/proc`), so a later process can tell whether the owner still runs.
+/// `PREFIX LABEL-PID-COUNTER-hHOST-sSTART`: the owner's process id and start time (clock ticks
+/// since boot, from `/proc`), so a later process can tell whether the owner still runs, and
+/// which boot and process-id namespace they belong to ([`host_tag`]), so that a process on
+/// another machine or in another container sharing the store never judges them by its own
+/// process table.
 fn work_dir_name(prefix: &str, label: &str) -> String {
     let suffix = crate::fsutil::unique_suffix();
-    match process_start(std::process::id()) {
-        Some(start) => format!("{prefix}{label}-{suffix}-s{start}"),
-        None => format!("{prefix}{label}-{suffix}"),
+    match (host_tag(), process_start(std::process::id())) {
+        (Some(host), Some(start)) => format!("{prefix}{label}-{suffix}-h{host}-s{start}"),
+        _ => format!("{prefix}{label}-{suffix}"),
     }
+}
+
+/// This boot (the start of `/proc/sys/kernel/random/boot_id`) and process-id namespace (the
+/// inode of `/proc/self/ns/pid`): process ids mean the same thing only where both match.
+fn host_tag() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let boot: String = boot
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(12)
+        .collect();
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let ns: String = ns
+        .to_string_lossy()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    (!boot.is_empty() && !ns.is_empty()).then(|| format!("{boot}x{ns}"))
 }
 
 /// The start time of process `pid` (field 22 of `/proc/PID/stat`), `None` when there is no
@@ -408,16 +434,18 @@ fn is_stale_work_dir(name: &str, age: std::time::Duration) -> bool {
     else {
         return false;
     };
-    // LABEL-PID-COUNTER-sSTART, or LABEL-PID-COUNTER (older spar, or no /proc).
-    let mut parts = rest.rsplit('-');
-    let last = parts.next().unwrap_or("");
-    let start: Option<u64> = last.strip_prefix('s').and_then(|s| s.parse().ok());
-    if start.is_some() {
-        parts.next();
-    }
+    // LABEL-PID-COUNTER-hHOST-sSTART, or LABEL-PID-COUNTER (older spar, or no /proc).
+    let mut parts = rest.rsplit('-').peekable();
+    let start: Option<u64> = parts
+        .next_if(|p| p.starts_with('s'))
+        .and_then(|s| s[1..].parse().ok());
+    let host = parts.next_if(|p| p.starts_with('h')).map(|h| &h[1..]);
+    let _counter = parts.next();
     let pid: Option<u32> = parts.next().and_then(|p| p.parse().ok());
     let proc_available = std::path::Path::new("/proc/self/stat").exists();
-    match (pid, proc_available) {
+    // Another machine's or container's process ids say nothing here: only age counts.
+    let same_host = host.is_none_or(|h| host_tag().as_deref() == Some(h));
+    match (pid, proc_available && same_host) {
         (Some(pid), true) => match (process_start(pid), start) {
             (None, _) => true,
             (Some(now), Some(then)) => now != then,
@@ -479,11 +507,9 @@ pub fn remove_staging_on_interrupt() {
             if runtime.block_on(tokio::signal::ctrl_c()).is_err() {
                 return;
             }
-            let dirs = LIVE_STAGING
-                .lock()
-                .map(|mut live| std::mem::take(&mut *live))
-                .unwrap_or_default();
-            for dir in &dirs {
+            // Held until exit, so that no commit renames a directory while it is removed.
+            let live = LIVE_STAGING.lock().unwrap_or_else(|e| e.into_inner());
+            for dir in live.iter() {
                 // The importing thread may still be writing: retry while files appear.
                 for _ in 0..5 {
                     if std::fs::remove_dir_all(dir).is_ok() || !dir.exists() {
@@ -646,6 +672,9 @@ mod tests {
             // An older spar's name whose owner is gone (the 101 MB leftover of a Ctrl-C).
             (format!(".staging-import-{dead}-3"), true),
             (format!(".removing-demo-{dead}-1-s5"), true),
+            // Another machine's or container's: its process ids mean nothing here, so only
+            // age counts (fresh: kept, even though no such process runs here).
+            (format!(".staging-import-{dead}-2-hforeignx1-s5"), false),
             // Unparseable, so only age counts: old goes, fresh stays.
             (".staging-whatever".to_owned(), true),
             (".staging-fresh".to_owned(), false),

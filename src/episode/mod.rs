@@ -207,21 +207,32 @@ impl Task {
 
     /// The state graded for a solver's final `state`: the oracle test files restored to the
     /// original's text (or removed if the original lacks them).
+    /// Whatever the solver put at a test file's path or above it (a directory there, a file
+    /// where a parent directory belongs) is removed first, so the restore always applies: a
+    /// solver cannot keep its own test files by blocking theirs.
     pub fn grading_state(&self, state: &Snapshot) -> Snapshot {
-        let restore: Vec<FileChange> = self
-            .test_files
-            .iter()
-            .map(|path| match self.original.file(path) {
-                Some(contents) => FileChange::Written {
+        let mut restore: Vec<FileChange> = Vec::new();
+        for path in &self.test_files {
+            let ancestors = path.match_indices('/').map(|(at, _)| &path[..at]);
+            for ancestor in ancestors.filter(|a| state.file(a).is_some()) {
+                restore.push(FileChange::Deleted {
+                    path: ancestor.to_owned(),
+                });
+            }
+            restore.push(FileChange::Deleted { path: path.clone() });
+            if let Some(contents) = self.original.file(path) {
+                restore.push(FileChange::Written {
                     path: path.clone(),
                     contents,
-                },
-                None => FileChange::Deleted { path: path.clone() },
-            })
-            .collect();
+                });
+            }
+        }
+        // Deletions run first and clear every path the restore writes, so this fails only for
+        // a test path the snapshot refuses; then the unrepaired bug is graded, never the
+        // solver's own tests.
         state
             .with_changes(&restore)
-            .unwrap_or_else(|_| state.clone())
+            .unwrap_or_else(|_| self.buggy.clone())
     }
 
     /// Runs the oracle on the grading state of `state`: +1 when every FAIL_TO_PASS and

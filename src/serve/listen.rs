@@ -193,11 +193,15 @@ pub(super) async fn run(
             read_timeout: settings.read_timeout,
             stopped: stopped.clone(),
         };
-        let registry = registry.clone();
+        // Dropped when the task ends, panic or not: the entry and the permit go together.
+        let registered = Registered {
+            registry: registry.clone(),
+            id,
+            _permit: permit,
+        };
         tasks.spawn(async move {
+            let _registered = registered;
             connection.serve(stream).await;
-            registry.remove(id);
-            drop(permit);
         });
     }
     // New clients are refused from here on; those connected are told to finish.
@@ -209,6 +213,46 @@ pub(super) async fn run(
         .is_err()
     {
         tasks.shutdown().await;
+    }
+}
+
+/// A connection's place in the registry and its permit, released together on drop.
+struct Registered {
+    registry: Arc<Registry>,
+    id: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.registry.remove(self.id);
+    }
+}
+
+/// A response body that keeps its request counted as in flight until hyper has taken its last
+/// byte, so that the connection is not closed as idle while the answer is being written.
+struct Tracked {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        hyper::body::Body::poll_frame(std::pin::Pin::new(&mut self.get_mut().body), cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        hyper::body::Body::is_end_stream(&self.body)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::Body::size_hint(&self.body)
     }
 }
 
@@ -245,8 +289,11 @@ impl Connection {
             let in_flight = InFlight::begin(tracked.clone());
             let router = router.clone();
             async move {
-                let _in_flight = in_flight;
-                router.oneshot(request.map(Body::new)).await
+                let response = router.oneshot(request.map(Body::new)).await?;
+                Ok::<_, std::convert::Infallible>(response.map(|body| Tracked {
+                    body,
+                    _in_flight: in_flight,
+                }))
             }
         });
         let http = http1::Builder::new()

@@ -980,7 +980,9 @@ async fn close_session(
 ) -> Result<Json<Value>, ApiError> {
     let removed = lock(&server.sessions).remove(&id);
     let session = removed.ok_or_else(|| ApiError::unknown_session(&id))?;
-    let done = session.lock().map(|s| s.done).unwrap_or(true);
+    // Never wait for a running step here (this is an async worker thread): a session mid-step
+    // is closed as not finished; the step still answers its own request.
+    let done = try_session(&session).is_ok_and(|s| s.done);
     Ok(Json(
         json!({ "session_id": id, "closed": true, "finished": done }),
     ))

@@ -168,10 +168,14 @@ impl Reruns {
         self.runs += 1;
         self.reported.extend(parsed.keys().cloned());
         let progress = progress.as_ref()?;
+        // Finished tests are not run again, even when the log names none (no `-v`).
+        self.reported.extend(progress.finished.iter().cloned());
         if self.collected.is_none() {
             self.collected = progress.items.clone();
         }
-        if progress.ended {
+        // A suite that deleted the progress file (`rm -rf /tmp/*`, `--basetemp=/tmp`) and ran to
+        // its end must not have a test blamed: pytest's final summary line says it finished.
+        if progress.ended || pytest_finished(result) {
             return None;
         }
         let how = how_it_stopped(result);
@@ -229,6 +233,41 @@ impl Reruns {
     }
 }
 
+/// Whether the run completed with pytest's final summary line (`3 passed, 1 skipped in
+/// 0.12s`, between `=` rules without `-q`) as the last line of its output.
+fn pytest_finished(result: &RunResult) -> bool {
+    result.outcome == Outcome::Completed
+        && ends_with_summary(&String::from_utf8_lossy(&result.stdout))
+}
+
+fn ends_with_summary(stdout: &str) -> bool {
+    let Some(last) = stdout.lines().rev().find(|l| !l.trim().is_empty()) else {
+        return false;
+    };
+    let line = last.trim().trim_matches('=').trim();
+    let Some((counts, time)) = line.rsplit_once(" in ") else {
+        return false;
+    };
+    let words = [
+        "passed",
+        "failed",
+        "error",
+        "skipped",
+        "deselected",
+        "xfailed",
+        "xpassed",
+        "warning",
+        "rerun",
+    ];
+    (time.ends_with('s') || time.ends_with(')'))
+        && (counts.starts_with("no tests ran")
+            || counts.split(", ").all(|part| {
+                part.split_once(' ').is_some_and(|(n, w)| {
+                    n.parse::<u64>().is_ok() && words.iter().any(|x| w.starts_with(x))
+                })
+            }))
+}
+
 /// How a run that did not finish its session ended, in words.
 fn how_it_stopped(result: &RunResult) -> String {
     match (result.outcome, result.exit_code) {
@@ -248,6 +287,8 @@ struct Progress {
     collecting: Vec<(String, String)>,
     /// Whether the session finished.
     ended: bool,
+    /// The tests that finished.
+    finished: BTreeSet<String>,
 }
 
 impl Progress {
@@ -277,7 +318,10 @@ impl Progress {
                 }
                 "items-done" => progress.items = Some(std::mem::take(&mut items)),
                 "start" => progress.running = Some(id),
-                "finish" => progress.running = None,
+                "finish" => {
+                    progress.running = None;
+                    progress.finished.insert(id);
+                }
                 "end" => progress.ended = true,
                 _ => {}
             }
@@ -385,6 +429,27 @@ mod tests {
         assert_eq!(p.running.as_deref(), Some("t.py::b"));
         assert!(!p.ended);
         assert!(Progress::parse("items-done\nend\n").ended);
+        assert!(p.finished.contains("t.py::a") && !p.finished.contains("t.py::b"));
+    }
+
+    #[test]
+    fn pytest_summary_lines_are_recognised() {
+        for done in [
+            "..s\n8 passed, 1 skipped in 0.00s\n",
+            "===== 1 failed, 2 passed, 3 warnings in 1.20s =====\n\n",
+            "== no tests ran in 0.01s ==",
+            "= 2 errors in 0.5s (0:00:00) =",
+        ] {
+            assert!(ends_with_summary(done), "{done}");
+        }
+        for not_done in [
+            "",
+            "tests/t.py::a PASSED\n",
+            "the answer in 2s",
+            "x passed in 1s",
+        ] {
+            assert!(!ends_with_summary(not_done), "{not_done}");
+        }
     }
 
     #[test]
