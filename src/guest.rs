@@ -375,42 +375,6 @@ fn script_index(args: &[String]) -> Option<usize> {
     None
 }
 
-#[cfg(test)]
-mod script_tests {
-    use super::script_index;
-
-    fn index(args: &[&str]) -> Option<usize> {
-        script_index(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn finds_the_script_after_options_and_their_values() {
-        assert_eq!(index(&["hello.py", "-x"]), Some(0));
-        assert_eq!(index(&["-u", "-B", "hello.py"]), Some(2));
-        assert_eq!(index(&["-W", "error", "hello.py"]), Some(2));
-        assert_eq!(index(&["-Werror", "-X", "dev", "t.py"]), Some(3));
-        assert_eq!(
-            index(&["--check-hash-based-pycs", "never", "t.py"]),
-            Some(2)
-        );
-        assert_eq!(index(&["--", "t.py"]), Some(1));
-    }
-
-    #[test]
-    fn no_script_with_code_a_module_or_stdin() {
-        for args in [
-            &["-c", "print(1)"][..],
-            &["-Bc", "x.py"],
-            &["-m", "pytest", "t.py"],
-            &["-mpytest"],
-            &["-", "x.py"],
-            &["-u"],
-        ] {
-            assert_eq!(index(args), None, "{args:?}");
-        }
-    }
-}
-
 /// The guest's whole environment. Nothing of the host's is passed on.
 fn guest_env(cwd: &str, python_path: &str) -> Vec<(String, String)> {
     [
@@ -705,4 +669,40 @@ pub(crate) fn unpack_wheel(wheel: &Path) -> Result<Vec<(String, Vec<u8>)>, Guest
         files.push((name, bytes));
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod script_tests {
+    use super::script_index;
+
+    fn index(args: &[&str]) -> Option<usize> {
+        script_index(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn finds_the_script_after_options_and_their_values() {
+        assert_eq!(index(&["hello.py", "-x"]), Some(0));
+        assert_eq!(index(&["-u", "-B", "hello.py"]), Some(2));
+        assert_eq!(index(&["-W", "error", "hello.py"]), Some(2));
+        assert_eq!(index(&["-Werror", "-X", "dev", "t.py"]), Some(3));
+        assert_eq!(
+            index(&["--check-hash-based-pycs", "never", "t.py"]),
+            Some(2)
+        );
+        assert_eq!(index(&["--", "t.py"]), Some(1));
+    }
+
+    #[test]
+    fn no_script_with_code_a_module_or_stdin() {
+        for args in [
+            &["-c", "print(1)"][..],
+            &["-Bc", "x.py"],
+            &["-m", "pytest", "t.py"],
+            &["-mpytest"],
+            &["-", "x.py"],
+            &["-u"],
+        ] {
+            assert_eq!(index(args), None, "{args:?}");
+        }
+    }
 }

@@ -613,17 +613,6 @@ async fn the_python_client_runs_a_batch_of_solver_episodes() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Sends half a request header and stalls, as a slow (or hostile) client does.
-async fn half_open(addr: SocketAddr) -> tokio::net::TcpStream {
-    use tokio::io::AsyncWriteExt;
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"POST /v1/sessions HTTP/1.1\r\nhost: spar\r\ncontent-")
-        .await
-        .unwrap();
-    stream
-}
-
 /// How long `GET /v1/health` takes on a fresh connection (it must answer 200).
 async fn health_latency(addr: SocketAddr) -> Duration {
     let started = std::time::Instant::now();
@@ -668,7 +657,7 @@ async fn slow_clients_neither_starve_health_checks_nor_hold_up_shutdown() {
     let addr = running.addr;
     let mut stalled = Vec::new();
     for _ in 0..300 {
-        stalled.push(half_open(addr).await);
+        stalled.push(common::half_open(addr).await);
     }
     let mut worst = Duration::ZERO;
     for _ in 0..5 {
@@ -694,7 +683,7 @@ async fn slow_clients_neither_starve_health_checks_nor_hold_up_shutdown() {
         idle.push(c);
     }
     for _ in 0..20 {
-        stalled.push(half_open(addr).await);
+        stalled.push(common::half_open(addr).await);
     }
     let started = std::time::Instant::now();
     running.stop().await;
@@ -715,7 +704,7 @@ async fn requests_have_a_read_deadline() {
     .await;
     let addr = running.addr;
     // Half a header: the connection is closed once the deadline passes.
-    let mut stalled = half_open(addr).await;
+    let mut stalled = common::half_open(addr).await;
     assert!(closed_within(&mut stalled, Duration::from_secs(10)).await);
     // A whole header but only part of the body: 408, saying which flag sets the deadline.
     let answer = tokio::time::timeout(

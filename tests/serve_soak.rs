@@ -88,16 +88,6 @@ fn start_server(out: &Path) -> (ServerProcess, SocketAddr) {
     (server, addr)
 }
 
-async fn half_open(addr: SocketAddr) -> tokio::net::TcpStream {
-    use tokio::io::AsyncWriteExt;
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"POST /v1/sessions HTTP/1.1\r\nhost: spar\r\ncontent-")
-        .await
-        .unwrap();
-    stream
-}
-
 /// `GET /v1/health` on a fresh connection: its body and how long it took.
 async fn health(addr: SocketAddr) -> (Value, Duration) {
     let started = Instant::now();
@@ -199,7 +189,7 @@ async fn spar_serve_survives_a_soak_and_stops_on_sigint() {
     }
     let mut stalled = Vec::new();
     for _ in 0..50 {
-        stalled.push(half_open(addr).await);
+        stalled.push(common::half_open(addr).await);
     }
     let in_flight = tokio::spawn(async move {
         let mut c = Client::connect(addr, TOKEN).await.unwrap();
@@ -257,7 +247,7 @@ async fn soak(addr: SocketAddr) -> BTreeSet<String> {
     let started = Instant::now();
     let mut stalled = Vec::new();
     for _ in 0..STALLED {
-        stalled.push(half_open(addr).await);
+        stalled.push(common::half_open(addr).await);
     }
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_health(addr, stop.clone());

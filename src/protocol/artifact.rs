@@ -280,35 +280,41 @@ fn json<T: Serialize>(value: &T) -> String {
     text
 }
 
+/// A one-file artifact whose bug sets `x = seed`, for unit tests here and in export.
+#[cfg(test)]
+pub(crate) fn sample_artifact(seed: u64) -> BugArtifact {
+    use crate::snapshot::Snapshot;
+    use crate::testrun::{Runner, TestCommand};
+    let a = Snapshot::from_files([("m.py", b"x = 1\n".to_vec())]).unwrap();
+    let b = Snapshot::from_files([("m.py", format!("x = {seed}\n").into_bytes())]).unwrap();
+    BugArtifact {
+        meta: ArtifactMeta {
+            project: "demo".into(),
+            base_snapshot: a.content_hash().to_owned(),
+            injector: "person".into(),
+            strategy: "procedural".into(),
+            seed,
+            order: 1,
+            notes: vec![],
+        },
+        bug_patch: crate::diff::Patch::between(&a, &b).unwrap(),
+        test_patch: crate::diff::Patch::default(),
+        test_files: vec!["tests/test_m.py".into()],
+        test_command: TestCommand {
+            runner: Runner::Pytest,
+            args: vec!["-m".into(), "pytest".into()],
+            module_prefix: String::new(),
+        },
+        test_parser: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Snapshot;
-    use crate::testrun::Runner;
 
     fn sample() -> BugArtifact {
-        let a = Snapshot::from_files([("m.py", b"x = 1\n".to_vec())]).unwrap();
-        let b = Snapshot::from_files([("m.py", b"x = 2\n".to_vec())]).unwrap();
-        BugArtifact {
-            meta: ArtifactMeta {
-                project: "demo".into(),
-                base_snapshot: a.content_hash().to_owned(),
-                injector: "person".into(),
-                strategy: "procedural".into(),
-                seed: 3,
-                order: 1,
-                notes: vec![],
-            },
-            bug_patch: Patch::between(&a, &b).unwrap(),
-            test_patch: Patch::default(),
-            test_files: vec!["tests/test_m.py".into()],
-            test_command: TestCommand {
-                runner: Runner::Pytest,
-                args: vec!["-m".into(), "pytest".into()],
-                module_prefix: String::new(),
-            },
-            test_parser: None,
-        }
+        sample_artifact(2)
     }
 
     #[test]

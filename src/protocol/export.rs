@@ -173,34 +173,10 @@ fn instance_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::Patch;
-    use crate::protocol::{ArtifactMeta, Check, CheckResult};
-    use crate::snapshot::Snapshot;
-    use crate::testrun::{Runner, TestCommand};
+    use crate::protocol::{Check, CheckResult};
 
     fn artifact(seed: u64) -> BugArtifact {
-        let a = Snapshot::from_files([("m.py", b"x = 1\n".to_vec())]).unwrap();
-        let b = Snapshot::from_files([("m.py", format!("x = {seed}\n").into_bytes())]).unwrap();
-        BugArtifact {
-            meta: ArtifactMeta {
-                project: "demo".into(),
-                base_snapshot: a.content_hash().to_owned(),
-                injector: "person".into(),
-                strategy: "procedural".into(),
-                seed,
-                order: 1,
-                notes: vec![],
-            },
-            bug_patch: Patch::between(&a, &b).unwrap(),
-            test_patch: Patch::default(),
-            test_files: vec!["tests/test_m.py".into()],
-            test_command: TestCommand {
-                runner: Runner::Pytest,
-                args: vec!["-m".into(), "pytest".into()],
-                module_prefix: String::new(),
-            },
-            test_parser: None,
-        }
+        crate::protocol::artifact::sample_artifact(seed)
     }
 
     fn report(valid: bool) -> ValidationReport {

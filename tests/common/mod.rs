@@ -263,3 +263,14 @@ pub fn calc_task(
     .unwrap();
     (artifact, report, std::sync::Arc::new(task))
 }
+
+/// Sends half a request header to `addr` and stalls, as a slow (or hostile) client does.
+pub async fn half_open(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST /v1/sessions HTTP/1.1\r\nhost: spar\r\ncontent-")
+        .await
+        .unwrap();
+    stream
+}
