@@ -7,7 +7,8 @@
 //! atomically: an interrupted fetch leaves nothing half-written. Later calls find it there.
 //!
 //! Guest layout of every run: `/repo` (the repository, copy-on-write), `/site` (the wheels,
-//! read-only), `/spar/lib` (spar's guest helpers, read-only), `/tmp`, `/dev/null`.
+//! read-only), `/spar/lib` (spar's guest helpers, read-only), `/spar/run` (their records for
+//! the host, writable), `/tmp`, `/dev/null`.
 
 use crate::fsutil::{sha256_hex, unique_suffix, write_atomic};
 use crate::sandbox::{
@@ -40,6 +41,9 @@ const SITE_MOUNT: &str = "/site";
 /// Where a project's own dependencies are mounted (read-only) when it has any.
 pub const DEPS_MOUNT: &str = "/deps";
 const LIB_MOUNT: &str = "/spar/lib";
+/// spar's scratch directory in the guest: writable, empty at the start of every run, outside
+/// `/tmp` (which suites clean up), where guest-side helpers leave records for the host.
+pub const RUN_MOUNT: &str = "/spar/run";
 
 /// Failures to fetch, verify, prepare or start the guest runtime.
 #[derive(Debug, thiserror::Error)]
@@ -316,6 +320,11 @@ fn request(
             path: LIB_MOUNT.into(),
             snapshot: lib.clone(),
             writable: false,
+        },
+        Mount {
+            path: RUN_MOUNT.into(),
+            snapshot: Snapshot::empty(),
+            writable: true,
         },
     ];
     if let Some(deps) = &run.deps {

@@ -11,7 +11,7 @@
 //! budget and the output cap are shared by all the runs: each rerun gets what is left.
 
 use super::{Runner, TestCommand, TestStatus};
-use crate::guest::{GuestError, Python, PythonRun};
+use crate::guest::{GuestError, Python, PythonRun, RUN_MOUNT};
 use crate::sandbox::{Limits, Outcome, RunResult};
 use crate::snapshot::Snapshot;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,8 +19,8 @@ use std::time::Duration;
 
 /// The guest plugin that records progress and selects the tests of a rerun.
 const PLUGIN: &str = "spar_pytest";
-/// Where the plugin writes, relative to the guest's `/tmp`.
-const PROGRESS: &str = ".spar/pytest-progress";
+/// Where the plugin writes, relative to [`RUN_MOUNT`] (outside `/tmp`, which suites clean).
+const PROGRESS: &str = "pytest-progress";
 
 /// A suite run: one guest run, or several when a test stopped one.
 pub struct SuiteRun {
@@ -295,8 +295,8 @@ impl Progress {
     /// The progress of `result`'s run; `None` when the plugin wrote nothing (it was not
     /// loaded, or the run stopped before pytest configured itself).
     fn read(result: &RunResult) -> Option<Progress> {
-        let tmp = result.fs.snapshot_of("/tmp")?;
-        let text = tmp.file(PROGRESS)?;
+        let run = result.fs.snapshot_of(RUN_MOUNT)?;
+        let text = run.file(PROGRESS)?;
         Some(Progress::parse(&String::from_utf8_lossy(&text)))
     }
 
