@@ -257,6 +257,12 @@ import os, sys
 def test_first():
     pass
 
+def test_cleans_tmp():
+    # Suites clean /tmp; spar's progress record must survive it.
+    import shutil
+    for name in os.listdir('/tmp'):
+        shutil.rmtree(os.path.join('/tmp', name), ignore_errors=True)
+
 def test_exits():
     os._exit(3)
 
@@ -287,7 +293,8 @@ def test_last():
     assert_eq!(status("test_between"), Some(TestStatus::Passed));
     assert_eq!(status("test_overflows"), Some(TestStatus::Error));
     assert_eq!(status("test_last"), Some(TestStatus::Failed));
-    assert_eq!(report.tests.len(), 5);
+    assert_eq!(status("test_cleans_tmp"), Some(TestStatus::Passed));
+    assert_eq!(report.tests.len(), 6);
     assert!(report.runs >= 3, "{}", report.runs);
     for stopper in ["test_exits", "test_overflows"] {
         let why = &report.stopped[&format!("tests/test_stop.py::{stopper}")];
