@@ -13,6 +13,7 @@ mod store;
 pub use import::{
     import, import_defaults, DefaultProject, ImportReport, ImportSettings, SourceSpec,
 };
+pub(crate) use store::valid_name;
 pub use store::{
     default_store_dir, remove_staging_on_interrupt, Dependency, Layout, NativeBaseline,
     ProjectManifest, Source, Stats, Store, StoredProject, TestInventory, STALE_AFTER,

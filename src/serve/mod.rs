@@ -667,14 +667,10 @@ fn try_session(session: &Mutex<Session>) -> Result<MutexGuard<'_, Session>, ()> 
 const NO_ARTIFACT: &str = "artifact: the server has no bug artifact it can read at that path; \
     give a directory `spar inject` wrote on the server, or use artifact_id or instance";
 
-/// A corpus project name: no path separators, no leading dot, nothing a path could hide in.
+/// A corpus project name the store would accept (no path separators, no leading dot), of a
+/// length fit to look up.
 fn is_plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    name.len() <= 128 && crate::corpus::valid_name(name)
 }
 
 fn unknown_project(name: &str) -> ApiError {
