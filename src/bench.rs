@@ -115,6 +115,8 @@ pub struct SuiteTimes {
     pub ratio: f64,
     /// The native interpreter's version.
     pub native_python: String,
+    /// The guest interpreter's version.
+    pub guest_python: String,
 }
 
 /// Everything `spar bench` measured.
@@ -134,8 +136,20 @@ pub struct BenchReport {
     pub suite: SuiteTimes,
 }
 
-/// Runs all measurements.
+/// Runs all measurements, on a thread as deep as spar's workers, so that runs execute on it as
+/// they do in self-play and serve.
 pub fn run(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchReport, BenchError> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .stack_size(crate::sandbox::RUN_THREAD_STACK)
+            .spawn_scoped(scope, || measure(runtime, settings))
+            .expect("spawning the benchmark thread")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn measure(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchReport, BenchError> {
     let cores = crate::par::cores();
 
     let trivial_sandbox = Sandbox::from_bytes(
@@ -355,6 +369,7 @@ fn suite_times(python: &Python, settings: &BenchSettings) -> Result<SuiteTimes, 
         native_median_ms,
         ratio: sandbox_median_ms / native_median_ms,
         native_python: native_version,
+        guest_python: python.interpreter_version().to_owned(),
     })
 }
 
@@ -393,8 +408,8 @@ impl fmt::Display for BenchReport {
         let s = &self.suite;
         writeln!(
             f,
-            "\ntest suite {} ({} tests), median of runs:\n  sandboxed (CPython 3.12 wasm) {:>8.1} ms\n  native ({}) {:>8.1} ms\n  ratio sandboxed/native        {:>8.2}x",
-            s.suite, s.tests, s.sandbox_median_ms, s.native_python, s.native_median_ms, s.ratio
+            "\ntest suite {} ({} tests), median of runs:\n  sandboxed (CPython {} wasm) {:>8.1} ms\n  native ({}) {:>8.1} ms\n  ratio sandboxed/native        {:>8.2}x",
+            s.suite, s.tests, s.guest_python, s.sandbox_median_ms, s.native_python, s.native_median_ms, s.ratio
         )
     }
 }

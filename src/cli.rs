@@ -1076,6 +1076,7 @@ fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .max_blocking_threads(args.max_sessions.clamp(64, 1024))
+                .thread_stack_size(crate::sandbox::RUN_THREAD_STACK)
                 .build()?;
             let served = runtime.block_on(async move {
                 let addr = std::net::SocketAddr::new(args.host, args.port);

@@ -599,6 +599,7 @@ pub(crate) fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, SelfPla
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(crate::par::cores().max(2))
         .max_blocking_threads(workers.max(1) + 2)
+        .thread_stack_size(crate::sandbox::RUN_THREAD_STACK)
         .enable_all()
         .build()
         .map_err(SelfPlayError::Runtime)

@@ -10,6 +10,7 @@
 
 mod abi;
 mod host;
+mod threads;
 pub mod vfs;
 mod wasi;
 
@@ -33,9 +34,11 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// 8 MiB, so Python -> C -> Python recursion reaches native depths before `RecursionError`.
 const GUEST_STACK: usize = 8 << 20;
 
-/// The host thread that runs a guest needs the guest's stack plus room for Wasmtime's and the
-/// host functions' own frames.
-const RUN_THREAD_STACK: usize = GUEST_STACK + (4 << 20);
+/// The stack a host thread needs to run a guest: the guest's own plus room for Wasmtime's and
+/// the host functions' frames. [`Sandbox::run`] runs the guest on the calling thread when its
+/// stack is this deep (spar's own worker threads are built so) and otherwise hands the run to a
+/// pooled thread that is, which adds about 50 us of hand-off.
+pub const RUN_THREAD_STACK: usize = GUEST_STACK + (4 << 20);
 
 /// The pinned Wasmtime version (Cargo.toml), part of the compiled-module cache key.
 const WASMTIME_VERSION: &str = "48.0.8";
@@ -296,10 +299,16 @@ impl Entry {
 
 /// A compiled guest, ready to run many times concurrently. Build one per process and share it.
 pub struct Sandbox {
+    guest: Arc<Guest>,
+    slots: Slots,
+    threads: Arc<threads::GuestThreads>,
+}
+
+/// The compiled guest, shared with the threads that run it.
+struct Guest {
     engine: Engine,
     pre: InstancePre<RunState>,
     entry: Entry,
-    slots: Slots,
 }
 
 impl Sandbox {
@@ -344,13 +353,12 @@ impl Sandbox {
             .map_err(|e| SandboxError::Compile(e.into()))?;
         spawn_epoch_ticker(&engine);
         Ok(Sandbox {
-            engine,
-            pre,
-            entry,
+            guest: Arc::new(Guest { engine, pre, entry }),
             slots: Slots {
                 free: Mutex::new(settings.max_concurrent_runs),
                 freed: Condvar::new(),
             },
+            threads: threads::GuestThreads::new(RUN_THREAD_STACK),
         })
     }
 
@@ -358,19 +366,24 @@ impl Sandbox {
     /// result says how it ended; `Err` means the harness itself failed.
     pub fn run(&self, request: RunRequest) -> Result<RunResult, SandboxError> {
         let _slot = self.slots.acquire();
-        // The guest's stack lives on the calling thread: give it one deep enough, whatever
-        // thread (a test's, a tokio blocking worker's) asked for the run.
-        std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("spar-guest".into())
-                .stack_size(RUN_THREAD_STACK)
-                .spawn_scoped(scope, || self.run_here(request))
-                .map_err(|e| SandboxError::Setup(e.into()))?
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        if threads::current_stack_holds(RUN_THREAD_STACK) {
+            return self.guest.run_here(request);
+        }
+        let guest = Arc::clone(&self.guest);
+        self.threads
+            .run(move || guest.run_here(request))
+            .map_err(|e| SandboxError::Setup(e.into()))?
     }
+}
 
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.threads.close();
+    }
+}
+
+impl Guest {
+    /// Runs the guest on this thread, which must have a stack of [`RUN_THREAD_STACK`].
     fn run_here(&self, request: RunRequest) -> Result<RunResult, SandboxError> {
         let started = Instant::now();
         let limits = request.limits;
@@ -438,7 +451,7 @@ impl Sandbox {
     }
 }
 
-impl Sandbox {
+impl Guest {
     /// Instantiates the guest and runs it to the end; the exit status when it returns.
     fn start(&self, store: &mut Store<RunState>) -> wasmtime::Result<i32> {
         let instance = self.pre.instantiate(&mut *store)?;
