@@ -50,6 +50,10 @@ struct Cli {
         default_value = "3.12"
     )]
     runtime: crate::guest::Interpreter,
+    /// Start every 3.15 guest run from scratch instead of from the image taken after pytest is
+    /// imported (to compare, or to rule the image out)
+    #[arg(long, global = true)]
+    no_snapshot: bool,
     /// Corpus store for imported projects
     /// [default: $SPAR_DATA_DIR/corpus, $XDG_DATA_HOME/spar/corpus or ~/.local/share/spar/corpus]
     #[arg(long, global = true, value_name = "DIR")]
@@ -711,6 +715,7 @@ fn runtime_settings(cli: &Cli) -> RuntimeSettings {
     let mut settings = RuntimeSettings::new(cli.cache_dir.clone());
     settings.progress = !cli.quiet;
     settings.interpreter = cli.runtime;
+    settings.snapshots = !cli.no_snapshot;
     settings
 }
 

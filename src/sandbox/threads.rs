@@ -7,7 +7,10 @@ use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A run's work; what it returns reports the result to the caller, which the worker calls only
+/// after counting itself idle again, so that the caller's next run finds it.
+type Job = Box<dyn FnOnce() -> Report + Send>;
+type Report = Box<dyn FnOnce() + Send>;
 
 thread_local! {
     static STACK_SIZE: usize = stack_size();
@@ -82,7 +85,10 @@ impl GuestThreads {
     ) -> std::io::Result<R> {
         let (done, result) = mpsc::sync_channel(1);
         let job: Job = Box::new(move || {
-            let _ = done.send(std::panic::catch_unwind(AssertUnwindSafe(job)));
+            let result = std::panic::catch_unwind(AssertUnwindSafe(job));
+            Box::new(move || {
+                let _ = done.send(result);
+            })
         });
         let mut queue = self.lock();
         queue.jobs.push_back(job);
@@ -105,20 +111,21 @@ impl GuestThreads {
     }
 
     fn work(&self) {
+        let mut queue = self.lock();
+        queue.idle += 1;
         loop {
-            let job = {
-                let mut queue = self.lock();
-                queue.idle += 1;
-                while queue.jobs.is_empty() && !queue.closed {
-                    queue = self.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
-                }
-                queue.idle -= 1;
-                match queue.jobs.pop_front() {
-                    Some(job) => job,
-                    None => return,
-                }
+            while queue.jobs.is_empty() && !queue.closed {
+                queue = self.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+            }
+            queue.idle -= 1;
+            let Some(job) = queue.jobs.pop_front() else {
+                return;
             };
-            job();
+            drop(queue);
+            let report = job();
+            self.lock().idle += 1;
+            report();
+            queue = self.lock();
         }
     }
 

@@ -27,10 +27,21 @@ pub fn python315() -> &'static Python {
     PYTHON.get_or_init(|| load(Interpreter::Cpython315))
 }
 
+/// The CPython 3.15 guest with every run started from scratch, not from an image.
+pub fn python315_plain() -> &'static Python {
+    static PYTHON: OnceLock<std::sync::Arc<Python>> = OnceLock::new();
+    PYTHON.get_or_init(|| load_with(Interpreter::Cpython315, false))
+}
+
 fn load(interpreter: Interpreter) -> std::sync::Arc<Python> {
+    load_with(interpreter, true)
+}
+
+fn load_with(interpreter: Interpreter, snapshots: bool) -> std::sync::Arc<Python> {
     let mut settings = RuntimeSettings::new(None);
     settings.max_concurrent_runs = Some(16);
     settings.interpreter = interpreter;
+    settings.snapshots = snapshots;
     std::sync::Arc::new(
         Python::new(&settings)
             .expect("the guest runtime is available (needs python3 + pip + PyPI)"),

@@ -13,6 +13,9 @@ import sys
 
 ARGV0 = "/usr/local/bin/python.wasm"
 
+#: The interpreter's own import path (its standard-library zip), kept by `prepare`.
+_BASE_PATH = []
+
 
 def main():
     path0, args = sys.argv[1], sys.argv[2:]
@@ -26,6 +29,53 @@ def main():
     status = _reactor.run([ARGV0, *args], dict(os.environ))
     # Finish as CPython does (atexit handlers, flushed streams), then exit with the program's
     # status rather than this outer `-c` program's.
+    _finish(status)
+
+
+def prepare():
+    """The prelude of a guest image: everything every run would do first and that does not
+    depend on the repository, the run's arguments, environment or seed. The repository's own
+    modules, conftest and tests are never imported here."""
+    _BASE_PATH[:] = [p for p in sys.path if p.startswith("/usr/local/lib")]
+    import sitecustomize  # noqa: F401  (spar's start-up hook: WASI shims)
+    import importlib
+
+    import pytest  # noqa: F401
+    from _pytest.config import default_plugins
+
+    for name in default_plugins:
+        try:
+            importlib.import_module("_pytest." + name)
+        except ImportError:
+            pass
+    # Runs see other trees at /repo and /deps: forget every directory listing seen so far.
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+    os.chdir("/")
+
+
+def resume(path0, args, env):
+    """Runs one program in an interpreter restored from an image: the run's own environment,
+    import path, working directory and random seed first, then ARGS as `python ARGS...`."""
+    import importlib
+
+    os.environ.clear()
+    os.environ.update(env)
+    entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.chdir(env.get("SPAR_CWD") or "/")
+    sys.path[:] = [path0 or os.getcwd()] + entries + _BASE_PATH
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+    if "random" in sys.modules:
+        # Seeded from the run's own random source, as a fresh interpreter would be.
+        sys.modules["random"].seed()
+    import _reactor
+
+    status = _reactor.run([ARGV0, *args], dict(os.environ))
+    _finish(status)
+
+
+def _finish(status):
     import atexit
 
     atexit._run_exitfuncs()

@@ -140,6 +140,13 @@ impl WasiCtx {
     }
 }
 
+impl WasiCtx {
+    /// Descriptors open beyond stdio and the preopened root.
+    pub(crate) fn open_files(&self) -> usize {
+        self.fds.iter().skip(4).filter(|fd| fd.is_some()).count()
+    }
+}
+
 /// The guest's memory and the run's context, borrowed together for one call.
 fn memory_and_ctx<'a, T: 'static>(
     caller: &'a mut Caller<'_, T>,

@@ -1,0 +1,166 @@
+//! Guest images: a reactor guest's memory after a prelude (interpreter started, pytest
+//! imported), kept as the pages that differ from a fresh instance and copied into each later
+//! run's fresh instance before its own code runs. A run then skips the work the prelude did.
+//!
+//! What an image may hold is checked at capture: the prelude must succeed, and no descriptor
+//! beyond stdio and the preopened root may be open (a resumed run's descriptor table is new).
+//! Only memory is restored: the reactor's one mutable global, its shadow-stack pointer, is back
+//! at its initial value whenever an export returns, and its function table never changes.
+
+use std::time::Duration;
+
+/// The granularity of the comparison with a fresh instance: a host page.
+const CHUNK: usize = 4096;
+
+/// The first bytes of a stored image, with the format's version.
+const MAGIC: &[u8; 8] = b"sparimg1";
+
+/// A captured guest memory, ready to restore into fresh instances of the same module.
+pub struct GuestImage {
+    /// The memory's size at capture, in bytes.
+    pub(super) size: usize,
+    /// The byte ranges that differ from a fresh instance's memory, by offset.
+    pub(super) ranges: Vec<(usize, Box<[u8]>)>,
+    /// The guest clock's reading at capture; resumed runs' clocks start there.
+    pub(super) elapsed: Duration,
+}
+
+impl GuestImage {
+    /// Keeps the parts of `captured` that differ from `fresh` (a new instance's memory).
+    pub(super) fn diff(captured: &[u8], fresh: &[u8], elapsed: Duration) -> GuestImage {
+        let mut ranges: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (i, chunk) in captured.chunks(CHUNK).enumerate() {
+            let at = i * CHUNK;
+            let before = fresh
+                .get(at..(at + chunk.len()).min(fresh.len()))
+                .unwrap_or(&[]);
+            let same = chunk.len() == before.len() && chunk == before
+                || before.is_empty() && chunk.iter().all(|&b| b == 0);
+            if same {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some((start, bytes)) if *start + bytes.len() == at => {
+                    bytes.extend_from_slice(chunk)
+                }
+                _ => ranges.push((at, chunk.to_vec())),
+            }
+        }
+        GuestImage {
+            size: captured.len(),
+            ranges: ranges
+                .into_iter()
+                .map(|(at, bytes)| (at, bytes.into_boxed_slice()))
+                .collect(),
+            elapsed,
+        }
+    }
+
+    /// Writes the image over `memory`, which must already be `self.size` long.
+    pub(super) fn restore(&self, memory: &mut [u8]) {
+        for (at, bytes) in &self.ranges {
+            memory[*at..*at + bytes.len()].copy_from_slice(bytes);
+        }
+    }
+
+    /// The image as bytes, to keep on disk: a header, then each range's offset, length and
+    /// bytes (little-endian `u64`s).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.stored_bytes() + 32 + 16 * self.ranges.len());
+        out.extend_from_slice(MAGIC);
+        for n in [
+            self.size as u64,
+            self.elapsed.as_nanos() as u64,
+            self.ranges.len() as u64,
+        ] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        for (at, bytes) in &self.ranges {
+            out.extend_from_slice(&(*at as u64).to_le_bytes());
+            out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+
+    /// Reads what [`GuestImage::to_bytes`] wrote; `None` for anything else (a truncated or
+    /// foreign file), never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Option<GuestImage> {
+        let mut reader = Reader(bytes.strip_prefix(MAGIC.as_slice())?);
+        let (size, elapsed, count) = (reader.number()?, reader.number()?, reader.number()?);
+        let mut ranges = Vec::new();
+        let mut end = 0;
+        for _ in 0..count {
+            let (at, len) = (reader.number()?, reader.number()?);
+            if at < end || at.checked_add(len)? > size {
+                return None;
+            }
+            end = at + len;
+            ranges.push((at, reader.take(len)?.into()));
+        }
+        Some(GuestImage {
+            size,
+            ranges,
+            elapsed: Duration::from_nanos(elapsed as u64),
+        })
+    }
+
+    /// The guest memory's size, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.size
+    }
+
+    /// The bytes the image holds (and each restore copies).
+    pub fn stored_bytes(&self) -> usize {
+        self.ranges.iter().map(|(_, b)| b.len()).sum()
+    }
+}
+
+/// The unread part of a stored image.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.0.split_at_checked(len)?;
+        self.0 = tail;
+        Some(head)
+    }
+
+    fn number(&mut self) -> Option<usize> {
+        usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_changed_pages_and_restores_them() {
+        let fresh = vec![7u8; 3 * CHUNK];
+        let mut captured = fresh.clone();
+        captured[CHUNK + 5] = 1;
+        captured.extend(vec![0u8; CHUNK]); // grown, still zero: nothing to keep
+        captured.extend(vec![9u8; CHUNK]); // grown with data
+        let image = GuestImage::diff(&captured, &fresh, Duration::ZERO);
+        assert_eq!(image.stored_bytes(), 2 * CHUNK);
+        assert_eq!(image.memory_bytes(), 5 * CHUNK);
+        let mut memory = fresh.clone();
+        memory.resize(5 * CHUNK, 0);
+        image.restore(&mut memory);
+        assert_eq!(memory, captured);
+
+        let stored = image.to_bytes();
+        let back = GuestImage::from_bytes(&stored).expect("round trip");
+        assert_eq!(
+            (back.size, back.ranges.clone()),
+            (image.size, image.ranges.clone())
+        );
+        for cut in [0, 8, 20, stored.len() - 1] {
+            assert!(
+                GuestImage::from_bytes(&stored[..cut]).is_none(),
+                "cut at {cut}"
+            );
+        }
+    }
+}
