@@ -392,31 +392,20 @@ impl Python {
                 {
                     return Some(Arc::new(image));
                 }
-                let mut request = request(
-                    &self.mounts,
-                    Snapshot::empty(),
-                    &[],
-                    &PythonRun::default(),
-                    false,
-                );
-                // A reactor's first turn takes its import path from argv.
-                request.argv = vec![
-                    self.mounts.argv0.clone(),
-                    LIB_MOUNT.into(),
-                    SITE_MOUNT.into(),
-                ];
-                match self.sandbox.capture(request, IMAGE_PRELUDE) {
-                    Ok(Ok(image)) => {
+                let request = capture_request(&self.mounts);
+                let captured = match self.sandbox.capture(request, IMAGE_PRELUDE) {
+                    Ok(Ok(image)) => Ok(image),
+                    Ok(Err(refused)) => Err(refused.to_string()),
+                    Err(failed) => Err(failed.to_string()),
+                };
+                match captured {
+                    Ok(image) => {
                         // A cache: when it cannot be written, the next process captures again.
                         let _ = write_atomic(&self.image_path, &image.to_bytes());
                         Some(Arc::new(image))
                     }
-                    Ok(Err(e)) => {
-                        eprintln!("spar: warning: guest runs start without a snapshot: {e}");
-                        None
-                    }
-                    Err(e) => {
-                        eprintln!("spar: warning: guest runs start without a snapshot: {e}");
+                    Err(why) => {
+                        eprintln!("spar: warning: guest runs start without a snapshot: {why}");
                         None
                     }
                 }
@@ -531,9 +520,29 @@ fn request(
     }
 }
 
-/// The image's file in the cache, keyed by the interpreter, the trees the prelude imports from,
-/// the prelude itself and the Wasmtime version (which compiles the module that made it).
+/// The run an image is captured in: the standard mounts with an empty repository, and the
+/// import path as argv (a reactor's first turn takes it from there).
+fn capture_request(mounts: &GuestMounts) -> RunRequest {
+    let mut request = request(mounts, Snapshot::empty(), &[], &PythonRun::default(), false);
+    request.argv = vec![mounts.argv0.clone(), LIB_MOUNT.into(), SITE_MOUNT.into()];
+    request
+}
+
+/// The image's file in the cache, keyed by everything the captured memory depends on: the
+/// interpreter, the trees the prelude imports from, the prelude, the capture run's argv,
+/// environment and mount points, and the Wasmtime version.
 fn image_path(cache_dir: &Path, interpreter: &InterpreterPin, mounts: &GuestMounts) -> PathBuf {
+    let capture = capture_request(mounts);
+    let layout = format!(
+        "{:?} {:?} {:?}",
+        capture.argv,
+        capture.env,
+        capture
+            .mounts
+            .iter()
+            .map(|m| (&m.path, m.writable))
+            .collect::<Vec<_>>()
+    );
     let key = [
         interpreter.sha256.as_str(),
         interpreter
@@ -543,6 +552,7 @@ fn image_path(cache_dir: &Path, interpreter: &InterpreterPin, mounts: &GuestMoun
         mounts.site.content_hash(),
         mounts.lib.content_hash(),
         IMAGE_PRELUDE,
+        &layout,
         crate::sandbox::WASMTIME_VERSION,
     ]
     .join("\n");
