@@ -414,7 +414,7 @@ impl Sandbox {
             return Ok(Err(CaptureError::NotAReactor));
         }
         let (result, memory) = self.on_deep_thread(request, Start::Capture(prelude))?;
-        let (memory, elapsed, open) = match (result.outcome, result.exit_code, memory) {
+        let (fresh, memory, elapsed, open) = match (result.outcome, result.exit_code, memory) {
             (Outcome::Completed, Some(0), Some(captured)) => captured,
             (outcome, status, _) => {
                 let stderr = String::from_utf8_lossy(&result.stderr);
@@ -429,7 +429,6 @@ impl Sandbox {
         if open > 0 {
             return Ok(Err(CaptureError::OpenFiles(open)));
         }
-        let fresh = self.guest.fresh_memory()?;
         Ok(Ok(GuestImage::diff(&memory, &fresh, elapsed)))
     }
 
@@ -467,8 +466,9 @@ impl Sandbox {
     }
 }
 
-/// A captured memory, the clock's reading at capture, and the files the guest left open.
-type Captured = (Vec<u8>, Duration, usize);
+/// The memory of the instance a capture ran in as it was instantiated and as the prelude left
+/// it, the clock's reading at capture, and the files the guest left open.
+type Captured = (Vec<u8>, Vec<u8>, Duration, usize);
 
 /// [`Start`] with owned parts, to send to a pooled thread.
 enum OwnedStart {
@@ -532,7 +532,8 @@ impl Guest {
         let memory_hit = store.data().memory.hit;
         let open = store.data().wasi.open_files();
         drop(store);
-        let captured = captured.map(|memory| (memory, capture_clock.elapsed(), open));
+        let captured =
+            captured.map(|(fresh, memory)| (fresh, memory, capture_clock.elapsed(), open));
 
         let (outcome, exit_code, trap) = match result {
             Ok(status) => (Outcome::Completed, Some(status), None),
@@ -578,38 +579,17 @@ impl Guest {
         store.set_epoch_deadline(ticks);
         Ok(store)
     }
-
-    /// A fresh instance's memory, to compare a captured one with.
-    fn fresh_memory(&self) -> Result<Vec<u8>, SandboxError> {
-        let setup = |e: wasmtime::Error| SandboxError::Setup(e.into());
-        let clock = host::Clock::new(Determinism::default(), Duration::ZERO);
-        let fs_clock = clock.clone();
-        let limits = Limits::default();
-        let wasi = WasiCtx::new(WasiSetup {
-            args: Vec::new(),
-            env: Vec::new(),
-            vfs: Vfs::new(Vec::new(), limits.fs, Arc::new(move || fs_clock.now())),
-            clock,
-            max_sleep: limits.timeout,
-            random: host::random(Determinism::default()),
-            stdin: Vec::new(),
-            output: host::Output::new(0),
-        });
-        let mut store = self.store(wasi, &limits).map_err(setup)?;
-        let instance = self.pre.instantiate(&mut store).map_err(setup)?;
-        let memory = exported_memory(&instance, &mut store).map_err(setup)?;
-        Ok(memory.data(&store).to_vec())
-    }
 }
 
 impl Guest {
     /// Instantiates the guest and runs it as `start` says; the exit status when it returns.
-    /// For [`Start::Capture`], `captured` receives the memory once the prelude has succeeded.
+    /// For [`Start::Capture`], `captured` receives the memory as instantiated and, once the
+    /// prelude has succeeded, as it left it.
     fn start(
         &self,
         store: &mut Store<RunState>,
         start: &Start<'_>,
-        captured: &mut Option<Vec<u8>>,
+        captured: &mut Option<(Vec<u8>, Vec<u8>)>,
     ) -> wasmtime::Result<i32> {
         let instance = self.pre.instantiate(&mut *store)?;
         match (self.entry, start) {
@@ -624,11 +604,12 @@ impl Guest {
                 run.call(&mut *store, ())
             }
             (Entry::Reactor, Start::Capture(code)) => {
+                let memory = exported_memory(&instance, &mut *store)?;
+                let fresh = memory.data(&*store).to_vec();
                 initialize(&instance, store)?;
                 let status = turn(&instance, store, code)?;
                 if status == 0 {
-                    let memory = exported_memory(&instance, &mut *store)?;
-                    *captured = Some(memory.data(&*store).to_vec());
+                    *captured = Some((fresh, memory.data(&*store).to_vec()));
                 }
                 Ok(status)
             }

@@ -276,11 +276,7 @@ impl WasiCtx {
         out: u32,
     ) -> WasiResult {
         self.desc(fd)?;
-        let iovs = mem.iovecs(iovs, count)?;
-        let bufs = iovs
-            .iter()
-            .map(|&(ptr, len)| mem.slice(ptr, len))
-            .collect::<Result<Vec<&[u8]>, Errno>>()?;
+        let bufs = mem.gather(iovs, count)?;
         let output = |is_stderr| -> Result<u64, Fail> {
             let mut output = self.output.lock().unwrap_or_else(|e| e.into_inner());
             Ok(output.write(is_stderr, &bufs)?)
@@ -304,11 +300,7 @@ impl WasiCtx {
         offset: u64,
         out: u32,
     ) -> WasiResult {
-        let iovs = mem.iovecs(iovs, count)?;
-        let bufs = iovs
-            .iter()
-            .map(|&(ptr, len)| mem.slice(ptr, len))
-            .collect::<Result<Vec<&[u8]>, Errno>>()?;
+        let bufs = mem.gather(iovs, count)?;
         let written = self.file(fd)?.pwrite(&bufs, offset)?;
         Ok(mem.write_u32(out, written as u32)?)
     }

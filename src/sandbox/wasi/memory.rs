@@ -80,6 +80,14 @@ impl<'a> GuestMemory<'a> {
         self.write(ptr, &value.to_le_bytes())
     }
 
+    /// The buffers of a ciovec array, to write from.
+    pub(super) fn gather(&self, ptr: u32, count: u32) -> Result<Vec<&[u8]>, Errno> {
+        self.iovecs(ptr, count)?
+            .into_iter()
+            .map(|(buf, len)| self.slice(buf, len))
+            .collect()
+    }
+
     /// The `(pointer, length)` pairs of an iovec array, each checked to lie in memory.
     pub(super) fn iovecs(&self, ptr: u32, count: u32) -> Result<Vec<(u32, u32)>, Errno> {
         // Linux's IOV_MAX: the host holds one entry per iovec.
