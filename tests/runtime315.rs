@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{calc_repo, code, python315, python315_plain, repo};
+use common::{calc_repo, code, python315, python315_plain, repo, stderr, stdout};
 use spar::guest::PythonRun;
 use spar::sandbox::Determinism;
 use spar::sandbox::Outcome;
@@ -20,14 +20,6 @@ fn run(src: &str) -> spar::sandbox::RunResult {
             &PythonRun::default(),
         )
         .unwrap()
-}
-
-fn stdout(r: &spar::sandbox::RunResult) -> String {
-    String::from_utf8_lossy(&r.stdout).into_owned()
-}
-
-fn stderr(r: &spar::sandbox::RunResult) -> String {
-    String::from_utf8_lossy(&r.stderr).into_owned()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{code, python, repo};
+use common::{code, python, repo, stdout};
 use spar::guest::PythonRun;
 use spar::sandbox::{Determinism, Limits, Outcome, RunRequest, Sandbox, SandboxSettings};
 use spar::snapshot::{FileChange, Snapshot};
@@ -17,10 +17,6 @@ fn run(src: &str) -> spar::sandbox::RunResult {
             &PythonRun::default(),
         )
         .unwrap()
-}
-
-fn stdout(r: &spar::sandbox::RunResult) -> String {
-    String::from_utf8_lossy(&r.stdout).into_owned()
 }
 
 #[test]

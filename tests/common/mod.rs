@@ -48,6 +48,16 @@ fn load_with(interpreter: Interpreter, snapshots: bool) -> std::sync::Arc<Python
     )
 }
 
+/// A run's stdout as text.
+pub fn stdout(r: &spar::sandbox::RunResult) -> String {
+    String::from_utf8_lossy(&r.stdout).into_owned()
+}
+
+/// A run's stderr as text.
+pub fn stderr(r: &spar::sandbox::RunResult) -> String {
+    String::from_utf8_lossy(&r.stderr).into_owned()
+}
+
 /// A repository made of `(path, text)` pairs.
 pub fn repo(files: &[(&str, &str)]) -> Snapshot {
     Snapshot::from_files(files.iter().map(|(p, c)| (*p, c.as_bytes().to_vec()))).unwrap()
