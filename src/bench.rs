@@ -3,12 +3,13 @@
 //! cores, and one test suite sandboxed vs under the host's native `python3`.
 
 use crate::guest::{GuestError, Python, PythonRun, RuntimeSettings};
+use crate::native::NativeEnv;
 use crate::sandbox::{Determinism, Limits, RunRequest, Sandbox, SandboxError, SandboxSettings};
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::testrun::{Runner, TestCommand, TestStatus};
 use serde::Serialize;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -107,12 +108,16 @@ pub struct SuiteTimes {
     pub suite: String,
     /// Tests in the suite.
     pub tests: usize,
-    /// Median wall time in the sandbox, ms.
+    /// Median wall time of one run in the sandbox, in this process, ms.
     pub sandbox_median_ms: f64,
-    /// Median wall time natively, ms.
+    /// Median wall time natively (a virtual environment's interpreter, whole process), ms.
     pub native_median_ms: f64,
     /// `sandbox / native`.
     pub ratio: f64,
+    /// Median wall time of `spar test SUITE` as a whole process, ms, when measured.
+    pub process_median_ms: Option<f64>,
+    /// `process / native`: both sides whole processes.
+    pub process_ratio: Option<f64>,
     /// The native interpreter's version.
     pub native_python: String,
     /// The guest interpreter's version.
@@ -135,8 +140,22 @@ pub struct BenchReport {
     pub python_startup: Latency,
     /// `python -c pass` throughput.
     pub python_throughput: Throughput,
+    /// Where a guest run's time goes before the test suite's own work.
+    pub parts: RunParts,
     /// Test suite, sandboxed vs native.
     pub suite: SuiteTimes,
+}
+
+/// The fixed costs of a guest run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunParts {
+    /// Time before the guest's own code runs (`python -c pass`): the store, the instance and,
+    /// for a guest with an image, writing the image into its memory.
+    pub startup: Latency,
+    /// `import pytest` inside a run, as the guest's clock measures it, median ms.
+    pub import_pytest_ms: f64,
+    /// The same with the interpreter started from scratch, for a guest with an image.
+    pub plain_import_pytest_ms: Option<f64>,
 }
 
 /// Runs all measurements, on a thread as deep as spar's workers, so that runs execute on it as
@@ -213,24 +232,81 @@ fn measure(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchR
             Some(process_throughput(exe, runtime, cores, python_runs)?);
     }
 
-    let mut suite = suite_times(&python, settings)?;
-    if python.image().is_some() {
-        // The same suite with every run starting the interpreter from scratch.
-        let plain = Python::new(&RuntimeSettings {
+    let mut suite = suite_times(&python, runtime, settings)?;
+    // The same runs with the interpreter started from scratch every time.
+    let plain = match python.image() {
+        Some(_) => Some(Python::new(&RuntimeSettings {
             snapshots: false,
             ..runtime.clone()
-        })?;
-        let (samples, _) = sandboxed_samples(&plain, settings)?;
+        })?),
+        None => None,
+    };
+    if let Some(plain) = &plain {
+        let (samples, _) = sandboxed_samples(plain, settings)?;
         suite.plain_start_median_ms = Some(median_ms(samples));
     }
+    let parts = run_parts(&python, plain.as_ref())?;
     Ok(BenchReport {
         cores,
         trivial,
         trivial_throughput,
         python_startup,
         python_throughput,
+        parts,
         suite,
     })
+}
+
+/// Source that prints how long `import pytest` takes in the run, in milliseconds.
+const TIME_IMPORT_PYTEST: &str =
+    "import time; t = time.perf_counter(); import pytest; print((time.perf_counter() - t) * 1e3)";
+
+/// What a guest run spends before its own code and on `import pytest`, medians of 30 runs.
+fn run_parts(python: &Python, plain: Option<&Python>) -> Result<RunParts, BenchError> {
+    let runs = 30;
+    let pass = ["-c".to_owned(), "pass".to_owned()];
+    let startup = (0..runs)
+        .map(|_| Ok(guest_run(python, &pass, "python -c pass")?.startup))
+        .collect::<Result<Vec<_>, BenchError>>()?;
+    let import_ms = |python: &Python| -> Result<f64, BenchError> {
+        let args = ["-c".to_owned(), TIME_IMPORT_PYTEST.to_owned()];
+        let samples = (0..runs)
+            .map(|_| {
+                let result = guest_run(python, &args, "import pytest")?;
+                let ms = String::from_utf8_lossy(&result.stdout)
+                    .trim()
+                    .parse::<f64>();
+                ms.map_err(|e| BenchError::GuestFailed("import pytest".into(), e.to_string()))
+            })
+            .collect::<Result<Vec<f64>, _>>()?;
+        Ok(median(samples))
+    };
+    Ok(RunParts {
+        startup: Latency::of(startup),
+        import_pytest_ms: import_ms(python)?,
+        plain_import_pytest_ms: plain.map(import_ms).transpose()?,
+    })
+}
+
+/// One run over an empty repository that must exit 0.
+fn guest_run(
+    python: &Python,
+    args: &[String],
+    what: &str,
+) -> Result<crate::sandbox::RunResult, BenchError> {
+    let result = python.run(&Snapshot::empty(), args, &PythonRun::default())?;
+    if result.exit_code != Some(0) {
+        return Err(BenchError::GuestFailed(
+            what.into(),
+            result.outcome.as_str().into(),
+        ));
+    }
+    Ok(result)
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
 }
 
 /// Runs `runs` jobs on one thread, then `runs` jobs spread over every core.
@@ -261,7 +337,7 @@ fn throughput(
 
 /// Runs `runs` `python -c pass` runs in each of `cores` worker processes at once.
 fn process_throughput(
-    exe: &std::path::Path,
+    exe: &Path,
     runtime: &RuntimeSettings,
     cores: usize,
     runs: usize,
@@ -271,10 +347,8 @@ fn process_throughput(
     let started = Instant::now();
     let children = (0..cores)
         .map(|_| {
-            Command::new(exe)
-                .arg("--cache-dir")
-                .arg(&runtime.cache_dir)
-                .args(["--quiet", "bench-worker", "--runs", &runs.to_string()])
+            spar_command(exe, runtime)
+                .args(["bench-worker", "--runs", &runs.to_string()])
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .map_err(|e| worker_error(e.to_string()))
@@ -287,6 +361,20 @@ fn process_throughput(
         }
     }
     Ok((runs * cores) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `spar` with the same cache, guest runtime and image setting as this process, quiet.
+fn spar_command(exe: &Path, runtime: &RuntimeSettings) -> Command {
+    let mut command = Command::new(exe);
+    command.arg("--cache-dir").arg(&runtime.cache_dir).args([
+        "--quiet",
+        "--runtime",
+        runtime.interpreter.name(),
+    ]);
+    if !runtime.snapshots {
+        command.arg("--no-snapshot");
+    }
+    command
 }
 
 /// The body of a worker process for [`process_throughput`]: `runs` sequential `python -c pass`.
@@ -336,65 +424,106 @@ fn sandboxed_samples(
     Ok((samples, tests))
 }
 
-fn suite_times(python: &Python, settings: &BenchSettings) -> Result<SuiteTimes, BenchError> {
+fn suite_times(
+    python: &Python,
+    runtime: &RuntimeSettings,
+    settings: &BenchSettings,
+) -> Result<SuiteTimes, BenchError> {
     let (repo, _) = Snapshot::from_dir(&settings.suite)?;
-    let command = TestCommand::for_repo(&repo, Some(Runner::Pytest), &[]);
-    let name = settings.suite.display().to_string();
     let (sandbox_samples, tests) = sandboxed_samples(python, settings)?;
-
-    // The native baseline runs the same pytest (the wheels spar unpacked) over the same
-    // files; its bytecode goes to a private prefix so neither the repo nor the cache change.
-    let scratch = std::env::temp_dir().join(format!("spar-bench-{}", std::process::id()));
     let native_error = |detail: String| BenchError::Native {
         python: settings.host_python.clone(),
         detail,
     };
+    let env = NativeEnv::prepare(
+        &settings.host_python,
+        python.cache_dir(),
+        &python.site_wheels()?,
+    )
+    .map_err(|e| native_error(e.to_string()))?;
+    let scratch = std::env::temp_dir().join(format!("spar-bench-{}", std::process::id()));
+    let native = native_samples(&env, &repo, &scratch, settings);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let native_samples = native.map_err(native_error)?;
+    let native_version = Command::new(env.python())
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let process_median_ms = match &settings.spar_exe {
+        Some(exe) => Some(median_ms(process_samples(exe, runtime, settings)?)),
+        None => None,
+    };
+    let sandbox_median_ms = median_ms(sandbox_samples);
+    let native_median_ms = median_ms(native_samples);
+    Ok(SuiteTimes {
+        suite: settings.suite.display().to_string(),
+        tests,
+        sandbox_median_ms,
+        native_median_ms,
+        ratio: sandbox_median_ms / native_median_ms,
+        process_median_ms,
+        process_ratio: process_median_ms.map(|p| p / native_median_ms),
+        native_python: native_version,
+        guest_python: python.interpreter_version().to_owned(),
+        plain_start_median_ms: None,
+    })
+}
+
+/// The suite natively, as a user runs it: the virtual environment's interpreter on a copy of
+/// the suite, whole processes, after one warm-up run that caches the bytecode.
+fn native_samples(
+    env: &NativeEnv,
+    repo: &Snapshot,
+    scratch: &Path,
+    settings: &BenchSettings,
+) -> Result<Vec<Duration>, String> {
+    let copy = scratch.join("repo");
+    crate::corpus::store::write_tree(&copy, repo).map_err(|e| e.to_string())?;
+    let command = TestCommand::for_repo(repo, Some(Runner::Pytest), &[]);
     let native = || {
-        let run = crate::testrun::run_tests_native(
-            &settings.host_python,
-            &settings.suite,
-            &command,
-            &[python.site_dir().to_owned()],
-            &scratch,
-        )
-        .map_err(|e| native_error(e.to_string()))?;
+        let run = crate::testrun::run_tests_native(env.python(), &copy, &command, &[], scratch)
+            .map_err(|e| e.to_string())?;
         let failing = run
             .tests
             .values()
             .filter(|s| matches!(s, TestStatus::Failed | TestStatus::Error))
             .count();
         if run.tests.is_empty() || failing > 0 {
-            return Err(native_error(format!(
-                "{} tests, {failing} failing",
-                run.tests.len()
-            )));
+            return Err(format!("{} tests, {failing} failing", run.tests.len()));
         }
         Ok(run.duration)
     };
     native()?;
-    let native_samples = (0..settings.suite_runs)
-        .map(|_| native())
-        .collect::<Result<Vec<_>, _>>();
-    let native_version = Command::new(&settings.host_python)
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&scratch);
-    let native_samples = native_samples?;
+    (0..settings.suite_runs).map(|_| native()).collect()
+}
 
-    let sandbox_median_ms = median_ms(sandbox_samples);
-    let native_median_ms = median_ms(native_samples);
-    Ok(SuiteTimes {
-        suite: name,
-        tests,
-        sandbox_median_ms,
-        native_median_ms,
-        ratio: sandbox_median_ms / native_median_ms,
-        native_python: native_version,
-        guest_python: python.interpreter_version().to_owned(),
-        plain_start_median_ms: None,
-    })
+/// `spar test SUITE` as whole processes (loading the compiled guest and its image included),
+/// after one warm-up run.
+fn process_samples(
+    exe: &Path,
+    runtime: &RuntimeSettings,
+    settings: &BenchSettings,
+) -> Result<Vec<Duration>, BenchError> {
+    let run = || {
+        let started = Instant::now();
+        let output = spar_command(exe, runtime)
+            .arg("test")
+            .arg(&settings.suite)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| BenchError::GuestFailed("`spar test`".into(), e.to_string()))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(BenchError::GuestFailed(
+                format!("`spar test {}`", settings.suite.display()),
+                stderr.lines().last().unwrap_or_default().to_owned(),
+            ));
+        }
+        Ok(started.elapsed())
+    };
+    run()?;
+    (0..settings.suite_runs).map(|_| run()).collect()
 }
 
 impl fmt::Display for BenchReport {
@@ -429,16 +558,39 @@ impl fmt::Display for BenchReport {
         rate(f, "trivial guest, throughput", &self.trivial_throughput)?;
         latency(f, "python -c pass, per run", &self.python_startup)?;
         rate(f, "python -c pass, throughput", &self.python_throughput)?;
+        let p = &self.parts;
+        latency(f, "start-up before the guest's code", &p.startup)?;
+        write!(
+            f,
+            "{:<34} median {:>9.1} ms",
+            "import pytest inside a run", p.import_pytest_ms
+        )?;
+        match p.plain_import_pytest_ms {
+            Some(plain) => writeln!(f, "   (every run from scratch: {plain:.1} ms)")?,
+            None => writeln!(f)?,
+        }
         let s = &self.suite;
         writeln!(
             f,
-            "\ntest suite {} ({} tests), median of runs:\n  sandboxed (CPython {} wasm) {:>8.1} ms\n  native ({}) {:>8.1} ms\n  ratio sandboxed/native        {:>8.2}x",
-            s.suite, s.tests, s.guest_python, s.sandbox_median_ms, s.native_python, s.native_median_ms, s.ratio
+            "\ntest suite {} ({} tests), median of runs:\n  native ({}, a virtual environment, whole process) {:>8.1} ms",
+            s.suite, s.tests, s.native_python, s.native_median_ms
+        )?;
+        if let (Some(ms), Some(ratio)) = (s.process_median_ms, s.process_ratio) {
+            writeln!(
+                f,
+                "  sandboxed (CPython {} wasm), `spar test` whole process {ms:>8.1} ms   {ratio:.2}x native",
+                s.guest_python
+            )?;
+        }
+        writeln!(
+            f,
+            "  sandboxed, one run inside a live process {:>8.1} ms   {:.2}x native",
+            s.sandbox_median_ms, s.ratio
         )?;
         if let Some(plain) = s.plain_start_median_ms {
             writeln!(
                 f,
-                "\n  sandboxed, every run from scratch {plain:>8.1} ms (the image saves {:.0}%)",
+                "  sandboxed, every run from scratch {plain:>8.1} ms (the image saves {:.0}%)",
                 100.0 * (1.0 - s.sandbox_median_ms / plain)
             )?;
         }

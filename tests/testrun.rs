@@ -212,10 +212,14 @@ fn builtin_corpus_suites_pass_in_the_sandbox() {
     }
 }
 
+/// The built-in suites pass natively too, in the virtual environment every native baseline
+/// runs in (made from the guest's own pinned pytest wheels), on a copy of each project.
 #[test]
 fn builtin_corpus_suites_pass_natively() {
     let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora");
     let host = std::env::var("SPAR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let wheels = python().site_wheels().unwrap();
+    let env = spar::native::NativeEnv::prepare(&host, python().cache_dir(), &wheels).unwrap();
     for project in spar::corpus::list_projects(&corpus).unwrap() {
         let snapshot = project.snapshot().unwrap();
         let command = TestCommand::for_repo(&snapshot, None, &[]);
@@ -224,14 +228,10 @@ fn builtin_corpus_suites_pass_natively() {
             project.manifest.name,
             std::process::id()
         ));
-        let run = spar::testrun::run_tests_native(
-            &host,
-            &project.dir,
-            &command,
-            &[python().site_dir().to_owned()],
-            &scratch,
-        )
-        .unwrap();
+        let copy = scratch.join("repo");
+        common::write_tree(&copy, &snapshot);
+        let run =
+            spar::testrun::run_tests_native(env.python(), &copy, &command, &[], &scratch).unwrap();
         let _ = std::fs::remove_dir_all(&scratch);
         let failing: Vec<_> = run
             .tests

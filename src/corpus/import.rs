@@ -14,6 +14,7 @@ use super::store::{
 use super::{CorpusError, Split};
 use crate::fsutil::sha256_hex;
 use crate::guest::{Python, PythonRun};
+use crate::native::NativeEnv;
 use crate::snapshot::Snapshot;
 use crate::testrun::{self, Runner, TestCommand, TestReport, TestStatus};
 use serde::Deserialize;
@@ -21,9 +22,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// Packages the guest's base site already provides; a project never gets a second copy.
-const PROVIDED: &[&str] = &["pytest", "pluggy", "iniconfig", "packaging", "pygments"];
 
 /// Development tools that test extras list but suites do not need to run.
 const TOOLS: &[&str] = &[
@@ -552,7 +550,10 @@ pub(crate) fn detect_layout(repo: &Snapshot) -> Layout {
 
 /// Requirements to resolve (markers kept for pip to evaluate), and the ones skipped because
 /// the base site provides them or they are development tools.
-fn requirements_to_resolve(requirements: &[String]) -> (Vec<String>, Vec<String>) {
+fn requirements_to_resolve(
+    requirements: &[String],
+    provided: &BTreeSet<String>,
+) -> (Vec<String>, Vec<String>) {
     let mut keep = Vec::new();
     let mut skipped = Vec::new();
     for requirement in requirements {
@@ -573,7 +574,7 @@ fn requirements_to_resolve(requirements: &[String]) -> (Vec<String>, Vec<String>
             Some(m) => m,
             None => continue,
         };
-        if PROVIDED.contains(&name.as_str()) || TOOLS.contains(&name.as_str()) {
+        if provided.contains(&name) || TOOLS.contains(&name.as_str()) {
             skipped.push(name);
             continue;
         }
@@ -626,20 +627,28 @@ fn strip_test_extra(marker: &str) -> Option<String> {
     )
 }
 
-/// Downloads pure-Python wheels for `requirements` and their dependencies. Requirements that
-/// cannot be satisfied by pure wheels are returned as unavailable.
+/// The guest a project's wheels are resolved for: its `major.minor` and the distributions it
+/// already has.
+type GuestSite<'a> = (&'a str, &'a BTreeSet<String>);
+
+/// Downloads pure-Python wheels for `requirements` and their dependencies, for the guest's
+/// Python. What the guest provides is never downloaded: a requirement that pip cannot resolve
+/// because a dependency has no pure wheel (xarray needs numpy) is fetched alone, and its own
+/// dependencies that the guest lacks are resolved the same way. Requirements that cannot be
+/// satisfied are returned as unavailable.
 fn resolve_wheels(
     host_python: &str,
     dir: &Path,
     requirements: &[String],
+    (version, provided): GuestSite<'_>,
 ) -> (Vec<PathBuf>, Vec<String>) {
     if requirements.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    let flags = [
+    let pure = [
         "--only-binary=:all:",
         "--python-version",
-        "3.12",
+        version,
         "--implementation",
         "py",
         "--abi",
@@ -647,13 +656,22 @@ fn resolve_wheels(
         "--platform",
         "any",
     ];
+    let no_deps: Vec<&str> = pure.iter().copied().chain(["--no-deps"]).collect();
     let mut unavailable = Vec::new();
-    if crate::pip::download(host_python, dir, &flags, requirements).is_err() {
-        for requirement in requirements {
-            if let Err(e) =
-                crate::pip::download(host_python, dir, &flags, std::slice::from_ref(requirement))
-            {
-                unavailable.push(format!("{requirement} ({e})"));
+    if crate::pip::download(host_python, dir, &pure, requirements).is_err() {
+        let mut queue: Vec<String> = requirements.to_vec();
+        let mut seen = BTreeSet::new();
+        while let Some(requirement) = queue.pop() {
+            if !seen.insert(requirement.clone()) {
+                continue;
+            }
+            let one = std::slice::from_ref(&requirement);
+            let Err(e) = crate::pip::download(host_python, dir, &pure, one) else {
+                continue;
+            };
+            match crate::pip::download(host_python, dir, &no_deps, one) {
+                Ok(files) => queue.extend(missing_dependencies(&files, provided)),
+                Err(_) => unavailable.push(format!("{requirement} ({e})")),
             }
         }
     }
@@ -663,18 +681,38 @@ fn resolve_wheels(
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "whl"))
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let dist = name
-                .split('-')
-                .next()
-                .unwrap_or("")
-                .to_lowercase()
-                .replace('_', "-");
-            !PROVIDED.contains(&dist.as_str())
-        })
+        .filter(|p| !provided.contains(&wheel_distribution(p)))
         .collect();
     (wheels, unavailable)
+}
+
+/// A wheel file's distribution name, normalised (`Foo_Bar-1.0-py3-none-any.whl`: `foo-bar`).
+fn wheel_distribution(wheel: &Path) -> String {
+    let name = wheel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let dist = name.split('-').next().unwrap_or("");
+    dist.to_lowercase().replace('_', "-")
+}
+
+/// The run-time requirements (no extras) that `wheels`' metadata lists and `provided` lacks.
+fn missing_dependencies(wheels: &[PathBuf], provided: &BTreeSet<String>) -> Vec<String> {
+    let mut requires = Vec::new();
+    for wheel in wheels {
+        let files = crate::guest::unpack_wheel(wheel).unwrap_or_default();
+        let metadata = files
+            .iter()
+            .find(|(path, _)| path.ends_with(".dist-info/METADATA"));
+        let Some((_, metadata)) = metadata else {
+            continue;
+        };
+        requires.extend(
+            String::from_utf8_lossy(metadata)
+                .lines()
+                .filter_map(|l| l.strip_prefix("Requires-Dist:"))
+                .filter(|r| !r.contains("extra"))
+                .map(|r| r.trim().to_owned()),
+        );
+    }
+    requirements_to_resolve(&requires, provided).0
 }
 
 /// Why a test that did not pass in both sandbox runs is excluded.
@@ -761,15 +799,21 @@ fn build(
         &name,
         "resolving dependencies to pure-Python wheels",
     );
-    let (requirements, skipped) = requirements_to_resolve(&acquired.requirements);
+    let provided = python.provided_distributions()?;
+    let (requirements, skipped) = requirements_to_resolve(&acquired.requirements, provided);
     if !skipped.is_empty() {
         notes.push(format!(
-            "not installed (provided by spar or development tools): {}",
+            "not installed (provided by the guest or development tools): {}",
             skipped.join(", ")
         ));
     }
     let wheel_dir = staging.join("wheels");
-    let (wheels, unavailable) = resolve_wheels(&settings.host_python, &wheel_dir, &requirements);
+    let (wheels, unavailable) = resolve_wheels(
+        &settings.host_python,
+        &wheel_dir,
+        &requirements,
+        (python.python_version(), provided),
+    );
     if !unavailable.is_empty() {
         notes.push("some requirements have no pure-Python wheel (C extensions cannot load under WASI); tests that need them are excluded".into());
     }
@@ -840,7 +884,9 @@ fn build(
             &name,
             "running its test suite natively, on the host, unsandboxed (--native-baseline)",
         );
-        run_native(python, staging, &repo, &layout, &command, settings)
+        run_native(
+            python, staging, &repo, &layout, &command, &skipped, settings,
+        )
     } else {
         None
     };
@@ -1059,24 +1105,49 @@ fn last_lines(report: &TestReport) -> String {
         .join(" | ")
 }
 
+/// The suite run natively, twice: the first run's results (and its bytecode, cached in the
+/// copy as in a user's checkout) and the second, warm run's time. `None` when the native
+/// environment or either run cannot start.
 fn run_native(
     python: &Python,
     staging: &Path,
     repo: &Snapshot,
     layout: &Layout,
     command: &TestCommand,
+    skipped: &[String],
     settings: &ImportSettings,
 ) -> Option<testrun::NativeRun> {
+    let wheels = python.site_wheels().ok()?;
+    let cache_dir = python.cache_dir();
+    let env = NativeEnv::prepare(&settings.host_python, cache_dir, &wheels)
+        .inspect_err(|e| progress(settings, "native baseline", &e.to_string()))
+        .ok()?;
     let scratch = staging.join("native");
     let copy = scratch.join("repo");
     write_tree(&copy, repo).ok()?;
     let mut path: Vec<PathBuf> = layout.python_path.iter().map(|p| copy.join(p)).collect();
     path.push(staging.join("deps"));
-    path.push(python.site_dir().to_owned());
-    let run =
-        testrun::run_tests_native(&settings.host_python, &copy, command, &path, &scratch).ok();
+    // What the guest has compiled in (numpy, pandas, ...) the host gets as its own wheels.
+    let site: BTreeSet<String> = wheels.iter().map(|(w, _)| wheel_distribution(w)).collect();
+    let compiled_in: Vec<String> = skipped
+        .iter()
+        .filter(|name| !site.contains(*name) && !TOOLS.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    if !compiled_in.is_empty() {
+        let target = scratch.join("host-deps");
+        crate::native::install(&settings.host_python, &target, &compiled_in)
+            .inspect_err(|e| progress(settings, "native baseline", &e.to_string()))
+            .ok()?;
+        path.push(target);
+    }
+    let run = || testrun::run_tests_native(env.python(), &copy, command, &path, &scratch).ok();
+    let first = run();
+    let warm = first.as_ref().and_then(|_| run());
     let _ = std::fs::remove_dir_all(&scratch);
-    run
+    let mut first = first?;
+    first.duration = warm?.duration;
+    Some(first)
 }
 
 fn inventory(
@@ -1331,7 +1402,8 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let (keep, skipped) = requirements_to_resolve(&reqs);
+        let provided = ["pytest", "pluggy", "numpy"].map(String::from).into();
+        let (keep, skipped) = requirements_to_resolve(&reqs, &provided);
         assert_eq!(
             keep,
             [

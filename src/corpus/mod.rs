@@ -8,7 +8,7 @@
 
 mod addopts;
 mod import;
-mod store;
+pub(crate) mod store;
 
 pub use import::{
     import, import_defaults, DefaultProject, ImportReport, ImportSettings, SourceSpec,

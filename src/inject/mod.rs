@@ -14,8 +14,8 @@ pub mod history;
 
 use crate::corpus::OpenProject;
 use crate::diff::Patch;
-use crate::guest::{GuestError, Python};
-use crate::protocol::validate::{Oracle, ValidationError};
+use crate::guest::{GuestError, Python, PythonRun};
+use crate::protocol::validate::{Oracle, OracleRun, ValidationError};
 use crate::protocol::{
     is_test_path, test_file_of, ArtifactMeta, BugArtifact, ValidationReport, Validator,
 };
@@ -412,6 +412,9 @@ pub struct Injector<'a> {
     project: &'a OpenProject,
     all_test_files: Vec<String>,
     passing: BTreeSet<String>,
+    /// The project's run options with the fuel cap changed states run under (as in
+    /// [`Validator::validate`]), so that a bug that loops ends as soon there as here.
+    changed_run: PythonRun,
 }
 
 impl<'a> Injector<'a> {
@@ -434,9 +437,12 @@ impl<'a> Injector<'a> {
             project,
             all_test_files,
             passing: BTreeSet::new(),
+            changed_run: project.run.clone(),
         };
-        let baseline = injector.full_run(&project.repo)?;
+        let baseline = injector.full_run(&project.repo, &project.run)?;
+        injector.changed_run = validator.fuel_capped(&project.run, &baseline);
         injector.passing = baseline
+            .tests
             .iter()
             .filter(|(_, s)| **s == TestStatus::Passed)
             .map(|(t, _)| t.clone())
@@ -444,24 +450,20 @@ impl<'a> Injector<'a> {
         if injector.passing.is_empty() {
             return Err(InjectError::NoPassingTests {
                 project: project.name.clone(),
-                detail: format!("{} results", baseline.len()),
+                detail: format!("{} results", baseline.tests.len()),
             });
         }
         Ok(injector)
     }
 
-    fn full_run(&self, state: &Snapshot) -> Result<BTreeMap<String, TestStatus>, InjectError> {
+    fn full_run(&self, state: &Snapshot, run: &PythonRun) -> Result<Arc<OracleRun>, InjectError> {
         let oracle = Oracle {
             command: &self.project.test_command,
             parser: None,
             test_files: &self.all_test_files,
-            run: &self.project.run,
+            run,
         };
-        Ok(self
-            .validator
-            .run(self.python, state, &oracle)?
-            .tests
-            .clone())
+        Ok(self.validator.run(self.python, state, &oracle)?)
     }
 
     fn build(&self, candidate: &Candidate, seed: u64) -> Result<Built, InjectError> {
@@ -515,7 +517,10 @@ impl<'a> Injector<'a> {
         strategy: &str,
         seed: u64,
     ) -> Result<Built, InjectError> {
-        let results = self.full_run(&candidate.state)?;
+        let results = self
+            .full_run(&candidate.state, &self.changed_run)?
+            .tests
+            .clone();
         let broken: Vec<String> = self
             .passing
             .iter()
@@ -552,7 +557,7 @@ impl<'a> Injector<'a> {
             command: &command,
             parser: None,
             test_files: &test_files,
-            run: &self.project.run,
+            run: &self.changed_run,
         };
         let after = self.validator.run(self.python, &weakened, &oracle)?;
         let hidden = after.tests.values().any(|s| *s == TestStatus::Passed)

@@ -32,7 +32,21 @@ pub struct ValidationSettings {
     pub test_timeout: Duration,
     /// Concurrent test runs (default: the number of cores).
     pub workers: usize,
+    /// The runs of changed states (buggy, weakened, partly reverted) may use at most this many
+    /// times the original run's fuel, and never less than [`MIN_FUEL_CAP`] (default 20). A bug
+    /// that makes a test loop forever then ends, deterministically, within seconds rather than
+    /// at the wall-clock limit; a run that reaches the cap is a timeout, as it would be there.
+    #[serde(default = "default_fuel_ratio")]
+    pub max_fuel_ratio: u64,
 }
+
+fn default_fuel_ratio() -> u64 {
+    20
+}
+
+/// The least fuel a changed state's run may use, whatever the original used: about a second
+/// of guest work.
+pub const MIN_FUEL_CAP: u64 = 20_000_000_000;
 
 impl Default for ValidationSettings {
     fn default() -> Self {
@@ -42,6 +56,7 @@ impl Default for ValidationSettings {
             min_failing_tests: 1,
             test_timeout: Duration::from_secs(90),
             workers: crate::par::cores(),
+            max_fuel_ratio: default_fuel_ratio(),
         }
     }
 }
@@ -452,6 +467,20 @@ impl Validator {
         })
     }
 
+    /// The options changed states run with: `run`'s, with the fuel capped relative to what the
+    /// original's run used (see [`ValidationSettings::max_fuel_ratio`]).
+    pub fn fuel_capped(&self, run: &PythonRun, original: &OracleRun) -> PythonRun {
+        let cap = original
+            .fuel
+            .saturating_mul(self.settings.max_fuel_ratio)
+            .max(MIN_FUEL_CAP);
+        let mut capped = run.clone();
+        if original.outcome == Outcome::Completed {
+            capped.limits.fuel = Some(run.limits.fuel.map_or(cap, |fuel| fuel.min(cap)));
+        }
+        capped
+    }
+
     /// Runs all seven checks on `artifact` against the `original` repository.
     pub fn validate(
         &self,
@@ -500,10 +529,18 @@ impl Validator {
                 }
             }
         }
-        let results = crate::par::map(&states, self.settings.workers, |s| {
-            self.run(python, s, &oracle)
+        let first = self.run(python, original, &oracle)?;
+        let capped = self.fuel_capped(run, &first);
+        let changed = Oracle {
+            run: &capped,
+            ..oracle
+        };
+        let results = crate::par::map(&states[1..], self.settings.workers, |s| {
+            self.run(python, s, &changed)
         });
-        let results: Vec<Arc<OracleRun>> = results.into_iter().collect::<Result<_, _>>()?;
+        let results: Vec<Arc<OracleRun>> = std::iter::once(Ok(first))
+            .chain(results)
+            .collect::<Result<_, _>>()?;
         let original_run = &results[0];
         let buggy_run = buggy.as_ref().ok().map(|_| &results[1]);
         let weakened_run = match &weakened {
@@ -878,4 +915,38 @@ fn parse_parser_output(
             Ok((id, status))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn original(outcome: Outcome, fuel: u64) -> OracleRun {
+        OracleRun {
+            outcome,
+            tests: BTreeMap::new(),
+            parser_error: None,
+            fuel,
+        }
+    }
+
+    #[test]
+    fn changed_states_run_under_a_cap_relative_to_the_original() {
+        let validator = Validator::new(ValidationSettings::default());
+        let run = PythonRun::default();
+        let cap = |o: &OracleRun, run: &PythonRun| validator.fuel_capped(run, o).limits.fuel;
+        assert_eq!(
+            cap(&original(Outcome::Completed, 1 << 40), &run),
+            Some(20 << 40)
+        );
+        assert_eq!(
+            cap(&original(Outcome::Completed, 1000), &run),
+            Some(MIN_FUEL_CAP)
+        );
+        // A tighter cap of the caller's stays; an original that did not finish sets none.
+        let mut tight = PythonRun::default();
+        tight.limits.fuel = Some(5);
+        assert_eq!(cap(&original(Outcome::Completed, 1 << 40), &tight), Some(5));
+        assert_eq!(cap(&original(Outcome::Timeout, 1 << 40), &run), None);
+    }
 }

@@ -202,6 +202,9 @@ pub struct RunResult {
     pub stderr: Vec<u8>,
     /// Host wall-clock time of the run, instantiation included.
     pub duration: Duration,
+    /// The part of `duration` before the guest's own code began: the store, the instance and,
+    /// for a run resumed from an image, writing the image into its memory.
+    pub startup: Duration,
     /// Fuel consumed: a deterministic measure of the work done.
     pub fuel_used: u64,
     /// For [`Outcome::Trap`], what trapped.
@@ -527,7 +530,10 @@ impl Guest {
         let mut store = self.store(wasi, &limits).map_err(setup)?;
         let budget = limits.fuel.unwrap_or(u64::MAX);
         let mut captured = None;
-        let result = self.start(&mut store, start, &mut captured);
+        let mut startup = Duration::ZERO;
+        let result = self.start(&mut store, start, &mut captured, &mut || {
+            startup = started.elapsed()
+        });
         let fuel_used = budget - store.get_fuel().unwrap_or(0);
         let memory_hit = store.data().memory.hit;
         let open = store.data().wasi.open_files();
@@ -552,6 +558,7 @@ impl Guest {
             stdout,
             stderr,
             duration: started.elapsed(),
+            startup,
             fuel_used,
             trap,
             fs,
@@ -584,21 +591,25 @@ impl Guest {
 impl Guest {
     /// Instantiates the guest and runs it as `start` says; the exit status when it returns.
     /// For [`Start::Capture`], `captured` receives the memory as instantiated and, once the
-    /// prelude has succeeded, as it left it.
+    /// prelude has succeeded, as it left it. `started` is called once, as the guest's own code
+    /// begins.
     fn start(
         &self,
         store: &mut Store<RunState>,
         start: &Start<'_>,
         captured: &mut Option<(Vec<u8>, Vec<u8>)>,
+        started: &mut dyn FnMut(),
     ) -> wasmtime::Result<i32> {
         let instance = self.pre.instantiate(&mut *store)?;
         match (self.entry, start) {
             (Entry::Command, _) => {
                 let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+                started();
                 start.call(&mut *store, ())?;
                 Ok(0)
             }
             (Entry::Reactor, Start::Entry) => {
+                started();
                 initialize(&instance, store)?;
                 let run = instance.get_typed_func::<(), i32>(&mut *store, "run")?;
                 run.call(&mut *store, ())
@@ -606,6 +617,7 @@ impl Guest {
             (Entry::Reactor, Start::Capture(code)) => {
                 let memory = exported_memory(&instance, &mut *store)?;
                 let fresh = memory.data(&*store).to_vec();
+                started();
                 initialize(&instance, store)?;
                 let status = turn(&instance, store, code)?;
                 if status == 0 {
@@ -619,6 +631,7 @@ impl Guest {
                 let missing = (image.size as u64).saturating_sub(memory.data_size(&*store) as u64);
                 memory.grow(&mut *store, missing.div_ceil(pages))?;
                 image.restore(memory.data_mut(&mut *store));
+                started();
                 turn(&instance, store, code)
             }
         }

@@ -398,6 +398,7 @@ fn merge(mut before: RunResult, after: RunResult) -> RunResult {
         stdout: before.stdout,
         stderr: before.stderr,
         duration: before.duration + after.duration,
+        startup: before.startup + after.startup,
         fuel_used: before.fuel_used.saturating_add(after.fuel_used),
         trap: after.trap,
         fs: after.fs,

@@ -27,6 +27,12 @@ pub fn python315() -> &'static Python {
     PYTHON.get_or_init(|| load(Interpreter::Cpython315))
 }
 
+/// The CPython 3.12 guest (VMware's WASI build), whatever `$SPAR_RUNTIME` says.
+pub fn python312() -> &'static Python {
+    static PYTHON: OnceLock<std::sync::Arc<Python>> = OnceLock::new();
+    PYTHON.get_or_init(|| load(Interpreter::Cpython312))
+}
+
 /// The CPython 3.15 guest with every run started from scratch, not from an image.
 pub fn python315_plain() -> &'static Python {
     static PYTHON: OnceLock<std::sync::Arc<Python>> = OnceLock::new();
