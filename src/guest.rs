@@ -10,6 +10,8 @@
 //! read-only), `/spar/lib` (spar's guest helpers, read-only), `/spar/run` (their records for
 //! the host, writable), `/tmp`, `/dev/null`.
 
+mod images;
+
 use crate::fsutil::{sha256_hex, unique_suffix, write_atomic};
 use crate::sandbox::{
     Determinism, GuestImage, Limits, Mount, RunRequest, RunResult, Sandbox, SandboxError,
@@ -278,10 +280,8 @@ pub struct Python {
     interpreter_version: String,
     /// Whether runs of a reactor interpreter resume from an image.
     snapshots: bool,
-    /// The image runs resume from, captured on first use; `None` when capture failed.
-    image: std::sync::OnceLock<Option<Arc<GuestImage>>>,
-    /// Where the image is kept between processes, named by everything it depends on.
-    image_path: PathBuf,
+    /// The images runs resume from, captured on first use and kept on disk.
+    images: images::Images,
     /// What found the runtime, to find its wheels again for a native baseline.
     settings: RuntimeSettings,
     /// The distributions every run can import, asked of the guest once.
@@ -293,8 +293,11 @@ const LIST_DISTRIBUTIONS: &str = "import importlib.metadata as m\n\
 for d in m.distributions():\n    print((d.metadata['Name'] or '').lower().replace('_', '-'))";
 
 /// The first turn of a reactor guest that an image is captured after: spar's start-up hook,
-/// pytest and its default plugins (see spar_reactor.prepare).
-const IMAGE_PRELUDE: &str = "import spar_reactor; spar_reactor.prepare()";
+/// pytest and its default plugins, then `preload` (see spar_reactor.prepare).
+fn image_prelude(preload: &[String]) -> String {
+    let names = serde_json::Value::from(preload.to_vec());
+    format!("import spar_reactor; spar_reactor.prepare({names})")
+}
 
 /// The read-only trees every run of one interpreter mounts, and how it is started.
 #[derive(Clone)]
@@ -341,15 +344,17 @@ impl Python {
         };
         let site_dir = fetcher.site(&sandbox, &mounts)?;
         mounts.site = Snapshot::from_dir_verbatim(&site_dir)?.0;
-        let image_path = image_path(&settings.cache_dir, interpreter, &mounts);
+        let images = images::Images::new(
+            settings.cache_dir.join("images"),
+            image_key(interpreter, &mounts),
+        );
         Ok(Python {
             sandbox,
             mounts,
             site_dir,
             interpreter_version: interpreter.version.clone(),
             snapshots: settings.snapshots,
-            image: std::sync::OnceLock::new(),
-            image_path,
+            images,
             settings: settings.clone(),
             provided: std::sync::OnceLock::new(),
         })
@@ -447,48 +452,55 @@ impl Python {
         run: &PythonRun,
     ) -> Result<RunResult, GuestError> {
         let request = request(&self.mounts, repo.clone(), args, run, false);
-        match self.image() {
+        match self.image_for(repo, run.deps.as_ref()) {
             Some(image) => {
                 let code = resume_code(&request);
-                Ok(self.sandbox.resume(image, request, &code)?)
+                Ok(self.sandbox.resume(&image, request, &code)?)
             }
             None => Ok(self.sandbox.run(request)?),
         }
     }
 
-    /// The image runs resume from: captured once per process for a reactor interpreter, unless
-    /// snapshots are off; `None` (runs start the plain way) when capture fails, with a warning.
-    pub fn image(&self) -> Option<&Arc<GuestImage>> {
+    /// The base image (pytest imported) runs resume from: captured once for a reactor
+    /// interpreter, unless snapshots are off; `None` (runs start the plain way) when capture
+    /// fails, with a warning.
+    pub fn image(&self) -> Option<Arc<GuestImage>> {
+        self.image_with(&[], None)
+    }
+
+    /// The image a run of `repo` resumes from: one that has the third-party modules `repo`
+    /// imports imported too (from the site, the interpreter or `deps`), else the base image.
+    pub fn image_for(&self, repo: &Snapshot, deps: Option<&Snapshot>) -> Option<Arc<GuestImage>> {
         if !self.snapshots || !self.mounts.isolated {
             return None;
         }
-        self.image
-            .get_or_init(|| {
-                if let Some(image) = std::fs::read(&self.image_path)
-                    .ok()
-                    .and_then(|bytes| GuestImage::from_bytes(&bytes))
-                {
-                    return Some(Arc::new(image));
-                }
-                let request = capture_request(&self.mounts);
-                let captured = match self.sandbox.capture(request, IMAGE_PRELUDE) {
-                    Ok(Ok(image)) => Ok(image),
-                    Ok(Err(refused)) => Err(refused.to_string()),
-                    Err(failed) => Err(failed.to_string()),
-                };
-                match captured {
-                    Ok(image) => {
-                        // A cache: when it cannot be written, the next process captures again.
-                        let _ = write_atomic(&self.image_path, &image.to_bytes());
-                        Some(Arc::new(image))
-                    }
-                    Err(why) => {
-                        eprintln!("spar: warning: guest runs start without a snapshot: {why}");
-                        None
-                    }
-                }
-            })
-            .as_ref()
+        let preload = images::third_party_imports(repo);
+        if preload.is_empty() {
+            return self.image();
+        }
+        self.image_with(&preload, deps).or_else(|| self.image())
+    }
+
+    fn image_with(&self, preload: &[String], deps: Option<&Snapshot>) -> Option<Arc<GuestImage>> {
+        if !self.snapshots || !self.mounts.isolated {
+            return None;
+        }
+        let prelude = image_prelude(preload);
+        let deps_key = deps.map_or("", |d| d.content_hash());
+        self.images.get(&[&prelude, deps_key], || {
+            let request = capture_request(&self.mounts, deps);
+            match self.sandbox.capture(request, &prelude) {
+                Ok(Ok(image)) => Ok(image),
+                Ok(Err(refused)) => Err(images::CaptureFailure {
+                    permanent: refused.is_permanent(),
+                    why: refused.to_string(),
+                }),
+                Err(failed) => Err(images::CaptureFailure {
+                    permanent: false,
+                    why: failed.to_string(),
+                }),
+            }
+        })
     }
 
     /// Compiles every module in `tree` to bytecode inside the guest and returns the tree with
@@ -598,19 +610,28 @@ fn request(
     }
 }
 
-/// The run an image is captured in: the standard mounts with an empty repository, and the
-/// import path as argv (a reactor's first turn takes it from there).
-fn capture_request(mounts: &GuestMounts) -> RunRequest {
-    let mut request = request(mounts, Snapshot::empty(), &[], &PythonRun::default(), false);
-    request.argv = vec![mounts.argv0.clone(), LIB_MOUNT.into(), SITE_MOUNT.into()];
+/// The run an image is captured in: the standard mounts with an empty repository and `deps`
+/// (mounted where runs mount them), and the import path as argv (a reactor's first turn takes
+/// it from there).
+fn capture_request(mounts: &GuestMounts, deps: Option<&Snapshot>) -> RunRequest {
+    let run = PythonRun {
+        deps: deps.cloned(),
+        ..PythonRun::default()
+    };
+    let mut request = request(mounts, Snapshot::empty(), &[], &run, false);
+    request.argv = vec![mounts.argv0.clone(), LIB_MOUNT.into()];
+    if deps.is_some() {
+        request.argv.push(DEPS_MOUNT.into());
+    }
+    request.argv.push(SITE_MOUNT.into());
     request
 }
 
-/// The image's file in the cache, keyed by everything the captured memory depends on: the
-/// interpreter, the trees the prelude imports from, the prelude, the capture run's argv,
-/// environment and mount points, and the Wasmtime version.
-fn image_path(cache_dir: &Path, interpreter: &InterpreterPin, mounts: &GuestMounts) -> PathBuf {
-    let capture = capture_request(mounts);
+/// What every image of an interpreter depends on besides its prelude and `/deps`: the
+/// interpreter, the trees the prelude imports from, the capture run's argv, environment and
+/// mount points, and the Wasmtime version.
+fn image_key(interpreter: &InterpreterPin, mounts: &GuestMounts) -> String {
+    let capture = capture_request(mounts, None);
     let layout = format!(
         "{:?} {:?} {:?}",
         capture.argv,
@@ -621,7 +642,7 @@ fn image_path(cache_dir: &Path, interpreter: &InterpreterPin, mounts: &GuestMoun
             .map(|m| (&m.path, m.writable))
             .collect::<Vec<_>>()
     );
-    let key = [
+    [
         interpreter.sha256.as_str(),
         interpreter
             .stdlib
@@ -629,14 +650,10 @@ fn image_path(cache_dir: &Path, interpreter: &InterpreterPin, mounts: &GuestMoun
             .map_or("", |s| s.sha256.as_str()),
         mounts.site.content_hash(),
         mounts.lib.content_hash(),
-        IMAGE_PRELUDE,
         &layout,
         crate::sandbox::WASMTIME_VERSION,
     ]
-    .join("\n");
-    cache_dir
-        .join("images")
-        .join(format!("{}.img", &sha256_hex(key.as_bytes())[..32]))
+    .join("\n")
 }
 
 /// The turn that runs a request's program in a guest resumed from an image: its argv is

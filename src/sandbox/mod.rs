@@ -112,6 +112,17 @@ pub enum CaptureError {
     OpenFiles(usize),
 }
 
+impl CaptureError {
+    /// Whether capturing again with the same module, trees and prelude must fail the same way:
+    /// not for a prelude that ran out of time or memory, which a quieter machine might not.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            CaptureError::NotAReactor | CaptureError::OpenFiles(_) => true,
+            CaptureError::Prelude { outcome, .. } => *outcome == Outcome::Completed.as_str(),
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

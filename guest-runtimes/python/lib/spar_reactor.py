@@ -32,10 +32,11 @@ def main():
     _finish(status)
 
 
-def prepare():
+def prepare(preload=()):
     """The prelude of a guest image: everything every run would do first and that does not
-    depend on the repository, the run's arguments, environment or seed. The repository's own
-    modules, conftest and tests are never imported here."""
+    depend on the repository, the run's arguments, environment or seed, then the third-party
+    modules in PRELOAD (the host leaves out every name the repository defines). The
+    repository's own modules, conftest and tests are never imported here."""
     _BASE_PATH[:] = [p for p in sys.path if p.startswith("/usr/local/lib")]
     import sitecustomize  # noqa: F401  (spar's start-up hook: WASI shims)
     import importlib
@@ -48,10 +49,27 @@ def prepare():
             importlib.import_module("_pytest." + name)
         except ImportError:
             pass
+    for name in preload:
+        _preload(name)
     # Runs see other trees at /repo and /deps: forget every directory listing seen so far.
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
     os.chdir("/")
+
+
+def _preload(name):
+    """Imports NAME unless it is in the standard library (runs import that themselves) or not
+    installed. Any other failure fails the prelude: the host then falls back to an image
+    without it rather than risk a half-imported package in every run."""
+    import importlib
+
+    if name.partition(".")[0] in sys.stdlib_module_names:
+        return
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if not (e.name and (name == e.name or name.startswith(e.name + "."))):
+            raise
 
 
 def resume(path0, args, env):
