@@ -4,7 +4,9 @@
 
 use crate::guest::{GuestError, Python, PythonRun, RuntimeSettings};
 use crate::native::NativeEnv;
-use crate::sandbox::{Determinism, Limits, RunRequest, Sandbox, SandboxError, SandboxSettings};
+use crate::sandbox::{
+    Determinism, Limits, RunRequest, RunResult, Sandbox, SandboxError, SandboxSettings,
+};
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::testrun::{Runner, TestCommand, TestStatus};
 use serde::Serialize;
@@ -152,7 +154,7 @@ pub struct RunParts {
     /// Time before the guest's own code runs (`python -c pass`): the store, the instance and,
     /// for a guest with an image, writing the image into its memory.
     pub startup: Latency,
-    /// `import pytest` inside a run, as the guest's clock measures it, median ms.
+    /// What `import pytest` adds to a run's wall time over `python -c pass`, median ms.
     pub import_pytest_ms: f64,
     /// The same with the interpreter started from scratch, for a guest with an image.
     pub plain_import_pytest_ms: Option<f64>,
@@ -258,31 +260,31 @@ fn measure(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchR
 }
 
 /// Source that prints how long `import pytest` takes in the run, in milliseconds.
-const TIME_IMPORT_PYTEST: &str =
-    "import time; t = time.perf_counter(); import pytest; print((time.perf_counter() - t) * 1e3)";
-
-/// What a guest run spends before its own code and on `import pytest`, medians of 30 runs.
+/// What a guest run spends before its own code, and what `import pytest` adds to a run's
+/// wall time over `-c pass`, medians of 30 runs. (The guest's own clock cannot time it: it is
+/// deterministic, a function of the run's seed and its calls, not of the host's time.)
 fn run_parts(python: &Python, plain: Option<&Python>) -> Result<RunParts, BenchError> {
     let runs = 30;
-    let pass = ["-c".to_owned(), "pass".to_owned()];
-    let startup = (0..runs)
-        .map(|_| Ok(guest_run(python, &pass, "python -c pass")?.startup))
-        .collect::<Result<Vec<_>, BenchError>>()?;
-    let import_ms = |python: &Python| -> Result<f64, BenchError> {
-        let args = ["-c".to_owned(), TIME_IMPORT_PYTEST.to_owned()];
-        let samples = (0..runs)
-            .map(|_| {
-                let result = guest_run(python, &args, "import pytest")?;
-                let ms = String::from_utf8_lossy(&result.stdout)
-                    .trim()
-                    .parse::<f64>();
-                ms.map_err(|e| BenchError::GuestFailed("import pytest".into(), e.to_string()))
-            })
-            .collect::<Result<Vec<f64>, _>>()?;
-        Ok(median(samples))
+    let samples = |python: &Python, code: &str| -> Result<Vec<RunResult>, BenchError> {
+        let args = ["-c".to_owned(), code.to_owned()];
+        (0..runs).map(|_| guest_run(python, &args, code)).collect()
     };
+    let ms = |results: &[RunResult], part: fn(&RunResult) -> Duration| {
+        median(
+            results
+                .iter()
+                .map(|r| part(r).as_secs_f64() * 1e3)
+                .collect(),
+        )
+    };
+    let import_ms = |python: &Python| -> Result<f64, BenchError> {
+        let pass = samples(python, "pass")?;
+        let import = samples(python, "import pytest")?;
+        Ok((ms(&import, |r| r.duration) - ms(&pass, |r| r.duration)).max(0.0))
+    };
+    let pass = samples(python, "pass")?;
     Ok(RunParts {
-        startup: Latency::of(startup),
+        startup: Latency::of(pass.iter().map(|r| r.startup).collect()),
         import_pytest_ms: import_ms(python)?,
         plain_import_pytest_ms: plain.map(import_ms).transpose()?,
     })

@@ -282,7 +282,7 @@ struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     corpus: Option<PathBuf>,
     /// Training steps of the self-play part
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 40)]
     steps: usize,
     /// Seed of the training run and the evaluation
     #[arg(long, default_value_t = 0)]

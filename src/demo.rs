@@ -205,11 +205,9 @@ pub fn self_play(
     }
     let (net, _) = crate::train::load_policy(out)?;
     let evaluation = crate::eval::Evaluation {
-        // Two per held-out project keeps the demo to minutes; `spar eval` defaults to more.
-        bugs: crate::eval::BugSet {
-            per_project: 2,
-            ..crate::eval::BugSet::default()
-        },
+        // `spar eval`'s set: 8 bugs per held-out project, enough for the before/after table
+        // to mean something, and cached after the first run.
+        bugs: crate::eval::BugSet::default(),
         attempts: settings.attempts,
         max_tries: settings.max_tries,
         seed: settings.seed,

@@ -14,8 +14,8 @@ mod images;
 
 use crate::fsutil::{sha256_hex, unique_suffix, write_atomic};
 use crate::sandbox::{
-    Determinism, GuestImage, Limits, Mount, RunRequest, RunResult, Sandbox, SandboxError,
-    SandboxSettings,
+    CaptureError, Determinism, GuestImage, Limits, Mount, RunRequest, RunResult, Sandbox,
+    SandboxError, SandboxSettings,
 };
 use crate::snapshot::{FileChange, Snapshot, SnapshotError};
 use serde::Deserialize;
@@ -485,22 +485,50 @@ impl Python {
         if !self.snapshots || !self.mounts.isolated {
             return None;
         }
-        let prelude = image_prelude(preload);
         let deps_key = deps.map_or("", |d| d.content_hash());
-        self.images.get(&[&prelude, deps_key], || {
-            let request = capture_request(&self.mounts, deps);
-            match self.sandbox.capture(request, &prelude) {
-                Ok(Ok(image)) => Ok(image),
-                Ok(Err(refused)) => Err(images::CaptureFailure {
-                    permanent: refused.is_permanent(),
-                    why: refused.to_string(),
-                }),
-                Err(failed) => Err(images::CaptureFailure {
-                    permanent: false,
-                    why: failed.to_string(),
-                }),
-            }
+        self.images.get(&[&image_prelude(preload), deps_key], || {
+            self.capture_preloading(preload.to_vec(), deps)
         })
+    }
+
+    /// Captures an image whose prelude imports `preload`, leaving out, one capture at a time,
+    /// each module whose import fails in the guest (the others still save their runs the time).
+    fn capture_preloading(
+        &self,
+        mut preload: Vec<String>,
+        deps: Option<&Snapshot>,
+    ) -> Result<GuestImage, images::CaptureFailure> {
+        loop {
+            let request = capture_request(&self.mounts, deps);
+            let refused = match self.sandbox.capture(request, &image_prelude(&preload)) {
+                Ok(Ok(image)) => return Ok(image),
+                Ok(Err(refused)) => refused,
+                Err(failed) => {
+                    return Err(images::CaptureFailure {
+                        permanent: false,
+                        why: failed.to_string(),
+                    })
+                }
+            };
+            let failed = match &refused {
+                CaptureError::Prelude { stderr, .. } => images::failed_preload(stderr),
+                _ => None,
+            };
+            match failed {
+                Some((module, why)) if preload.iter().any(|m| m == module) => {
+                    if self.settings.progress {
+                        eprintln!("spar: {module} is imported by each run, not kept in the guest image: its import fails in the guest ({why})");
+                    }
+                    preload.retain(|m| m != module);
+                }
+                _ => {
+                    return Err(images::CaptureFailure {
+                        permanent: refused.is_permanent(),
+                        why: refused.to_string(),
+                    })
+                }
+            }
+        }
     }
 
     /// Compiles every module in `tree` to bytecode inside the guest and returns the tree with

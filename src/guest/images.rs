@@ -93,6 +93,16 @@ fn is_dotted_name(name: &str) -> bool {
     })
 }
 
+/// The module a prelude could not import and why, from the last line the prelude printed
+/// on stderr (`spar-preload-failed: NAME: ERROR`; see spar_reactor.py).
+pub(super) fn failed_preload(stderr: &str) -> Option<(&str, &str)> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("spar-preload-failed: "))?;
+    line.split_once(": ")
+}
+
 /// Why a capture failed, and whether another try could succeed.
 pub(super) struct CaptureFailure {
     /// What went wrong, for the warning.
@@ -130,7 +140,11 @@ impl Images {
         parts: &[&str],
         capture: impl FnOnce() -> Result<GuestImage, CaptureFailure>,
     ) -> Option<Arc<GuestImage>> {
-        let name = sha256_hex([self.base_key.as_str(), &parts.join("\n")].join("\n").as_bytes());
+        let name = sha256_hex(
+            [self.base_key.as_str(), &parts.join("\n")]
+                .join("\n")
+                .as_bytes(),
+        );
         let slot = {
             let mut by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
             by_key.entry(name.clone()).or_default().clone()
@@ -178,8 +192,12 @@ mod tests {
     use super::*;
 
     fn repo(files: &[(&str, &str)]) -> Snapshot {
-        Snapshot::from_files(files.iter().map(|(p, c)| (p.to_string(), c.as_bytes().to_vec())))
-            .expect("a valid tree")
+        Snapshot::from_files(
+            files
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec())),
+        )
+        .expect("a valid tree")
     }
 
     #[test]
@@ -192,7 +210,10 @@ mod tests {
                  from __future__ import annotations\nimport os; import yaml\n",
             ),
             ("tests/helpers.py", "import calc.core\n"),
-            ("tests/test_core.py", "    from numpy.testing import assert_allclose\n"),
+            (
+                "tests/test_core.py",
+                "    from numpy.testing import assert_allclose\n",
+            ),
             ("docs/notes.txt", "import requests\n"),
         ]);
         assert_eq!(
@@ -213,6 +234,16 @@ mod tests {
         let text = "import a.b as c, d\nfrom e.f import (g,\n    h)\nfrom 1x import y\n\
                     important = 1\nfrom_here = 2\nimport\nfrom x\nprint('import z')\n";
         assert_eq!(imported_modules(text), ["a.b", "d", "e.f"]);
+    }
+
+    #[test]
+    fn the_module_a_prelude_could_not_import_is_read_from_its_last_marker() {
+        let stderr = "warning\nspar-preload-failed: matplotlib: NotADirectoryError: [Errno 54] x\n";
+        assert_eq!(
+            failed_preload(stderr),
+            Some(("matplotlib", "NotADirectoryError: [Errno 54] x"))
+        );
+        assert_eq!(failed_preload("Traceback ...\nValueError: y\n"), None);
     }
 
     #[test]

@@ -59,17 +59,40 @@ def prepare(preload=()):
 
 def _preload(name):
     """Imports NAME unless it is in the standard library (runs import that themselves) or not
-    installed. Any other failure fails the prelude: the host then falls back to an image
-    without it rather than risk a half-imported package in every run."""
+    installed. Any other failure ends the prelude with a last stderr line that names the
+    module: the host then captures again without it, rather than keep a half-imported package
+    in every run."""
     import importlib
 
-    if name.partition(".")[0] in sys.stdlib_module_names:
+    top = name.partition(".")[0]
+    if top in sys.stdlib_module_names or top.startswith("pytest_") or top in _pytest_plugin_roots():
         return
     try:
         importlib.import_module(name)
     except ModuleNotFoundError as e:
         if not (e.name and (name == e.name or name.startswith(e.name + "."))):
-            raise
+            _preload_failed(name, e)
+    except Exception as e:  # noqa: BLE001  (whatever a package raises on import)
+        _preload_failed(name, e)
+
+
+def _pytest_plugin_roots(found=[]):
+    """The top-level packages of pytest plugins (`pytest11` entry points, `pytest_*`): pytest
+    rewrites their asserts as it loads them, which it cannot do once they are imported (and
+    says so in a warning that suites which make warnings errors fail on)."""
+    if not found:
+        import importlib.metadata
+
+        found.append({"pytest", "_pytest"})
+        for entry in importlib.metadata.entry_points(group="pytest11"):
+            found[0].add(entry.value.partition(":")[0].partition(".")[0])
+    return found[0]
+
+
+def _preload_failed(name, error):
+    message = " ".join(str(error).split())[:300]
+    sys.stderr.write(f"\nspar-preload-failed: {name}: {type(error).__name__}: {message}\n")
+    raise SystemExit(3)
 
 
 def resume(path0, args, env):
