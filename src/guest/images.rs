@@ -119,8 +119,11 @@ pub(super) struct Images {
     /// Everything every image of this interpreter depends on (interpreter, site, spar's
     /// guest-side files, the capture run's layout, the Wasmtime version).
     base_key: String,
-    by_key: Mutex<HashMap<String, Arc<OnceLock<Option<Arc<GuestImage>>>>>>,
+    by_key: Mutex<HashMap<String, Arc<ImageSlot>>>,
 }
+
+/// One key's image: filled once, by whichever run needs it first; `None` when capture failed.
+type ImageSlot = OnceLock<Option<Arc<GuestImage>>>;
 
 impl Images {
     /// Images kept under `dir`, for the interpreter and layout `base_key` describes.
