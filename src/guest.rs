@@ -12,7 +12,7 @@
 
 mod images;
 
-use crate::fsutil::{sha256_hex, unique_suffix, write_atomic};
+use crate::fsutil::{read_shared, sha256_hex, unique_suffix, write_atomic};
 use crate::sandbox::{
     CaptureError, Determinism, GuestImage, Limits, Mount, RunRequest, RunResult, Sandbox,
     SandboxError, SandboxSettings,
@@ -886,7 +886,7 @@ impl Fetcher<'_> {
             return Ok(None);
         };
         let path = self.stdlib_path(pin);
-        let bytes = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
+        let bytes = read_shared(&path).map_err(|e| io_error(&path, e))?;
         let (dir, name) = pin
             .guest_path
             .rsplit_once('/')

@@ -398,11 +398,12 @@ fn read_dir(
                 skipped,
             )?))
         } else if file_type.is_file() {
-            let contents = std::fs::read(&host_path).map_err(|source| SnapshotError::Read {
-                path: host_path.clone(),
-                source,
-            })?;
-            Entry::File(contents.into())
+            let contents =
+                crate::fsutil::read_shared(&host_path).map_err(|source| SnapshotError::Read {
+                    path: host_path.clone(),
+                    source,
+                })?;
+            Entry::File(contents)
         } else {
             skipped.special.push(rel_path);
             continue;
