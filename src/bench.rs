@@ -259,7 +259,6 @@ fn measure(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchR
     })
 }
 
-/// Source that prints how long `import pytest` takes in the run, in milliseconds.
 /// What a guest run spends before its own code, and what `import pytest` adds to a run's
 /// wall time over `-c pass`, medians of 30 runs. (The guest's own clock cannot time it: it is
 /// deterministic, a function of the run's seed and its calls, not of the host's time.)
@@ -269,18 +268,18 @@ fn run_parts(python: &Python, plain: Option<&Python>) -> Result<RunParts, BenchE
         let args = ["-c".to_owned(), code.to_owned()];
         (0..runs).map(|_| guest_run(python, &args, code)).collect()
     };
-    let ms = |results: &[RunResult], part: fn(&RunResult) -> Duration| {
+    let median_ms = |results: &[RunResult]| {
         median(
             results
                 .iter()
-                .map(|r| part(r).as_secs_f64() * 1e3)
+                .map(|r| r.duration.as_secs_f64() * 1e3)
                 .collect(),
         )
     };
     let import_ms = |python: &Python| -> Result<f64, BenchError> {
         let pass = samples(python, "pass")?;
         let import = samples(python, "import pytest")?;
-        Ok((ms(&import, |r| r.duration) - ms(&pass, |r| r.duration)).max(0.0))
+        Ok((median_ms(&import) - median_ms(&pass)).max(0.0))
     };
     let pass = samples(python, "pass")?;
     Ok(RunParts {
