@@ -276,16 +276,19 @@ fn run_parts(python: &Python, plain: Option<&Python>) -> Result<RunParts, BenchE
                 .collect(),
         )
     };
-    let import_ms = |python: &Python| -> Result<f64, BenchError> {
-        let pass = samples(python, "pass")?;
+    let import_ms = |python: &Python, pass: &[RunResult]| -> Result<f64, BenchError> {
         let import = samples(python, "import pytest")?;
-        Ok((median_ms(&import) - median_ms(&pass)).max(0.0))
+        Ok((median_ms(&import) - median_ms(pass)).max(0.0))
     };
     let pass = samples(python, "pass")?;
+    let plain_import_pytest_ms = match plain {
+        Some(plain) => Some(import_ms(plain, &samples(plain, "pass")?)?),
+        None => None,
+    };
     Ok(RunParts {
         startup: Latency::of(pass.iter().map(|r| r.startup).collect()),
-        import_pytest_ms: import_ms(python)?,
-        plain_import_pytest_ms: plain.map(import_ms).transpose()?,
+        import_pytest_ms: import_ms(python, &pass)?,
+        plain_import_pytest_ms,
     })
 }
 

@@ -49,23 +49,25 @@ def prepare(preload=()):
             importlib.import_module("_pytest." + name)
         except ImportError:
             pass
+    plugins = _pytest_plugin_roots() if preload else set()
     for name in preload:
-        _preload(name)
+        _preload(name, plugins)
     # Runs see other trees at /repo and /deps: forget every directory listing seen so far.
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
     os.chdir("/")
 
 
-def _preload(name):
-    """Imports NAME unless it is in the standard library (runs import that themselves) or not
+def _preload(name, plugins):
+    """Imports NAME unless it belongs to a pytest plugin in PLUGINS, is in the standard library
+    (the host leaves those out already, unless it could not ask for their names) or is not
     installed. Any other failure ends the prelude with a last stderr line that names the
     module: the host then captures again without it, rather than keep a half-imported package
     in every run."""
     import importlib
 
     top = name.partition(".")[0]
-    if top in sys.stdlib_module_names or top.startswith("pytest_") or top in _pytest_plugin_roots():
+    if top in sys.stdlib_module_names or top in plugins:
         return
     try:
         importlib.import_module(name)
@@ -76,17 +78,17 @@ def _preload(name):
         _preload_failed(name, e)
 
 
-def _pytest_plugin_roots(found=[]):
-    """The top-level packages of pytest plugins (`pytest11` entry points, `pytest_*`): pytest
+def _pytest_plugin_roots():
+    """The top-level packages of installed pytest plugins (`pytest11` entry points): pytest
     rewrites their asserts as it loads them, which it cannot do once they are imported (and
-    says so in a warning that suites which make warnings errors fail on)."""
-    if not found:
-        import importlib.metadata
+    says so in a warning that suites which make warnings errors fail on). The host leaves out
+    `pytest`, `_pytest` and `pytest_*` by name; only the guest can see the entry points."""
+    import importlib.metadata
 
-        found.append({"pytest", "_pytest"})
-        for entry in importlib.metadata.entry_points(group="pytest11"):
-            found[0].add(entry.value.partition(":")[0].partition(".")[0])
-    return found[0]
+    return {
+        entry.value.partition(":")[0].partition(".")[0]
+        for entry in importlib.metadata.entry_points(group="pytest11")
+    }
 
 
 def _preload_failed(name, error):
