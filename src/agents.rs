@@ -111,7 +111,7 @@ impl std::fmt::Display for AgentKind {
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// `llm` without an endpoint.
-    #[error("the llm agent needs --llm-base-url and --llm-model (an OpenAI-compatible endpoint)")]
+    #[error("the llm agent needs an OpenAI-compatible chat-completions endpoint and a model")]
     LlmUnset,
     /// The replay file could not be read.
     #[error("reading replay file {path}")]

@@ -29,7 +29,7 @@ pub enum DemoError {
     #[error(transparent)]
     Plot(#[from] crate::plot::PlotError),
     /// The corpus directory holds no projects.
-    #[error("no corpus projects (directories with a spar.toml) in {0}; pass one with --corpus")]
+    #[error("no corpus projects (directories with a spar.toml) in {0}")]
     Empty(PathBuf),
 }
 
@@ -47,6 +47,43 @@ pub fn default_corpus_dir() -> PathBuf {
         local
     } else {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpora")
+    }
+}
+
+/// The training and the held-out projects of the corpus directory `dir` (its projects' data
+/// may live in `store`).
+pub fn split_projects(
+    dir: &std::path::Path,
+    store: &corpus::Store,
+) -> Result<(Vec<corpus::OpenProject>, Vec<corpus::OpenProject>), DemoError> {
+    let mut train = Vec::new();
+    let mut heldout = Vec::new();
+    for p in corpus::list_projects(dir)? {
+        let project = corpus::open_project(&p.manifest.name, dir, store)?;
+        match project.split {
+            Split::Train => train.push(project),
+            Split::Heldout => heldout.push(project),
+        }
+    }
+    Ok((train, heldout))
+}
+
+/// The demo's training run: `spar train`'s defaults, but new bugs only every 4th step (new
+/// bugs are what costs sandbox time; the solver trains on the bugs found so far in between)
+/// and two starting bugs a project (enough to learn from, few enough to explore in a demo's
+/// time).
+pub fn train_settings(
+    train: &[corpus::OpenProject],
+    steps: usize,
+    seed: u64,
+) -> crate::train::TrainSettings {
+    crate::train::TrainSettings {
+        projects: train.iter().map(|p| p.name.clone()).collect(),
+        steps,
+        seed,
+        inject_every: 4,
+        seed_bugs: 2,
+        ..crate::train::TrainSettings::default()
     }
 }
 

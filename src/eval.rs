@@ -26,7 +26,7 @@ pub enum EvalError {
     /// No held-out project was given.
     #[error(
         "no held-out projects: evaluation needs projects with split = \"heldout\" (the built-in \
-         datefmt and inikit are), given with --corpus"
+         datefmt and inikit are)"
     )]
     NoHeldout,
     /// A training project was given as held out.

@@ -108,7 +108,7 @@ pub enum GuestError {
     #[error("guest-runtimes/python/runtime.toml is invalid")]
     Pins(#[source] toml::de::Error),
     /// Precompiling the site directory inside the guest failed.
-    #[error("precompiling the guest's site packages failed ({0}); run `spar setup` to see the guest's output")]
+    #[error("precompiling the guest's site packages failed ({0})")]
     Precompile(String),
     /// The sandbox failed.
     #[error(transparent)]

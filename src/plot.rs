@@ -33,7 +33,7 @@ pub enum PlotError {
         detail: String,
     },
     /// The metrics file holds no rows.
-    #[error("{path} has no metrics yet; run `spar train` first")]
+    #[error("{path} has no metrics yet")]
     Empty {
         /// The metrics file.
         path: PathBuf,
@@ -868,7 +868,6 @@ mod tests {
         let path = write_file(&dir, "");
         let error = read_metrics(&path).unwrap_err();
         assert!(matches!(error, PlotError::Empty { .. }));
-        assert!(error.to_string().contains("spar train"), "{error}");
         let path = write_file(&dir, "\n  \n");
         assert!(matches!(read_metrics(&path), Err(PlotError::Empty { .. })));
         let out = dir.join("plot.svg");

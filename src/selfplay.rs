@@ -51,7 +51,7 @@ pub enum SelfPlayError {
     #[error("starting the scheduler")]
     Runtime(#[source] std::io::Error),
     /// Nothing to play on.
-    #[error("no training projects given; use --corpus NAME (built-in or imported, split = train)")]
+    #[error("no training projects given (built-in or imported, split = train)")]
     NoProjects,
 }
 

@@ -37,7 +37,7 @@ use std::time::Instant;
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// Nothing to train on.
-    #[error("no training projects: give --corpus NAME for projects with split = train")]
+    #[error("no training projects (projects with split = train)")]
     NoProjects,
     /// The device cannot be used.
     #[error(transparent)]
@@ -63,9 +63,61 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
-    /// The run directory cannot be resumed or reused.
-    #[error("{0}")]
-    RunDir(String),
+    /// `--resume`'s directory has no readable settings of an earlier run.
+    #[error("reading {path}")]
+    NoConfig {
+        /// The settings file it should hold.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A run's settings, its checkpoint state or its metrics could not be parsed.
+    #[error("parsing {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong in it.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The run stopped before its first checkpoint, so there is nothing to resume from.
+    #[error("cannot resume {dir}: it has no checkpoint (the run stopped before its first one); delete the directory and start again")]
+    NoCheckpoint {
+        /// The run directory.
+        dir: PathBuf,
+        /// Why the checkpoint state could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A new run was pointed at a directory that already holds one.
+    #[error("{dir} already holds a run")]
+    RunExists {
+        /// The run directory.
+        dir: PathBuf,
+    },
+    /// No checkpoint where one was asked for.
+    #[error("no checkpoint at {path}: give a run directory of a training run (with {CHECKPOINT}/{MODEL})")]
+    NoPolicy {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A checkpoint of a network layout this spar cannot load (written by an older spar).
+    #[error("{} holds a network of another layout (no {}): it was written by an older version of spar; train a new run", file.display(), missing.join(", "))]
+    Layout {
+        /// The weights file.
+        file: PathBuf,
+        /// Tensors this network needs that the file lacks.
+        missing: Vec<String>,
+    },
+    /// A resumed run's bug pool names a project that is not among the run's projects.
+    #[error(
+        "the checkpoint's bugs come from project {project}, which is not among the run's projects"
+    )]
+    PoolProject {
+        /// The project the pool names.
+        project: String,
+    },
     /// The trainer thread stopped.
     #[error("the trainer thread stopped: {0}")]
     Trainer(String),
@@ -236,6 +288,16 @@ pub const MODEL: &str = "model.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.json";
 
+/// The settings of the run in `dir` (its `config.json`), to resume it.
+pub fn load_config(dir: &Path) -> Result<TrainSettings, TrainError> {
+    let path = dir.join(CONFIG);
+    let text = std::fs::read_to_string(&path).map_err(|source| TrainError::NoConfig {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| TrainError::Parse { path, source })
+}
+
 /// Loads the weights of a checkpoint (a run directory, its `checkpoint/`, or a
 /// `model.safetensors`) onto the CPU; also returns the run's settings when found.
 pub fn load_policy(path: &Path) -> Result<(PolicyNet, Option<TrainSettings>), TrainError> {
@@ -247,10 +309,9 @@ pub fn load_policy(path: &Path) -> Result<(PolicyNet, Option<TrainSettings>), Tr
         path.join(CHECKPOINT).join(MODEL)
     };
     if !file.is_file() {
-        return Err(TrainError::RunDir(format!(
-            "no checkpoint at {}: give a run directory of `spar train` (with {CHECKPOINT}/{MODEL})",
-            path.display()
-        )));
+        return Err(TrainError::NoPolicy {
+            path: path.to_owned(),
+        });
     }
     let run_dir = file.parent().and_then(Path::parent);
     let settings = run_dir
@@ -274,12 +335,10 @@ fn load_weights(varmap: &candle_nn::VarMap, file: &Path) -> Result<(), TrainErro
         .collect();
     if !missing.is_empty() {
         missing.sort_unstable();
-        return Err(TrainError::RunDir(format!(
-            "{} holds a network of another layout (no {}): it was written by an older version \
-             of spar; train a new run (spar train --out NEW_DIR)",
-            file.display(),
-            missing.join(", ")
-        )));
+        return Err(TrainError::Layout {
+            file: file.to_owned(),
+            missing: missing.into_iter().map(str::to_owned).collect(),
+        });
     }
     for (name, var) in data.iter() {
         var.set(&saved[name].to_device(var.device())?)?;
@@ -504,15 +563,16 @@ pub fn train(
     let mut first_step = 0;
     if resume {
         let state_path = checkpoint_dir.join(STATE);
-        let text = std::fs::read_to_string(&state_path).map_err(|e| {
-            TrainError::RunDir(format!(
-                "cannot resume {}: no checkpoint ({e}); a run that stopped before its first \
-                 checkpoint cannot be resumed: delete the directory and start again",
-                out.display()
-            ))
-        })?;
-        let state: CheckpointState = serde_json::from_str(&text)
-            .map_err(|e| TrainError::RunDir(format!("{}: {e}", state_path.display())))?;
+        let text =
+            std::fs::read_to_string(&state_path).map_err(|source| TrainError::NoCheckpoint {
+                dir: out.to_owned(),
+                source,
+            })?;
+        let state: CheckpointState =
+            serde_json::from_str(&text).map_err(|source| TrainError::Parse {
+                path: state_path.clone(),
+                source,
+            })?;
         load_weights(&varmap, &checkpoint_dir.join(MODEL))?;
         opt.load(&checkpoint_dir.join(OPTIMIZER))?;
         pool = state.pool;
@@ -534,12 +594,9 @@ pub fn train(
         let used = std::fs::metadata(out.join(METRICS)).is_ok_and(|m| m.len() > 0)
             || checkpoint_dir.exists();
         if used {
-            return Err(TrainError::RunDir(format!(
-                "{} already holds a run; use --resume {} to continue it, or another --out (or \
-                 delete it)",
-                out.display(),
-                out.display()
-            )));
+            return Err(TrainError::RunExists {
+                dir: out.to_owned(),
+            });
         }
         std::fs::create_dir_all(out).map_err(io_err(out))?;
         let json = serde_json::to_string_pretty(settings).expect("settings serialize");
@@ -582,11 +639,11 @@ pub fn train(
         projects.iter().map(|p| (p.name.as_str(), p)).collect();
     let mut tasks: Vec<Arc<Task>> = Vec::new();
     for (project, dir) in &pool {
-        let project = by_name.get(project.as_str()).ok_or_else(|| {
-            TrainError::RunDir(format!(
-                "the checkpoint's bugs come from project {project}, which is not among --corpus"
-            ))
-        })?;
+        let project = by_name
+            .get(project.as_str())
+            .ok_or_else(|| TrainError::PoolProject {
+                project: project.clone(),
+            })?;
         tasks.push(Arc::new(load_task(&out.join(dir), project)?));
     }
 
@@ -930,9 +987,10 @@ mod tests {
         };
         let old = dir.join(MODEL);
         candle_core::safetensors::save(&tensors, &old).unwrap();
-        let Err(TrainError::RunDir(message)) = load_policy(&old) else {
+        let Err(err @ TrainError::Layout { .. }) = load_policy(&old) else {
             panic!("an older layout must be refused");
         };
+        let message = err.to_string();
         assert!(message.contains("evidence.weight"), "{message}");
         assert!(message.contains("train a new run"), "{message}");
         varmap.save(&old).unwrap();

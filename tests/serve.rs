@@ -81,7 +81,7 @@ async fn start(
             if name == "calc" {
                 Ok(common::calc_project(spar::corpus::Split::Train))
             } else {
-                Err("no such project".into())
+                Err(spar::corpus::CorpusError::NoSuchProject(name.to_owned()))
             }
         }),
     )

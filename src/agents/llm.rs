@@ -66,7 +66,7 @@ impl LlmSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     /// The API key's variable is not set.
-    #[error("the API key variable {0} is not set; export it or pass another --llm-api-key-env")]
+    #[error("the API key variable {0} is not set")]
     MissingKey(String),
     /// The endpoint refused the request (after retries, for retryable statuses).
     #[error("the endpoint answered {status}: {body}")]

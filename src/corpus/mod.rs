@@ -30,7 +30,7 @@ pub const MANIFEST: &str = "spar.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
     /// The corpus directory could not be listed.
-    #[error("cannot list corpus directory {path}; pass an existing directory with --corpus")]
+    #[error("cannot list corpus directory {path}")]
     List {
         /// The directory.
         path: PathBuf,
@@ -59,10 +59,10 @@ pub enum CorpusError {
         source: std::io::Error,
     },
     /// No stored project has this name.
-    #[error("no project named {0:?} in the corpus store; `spar corpus list` shows what is there")]
+    #[error("no project named {0:?} in the corpus store")]
     NoSuchProject(String),
     /// Another project already has this name.
-    #[error("a different project named {0:?} is already in the corpus store; remove it with `spar corpus rm {0}` or pick another name with --name")]
+    #[error("a different project named {0:?} is already in the corpus store")]
     NameTaken(String),
     /// The source argument is malformed.
     #[error("invalid source {0:?}: use pypi:NAME==VERSION, git:PATH or dir:PATH")]

@@ -43,7 +43,7 @@ pub enum EpisodeError {
         source: crate::diff::DiffError,
     },
     /// The artifact did not pass validation.
-    #[error("{0} is not a valid artifact; run `spar validate` on it")]
+    #[error("{0} is not a valid artifact")]
     Invalid(String),
     /// `step` after the episode ended, or before `reset`.
     #[error("the episode has ended; call reset to start another")]

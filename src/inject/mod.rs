@@ -70,7 +70,7 @@ impl Strategy {
 #[derive(Debug, thiserror::Error)]
 pub enum InjectError {
     /// The original repository's suite does not pass, so no bug could be told apart.
-    #[error("{project}: no test passes on the original repository ({detail}); run `spar test` on it to see why")]
+    #[error("{project}: no test passes on the original repository ({detail})")]
     NoPassingTests {
         /// The project.
         project: String,
@@ -78,7 +78,7 @@ pub enum InjectError {
         detail: String,
     },
     /// History was asked for but the project has none.
-    #[error("{0}: the history strategy needs a project imported with `spar corpus add git:PATH`; use removal, procedural or mixed")]
+    #[error("{0}: the history strategy needs a project imported from git, with its history")]
     NoHistory(String),
     /// The history could not be read.
     #[error(transparent)]

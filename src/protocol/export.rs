@@ -70,6 +70,9 @@ pub fn swebench_instance(
     }
 }
 
+/// Any error of the validation that [`export_swebench`] is given.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why one artifact was not exported. Each is reported and the export goes on with the rest.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -83,15 +86,17 @@ pub enum ExportError {
         source: ArtifactError,
     },
     /// The artifact had no stored validation and could not be validated now.
-    #[error("{}: not exported: it has no {} and validating it failed ({detail}); check that its project is in the corpus (`spar corpus list`) and run `spar validate` on it", dir.display(), crate::inject::VALIDATION)]
+    #[error("{}: not exported: it has no {} and validating it failed: {source}", dir.display(), crate::inject::VALIDATION)]
     Validate {
         /// The artifact directory.
         dir: PathBuf,
-        /// Why validation could not run.
-        detail: String,
+        /// Why validation could not run (its project is not in the corpus, the runtime
+        /// failed, ...).
+        #[source]
+        source: BoxError,
     },
     /// The artifact fails validation, so it is no task instance.
-    #[error("{}: not exported: it fails validation (failed checks: {}); `spar validate` on it shows the evidence", dir.display(), failed.join(", "))]
+    #[error("{}: not exported: it fails validation (failed checks: {})", dir.display(), failed.join(", "))]
     Invalid {
         /// The artifact directory.
         dir: PathBuf,
@@ -116,7 +121,7 @@ pub struct ExportSummary {
 pub fn export_swebench(
     dirs: &[PathBuf],
     out: &mut dyn Write,
-    validate: &mut dyn FnMut(&BugArtifact) -> Result<ValidationReport, String>,
+    validate: &mut dyn FnMut(&BugArtifact) -> Result<ValidationReport, BoxError>,
     on_bad: &mut dyn FnMut(&ExportError),
 ) -> std::io::Result<ExportSummary> {
     let mut summary = ExportSummary::default();
@@ -139,7 +144,7 @@ pub fn export_swebench(
 /// The instance for the artifact in `dir`, or why there is none.
 fn instance_for(
     dir: &Path,
-    validate: &mut dyn FnMut(&BugArtifact) -> Result<ValidationReport, String>,
+    validate: &mut dyn FnMut(&BugArtifact) -> Result<ValidationReport, BoxError>,
 ) -> Result<SweBenchInstance, ExportError> {
     let artifact = BugArtifact::load(dir).map_err(|source| ExportError::Load {
         dir: dir.to_owned(),
@@ -151,9 +156,9 @@ fn instance_for(
         .and_then(|t| serde_json::from_str::<ValidationReport>(&t).ok());
     let validation = match stored {
         Some(v) => v,
-        None => validate(&artifact).map_err(|detail| ExportError::Validate {
+        None => validate(&artifact).map_err(|source| ExportError::Validate {
             dir: dir.to_owned(),
-            detail,
+            source,
         })?,
     };
     if !validation.valid {
@@ -227,10 +232,10 @@ mod tests {
 
         let mut out = Vec::new();
         let mut validated = Vec::new();
-        let mut validate = |a: &BugArtifact| {
+        let mut validate = |a: &BugArtifact| -> Result<ValidationReport, BoxError> {
             validated.push(a.meta.seed);
             match a.meta.seed {
-                5 => Err("no project named \"demo\"".to_owned()),
+                5 => Err("no project named \"demo\"".into()),
                 _ => Ok(report(true)),
             }
         };

@@ -160,7 +160,7 @@ pub fn bench(
             if wanted == project.name {
                 Ok(project.clone())
             } else {
-                Err("not the benchmarked project".into())
+                Err(crate::corpus::CorpusError::NoSuchProject(wanted.to_owned()))
             }
         }),
     )?;

@@ -112,7 +112,8 @@ pub struct ServeSettings {
 }
 
 /// Opens a corpus project by name, or says why not.
-pub type ProjectResolver = Box<dyn Fn(&str) -> Result<OpenProject, String> + Send + Sync>;
+pub type ProjectResolver =
+    Box<dyn Fn(&str) -> Result<OpenProject, crate::corpus::CorpusError> + Send + Sync>;
 
 /// Runs at the start of every step, before the tool. Tests use it to provoke a failure inside
 /// a step (no real input is known to panic); a panic here is handled like one in the tool.

@@ -1,0 +1,135 @@
+//! `spar serve`: episodes over HTTP/JSON for RL frameworks and LLM agents.
+
+use crate::cli::args::ServeArgs;
+use crate::cli::context::Context;
+use crate::corpus::{self, Store};
+use crate::episode::EnvSettings;
+use crate::serve::{ConnectionSettings, ServeSettings, Server};
+use anyhow::Context as _;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `spar serve`, resolved.
+pub struct Serve {
+    server: Arc<Server>,
+    addr: SocketAddr,
+    token: String,
+    log: PathBuf,
+    max_sessions: usize,
+}
+
+impl Serve {
+    /// The token (given, from `SPAR_TOKEN`, or fresh), the settings checked, and the server
+    /// built with its runtime, validator and episode log.
+    pub fn resolve(ctx: &Context, args: &ServeArgs) -> anyhow::Result<Serve> {
+        let token = match args
+            .token
+            .clone()
+            .or_else(|| std::env::var("SPAR_TOKEN").ok())
+        {
+            Some(t) if t.trim().is_empty() => {
+                anyhow::bail!(
+                    "the token is empty; give --token TOKEN or leave it out for a fresh one"
+                )
+            }
+            Some(t) => t,
+            None => crate::serve::new_token(),
+        };
+        if args.max_sessions == 0 || args.attempts == 0 || args.max_turns == 0 {
+            anyhow::bail!("--max-sessions, --attempts and --max-turns must be at least 1");
+        }
+        let python = ctx.shared_python()?;
+        let validator = ctx.persistent_validator(&python);
+        let (log, artifacts_dir) = crate::serve::default_paths(&args.out);
+        let settings = ServeSettings {
+            token: token.clone(),
+            max_sessions: args.max_sessions,
+            max_body_bytes: args.max_body_bytes,
+            idle_timeout: args.idle_timeout,
+            env: EnvSettings {
+                max_turns: args.max_turns,
+                run_timeout: args.run_timeout,
+                ..EnvSettings::default()
+            },
+            attempts: args.attempts,
+            alpha: crate::episode::rewards::DEFAULT_ALPHA,
+            workers: args.workers.unwrap_or_else(crate::par::cores).max(1),
+            log: log.clone(),
+            artifacts_dir,
+            connections: ConnectionSettings {
+                max_connections: args.max_connections,
+                read_timeout: args.read_timeout,
+                shutdown_grace: args.shutdown_grace,
+            },
+        };
+        let store: Store = ctx.store.clone();
+        let resolver = Box::new(move |name: &str| {
+            corpus::open_project(name, &crate::demo::default_corpus_dir(), &store)
+        });
+        Ok(Serve {
+            server: Server::new(python, validator, settings, resolver)?,
+            addr: SocketAddr::new(args.host, args.port),
+            token,
+            log,
+            max_sessions: args.max_sessions,
+        })
+    }
+
+    /// Listens until SIGINT or SIGTERM, then shuts down gracefully.
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .max_blocking_threads(self.max_sessions.clamp(64, 1024))
+            .thread_stack_size(crate::sandbox::RUN_THREAD_STACK)
+            .build()?;
+        let Serve {
+            server,
+            addr,
+            token,
+            log,
+            ..
+        } = self;
+        let served = runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("listening on {addr} (is another server on that port? try --port 0)")
+            })?;
+            let addr = listener.local_addr()?;
+            println!("spar serve listening on http://{addr}");
+            println!("token: {token}");
+            println!("episodes: {}", log.display());
+            std::io::stdout().flush()?;
+            crate::serve::serve(server, listener, stop_signal()).await?;
+            eprintln!(
+                "spar serve: stopped; finished episodes are in {}",
+                log.display()
+            );
+            anyhow::Ok(())
+        });
+        // Steps still running after the grace period are abandoned, not awaited: dropping
+        // the runtime would wait for every blocking task (a `run` may take minutes).
+        runtime.shutdown_timeout(Duration::from_millis(500));
+        served?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what service managers and containers
+/// send): `spar serve` then shuts down gracefully either way.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
