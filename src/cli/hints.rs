@@ -13,6 +13,7 @@ use crate::inject::InjectError;
 use crate::plot::PlotError;
 use crate::policy::DeviceError;
 use crate::protocol::export::ExportError;
+use crate::protocol::validate::ValidationError;
 use crate::selfplay::SelfPlayError;
 use crate::train::TrainError;
 use std::error::Error;
@@ -68,6 +69,7 @@ fn hint(err: &(dyn Error + 'static)) -> Option<String> {
         InjectError => inject,
         EpisodeError => episode,
         GuestError => guest,
+        ValidationError => validation,
     );
     None
 }
@@ -179,6 +181,7 @@ fn inject(e: &InjectError) -> Option<String> {
         InjectError::NoPassingTests { .. } => Some("run `spar test` on it to see why".into()),
         InjectError::NoHistory(_) => Some("import it with `spar corpus add git:PATH`, or use --strategy removal, procedural or mixed".into()),
         InjectError::Guest(e) => guest(e),
+        InjectError::Validation(e) => validation(e),
         _ => None,
     }
 }
@@ -187,7 +190,14 @@ fn episode(e: &EpisodeError) -> Option<String> {
     match e {
         EpisodeError::Invalid(_) => Some("run `spar validate` on it".into()),
         EpisodeError::Guest(e) => guest(e),
+        EpisodeError::Validation(e) => validation(e),
         _ => None,
+    }
+}
+
+fn validation(e: &ValidationError) -> Option<String> {
+    match e {
+        ValidationError::Run(e) => guest(e),
     }
 }
 

@@ -8,6 +8,7 @@
 
 use super::artifact::BugArtifact;
 use super::{is_test_path, test_file_of};
+use crate::diff::DiffError;
 use crate::guest::{GuestError, Python, PythonRun};
 use crate::sandbox::Outcome;
 use crate::snapshot::Snapshot;
@@ -65,17 +66,17 @@ impl Default for ValidationSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Check {
-    /// 1. Oracle test files exist in the original and cover every file the weakening touches.
+    /// Check 1: oracle test files exist in the original and cover every file the weakening touches.
     TestFiles,
-    /// 2. The parser turns the raw log into a test map.
+    /// Check 2: the parser turns the raw log into a test map.
     Parser,
-    /// 3. More than `min_passing_tests` oracle tests pass on the original.
+    /// Check 3: more than `min_passing_tests` oracle tests pass on the original.
     OriginalPasses,
     /// 4. The bug patch changes at least `min_changed_files` code files and no test file.
     ChangedFiles,
-    /// 5. At least `min_failing_tests` tests go from pass to fail under the bug.
+    /// Check 5: at least `min_failing_tests` tests go from pass to fail under the bug.
     BugBreaksTests,
-    /// 6. Some tests that fail in the buggy state pass (or are gone) after the weakening.
+    /// Check 6: some tests that fail in the buggy state pass (or are gone) after the weakening.
     WeakeningHides,
     /// 7. Reverting any one modified file alone makes some failing test pass again.
     InverseMutation,
@@ -148,9 +149,10 @@ pub struct ValidationReport {
 /// Harness failures during validation (a failing artifact is a report, not an error).
 #[derive(Debug, thiserror::Error)]
 pub enum ValidationError {
-    /// The guest could not run.
-    #[error("running the test command in the guest failed: {0}")]
-    Run(String),
+    /// The guest could not run (shared: every validation waiting on the same memoized run
+    /// gets the one error).
+    #[error("running the test command in the guest failed")]
+    Run(#[source] Arc<GuestError>),
 }
 
 /// The parsed result of one run of an artifact's test command.
@@ -177,7 +179,7 @@ impl OracleRun {
     }
 }
 
-type Memo = Mutex<HashMap<String, Arc<OnceLock<Result<Arc<OracleRun>, String>>>>>;
+type Memo = Mutex<HashMap<String, Arc<OnceLock<Result<Arc<OracleRun>, Arc<GuestError>>>>>>;
 
 /// What a `python ARGS...` tool run printed, as an episode's `run` tool shows it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -194,7 +196,7 @@ pub struct ToolRun {
     pub ms: f64,
 }
 
-type ToolMemo = Mutex<HashMap<String, Arc<OnceLock<Result<Arc<ToolRun>, String>>>>>;
+type ToolMemo = Mutex<HashMap<String, Arc<OnceLock<Result<Arc<ToolRun>, Arc<GuestError>>>>>>;
 
 /// Tool-run logs kept at most, in bytes: enough for every state a training run tries, bounded
 /// so that a long run cannot grow without limit (runs past it execute every time).
@@ -326,7 +328,7 @@ impl Validator {
                     self.disk_put("oracle", &key, run);
                 }
             }
-            result.map(Arc::new).map_err(|e| error_chain(&e))
+            result.map(Arc::new).map_err(Arc::new)
         });
         let run = result.clone().map_err(ValidationError::Run)?;
         let from_memo = !executed_here;
@@ -362,13 +364,11 @@ impl Validator {
     ) -> Result<(Arc<ToolRun>, bool), ValidationError> {
         let key = tool_key(state, args, options);
         let seed = u64::from_str_radix(&key[..16], 16).unwrap_or_default();
-        let run = || -> Result<Arc<ToolRun>, String> {
+        let run = || -> Result<Arc<ToolRun>, Arc<GuestError>> {
             self.tool_executed.fetch_add(1, Ordering::Relaxed);
             let mut options = options.clone();
             options.determinism = crate::sandbox::Determinism::Seeded { seed };
-            let result = python
-                .run(state, args, &options)
-                .map_err(|e| error_chain(&e))?;
+            let result = python.run(state, args, &options).map_err(Arc::new)?;
             let mut text = String::from_utf8_lossy(&result.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&result.stderr));
             Ok(Arc::new(ToolRun {
@@ -491,12 +491,96 @@ impl Validator {
     ) -> Result<ValidationReport, ValidationError> {
         let started = Instant::now();
         let executed_before = self.executed.load(Ordering::Relaxed);
+        let states = States::build(artifact, original);
+        let runs = self.run_states(python, artifact, &states, run)?;
+        let (broken, still_passing) = runs.split_by_bug();
+        let s = &self.settings;
+        let checks = vec![
+            check_test_files(artifact, original),
+            check_parser(&runs.original),
+            check_original_passes(&runs.original, s),
+            check_changed_files(artifact, &states, s),
+            check_bug_breaks_tests(&runs, &broken, s),
+            check_weakening_hides(artifact, &states, &runs, &broken),
+            check_inverse_mutation(&states, &runs, &broken),
+        ];
+        let test_runs = runs.count();
+        let executed = self.executed.load(Ordering::Relaxed) - executed_before;
+        Ok(ValidationReport {
+            valid: checks.iter().all(|c| c.passed),
+            checks,
+            fail_to_pass: broken,
+            pass_to_pass: still_passing,
+            test_runs,
+            memo_hits: test_runs.saturating_sub(executed),
+            duration_ms: started.elapsed().as_secs_f64() * 1e3,
+            fuel: runs.fuel(),
+        })
+    }
+
+    /// Runs the original first (its fuel caps the others), then every other state at once.
+    fn run_states(
+        &self,
+        python: &Python,
+        artifact: &BugArtifact,
+        states: &States,
+        run: &PythonRun,
+    ) -> Result<Runs, ValidationError> {
         let oracle = Oracle {
             command: &artifact.test_command,
             parser: artifact.test_parser.as_deref(),
             test_files: &artifact.test_files,
             run,
         };
+        let original = self.run(python, states.original, &oracle)?;
+        let capped = self.fuel_capped(run, &original);
+        let changed = Oracle {
+            run: &capped,
+            ..oracle
+        };
+        let others = states.changed();
+        let mut results = crate::par::map(&others, self.settings.workers, |s| {
+            self.run(python, s, &changed)
+        })
+        .into_iter();
+        let mut next = || results.next().expect("one run per state");
+        let buggy = states.buggy.as_ref().ok().map(|_| next()).transpose()?;
+        let weakened = match &states.weakened {
+            Some(Ok(_)) => Some(next()?),
+            _ => None,
+        };
+        let mut reverted = Vec::new();
+        for (file, state) in &states.reverted {
+            let run = match state {
+                Ok(_) => Ok(next()?),
+                Err(e) => Err(e.clone()),
+            };
+            reverted.push((file.clone(), run));
+        }
+        Ok(Runs {
+            original,
+            buggy,
+            weakened,
+            reverted,
+        })
+    }
+}
+
+/// The repository states one validation runs: the original, the buggy state, the buggy state
+/// with the tests weakened, and the buggy state with each modified file reverted on its own.
+struct States<'a> {
+    original: &'a Snapshot,
+    /// The files the bug patch changes.
+    bug_files: Vec<String>,
+    buggy: Result<Snapshot, DiffError>,
+    /// None when there is no buggy state to weaken.
+    weakened: Option<Result<Snapshot, DiffError>>,
+    /// Per modified file, the bug without that file's change (or why it does not apply).
+    reverted: Vec<(String, Result<Snapshot, String>)>,
+}
+
+impl<'a> States<'a> {
+    fn build(artifact: &BugArtifact, original: &'a Snapshot) -> States<'a> {
         let bug_files: Vec<String> = artifact
             .bug_patch
             .paths()
@@ -504,310 +588,301 @@ impl Validator {
             .map(|p| p.to_string())
             .collect();
         let buggy = artifact.bug_patch.apply(original);
-        let weakened = match &buggy {
-            Ok(b) => Some(artifact.test_patch.apply(b)),
-            Err(_) => None,
+        let weakened = buggy.as_ref().ok().map(|b| artifact.test_patch.apply(b));
+        let reverted = match &buggy {
+            Ok(_) => bug_files
+                .iter()
+                .map(|file| {
+                    let partial = artifact.bug_patch.filter(|p| p != file);
+                    (
+                        file.clone(),
+                        partial.apply(original).map_err(|e| e.to_string()),
+                    )
+                })
+                .collect(),
+            Err(_) => Vec::new(),
         };
-        // The states to run: original, buggy, buggy+weakened, and buggy with each file reverted.
-        let mut states: Vec<Snapshot> = vec![original.clone()];
-        if let Ok(b) = &buggy {
-            states.push(b.clone());
-            if let Some(Ok(w)) = &weakened {
-                states.push(w.clone());
-            }
+        States {
+            original,
+            bug_files,
+            buggy,
+            weakened,
+            reverted,
         }
-        let mut reverted: Vec<(String, Result<usize, String>)> = Vec::new();
-        if buggy.is_ok() {
-            for file in &bug_files {
-                let partial = artifact.bug_patch.filter(|p| p != file);
-                match partial.apply(original) {
-                    Ok(s) => {
-                        reverted.push((file.clone(), Ok(states.len())));
-                        states.push(s);
-                    }
-                    Err(e) => reverted.push((file.clone(), Err(e.to_string()))),
-                }
-            }
-        }
-        let first = self.run(python, original, &oracle)?;
-        let capped = self.fuel_capped(run, &first);
-        let changed = Oracle {
-            run: &capped,
-            ..oracle
-        };
-        let results = crate::par::map(&states[1..], self.settings.workers, |s| {
-            self.run(python, s, &changed)
-        });
-        let results: Vec<Arc<OracleRun>> = std::iter::once(Ok(first))
-            .chain(results)
-            .collect::<Result<_, _>>()?;
-        let original_run = &results[0];
-        let buggy_run = buggy.as_ref().ok().map(|_| &results[1]);
-        let weakened_run = match &weakened {
-            Some(Ok(_)) => Some(&results[2]),
-            _ => None,
-        };
-        let s = &self.settings;
-        let mut checks = Vec::with_capacity(7);
-
-        // 1. Test files.
-        let missing: Vec<String> = artifact
-            .test_files
-            .iter()
-            .filter(|f| original.file(f).is_none())
-            .cloned()
-            .collect();
-        let listed: BTreeSet<&str> = artifact.test_files.iter().map(String::as_str).collect();
-        let uncovered: Vec<String> = artifact
-            .test_patch
-            .paths()
-            .into_iter()
-            .filter(|p| !listed.contains(p))
-            .map(str::to_owned)
-            .collect();
-        checks.push(if artifact.test_files.is_empty() {
-            fail(Check::TestFiles, "test_files.txt lists no test files")
-        } else if !missing.is_empty() {
-            CheckResult {
-                files: missing,
-                ..fail(
-                    Check::TestFiles,
-                    "oracle test files missing from the original repository",
-                )
-            }
-        } else if !uncovered.is_empty() {
-            CheckResult {
-                files: uncovered,
-                ..fail(
-                    Check::TestFiles,
-                    "the weakening touches files that are not oracle test files",
-                )
-            }
-        } else {
-            CheckResult {
-                files: artifact.test_files.clone(),
-                ..pass(
-                    Check::TestFiles,
-                    format!(
-                        "{} oracle test files, all present; they cover the weakening",
-                        artifact.test_files.len()
-                    ),
-                )
-            }
-        });
-
-        // 2. Parser.
-        checks.push(match (&original_run.parser_error, original_run.tests.len()) {
-            (Some(e), _) => fail(Check::Parser, format!("the test parser failed on the original's log: {e}")),
-            (None, 0) => fail(
-                Check::Parser,
-                format!(
-                    "no test results parsed from the original's log (run outcome: {}); check the test command and the oracle files",
-                    original_run.outcome.as_str()
-                ),
-            ),
-            (None, n) => pass(Check::Parser, format!("{n} test results parsed from the original's log")),
-        });
-
-        // 3. Original passes.
-        let passing0 = original_run.passing();
-        checks.push(if original_run.outcome != Outcome::Completed {
-            fail(
-                Check::OriginalPasses,
-                format!(
-                    "the original's test run ended with {}",
-                    original_run.outcome.as_str()
-                ),
-            )
-        } else if passing0.len() > s.min_passing_tests {
-            pass(
-                Check::OriginalPasses,
-                format!(
-                    "{} oracle tests pass on the original (more than {})",
-                    passing0.len(),
-                    s.min_passing_tests
-                ),
-            )
-        } else {
-            fail(
-                Check::OriginalPasses,
-                format!(
-                    "{} oracle tests pass on the original; more than {} needed",
-                    passing0.len(),
-                    s.min_passing_tests
-                ),
-            )
-        });
-
-        // 4. Changed files.
-        let test_files_in_bug: Vec<String> = bug_files
-            .iter()
-            .filter(|f| listed.contains(f.as_str()) || is_test_path(f))
-            .cloned()
-            .collect();
-        checks.push(if let Err(e) = &buggy {
-            fail(
-                Check::ChangedFiles,
-                format!("the bug patch does not apply to the original: {e}"),
-            )
-        } else if !test_files_in_bug.is_empty() {
-            CheckResult {
-                files: test_files_in_bug,
-                ..fail(
-                    Check::ChangedFiles,
-                    "the bug patch touches test files (rule violation)",
-                )
-            }
-        } else if bug_files.len() < s.min_changed_files {
-            CheckResult {
-                files: bug_files.clone(),
-                ..fail(
-                    Check::ChangedFiles,
-                    format!(
-                        "{} files changed; at least {} needed",
-                        bug_files.len(),
-                        s.min_changed_files
-                    ),
-                )
-            }
-        } else {
-            CheckResult {
-                files: bug_files.clone(),
-                ..pass(
-                    Check::ChangedFiles,
-                    format!("{} code files changed", bug_files.len()),
-                )
-            }
-        });
-
-        // 5. The bug breaks tests.
-        let broken: Vec<String> = match buggy_run {
-            Some(b) => {
-                let passing1 = b.passing();
-                passing0
-                    .iter()
-                    .filter(|t| !passing1.contains(*t))
-                    .map(|t| t.to_string())
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        let still_passing: Vec<String> = match buggy_run {
-            Some(b) => {
-                let passing1 = b.passing();
-                passing0
-                    .iter()
-                    .filter(|t| passing1.contains(*t))
-                    .map(|t| t.to_string())
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        checks.push(if buggy_run.is_none() {
-            fail(Check::BugBreaksTests, "the buggy state could not be built")
-        } else if broken.len() >= s.min_failing_tests {
-            CheckResult {
-                tests: broken.clone(),
-                ..pass(
-                    Check::BugBreaksTests,
-                    format!("{} tests go from pass to fail", broken.len()),
-                )
-            }
-        } else {
-            CheckResult {
-                tests: broken.clone(),
-                ..fail(
-                    Check::BugBreaksTests,
-                    format!(
-                        "{} tests go from pass to fail; at least {} needed",
-                        broken.len(),
-                        s.min_failing_tests
-                    ),
-                )
-            }
-        });
-
-        // 6. The weakening hides the bug.
-        checks.push(match (&weakened, weakened_run) {
-            (None, _) => fail(Check::WeakeningHides, "the buggy state could not be built"),
-            (Some(Err(e)), _) => fail(Check::WeakeningHides, format!("the weakening patch does not apply to the buggy state: {e}")),
-            (Some(Ok(_)), None) => fail(Check::WeakeningHides, "no run of the weakened state"),
-            (Some(Ok(_)), Some(w)) => {
-                if artifact.test_patch.is_empty() {
-                    fail(Check::WeakeningHides, "the weakening patch is empty")
-                } else {
-                    let passing2 = w.passing();
-                    let hidden: Vec<String> = broken
-                        .iter()
-                        .filter(|t| passing2.contains(t.as_str()) || !w.tests.contains_key(*t))
-                        .cloned()
-                        .collect();
-                    if hidden.is_empty() {
-                        fail(Check::WeakeningHides, "no failing test passes or disappears after the weakening")
-                    } else {
-                        CheckResult {
-                            tests: hidden.clone(),
-                            ..pass(Check::WeakeningHides, format!("{} of {} failing tests pass or are removed after the weakening", hidden.len(), broken.len()))
-                        }
-                    }
-                }
-            }
-        });
-
-        // 7. Inverse mutation testing.
-        let broken_set: BTreeSet<&str> = broken.iter().map(String::as_str).collect();
-        let mut decorative = Vec::new();
-        let mut evidence = Vec::new();
-        let mut problems = Vec::new();
-        for (file, at) in &reverted {
-            match at {
-                Ok(i) => {
-                    let passing = results[*i].passing();
-                    let flipped: Vec<&str> = broken_set
-                        .iter()
-                        .filter(|t| passing.contains(*t))
-                        .copied()
-                        .collect();
-                    if flipped.is_empty() {
-                        decorative.push(file.clone());
-                    } else {
-                        evidence.push(format!("{file}: {}", flipped.join(", ")));
-                    }
-                }
-                Err(e) => problems.push(format!("{file}: {e}")),
-            }
-        }
-        checks.push(if buggy.is_err() {
-            fail(Check::InverseMutation, "the buggy state could not be built")
-        } else if broken.is_empty() {
-            fail(Check::InverseMutation, "no failing tests to flip back")
-        } else if !problems.is_empty() {
-            fail(Check::InverseMutation, format!("reverting a file alone does not apply: {}", problems.join("; ")))
-        } else if !decorative.is_empty() {
-            CheckResult {
-                files: decorative,
-                ..fail(Check::InverseMutation, "reverting these files alone makes no failing test pass: they are decoration, not bug")
-            }
-        } else {
-            CheckResult {
-                tests: evidence,
-                files: bug_files.clone(),
-                ..pass(Check::InverseMutation, format!("each of the {} modified files alone flips failing tests back", bug_files.len()))
-            }
-        });
-
-        let executed = self.executed.load(Ordering::Relaxed) - executed_before;
-        Ok(ValidationReport {
-            valid: checks.iter().all(|c| c.passed),
-            checks,
-            fail_to_pass: broken,
-            pass_to_pass: still_passing,
-            test_runs: states.len(),
-            memo_hits: states.len().saturating_sub(executed),
-            duration_ms: started.elapsed().as_secs_f64() * 1e3,
-            fuel: results.iter().map(|r| r.fuel).sum(),
-        })
     }
+
+    /// The states other than the original that exist, in the order [`Runs`] takes them.
+    fn changed(&self) -> Vec<&Snapshot> {
+        let weakened = self.weakened.as_ref().and_then(|w| w.as_ref().ok());
+        let reverted = self.reverted.iter().filter_map(|(_, s)| s.as_ref().ok());
+        self.buggy.iter().chain(weakened).chain(reverted).collect()
+    }
+}
+
+/// The oracle's runs of the [`States`] that exist.
+struct Runs {
+    original: Arc<OracleRun>,
+    buggy: Option<Arc<OracleRun>>,
+    weakened: Option<Arc<OracleRun>>,
+    reverted: Vec<(String, Result<Arc<OracleRun>, String>)>,
+}
+
+impl Runs {
+    fn all(&self) -> impl Iterator<Item = &Arc<OracleRun>> {
+        let reverted = self.reverted.iter().filter_map(|(_, r)| r.as_ref().ok());
+        std::iter::once(&self.original)
+            .chain(&self.buggy)
+            .chain(&self.weakened)
+            .chain(reverted)
+    }
+
+    fn count(&self) -> usize {
+        self.all().count()
+    }
+
+    fn fuel(&self) -> u64 {
+        self.all().map(|r| r.fuel).sum()
+    }
+
+    /// The tests passing on the original that fail under the bug (FAIL_TO_PASS), and those
+    /// that still pass (PASS_TO_PASS); both empty without a buggy run.
+    fn split_by_bug(&self) -> (Vec<String>, Vec<String>) {
+        let Some(buggy) = &self.buggy else {
+            return (Vec::new(), Vec::new());
+        };
+        let passing = buggy.passing();
+        let (still, broken): (Vec<&str>, Vec<&str>) = self
+            .original
+            .passing()
+            .into_iter()
+            .partition(|t| passing.contains(t));
+        let owned = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect();
+        (owned(broken), owned(still))
+    }
+}
+
+/// 1. Oracle test files exist in the original and cover every file the weakening touches.
+fn check_test_files(artifact: &BugArtifact, original: &Snapshot) -> CheckResult {
+    let check = Check::TestFiles;
+    let missing: Vec<String> = artifact
+        .test_files
+        .iter()
+        .filter(|f| original.file(f).is_none())
+        .cloned()
+        .collect();
+    let listed: BTreeSet<&str> = artifact.test_files.iter().map(String::as_str).collect();
+    let uncovered: Vec<String> = artifact
+        .test_patch
+        .paths()
+        .into_iter()
+        .filter(|p| !listed.contains(p))
+        .map(str::to_owned)
+        .collect();
+    if artifact.test_files.is_empty() {
+        fail(check, "test_files.txt lists no test files")
+    } else if !missing.is_empty() {
+        let why = "oracle test files missing from the original repository";
+        with_files(fail(check, why), missing)
+    } else if !uncovered.is_empty() {
+        let why = "the weakening touches files that are not oracle test files";
+        with_files(fail(check, why), uncovered)
+    } else {
+        let n = artifact.test_files.len();
+        let why = format!("{n} oracle test files, all present; they cover the weakening");
+        with_files(pass(check, why), artifact.test_files.clone())
+    }
+}
+
+/// 2. The parser turns the original's raw log into a test map.
+fn check_parser(original: &OracleRun) -> CheckResult {
+    let check = Check::Parser;
+    match (&original.parser_error, original.tests.len()) {
+        (Some(e), _) => fail(check, format!("the test parser failed on the original's log: {e}")),
+        (None, 0) => fail(
+            check,
+            format!(
+                "no test results parsed from the original's log (run outcome: {}); check the test command and the oracle files",
+                original.outcome.as_str()
+            ),
+        ),
+        (None, n) => pass(check, format!("{n} test results parsed from the original's log")),
+    }
+}
+
+/// 3. More than `min_passing_tests` oracle tests pass on the original.
+fn check_original_passes(original: &OracleRun, s: &ValidationSettings) -> CheckResult {
+    let check = Check::OriginalPasses;
+    let (n, min) = (original.passing().len(), s.min_passing_tests);
+    if original.outcome != Outcome::Completed {
+        let outcome = original.outcome.as_str();
+        fail(
+            check,
+            format!("the original's test run ended with {outcome}"),
+        )
+    } else if n > min {
+        pass(
+            check,
+            format!("{n} oracle tests pass on the original (more than {min})"),
+        )
+    } else {
+        fail(
+            check,
+            format!("{n} oracle tests pass on the original; more than {min} needed"),
+        )
+    }
+}
+
+/// Check 4: the bug patch applies and changes at least `min_changed_files` code files and
+/// no test file.
+fn check_changed_files(
+    artifact: &BugArtifact,
+    states: &States,
+    s: &ValidationSettings,
+) -> CheckResult {
+    let check = Check::ChangedFiles;
+    let files = &states.bug_files;
+    let listed: BTreeSet<&str> = artifact.test_files.iter().map(String::as_str).collect();
+    let test_files: Vec<String> = files
+        .iter()
+        .filter(|f| listed.contains(f.as_str()) || is_test_path(f))
+        .cloned()
+        .collect();
+    if let Err(e) = &states.buggy {
+        fail(
+            check,
+            format!("the bug patch does not apply to the original: {e}"),
+        )
+    } else if !test_files.is_empty() {
+        let why = "the bug patch touches test files (rule violation)";
+        with_files(fail(check, why), test_files)
+    } else if files.len() < s.min_changed_files {
+        let why = format!(
+            "{} files changed; at least {} needed",
+            files.len(),
+            s.min_changed_files
+        );
+        with_files(fail(check, why), files.clone())
+    } else {
+        let why = format!("{} code files changed", files.len());
+        with_files(pass(check, why), files.clone())
+    }
+}
+
+/// 5. At least `min_failing_tests` tests go from pass to fail under the bug.
+fn check_bug_breaks_tests(runs: &Runs, broken: &[String], s: &ValidationSettings) -> CheckResult {
+    let check = Check::BugBreaksTests;
+    let (n, min) = (broken.len(), s.min_failing_tests);
+    if runs.buggy.is_none() {
+        return fail(check, "the buggy state could not be built");
+    }
+    let result = if n >= min {
+        pass(check, format!("{n} tests go from pass to fail"))
+    } else {
+        fail(
+            check,
+            format!("{n} tests go from pass to fail; at least {min} needed"),
+        )
+    };
+    CheckResult {
+        tests: broken.to_vec(),
+        ..result
+    }
+}
+
+/// 6. Some tests that fail in the buggy state pass (or are gone) after the weakening.
+fn check_weakening_hides(
+    artifact: &BugArtifact,
+    states: &States,
+    runs: &Runs,
+    broken: &[String],
+) -> CheckResult {
+    let check = Check::WeakeningHides;
+    let weakened = match (&states.weakened, &runs.weakened) {
+        (None, _) => return fail(check, "the buggy state could not be built"),
+        (Some(Err(e)), _) => {
+            let why = format!("the weakening patch does not apply to the buggy state: {e}");
+            return fail(check, why);
+        }
+        (Some(Ok(_)), None) => return fail(check, "no run of the weakened state"),
+        (Some(Ok(_)), Some(w)) => w,
+    };
+    if artifact.test_patch.is_empty() {
+        return fail(check, "the weakening patch is empty");
+    }
+    let passing = weakened.passing();
+    let hidden: Vec<String> = broken
+        .iter()
+        .filter(|t| passing.contains(t.as_str()) || !weakened.tests.contains_key(*t))
+        .cloned()
+        .collect();
+    if hidden.is_empty() {
+        return fail(
+            check,
+            "no failing test passes or disappears after the weakening",
+        );
+    }
+    let why = format!(
+        "{} of {} failing tests pass or are removed after the weakening",
+        hidden.len(),
+        broken.len()
+    );
+    CheckResult {
+        tests: hidden,
+        ..pass(check, why)
+    }
+}
+
+/// Check 7, inverse mutation testing: reverting any one modified file alone makes some
+/// failing test pass again (no file of the bug is decoration).
+fn check_inverse_mutation(states: &States, runs: &Runs, broken: &[String]) -> CheckResult {
+    let check = Check::InverseMutation;
+    let mut decorative = Vec::new();
+    let mut evidence = Vec::new();
+    let mut problems = Vec::new();
+    for (file, run) in &runs.reverted {
+        match run {
+            Ok(run) => {
+                let passing = run.passing();
+                let flipped: Vec<&str> = broken
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|t| passing.contains(t))
+                    .collect();
+                if flipped.is_empty() {
+                    decorative.push(file.clone());
+                } else {
+                    evidence.push(format!("{file}: {}", flipped.join(", ")));
+                }
+            }
+            Err(e) => problems.push(format!("{file}: {e}")),
+        }
+    }
+    if states.buggy.is_err() {
+        fail(check, "the buggy state could not be built")
+    } else if broken.is_empty() {
+        fail(check, "no failing tests to flip back")
+    } else if !problems.is_empty() {
+        let why = format!(
+            "reverting a file alone does not apply: {}",
+            problems.join("; ")
+        );
+        fail(check, why)
+    } else if !decorative.is_empty() {
+        let why =
+            "reverting these files alone makes no failing test pass: they are decoration, not bug";
+        with_files(fail(check, why), decorative)
+    } else {
+        let n = states.bug_files.len();
+        let why = format!("each of the {n} modified files alone flips failing tests back");
+        CheckResult {
+            tests: evidence,
+            ..with_files(pass(check, why), states.bug_files.clone())
+        }
+    }
+}
+
+fn with_files(result: CheckResult, files: Vec<String>) -> CheckResult {
+    CheckResult { files, ..result }
 }
 
 fn pass(check: Check, detail: impl Into<String>) -> CheckResult {
