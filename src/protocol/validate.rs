@@ -661,7 +661,7 @@ impl Runs {
     }
 }
 
-/// 1. Oracle test files exist in the original and cover every file the weakening touches.
+/// Check 1: oracle test files exist in the original and cover every file the weakening touches.
 fn check_test_files(artifact: &BugArtifact, original: &Snapshot) -> CheckResult {
     let check = Check::TestFiles;
     let missing: Vec<String> = artifact
@@ -693,7 +693,7 @@ fn check_test_files(artifact: &BugArtifact, original: &Snapshot) -> CheckResult 
     }
 }
 
-/// 2. The parser turns the original's raw log into a test map.
+/// Check 2: the parser turns the original's raw log into a test map.
 fn check_parser(original: &OracleRun) -> CheckResult {
     let check = Check::Parser;
     match (&original.parser_error, original.tests.len()) {
@@ -709,7 +709,7 @@ fn check_parser(original: &OracleRun) -> CheckResult {
     }
 }
 
-/// 3. More than `min_passing_tests` oracle tests pass on the original.
+/// Check 3: more than `min_passing_tests` oracle tests pass on the original.
 fn check_original_passes(original: &OracleRun, s: &ValidationSettings) -> CheckResult {
     let check = Check::OriginalPasses;
     let (n, min) = (original.passing().len(), s.min_passing_tests);
@@ -768,7 +768,7 @@ fn check_changed_files(
     }
 }
 
-/// 5. At least `min_failing_tests` tests go from pass to fail under the bug.
+/// Check 5: at least `min_failing_tests` tests go from pass to fail under the bug.
 fn check_bug_breaks_tests(runs: &Runs, broken: &[String], s: &ValidationSettings) -> CheckResult {
     let check = Check::BugBreaksTests;
     let (n, min) = (broken.len(), s.min_failing_tests);
@@ -789,7 +789,7 @@ fn check_bug_breaks_tests(runs: &Runs, broken: &[String], s: &ValidationSettings
     }
 }
 
-/// 6. Some tests that fail in the buggy state pass (or are gone) after the weakening.
+/// Check 6: some tests that fail in the buggy state pass (or are gone) after the weakening.
 fn check_weakening_hides(
     artifact: &BugArtifact,
     states: &States,
