@@ -11,6 +11,7 @@
 pub mod llm;
 
 use crate::diff::Patch;
+pub use crate::episode::agent::{Agent, Assignment, View};
 use crate::episode::{Action, Observation, Task};
 use crate::protocol::is_test_path;
 use crate::pyedit;
@@ -18,40 +19,6 @@ use crate::snapshot::Snapshot;
 use crate::testrun::TestCommand;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-
-/// What an agent may look at when it acts.
-pub struct View<'a> {
-    /// The specification prompt.
-    pub specification: &'a str,
-    /// The repository as it is now.
-    pub state: &'a Snapshot,
-    /// The test command of the task (what "run the tests" means here).
-    pub test_command: &'a TestCommand,
-    /// Turns taken so far.
-    pub turn: u32,
-}
-
-/// A solver: picks the next action from the last observation.
-pub trait Agent: Send {
-    /// The agent's name in logs.
-    fn name(&self) -> &str;
-    /// The next action.
-    fn act(&mut self, observation: &Observation, view: &View) -> Action;
-    /// True when `act` waits on I/O (a remote model), so the scheduler runs it off its async
-    /// workers.
-    fn blocks(&self) -> bool {
-        false
-    }
-    /// What the episode used (an LLM's tokens), for the episode log.
-    fn usage(&self) -> Option<serde_json::Value> {
-        None
-    }
-    /// A harness failure behind the last action (the model could not be reached): the
-    /// episode is then an error, not a result.
-    fn failure(&self) -> Option<String> {
-        None
-    }
-}
 
 /// The built-in agents, by name.
 #[derive(Clone, Debug)]
@@ -110,6 +77,9 @@ impl std::fmt::Display for AgentKind {
 /// Errors making an agent.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// A solver-only agent (it knows or looks for the answer) was asked to inject.
+    #[error("the {0} agent is a solver; it cannot play the injector")]
+    SolverOnly(String),
     /// `llm` without an endpoint.
     #[error("the llm agent needs an OpenAI-compatible chat-completions endpoint and a model")]
     LlmUnset,
@@ -134,28 +104,39 @@ pub enum AgentError {
     },
 }
 
-/// Makes a fresh agent for one attempt: `(task, seed, attempt index)`. Learned policies plug
-/// into the scheduler through this.
-pub type AgentFactory =
-    std::sync::Arc<dyn Fn(&Task, u64, usize) -> Result<Box<dyn Agent>, AgentError> + Send + Sync>;
+/// Makes a fresh agent for one episode: `(what for, seed, attempt index)`. Learned policies
+/// plug into the scheduler through this.
+pub type AgentFactory = std::sync::Arc<
+    dyn Fn(Assignment, u64, usize) -> Result<Box<dyn Agent>, AgentError> + Send + Sync,
+>;
 
 impl AgentKind {
     /// A factory for agents of this kind.
     pub fn factory(&self) -> AgentFactory {
         let kind = self.clone();
-        std::sync::Arc::new(move |task: &Task, seed, index| kind.make(task, seed, index))
+        std::sync::Arc::new(move |assignment: Assignment, seed, index| {
+            kind.make(assignment, seed, index)
+        })
     }
 
-    /// A fresh agent of this kind for one attempt on `task`. `index` picks the episode of a
-    /// replay file (line `index` modulo the number of lines).
-    pub fn make(&self, task: &Task, seed: u64, index: usize) -> Result<Box<dyn Agent>, AgentError> {
-        Ok(match self {
-            AgentKind::Oracle => Box::new(OracleAgent::new(task)),
-            AgentKind::Random => Box::new(RandomAgent::new(seed)),
-            AgentKind::Heuristic => Box::new(HeuristicAgent::new(seed)),
-            AgentKind::Replay(path) => Box::new(ReplayAgent::from_file(path, index)?),
-            AgentKind::Llm(Some(client)) => Box::new(llm::LlmAgent::new(client.clone())),
-            AgentKind::Llm(None) => return Err(AgentError::LlmUnset),
+    /// A fresh agent of this kind for one episode. `index` picks the episode of a replay file
+    /// (line `index` modulo the number of lines).
+    pub fn make(
+        &self,
+        assignment: Assignment,
+        seed: u64,
+        index: usize,
+    ) -> Result<Box<dyn Agent>, AgentError> {
+        Ok(match (self, assignment) {
+            (AgentKind::Oracle, Assignment::Solve(task)) => Box::new(OracleAgent::new(task)),
+            (AgentKind::Oracle | AgentKind::Heuristic, Assignment::Inject(_)) => {
+                return Err(AgentError::SolverOnly(self.to_string()))
+            }
+            (AgentKind::Random, _) => Box::new(RandomAgent::new(seed)),
+            (AgentKind::Heuristic, _) => Box::new(HeuristicAgent::new(seed)),
+            (AgentKind::Replay(path), _) => Box::new(ReplayAgent::from_file(path, index)?),
+            (AgentKind::Llm(Some(client)), _) => Box::new(llm::LlmAgent::new(client.clone())),
+            (AgentKind::Llm(None), _) => return Err(AgentError::LlmUnset),
         })
     }
 }

@@ -9,12 +9,14 @@
 
 use crate::agents::{AgentFactory, AgentKind};
 use crate::corpus::{OpenProject, Split};
+use crate::episode::{episode_seed, EpisodeSpec};
 use crate::episode::{EnvSettings, Task};
 use crate::guest::Python;
 use crate::inject::{procedural_bug_set, InjectError};
 use crate::policy::{model, solver_factory};
 use crate::protocol::Validator;
-use crate::selfplay::{episode_seed, load_task, runtime, EpisodeSpec, Scheduler, SelfPlayError};
+use crate::rollout::{runtime, Scheduler};
+use crate::selfplay::SelfPlayError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -119,7 +121,9 @@ pub fn heldout_tasks(
             });
         }
         for d in dirs {
-            tasks.push(Arc::new(load_task(&d, project)?));
+            tasks.push(Arc::new(
+                Task::load(&d, project).map_err(SelfPlayError::from)?,
+            ));
         }
     }
     Ok(tasks)
@@ -161,7 +165,7 @@ pub fn evaluate(
     env: &EnvSettings,
 ) -> Result<EvalRow, EvalError> {
     let started = Instant::now();
-    let runtime = runtime(workers)?;
+    let runtime = runtime(workers).map_err(SelfPlayError::Runtime)?;
     let scheduler = Scheduler::new(python, validator, workers);
     let specs: Vec<EpisodeSpec> = tasks
         .iter()

@@ -43,6 +43,7 @@ pub mod plot;
 pub mod policy;
 pub mod protocol;
 pub mod pyedit;
+pub mod rollout;
 pub mod sandbox;
 pub mod selfplay;
 pub mod serve;

@@ -1,33 +1,27 @@
-//! The self-play loop and its scheduler: inject -> validate -> G solver attempts -> rewards ->
+//! The self-play loop: inject -> validate -> G solver attempts -> rewards ->
 //! higher-order bugs, round after round, with thousands of episodes in flight.
 //!
-//! Episodes are tokio tasks. An episode between steps is small (its state is a snapshot
-//! overlay over the task's shared trees), so thousands can wait at once; steps that touch the
-//! sandbox (`run`, `submit`) go to tokio's blocking pool behind a semaphore sized to the
-//! cores, which is the backpressure. Threads rather than worker processes: `spar bench`
-//! measured threads in one process at 1.78x one thread on 2 cores, processes at 1.64x, and
-//! threads share one engine, one compiled module and the grading memo. A panicking or failing
-//! episode is recorded with the reason and the others go on; cancellation ends the episodes
-//! in flight as truncated, so none is lost. Seeds derive from the run seed, round, task and
+//! Episodes play through [`crate::rollout::Scheduler`]. Seeds derive from the run seed, round, task and
 //! attempt, and records are written in a fixed order, so the same seed gives the same
 //! episodes and rewards.
 
-use crate::agents::{AgentFactory, AgentKind, View};
+use crate::agents::AgentKind;
 use crate::corpus::OpenProject;
+use crate::episode::record::mean;
 use crate::episode::rewards::{injector_reward, solve_rate};
-use crate::episode::{Action, EnvSettings, Observation, SolverEnv, Task};
+use crate::episode::{
+    episode_seed, Action, EnvSettings, EpisodeError, EpisodeRecord, EpisodeSpec, Task,
+};
 use crate::guest::Python;
-use crate::inject::{InjectError, InjectSettings, Injector, Strategy, VALIDATION};
-use crate::protocol::validate::error_chain;
-use crate::protocol::{BugArtifact, ValidationReport, Validator};
-use crate::snapshot::Snapshot;
+use crate::inject::{InjectError, InjectSettings, Injector, Strategy};
+use crate::protocol::Validator;
+use crate::rollout::{peak_rss_mib, runtime, InjectorSpec, Scheduler};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::Semaphore;
 
 /// Errors that stop the loop (a failing episode is a record, not an error).
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +32,9 @@ pub enum SelfPlayError {
     /// An artifact could not be read back.
     #[error(transparent)]
     Artifact(#[from] crate::protocol::ArtifactError),
+    /// A written artifact could not be turned back into a task.
+    #[error(transparent)]
+    Task(#[from] EpisodeError),
     /// The episode log could not be written.
     #[error("writing {path}")]
     Log {
@@ -88,329 +85,6 @@ pub struct SelfPlaySettings {
     pub progress: bool,
 }
 
-/// One solver episode to play.
-#[derive(Clone, Debug)]
-pub struct EpisodeSpec {
-    /// The bug.
-    pub task: Arc<Task>,
-    /// Which attempt (0..G).
-    pub attempt: usize,
-    /// The episode seed.
-    pub seed: u64,
-    /// The round.
-    pub round: usize,
-}
-
-/// Everything about one finished episode, as written to `episodes.jsonl`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct EpisodeRecord {
-    /// `TASK#ATTEMPT`.
-    pub episode: String,
-    /// The round.
-    pub round: usize,
-    /// Always `solver` for now; injector episodes are the artifacts themselves.
-    pub role: String,
-    /// The task id.
-    pub task: String,
-    /// The corpus project.
-    pub project: String,
-    /// The bug's order.
-    pub order: u32,
-    /// The agent.
-    pub agent: String,
-    /// The attempt.
-    pub attempt: usize,
-    /// The episode seed.
-    pub seed: u64,
-    /// Actions in order.
-    pub actions: Vec<Action>,
-    /// Observations in order; the first is the specification.
-    pub observations: Vec<Observation>,
-    /// The reward of each step.
-    pub rewards: Vec<f64>,
-    /// The episode's return.
-    pub reward: f64,
-    /// The grade said solved.
-    pub solved: bool,
-    /// Ended by `submit`.
-    pub terminated: bool,
-    /// Ended by a budget or cancellation.
-    pub truncated: bool,
-    /// Sandbox runs (tool runs and grading).
-    pub sandbox_runs: u32,
-    /// Their fuel.
-    pub fuel: u64,
-    /// Their wall time, ms.
-    pub sandbox_ms: f64,
-    /// The episode's wall time, ms.
-    pub wall_ms: f64,
-    /// Why it failed as a harness error or crashed, if it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// What the agent used, when it reports it (an LLM's tokens and requests).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub usage: Option<serde_json::Value>,
-    /// The final repository state, for higher-order bugs (not serialized).
-    #[serde(skip)]
-    pub final_state: Option<Snapshot>,
-}
-
-/// Runs episodes: a bounded pool for sandbox work, a cap on episodes in flight, counters.
-pub struct Scheduler {
-    python: Arc<Python>,
-    validator: Arc<Validator>,
-    pool: Arc<Semaphore>,
-    cancel: Arc<AtomicBool>,
-    in_flight: AtomicUsize,
-    peak_in_flight: AtomicUsize,
-    latencies_ms: Mutex<Vec<f64>>,
-}
-
-/// Scheduler counters.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct SchedulerStats {
-    /// Most episodes in flight at once.
-    pub peak_in_flight: usize,
-    /// Wall times of sandbox steps that ran (memo hits excluded), ms.
-    pub latencies_ms: Vec<f64>,
-}
-
-impl Scheduler {
-    /// A scheduler over `workers` concurrent sandbox runs.
-    pub fn new(python: Arc<Python>, validator: Arc<Validator>, workers: usize) -> Arc<Self> {
-        Arc::new(Scheduler {
-            python,
-            validator,
-            pool: Arc::new(Semaphore::new(workers.max(1))),
-            cancel: Arc::new(AtomicBool::new(false)),
-            in_flight: AtomicUsize::new(0),
-            peak_in_flight: AtomicUsize::new(0),
-            latencies_ms: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// Setting this flag ends every episode in flight at its next step (as truncated).
-    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        self.cancel.clone()
-    }
-
-    /// The validator whose memo grading shares.
-    pub fn validator(&self) -> &Arc<Validator> {
-        &self.validator
-    }
-
-    /// Counters so far (and resets the latencies).
-    pub fn take_stats(&self) -> SchedulerStats {
-        SchedulerStats {
-            peak_in_flight: self.peak_in_flight.swap(0, Ordering::Relaxed),
-            latencies_ms: std::mem::take(
-                &mut *self.latencies_ms.lock().unwrap_or_else(|e| e.into_inner()),
-            ),
-        }
-    }
-
-    /// Plays every episode, at most `concurrency` at once; records come back in `specs` order.
-    pub async fn run_episodes(
-        self: &Arc<Self>,
-        specs: Vec<EpisodeSpec>,
-        agent: (String, AgentFactory),
-        env: EnvSettings,
-        concurrency: usize,
-        progress: Option<indicatif::ProgressBar>,
-    ) -> Vec<EpisodeRecord> {
-        let admit = Arc::new(Semaphore::new(concurrency.max(1)));
-        let mut handles = Vec::with_capacity(specs.len());
-        for spec in &specs {
-            let scheduler = self.clone();
-            let spec_for_task = spec.clone();
-            let agent = agent.clone();
-            let env = env.clone();
-            let admit = admit.clone();
-            let progress = progress.clone();
-            handles.push(tokio::spawn(async move {
-                let _admitted = admit
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore is never closed");
-                let now = scheduler.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-                scheduler.peak_in_flight.fetch_max(now, Ordering::Relaxed);
-                let record = scheduler.play(spec_for_task, agent, env).await;
-                scheduler.in_flight.fetch_sub(1, Ordering::Relaxed);
-                if let Some(p) = progress {
-                    p.inc(1);
-                }
-                record
-            }));
-        }
-        let mut records = Vec::with_capacity(handles.len());
-        for (spec, handle) in specs.iter().zip(handles) {
-            records.push(match handle.await {
-                Ok(record) => record,
-                Err(e) => failed_record(spec, &agent.0, format!("the episode crashed: {e}")),
-            });
-        }
-        records
-    }
-
-    async fn play(
-        self: &Arc<Self>,
-        spec: EpisodeSpec,
-        (name, factory): (String, AgentFactory),
-        settings: EnvSettings,
-    ) -> EpisodeRecord {
-        let started = Instant::now();
-        let mut record = failed_record(&spec, &name, String::new());
-        record.error = None;
-        let mut agent = match factory(&spec.task, spec.seed, spec.attempt) {
-            Ok(a) => a,
-            Err(e) => return failed_record(&spec, &name, e.to_string()),
-        };
-        let mut env = SolverEnv::new(self.python.clone(), self.validator.clone(), settings);
-        let mut observation = env.reset(spec.task.clone(), spec.seed);
-        record.observations.push(observation.clone());
-        loop {
-            if self.cancel.load(Ordering::Relaxed) {
-                record.truncated = true;
-                record.reward = -1.0;
-                record.error = Some("cancelled".into());
-                break;
-            }
-            let action = {
-                let view = View {
-                    specification: &spec.task.specification,
-                    state: env.state(),
-                    test_command: &spec.task.command,
-                    turn: record.actions.len() as u32,
-                };
-                if agent.blocks() {
-                    tokio::task::block_in_place(|| agent.act(&observation, &view))
-                } else {
-                    agent.act(&observation, &view)
-                }
-            };
-            if let Some(failure) = agent.failure() {
-                record.error = Some(failure);
-                break;
-            }
-            let sandboxed = matches!(action, Action::Run { .. } | Action::Submit);
-            let (returned_env, result) = if sandboxed {
-                let permit = self
-                    .pool
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("pool is never closed");
-                let act = action.clone();
-                let joined = tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    let result = env.step(&act);
-                    (env, result)
-                })
-                .await;
-                match joined {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        record.error = Some(format!("the episode crashed in a sandbox step: {e}"));
-                        record.actions.push(action);
-                        record.wall_ms = started.elapsed().as_secs_f64() * 1e3;
-                        return record;
-                    }
-                }
-            } else {
-                let result = env.step(&action);
-                (env, result)
-            };
-            env = returned_env;
-            record.actions.push(action);
-            let step = match result {
-                Ok(step) => step,
-                Err(e) => {
-                    record.error = Some(error_chain(&e));
-                    break;
-                }
-            };
-            record.sandbox_runs += step.info.sandbox_runs;
-            record.fuel += step.info.fuel;
-            record.sandbox_ms += step.info.sandbox_ms;
-            if step.info.sandbox_runs > 0 {
-                self.latencies_ms
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(step.info.sandbox_ms);
-            }
-            record.rewards.push(step.reward);
-            record.observations.push(step.observation.clone());
-            if step.terminated || step.truncated {
-                record.terminated = step.terminated;
-                record.truncated = step.truncated;
-                record.reward = step.reward;
-                record.solved = step.info.grade.as_ref().is_some_and(|g| g.solved);
-                break;
-            }
-            observation = step.observation;
-        }
-        record.final_state = Some(env.state().clone());
-        record.wall_ms = started.elapsed().as_secs_f64() * 1e3;
-        record.usage = agent.usage();
-        record
-    }
-}
-
-fn failed_record(spec: &EpisodeSpec, agent: &str, reason: String) -> EpisodeRecord {
-    let mut record = EpisodeRecord::blank(
-        format!("{}#{}", spec.task.id, spec.attempt),
-        spec.round,
-        "solver",
-        &spec.task.project,
-        agent.to_owned(),
-        spec.attempt,
-        spec.seed,
-    );
-    record.task = spec.task.id.clone();
-    record.order = spec.task.order;
-    record.error = Some(reason);
-    record
-}
-
-impl EpisodeRecord {
-    /// A record with nothing played yet.
-    fn blank(
-        episode: String,
-        round: usize,
-        role: &str,
-        project: &str,
-        agent: String,
-        attempt: usize,
-        seed: u64,
-    ) -> Self {
-        EpisodeRecord {
-            episode,
-            round,
-            role: role.to_owned(),
-            task: String::new(),
-            project: project.to_owned(),
-            order: 1,
-            agent,
-            attempt,
-            seed,
-            actions: Vec::new(),
-            observations: Vec::new(),
-            rewards: Vec::new(),
-            reward: 0.0,
-            solved: false,
-            terminated: false,
-            truncated: false,
-            sandbox_runs: 0,
-            fuel: 0,
-            sandbox_ms: 0.0,
-            wall_ms: 0.0,
-            error: None,
-            usage: None,
-            final_state: None,
-        }
-    }
-}
-
 /// The `run` tool calls in `records`: each is one sandbox test run.
 fn tool_runs(records: &[EpisodeRecord]) -> usize {
     records
@@ -418,21 +92,6 @@ fn tool_runs(records: &[EpisodeRecord]) -> usize {
         .flat_map(|r| &r.actions)
         .filter(|a| matches!(a, Action::Run { .. }))
         .count()
-}
-
-/// A seed for one episode, from the run seed and its coordinates (FNV-1a over them).
-pub fn episode_seed(seed: u64, round: usize, task: &str, attempt: usize) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for b in round
-        .to_le_bytes()
-        .iter()
-        .chain(task.as_bytes())
-        .chain(&attempt.to_le_bytes())
-    {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 /// One round's numbers.
@@ -468,143 +127,6 @@ pub struct RoundStats {
     pub wall_s: f64,
 }
 
-/// Plays one injector episode: the agent explores `project` with the tools and submits a
-/// change; the record's reward is -1 for an invalid artifact and is filled in later otherwise.
-#[allow(clippy::too_many_arguments)]
-fn play_injector(
-    python: &Arc<Python>,
-    validator: &Arc<Validator>,
-    project: &Arc<OpenProject>,
-    kind: &AgentKind,
-    seed: u64,
-    index: usize,
-    round: usize,
-    settings: &EnvSettings,
-) -> (EpisodeRecord, Option<crate::episode::Injected>) {
-    let started = Instant::now();
-    let mut record = EpisodeRecord::blank(
-        format!("{}@inject#{index}", project.name),
-        round,
-        "injector",
-        &project.name,
-        kind.to_string(),
-        index,
-        seed,
-    );
-    let mut env = crate::episode::InjectorEnv::new(
-        python.clone(),
-        validator.clone(),
-        settings.clone(),
-        &kind.to_string(),
-    );
-    let mut observation = env.reset(project.clone(), seed);
-    record.observations.push(observation.clone());
-    // Agents that need a task get a stand-in: the project as both original and start.
-    let stand_in = Task {
-        id: record.episode.clone(),
-        project: project.name.clone(),
-        order: 1,
-        original: project.repo.clone(),
-        buggy: project.repo.clone(),
-        run: project.run.clone(),
-        command: project.test_command.clone(),
-        parser: None,
-        test_files: Vec::new(),
-        fail_to_pass: Vec::new(),
-        pass_to_pass: Vec::new(),
-        specification: observation.text.clone(),
-        bug_patch: crate::diff::Patch::default(),
-    };
-    let mut agent = match kind.make(&stand_in, seed, index) {
-        Ok(a) => a,
-        Err(e) => {
-            record.error = Some(e.to_string());
-            return (record, None);
-        }
-    };
-    let mut injected = None;
-    loop {
-        let action = {
-            let view = View {
-                specification: &stand_in.specification,
-                state: env.state(),
-                test_command: &project.test_command,
-                turn: record.actions.len() as u32,
-            };
-            agent.act(&observation, &view)
-        };
-        if let Some(failure) = agent.failure() {
-            record.error = Some(failure);
-            break;
-        }
-        let result = env.step(&action);
-        record.actions.push(action);
-        let (step, done) = match result {
-            Ok(pair) => pair,
-            Err(e) => {
-                record.error = Some(error_chain(&e));
-                break;
-            }
-        };
-        record.sandbox_runs += step.info.sandbox_runs;
-        record.sandbox_ms += step.info.sandbox_ms;
-        record.rewards.push(step.reward);
-        record.observations.push(step.observation.clone());
-        if step.terminated || step.truncated {
-            record.terminated = step.terminated;
-            record.truncated = step.truncated;
-            record.reward = step.reward;
-            if let Some(inj) = done {
-                record.task = inj.artifact.id();
-                injected = Some(inj);
-            }
-            break;
-        }
-        observation = step.observation;
-    }
-    record.wall_ms = started.elapsed().as_secs_f64() * 1e3;
-    record.usage = agent.usage();
-    (record, injected)
-}
-
-/// The task of an artifact that `spar inject` wrote (with its `validation.json`).
-pub(crate) fn load_task(
-    dir: &std::path::Path,
-    project: &OpenProject,
-) -> Result<Task, SelfPlayError> {
-    let artifact = BugArtifact::load(dir)?;
-    let path = dir.join(VALIDATION);
-    let validation: ValidationReport = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .ok_or_else(|| SelfPlayError::Log {
-            path: path.clone(),
-            source: std::io::Error::other("missing or unreadable validation report"),
-        })?;
-    Task::from_artifact(
-        &artifact,
-        &validation,
-        project.repo.clone(),
-        project.run.clone(),
-    )
-    .map_err(|e| SelfPlayError::Log {
-        path: dir.to_owned(),
-        source: std::io::Error::other(e.to_string()),
-    })
-}
-
-/// The scheduler's runtime: one worker thread per core for episodes, `workers` (plus slack)
-/// blocking threads for sandbox steps.
-pub(crate) fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, SelfPlayError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(crate::par::cores().max(2))
-        .max_blocking_threads(workers.max(1) + 2)
-        .thread_stack_size(crate::sandbox::RUN_THREAD_STACK)
-        .enable_all()
-        .build()
-        .map_err(SelfPlayError::Runtime)
-}
-
 /// Runs the whole loop; writes `episodes.jsonl` and `rounds.jsonl` into the run directory.
 pub fn run(
     python: Arc<Python>,
@@ -616,7 +138,7 @@ pub fn run(
     if projects.is_empty() {
         return Err(SelfPlayError::NoProjects);
     }
-    let runtime = runtime(settings.workers)?;
+    let runtime = runtime(settings.workers).map_err(SelfPlayError::Runtime)?;
     let scheduler = Scheduler::new(python.clone(), validator.clone(), settings.workers);
     // Ctrl-C ends the episodes in flight as truncated; they are still written, none is lost.
     let cancel = scheduler.cancel_flag();
@@ -655,29 +177,26 @@ pub fn run(
                 .join(format!("round-{}", round + 1));
             if let Some(agent) = &settings.injector_agent {
                 // An agent plays the injector role through the tools, one episode per artifact.
-                // The episodes run side by side: an LLM injector's requests overlap.
-                let project_arc = Arc::new(project.clone());
-                let indices: Vec<usize> = (0..settings.artifacts_per_round).collect();
-                let played = crate::par::map(&indices, indices.len(), |&i| {
-                    let seed = episode_seed(settings.seed, round, &project.name, i);
-                    play_injector(
-                        &python,
-                        &validator,
-                        &project_arc,
-                        agent,
-                        seed,
-                        i,
-                        round + 1,
-                        &settings.env,
-                    )
-                });
+                let specs = (0..settings.artifacts_per_round)
+                    .map(|index| InjectorSpec {
+                        project: Arc::new(project.clone()),
+                        index,
+                        seed: episode_seed(settings.seed, round, &project.name, index),
+                        round: round + 1,
+                    })
+                    .collect();
+                let played = runtime.block_on(scheduler.run_injector_episodes(
+                    specs,
+                    agent,
+                    settings.env.clone(),
+                ));
                 for (record, injected) in played {
                     stats.proposed += 1;
                     match injected {
                         Some(inj) => {
                             let dir = round_dir.join(inj.artifact.id());
                             crate::inject::write_artifact(&inj.artifact, &inj.validation, &dir)?;
-                            let task = load_task(&dir, project)?;
+                            let task = Task::load(&dir, project)?;
                             stats.valid += 1;
                             injector_rewards.push((task.id.clone(), true));
                             tasks.push((Arc::new(task), true));
@@ -704,7 +223,7 @@ pub fn run(
                 }
             }
             for written in &report.artifacts {
-                let task = load_task(&written.dir, project)?;
+                let task = Task::load(&written.dir, project)?;
                 injector_rewards.push((task.id.clone(), true));
                 tasks.push((Arc::new(task), true));
             }
@@ -821,16 +340,6 @@ pub fn run(
     Ok(all)
 }
 
-pub(crate) fn mean(values: impl Iterator<Item = f64>) -> f64 {
-    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
-    if n == 0 {
-        0.0
-    } else {
-        sum / n as f64
-    }
-}
-
-/// The table header for [`RoundStats`] rows.
 pub const TABLE_HEADER: &str = "ROUND  PROPOSED  VALID  TASKS(HO)  EPISODES  SOLVE   INJ-R   SOL-R  HO-MADE  TEST-RUNS  SANDBOX-s  WALL-s";
 
 impl std::fmt::Display for RoundStats {
@@ -932,7 +441,7 @@ pub fn bench(
     let inject_s = started.elapsed().as_secs_f64();
     let mut tasks = Vec::new();
     for written in &report.artifacts {
-        let task = load_task(&written.dir, project)?;
+        let task = Task::load(&written.dir, project)?;
         tasks.push(Arc::new(task));
     }
     if tasks.is_empty() {
@@ -949,7 +458,7 @@ pub fn bench(
             }
         })
         .collect();
-    let runtime = runtime(workers)?;
+    let runtime = runtime(workers).map_err(SelfPlayError::Runtime)?;
     let scheduler = Scheduler::new(python, validator.clone(), workers);
     let runs_before = validator.runs_executed();
     let played = Instant::now();
@@ -991,20 +500,6 @@ pub fn bench(
         peak_in_flight: stats.peak_in_flight,
         peak_rss_mib: peak_rss_mib(),
     })
-}
-
-/// Peak resident set size of this process (Linux `VmHWM`), MiB; 0 where unknown.
-pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 impl std::fmt::Display for SelfPlayBench {

@@ -14,7 +14,9 @@
 //! from there.
 
 use crate::corpus::OpenProject;
+use crate::episode::record::mean;
 use crate::episode::rewards::{injector_reward, solve_rate};
+use crate::episode::{episode_seed, EpisodeSpec};
 use crate::episode::{EnvSettings, Task};
 use crate::guest::Python;
 use crate::inject::{coverage, write_artifact, InjectError, Injector};
@@ -22,7 +24,8 @@ use crate::policy::features::{injector_choice, Choice};
 use crate::policy::model::{self, AdamW, Decision, LossSettings, LossStats, PolicyNet};
 use crate::policy::{device, sample, solver_factory, DecisionSink, DeviceChoice};
 use crate::protocol::Validator;
-use crate::selfplay::{episode_seed, load_task, mean, runtime, EpisodeSpec, Scheduler};
+use crate::rollout::{runtime, Scheduler};
+use crate::selfplay::SelfPlayError;
 use crate::snapshot::{FileChange, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -644,10 +647,12 @@ pub fn train(
             .ok_or_else(|| TrainError::PoolProject {
                 project: project.clone(),
             })?;
-        tasks.push(Arc::new(load_task(&out.join(dir), project)?));
+        tasks.push(Arc::new(
+            Task::load(&out.join(dir), project).map_err(SelfPlayError::from)?,
+        ));
     }
 
-    let runtime = runtime(settings.workers)?;
+    let runtime = runtime(settings.workers).map_err(SelfPlayError::Runtime)?;
     let scheduler = Scheduler::new(python.clone(), validator.clone(), settings.workers);
     let cancel = scheduler.cancel_flag();
     runtime.spawn(async move {
@@ -757,7 +762,9 @@ pub fn train(
                         let task = match existing {
                             Some(t) => t,
                             None => {
-                                let t = Arc::new(load_task(&dir, prep.project)?);
+                                let t = Arc::new(
+                                    Task::load(&dir, prep.project).map_err(SelfPlayError::from)?,
+                                );
                                 pool.push((prep.project.name.clone(), rel));
                                 new_tasks.push(t.clone());
                                 t

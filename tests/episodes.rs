@@ -4,11 +4,13 @@
 
 mod common;
 
-use spar::agents::{Agent, AgentError, AgentFactory, AgentKind, View};
-use spar::episode::{Action, EnvSettings, Observation, SolverEnv, Step, Task};
+use spar::agents::{Agent, AgentError, AgentFactory, AgentKind, Assignment, View};
+use spar::episode::{
+    episode_seed, Action, Env, EnvSettings, EpisodeSpec, Observation, SolverEnv, Step, Task,
+};
 use spar::guest::Python;
 use spar::protocol::{ValidationSettings, Validator};
-use spar::selfplay::{episode_seed, EpisodeSpec, Scheduler};
+use spar::rollout::Scheduler;
 use std::sync::Arc;
 
 fn python() -> Arc<Python> {
@@ -281,17 +283,13 @@ fn higher_order_bugs_build_on_a_failed_attempt() {
     );
     // The oracle solves the higher-order bug too.
     let higher = Arc::new(higher);
-    let mut oracle = AgentKind::Oracle.make(&higher, 0, 0).unwrap();
+    let mut oracle = AgentKind::Oracle
+        .make(Assignment::Solve(&higher), 0, 0)
+        .unwrap();
     let mut env = SolverEnv::new(python(), validator, EnvSettings::default());
     let mut obs = env.reset(higher.clone(), 0);
     loop {
-        let view = View {
-            specification: &higher.specification,
-            state: env.state(),
-            test_command: &higher.command,
-            turn: 0,
-        };
-        let step = env.step(&oracle.act(&obs, &view)).unwrap();
+        let step = env.step(&oracle.act(&obs, &env.view())).unwrap();
         if step.terminated || step.truncated {
             assert_eq!(step.reward, 1.0);
             break;
@@ -363,7 +361,7 @@ fn scheduler_oracle_solves_all_random_far_fewer_and_a_crash_stops_nothing() {
         8,
         None,
     ));
-    let key = |rs: &[spar::selfplay::EpisodeRecord]| {
+    let key = |rs: &[spar::episode::EpisodeRecord]| {
         rs.iter()
             .map(|r| (r.actions.clone(), r.reward))
             .collect::<Vec<_>>()
@@ -389,11 +387,11 @@ fn scheduler_oracle_solves_all_random_far_fewer_and_a_crash_stops_nothing() {
 
     // Attempt 1 crashes; the others finish and are graded.
     let factory: AgentFactory = Arc::new(
-        |task: &Task, seed, attempt| -> Result<Box<dyn Agent>, AgentError> {
+        |assignment: Assignment, seed, attempt| -> Result<Box<dyn Agent>, AgentError> {
             if attempt == 1 {
                 Ok(Box::new(Panicker))
             } else {
-                AgentKind::Oracle.make(task, seed, attempt)
+                AgentKind::Oracle.make(assignment, seed, attempt)
             }
         },
     );
@@ -498,8 +496,7 @@ fn injector_episodes_submit_bugs_through_the_same_tools() {
             start: Some(5),
             end: Some(6),
         })
-        .unwrap()
-        .0;
+        .unwrap();
     assert!(read.observation.text.contains("return a - b"));
     env.step(&Action::Edit {
         path: "calc/ops.py".into(),
@@ -507,10 +504,11 @@ fn injector_episodes_submit_bugs_through_the_same_tools() {
         new: "return b - a".into(),
     })
     .unwrap();
-    let (step, injected) = env.step(&Action::Submit).unwrap();
+    let step = env.step(&Action::Submit).unwrap();
     assert!(step.terminated);
     assert_eq!(step.reward, 0.0, "valid: the reward waits for the solvers");
-    let injected = injected.expect("a valid artifact");
+    let injected = env.take_injected().expect("a valid artifact");
+    assert!(env.take_injected().is_none(), "handed over once");
     assert!(injected.validation.valid);
     assert_eq!(injected.artifact.meta.injector, "spar");
     assert_eq!(injected.artifact.meta.strategy, "agent:scripted");
@@ -528,9 +526,9 @@ fn injector_episodes_submit_bugs_through_the_same_tools() {
     // A submission that breaks nothing is invalid: -1 at once.
     let mut env = InjectorEnv::new(python(), validator.clone(), EnvSettings::default(), "lazy");
     env.reset(calc_project(), 7);
-    let (step, injected) = env.step(&Action::Submit).unwrap();
+    let step = env.step(&Action::Submit).unwrap();
     assert_eq!(step.reward, -1.0);
-    assert!(injected.is_none());
+    assert!(env.take_injected().is_none());
     assert!(
         step.observation.text.contains("breaks no test"),
         "{}",
@@ -552,9 +550,9 @@ fn injector_episodes_submit_bugs_through_the_same_tools() {
         new: "assert add(2, 3) == 6".into(),
     })
     .unwrap();
-    let (step, injected) = env.step(&Action::Submit).unwrap();
+    let step = env.step(&Action::Submit).unwrap();
     assert_eq!(step.reward, -1.0, "{}", step.observation.text);
-    assert!(injected.is_none());
+    assert!(env.take_injected().is_none());
 }
 
 #[test]

@@ -11,10 +11,11 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use spar::agents::llm::{LlmClient, LlmSettings};
-use spar::agents::{AgentKind, View};
-use spar::episode::{Action, EnvSettings, InjectorEnv, Task};
+use spar::agents::AgentKind;
+use spar::episode::EpisodeSpec;
+use spar::episode::{Action, EnvSettings, Task};
 use spar::protocol::{ValidationSettings, Validator};
-use spar::selfplay::{EpisodeSpec, Scheduler};
+use spar::rollout::{InjectorSpec, Scheduler};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -154,7 +155,7 @@ fn play(
     kind: AgentKind,
     task: Arc<Task>,
     n: usize,
-) -> Vec<spar::selfplay::EpisodeRecord> {
+) -> Vec<spar::episode::EpisodeRecord> {
     let scheduler = Scheduler::new(common::python_arc(), validator, 2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -216,40 +217,29 @@ fn an_llm_injects_through_the_same_tools() {
     let (_server, url) = start(script.clone());
     let validator = Arc::new(Validator::new(ValidationSettings::default()));
     let project = Arc::new(common::calc_project(spar::corpus::Split::Train));
-    let mut env = InjectorEnv::new(
-        common::python_arc(),
-        validator,
-        EnvSettings::default(),
-        "llm",
-    );
-    let mut observation = env.reset(project.clone(), 1);
-    let stand_in = calc_task(&Validator::new(ValidationSettings::default()));
-    let mut agent = AgentKind::Llm(Some(client(&url)))
-        .make(&stand_in, 1, 0)
-        .unwrap();
-    let injected = loop {
-        let specification = observation.text.clone();
-        let state = env.state().clone();
-        let view = View {
-            specification: &specification,
-            state: &state,
-            test_command: &project.test_command,
-            turn: 0,
-        };
-        let action = agent.act(&observation, &view);
-        let (step, injected) = env.step(&action).unwrap();
-        if step.terminated || step.truncated {
-            assert_eq!(action, Action::Submit);
-            break injected;
-        }
-        observation = step.observation;
+    // The scheduler's one driver plays the injector as it plays solvers.
+    let scheduler = Scheduler::new(common::python_arc(), validator, 2);
+    let spec = InjectorSpec {
+        project,
+        index: 0,
+        seed: 1,
+        round: 1,
     };
+    let llm = AgentKind::Llm(Some(client(&url)));
+    let mut played = spar::rollout::runtime(2)
+        .unwrap()
+        .block_on(scheduler.run_injector_episodes(vec![spec], &llm, EnvSettings::default()));
+    let (record, injected) = played.remove(0);
+    assert_eq!(record.role, "injector");
+    assert_eq!(record.actions.last(), Some(&Action::Submit), "{record:?}");
+    assert!(record.terminated && record.error.is_none(), "{record:?}");
     let injected = injected.expect("a valid artifact");
+    assert_eq!(record.task, injected.artifact.id());
     assert!(injected
         .validation
         .fail_to_pass
         .contains(&"tests/test_calc.py::test_sub".to_owned()));
-    assert_eq!(agent.usage().unwrap()["requests"], 2);
+    assert_eq!(record.usage.as_ref().unwrap()["requests"], 2);
     assert!(
         script.problems.lock().unwrap().is_empty(),
         "{:?}",

@@ -13,9 +13,12 @@
 //! seed, so the same task, seed and actions give the same observations and rewards. An
 //! episode's state is a [`Snapshot`] overlay over the task's shared trees, not a copy.
 
+pub mod agent;
+pub mod record;
 pub mod rewards;
 pub mod tools;
 
+use crate::corpus::OpenProject;
 use crate::diff::Patch;
 use crate::guest::{GuestError, Python, PythonRun};
 use crate::protocol::validate::{Oracle, ValidationError};
@@ -23,6 +26,8 @@ use crate::protocol::{specification, BugArtifact, ValidationReport, Validator};
 use crate::sandbox::Outcome;
 use crate::snapshot::{Entry, FileChange, Snapshot};
 use crate::testrun::{TestCommand, TestStatus};
+pub use agent::{Agent, Assignment, View};
+pub use record::{episode_seed, EpisodeRecord, EpisodeSpec};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,11 +57,26 @@ pub enum EpisodeError {
     #[error(transparent)]
     Guest(#[from] GuestError),
     /// Turning an injector's submission into an artifact failed as a harness error.
-    #[error("building the injected artifact: {0}")]
-    Inject(String),
+    #[error("building the injected artifact")]
+    Inject(#[source] Box<crate::inject::InjectError>),
     /// A grading run failed as a harness error.
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// An artifact directory could not be read.
+    #[error("reading the artifact in {dir}")]
+    Load {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: Box<crate::protocol::ArtifactError>,
+    },
+    /// An artifact directory has no readable validation report (`spar inject` writes one).
+    #[error("{path} is missing or unreadable")]
+    NoValidation {
+        /// The report it should hold.
+        path: std::path::PathBuf,
+    },
     /// A SWE-bench-style instance does not fit the project it names.
     #[error("{0}")]
     Instance(String),
@@ -428,6 +448,22 @@ impl Default for EnvSettings {
     }
 }
 
+/// Gymnasium's `Env` shape, shared by both roles: `reset` starts an episode from what
+/// [`Env::Start`] names (Gymnasium's reset options: a task, or a project) and a seed, `step`
+/// takes one action. The same start, seed and actions give the same episode.
+pub trait Env: Send {
+    /// What an episode starts from.
+    type Start;
+    /// Starts an episode; returns the first observation (the prompt).
+    fn reset(&mut self, start: Self::Start, seed: u64) -> Observation;
+    /// Takes one action.
+    fn step(&mut self, action: &Action) -> Result<Step, EpisodeError>;
+    /// What the agent may look at now.
+    fn view(&self) -> View<'_>;
+    /// The current repository state.
+    fn state(&self) -> &Snapshot;
+}
+
 /// What both roles' environments share: the working tree, the tools over it, the budgets.
 struct Workspace {
     python: Arc<Python>,
@@ -436,6 +472,8 @@ struct Workspace {
     start: Snapshot,
     state: Snapshot,
     run: PythonRun,
+    prompt: String,
+    command: TestCommand,
     seed: u64,
     turn: u32,
     observed: usize,
@@ -451,6 +489,8 @@ impl Workspace {
             start: Snapshot::empty(),
             state: Snapshot::empty(),
             run: PythonRun::default(),
+            prompt: String::new(),
+            command: TestCommand::for_repo(&Snapshot::empty(), None, &[]),
             seed: 0,
             turn: 0,
             observed: 0,
@@ -458,10 +498,18 @@ impl Workspace {
         }
     }
 
-    fn reset(&mut self, start: Snapshot, run: PythonRun, seed: u64, prompt: String) -> Observation {
+    fn reset(
+        &mut self,
+        start: Snapshot,
+        (run, command): (PythonRun, TestCommand),
+        seed: u64,
+        prompt: String,
+    ) -> Observation {
         self.start = start.clone();
         self.state = start;
         self.run = run;
+        self.command = command;
+        self.prompt = prompt.clone();
         self.seed = seed;
         self.turn = 0;
         self.done = false;
@@ -469,6 +517,15 @@ impl Workspace {
         Observation {
             text: prompt,
             error: false,
+        }
+    }
+
+    fn view(&self) -> View<'_> {
+        View {
+            specification: &self.prompt,
+            state: &self.state,
+            test_command: &self.command,
+            turn: self.turn,
         }
     }
 
@@ -591,11 +648,21 @@ impl SolverEnv {
         }
     }
 
+    /// The task of the current attempt.
+    pub fn task(&self) -> Option<&Arc<Task>> {
+        self.task.as_ref()
+    }
+}
+
+impl Env for SolverEnv {
+    /// The bug to repair.
+    type Start = Arc<Task>;
+
     /// Starts an attempt on `task` with `seed`; returns the specification.
-    pub fn reset(&mut self, task: Arc<Task>, seed: u64) -> Observation {
+    fn reset(&mut self, task: Arc<Task>, seed: u64) -> Observation {
         let observation = self.work.reset(
             task.buggy.clone(),
-            task.run.clone(),
+            (task.run.clone(), task.command.clone()),
             seed,
             task.specification.clone(),
         );
@@ -603,18 +670,7 @@ impl SolverEnv {
         observation
     }
 
-    /// The current repository state.
-    pub fn state(&self) -> &Snapshot {
-        &self.work.state
-    }
-
-    /// The task of the current attempt.
-    pub fn task(&self) -> Option<&Arc<Task>> {
-        self.task.as_ref()
-    }
-
-    /// Takes one action.
-    pub fn step(&mut self, action: &Action) -> Result<Step, EpisodeError> {
+    fn step(&mut self, action: &Action) -> Result<Step, EpisodeError> {
         let mut info = self.work.begin_step()?;
         let task = self.task.clone().ok_or(EpisodeError::Ended)?;
         if *action != Action::Submit {
@@ -644,6 +700,14 @@ impl SolverEnv {
             info,
         })
     }
+
+    fn view(&self) -> View<'_> {
+        self.work.view()
+    }
+
+    fn state(&self) -> &Snapshot {
+        &self.work.state
+    }
 }
 
 /// The injector's instructions: the protocol's rules, adapted to spar's automatic weakening.
@@ -663,8 +727,9 @@ every or no solver attempt fixes it, 1 - 1.8 s for a solve rate s in between.\n"
 pub struct InjectorEnv {
     work: Workspace,
     validator: Arc<Validator>,
-    project: Option<Arc<crate::corpus::OpenProject>>,
+    project: Option<Arc<OpenProject>>,
     name: String,
+    injected: Option<Injected>,
 }
 
 /// A valid artifact an injector episode submitted.
@@ -689,69 +754,84 @@ impl InjectorEnv {
             validator,
             project: None,
             name: name.to_owned(),
+            injected: None,
         }
     }
 
+    /// The valid artifact the episode submitted, once (None before `submit`, or when the
+    /// submission was not valid).
+    pub fn take_injected(&mut self) -> Option<Injected> {
+        self.injected.take()
+    }
+}
+
+impl Env for InjectorEnv {
+    /// The project to inject a bug into.
+    type Start = Arc<OpenProject>;
+
     /// Starts an episode in `project`; returns the injector's instructions.
-    pub fn reset(&mut self, project: Arc<crate::corpus::OpenProject>, seed: u64) -> Observation {
+    fn reset(&mut self, project: Arc<OpenProject>, seed: u64) -> Observation {
         let prompt = format!("{INJECTOR_PROMPT}\nThe repository is {}.\n", project.name);
-        let observation = self
-            .work
-            .reset(project.repo.clone(), project.run.clone(), seed, prompt);
+        let observation = self.work.reset(
+            project.repo.clone(),
+            (project.run.clone(), project.test_command.clone()),
+            seed,
+            prompt,
+        );
         self.project = Some(project);
+        self.injected = None;
         observation
     }
 
-    /// The current repository state.
-    pub fn state(&self) -> &Snapshot {
-        &self.work.state
-    }
-
-    /// Takes one action. After `submit`, the second value holds the valid artifact, if any.
-    pub fn step(&mut self, action: &Action) -> Result<(Step, Option<Injected>), EpisodeError> {
+    /// Takes one action; `submit` weakens the tests and validates the artifact at once.
+    fn step(&mut self, action: &Action) -> Result<Step, EpisodeError> {
         let mut info = self.work.begin_step()?;
         let project = self.project.clone().ok_or(EpisodeError::Ended)?;
         if *action != Action::Submit {
-            return Ok((self.work.tool_step(action, info)?, None));
+            return self.work.tool_step(action, info);
         }
         self.work.done = true;
         let started = Instant::now();
         let runs_before = self.validator.runs_executed();
+        let inject_err = |e| EpisodeError::Inject(Box::new(e));
         let injector = crate::inject::Injector::new(&self.work.python, &self.validator, &project)
-            .map_err(|e| EpisodeError::Inject(e.to_string()))?;
+            .map_err(inject_err)?;
+        let name = format!("agent:{}", self.name);
         let outcome = injector
-            .artifact_from_state(
-                &self.work.state,
-                &format!("agent:{}", self.name),
-                self.work.seed,
-            )
-            .map_err(|e| EpisodeError::Inject(e.to_string()))?;
+            .artifact_from_state(&self.work.state, &name, self.work.seed)
+            .map_err(inject_err)?;
         info.sandbox_runs = (self.validator.runs_executed() - runs_before) as u32;
         info.sandbox_ms = started.elapsed().as_secs_f64() * 1e3;
-        let (text, reward, injected) = match outcome {
-            Ok((artifact, validation)) => (
-                format!(
+        let (text, reward) = match outcome {
+            Ok((artifact, validation)) => {
+                info.fuel = validation.fuel;
+                let text = format!(
                     "submitted: a valid artifact that breaks {} tests; the reward follows from the solvers' attempts",
                     validation.fail_to_pass.len()
-                ),
-                0.0,
-                Some(Injected {
+                );
+                self.injected = Some(Injected {
                     artifact,
                     validation,
-                }),
-            ),
-            Err(why) => (format!("submitted: not a valid artifact: {why}"), -1.0, None),
+                });
+                (text, 0.0)
+            }
+            Err(why) => (format!("submitted: not a valid artifact: {why}"), -1.0),
         };
-        Ok((
-            Step {
-                observation: Observation { text, error: false },
-                reward,
-                terminated: true,
-                truncated: false,
-                info,
-            },
-            injected,
-        ))
+        Ok(Step {
+            observation: Observation { text, error: false },
+            reward,
+            terminated: true,
+            truncated: false,
+            info,
+        })
+    }
+
+    fn view(&self) -> View<'_> {
+        self.work.view()
+    }
+
+    fn state(&self) -> &Snapshot {
+        &self.work.state
     }
 }
 

@@ -5,8 +5,8 @@
 
 use super::features::{content_key, solver_choice, Choice};
 use super::model::{candidate_logps, Decision, PolicyNet};
-use crate::agents::{Agent, AgentFactory, Chooser, Rng, Try, TryLoop, View};
-use crate::episode::{Action, Observation, Task};
+use crate::agents::{Agent, AgentFactory, Assignment, Chooser, Rng, Try, TryLoop, View};
+use crate::episode::{Action, Observation};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
@@ -173,11 +173,11 @@ pub fn solver_factory(
     max_tries: usize,
     sink: Option<DecisionSink>,
 ) -> AgentFactory {
-    Arc::new(move |task: &Task, seed, index| {
+    Arc::new(move |assignment: Assignment, seed, index| {
         Ok(Box::new(PolicySolver::new(
             net.clone(),
             seed,
-            format!("{}#{index}", task.id),
+            format!("{}#{index}", assignment.name()),
             max_tries,
             sink.clone(),
         )) as Box<dyn Agent>)

@@ -282,7 +282,7 @@ pub fn bench(
         read_file,
         test_run,
         workers: settings.workers,
-        peak_rss_mib: crate::selfplay::peak_rss_mib(),
+        peak_rss_mib: crate::rollout::peak_rss_mib(),
     })
 }
 

@@ -25,12 +25,14 @@ pub use listen::ConnectionSettings;
 use crate::corpus::OpenProject;
 use crate::episode::rewards::{injector_reward, solve_rate};
 use crate::episode::tools::{definitions, parse_call};
-use crate::episode::{Action, EnvSettings, InjectorEnv, Observation, SolverEnv, Step, Task};
+use crate::episode::EpisodeRecord;
+use crate::episode::{
+    Action, Env, EnvSettings, EpisodeError, InjectorEnv, Observation, SolverEnv, Step, Task,
+};
 use crate::guest::Python;
 use crate::protocol::export::SweBenchInstance;
 use crate::protocol::validate::error_chain;
 use crate::protocol::{ValidationReport, Validator};
-use crate::selfplay::EpisodeRecord;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
@@ -138,14 +140,39 @@ pub struct Server {
     step_hook: OnceLock<StepHook>,
 }
 
-enum Env {
+/// A session's environment: either role, behind the one [`Env`] shape.
+enum SessionEnv {
     Solver(Box<SolverEnv>),
     Injector(Box<InjectorEnv>),
 }
 
+impl SessionEnv {
+    fn step(&mut self, action: &Action) -> Result<Step, EpisodeError> {
+        match self {
+            SessionEnv::Solver(env) => env.step(action),
+            SessionEnv::Injector(env) => env.step(action),
+        }
+    }
+
+    fn role_and_state(&self) -> (&'static str, &crate::snapshot::Snapshot) {
+        match self {
+            SessionEnv::Solver(env) => ("solver", env.state()),
+            SessionEnv::Injector(env) => ("injector", env.state()),
+        }
+    }
+
+    /// The valid artifact an injector session submitted, once.
+    fn take_injected(&mut self) -> Option<crate::episode::Injected> {
+        match self {
+            SessionEnv::Solver(_) => None,
+            SessionEnv::Injector(env) => env.take_injected(),
+        }
+    }
+}
+
 struct Session {
     id: String,
-    env: Env,
+    env: SessionEnv,
     /// The artifact whose solve rate this solver session counts towards.
     counts_for: Option<Arc<ArtifactEntry>>,
     record: EpisodeRecord,
@@ -379,7 +406,7 @@ impl Server {
                 let observation = env.reset(project.clone(), request.seed);
                 record.role = "injector".into();
                 record.project = project.name.clone();
-                (Env::Injector(Box::new(env)), None, observation)
+                (SessionEnv::Injector(Box::new(env)), None, observation)
             }
             Role::Solver => {
                 if request.project.is_some() || sources != 1 {
@@ -400,10 +427,10 @@ impl Server {
                 record.task = task.id.clone();
                 record.project = task.project.clone();
                 record.order = task.order;
-                (Env::Solver(Box::new(env)), counts_for, observation)
+                (SessionEnv::Solver(Box::new(env)), counts_for, observation)
             }
         };
-        record.observations.push(observation.clone());
+        record.begin(&observation);
         Ok((
             Session {
                 id,
@@ -445,8 +472,7 @@ impl Server {
             let artifact =
                 crate::protocol::BugArtifact::load(dir).map_err(|e| unreadable(error_chain(&e)))?;
             let project = self.project(&artifact.meta.project)?;
-            let task = crate::selfplay::load_task(dir, &project)
-                .map_err(|e| unreadable(error_chain(&e)))?;
+            let task = Task::load(dir, &project).map_err(|e| unreadable(error_chain(&e)))?;
             return Ok((Arc::new(task), None));
         }
         let value = request.instance.clone().unwrap_or_default();
@@ -494,14 +520,7 @@ impl Server {
         } else {
             None
         };
-        let (step, injected) = match &mut session.env {
-            Env::Solver(env) => (env.step(&action), None),
-            Env::Injector(env) => match env.step(&action) {
-                Ok((step, injected)) => (Ok(step), injected),
-                Err(e) => (Err(e), None),
-            },
-        };
-        let step: Step = step.map_err(|e| {
+        let step = session.env.step(&action).map_err(|e| {
             // A harness failure ends the episode: it cannot be graded fairly any more.
             let why = error_chain(&e);
             session.done = true;
@@ -512,26 +531,17 @@ impl Server {
         })?;
         session.last_used = Instant::now();
         let record = &mut session.record;
-        record.actions.push(action);
-        record.observations.push(step.observation.clone());
-        record.rewards.push(step.reward);
-        record.reward += step.reward;
-        record.sandbox_runs += step.info.sandbox_runs;
-        record.fuel += step.info.fuel;
-        record.sandbox_ms += step.info.sandbox_ms;
-        record.terminated = step.terminated;
-        record.truncated = step.truncated;
-        record.solved = step.info.grade.as_ref().is_some_and(|g| g.solved);
+        let ended = record.push(action, &step);
         let mut answer =
             serde_json::to_value(&step).map_err(|e| ApiError::internal(e.to_string()))?;
-        if let Some(injected) = injected {
+        if let Some(injected) = session.env.take_injected() {
             let entry = self.register(&session.id, injected)?;
             record.task = entry.id.clone();
             answer["artifact"] = artifact_json(&entry);
-        } else if matches!(session.env, Env::Injector(_)) && step.terminated {
+        } else if matches!(session.env, SessionEnv::Injector(_)) && step.terminated {
             answer["artifact"] = json!({ "valid": false, "reason": step.observation.text });
         }
-        if step.terminated || step.truncated {
+        if ended {
             session.done = true;
             record.wall_ms = session.started.elapsed().as_secs_f64() * 1e3;
             self.write_record(record)?;
@@ -941,10 +951,7 @@ fn state(server: &Server, id: &str) -> Result<Value, ApiError> {
             "a step of this session is running; ask again after its answer",
         )
     })?;
-    let (role, repo) = match &session.env {
-        Env::Solver(env) => ("solver", env.state()),
-        Env::Injector(env) => ("injector", env.state()),
-    };
+    let (role, repo) = session.env.role_and_state();
     Ok(json!({
         "session_id": session.id,
         "role": role,
