@@ -9,7 +9,7 @@
 
 use crate::agents::{AgentFactory, AgentKind};
 use crate::corpus::{OpenProject, Split};
-use crate::episode::{episode_seed, EpisodeSpec};
+use crate::episode::EpisodeSpec;
 use crate::episode::{EnvSettings, Task};
 use crate::guest::Python;
 use crate::inject::{procedural_bug_set, InjectError};
@@ -167,17 +167,7 @@ pub fn evaluate(
     let started = Instant::now();
     let runtime = runtime(workers).map_err(SelfPlayError::Runtime)?;
     let scheduler = Scheduler::new(python, validator, workers);
-    let specs: Vec<EpisodeSpec> = tasks
-        .iter()
-        .flat_map(|task| {
-            (0..attempts).map(move |attempt| EpisodeSpec {
-                task: task.clone(),
-                attempt,
-                seed: episode_seed(seed, 0, &task.id, attempt),
-                round: 0,
-            })
-        })
-        .collect();
+    let specs = EpisodeSpec::attempts(tasks, attempts, seed, 0);
     let name = agent.0.clone();
     let records = runtime.block_on(scheduler.run_episodes(
         specs,

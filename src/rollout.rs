@@ -78,6 +78,17 @@ impl Scheduler {
         self.cancel.clone()
     }
 
+    /// Ctrl-C ends the episodes in flight as truncated (they are still recorded: none is
+    /// lost) and the caller's loop stops at its next check of [`Scheduler::cancel_flag`].
+    pub fn cancel_on_ctrl_c(&self, runtime: &tokio::runtime::Runtime) {
+        let cancel = self.cancel.clone();
+        runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+
     /// The validator whose memo grading shares.
     pub fn validator(&self) -> &Arc<Validator> {
         &self.validator

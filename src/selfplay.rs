@@ -140,13 +140,7 @@ pub fn run(
     }
     let runtime = runtime(settings.workers).map_err(SelfPlayError::Runtime)?;
     let scheduler = Scheduler::new(python.clone(), validator.clone(), settings.workers);
-    // Ctrl-C ends the episodes in flight as truncated; they are still written, none is lost.
-    let cancel = scheduler.cancel_flag();
-    runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cancel.store(true, Ordering::Relaxed);
-        }
-    });
+    scheduler.cancel_on_ctrl_c(&runtime);
     let log_err = |path: &PathBuf| {
         let path = path.clone();
         move |source| SelfPlayError::Log { path, source }
@@ -232,17 +226,8 @@ pub fn run(
         tasks.extend(pending_higher.drain(..).map(|t| (t, false)));
         stats.tasks = tasks.len();
         // Solve.
-        let specs: Vec<EpisodeSpec> = tasks
-            .iter()
-            .flat_map(|(task, _)| {
-                (0..settings.attempts).map(move |attempt| EpisodeSpec {
-                    task: task.clone(),
-                    attempt,
-                    seed: episode_seed(settings.seed, round, &task.id, attempt),
-                    round: round + 1,
-                })
-            })
-            .collect();
+        let round_tasks: Vec<Arc<Task>> = tasks.iter().map(|(t, _)| t.clone()).collect();
+        let specs = EpisodeSpec::attempts(&round_tasks, settings.attempts, settings.seed, round);
         let bar = settings.progress.then(|| {
             let bar = indicatif::ProgressBar::new(specs.len() as u64);
             bar.set_style(
@@ -271,19 +256,14 @@ pub fn run(
         stats.failed_episodes = records.len() - graded.len();
         stats.solve_rate = solve_rate(&graded.iter().map(|r| r.solved).collect::<Vec<_>>());
         stats.solver_reward = mean(graded.iter().map(|r| r.reward));
-        let mut inj = Vec::new();
-        for (task_id, valid) in &injector_rewards {
-            if !valid {
-                inj.push(injector_reward(false, 0.0, settings.alpha));
-                continue;
-            }
-            let solved: Vec<bool> = graded
-                .iter()
-                .filter(|r| &r.task == task_id)
-                .map(|r| r.solved)
-                .collect();
-            inj.push(injector_reward(true, solve_rate(&solved), settings.alpha));
-        }
+        let solved = EpisodeRecord::solved_by_task(&graded);
+        let inj: Vec<f64> = injector_rewards
+            .iter()
+            .map(|(task_id, valid)| {
+                let rate = solved.get(task_id.as_str()).map_or(0.0, |s| solve_rate(s));
+                injector_reward(*valid, rate, settings.alpha)
+            })
+            .collect();
         stats.injector_reward = mean(inj.iter().copied());
         // Injector episodes get their reward once the solvers have played.
         let mut valid_rewards = injector_rewards

@@ -8,6 +8,7 @@ use crate::corpus::OpenProject;
 use crate::protocol::{BugArtifact, ValidationReport};
 use crate::snapshot::Snapshot;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -78,7 +79,34 @@ pub struct EpisodeRecord {
     pub final_state: Option<Snapshot>,
 }
 
+impl EpisodeSpec {
+    /// G attempts at each of `tasks` in round `round` (0-based), seeded from `seed` and
+    /// their coordinates.
+    pub fn attempts(tasks: &[Arc<Task>], g: usize, seed: u64, round: usize) -> Vec<EpisodeSpec> {
+        tasks
+            .iter()
+            .flat_map(|task| {
+                (0..g).map(move |attempt| EpisodeSpec {
+                    task: task.clone(),
+                    attempt,
+                    seed: episode_seed(seed, round, &task.id, attempt),
+                    round: round + 1,
+                })
+            })
+            .collect()
+    }
+}
+
 impl EpisodeRecord {
+    /// Which of `records`' attempts solved their task, by task id.
+    pub fn solved_by_task<'a>(records: &[&'a EpisodeRecord]) -> HashMap<&'a str, Vec<bool>> {
+        let mut solved: HashMap<&str, Vec<bool>> = HashMap::new();
+        for r in records {
+            solved.entry(r.task.as_str()).or_default().push(r.solved);
+        }
+        solved
+    }
+
     /// The record of a solver attempt not played yet.
     pub fn solver(spec: &EpisodeSpec, agent: &str) -> EpisodeRecord {
         EpisodeRecord {
