@@ -18,7 +18,7 @@ use crate::protocol::Validator;
 use crate::rollout::{peak_rss_mib, runtime, InjectorSpec, Scheduler};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -141,67 +141,111 @@ pub fn run(
     let runtime = runtime(settings.workers).map_err(SelfPlayError::Runtime)?;
     let scheduler = Scheduler::new(python.clone(), validator.clone(), settings.workers);
     scheduler.cancel_on_ctrl_c(&runtime);
-    let log_err = |path: &PathBuf| {
-        let path = path.clone();
-        move |source| SelfPlayError::Log { path, source }
+    let ctx = Round {
+        python: &python,
+        validator: &validator,
+        projects,
+        settings,
+        runtime: &runtime,
+        scheduler: &scheduler,
     };
-    std::fs::create_dir_all(&settings.out).map_err(log_err(&settings.out))?;
-    let episodes_path = settings.out.join("episodes.jsonl");
-    let rounds_path = settings.out.join("rounds.jsonl");
-    let mut episodes_log =
-        std::fs::File::create(&episodes_path).map_err(log_err(&episodes_path))?;
-    let mut rounds_log = std::fs::File::create(&rounds_path).map_err(log_err(&rounds_path))?;
+    let mut logs = Logs::create(&settings.out)?;
     let mut pending_higher: Vec<Arc<Task>> = Vec::new();
     let mut all = Vec::new();
     for round in 0..settings.rounds {
+        let stats = ctx.play(round, &mut pending_higher, &mut logs)?;
+        on_round(&stats);
+        all.push(stats);
+        if scheduler.cancel_flag().load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// What every round shares.
+struct Round<'a> {
+    python: &'a Arc<Python>,
+    validator: &'a Arc<Validator>,
+    projects: &'a [OpenProject],
+    settings: &'a SelfPlaySettings,
+    runtime: &'a tokio::runtime::Runtime,
+    scheduler: &'a Arc<Scheduler>,
+}
+
+/// What a round's injection produced.
+#[derive(Default)]
+struct Injection {
+    /// The valid artifacts' tasks, each with whether it is first-order.
+    tasks: Vec<(Arc<Task>, bool)>,
+    /// Per proposal: its task id and whether it was valid.
+    proposals: Vec<(String, bool)>,
+    /// The injector agents' episodes (none for a built-in strategy).
+    records: Vec<EpisodeRecord>,
+    /// Candidates that reached validation.
+    validated: usize,
+}
+
+impl Round<'_> {
+    /// Round `round` (0-based): inject, solve the new bugs and last round's higher-order ones,
+    /// reward both roles, and make higher-order bugs for the next round.
+    fn play(
+        &self,
+        round: usize,
+        pending_higher: &mut Vec<Arc<Task>>,
+        logs: &mut Logs,
+    ) -> Result<RoundStats, SelfPlayError> {
         let started = Instant::now();
-        let runs_before = validator.runs_executed();
+        let runs_before = self.validator.runs_executed();
+        let mut injection = Injection::default();
+        for project in self.projects {
+            self.inject(round, project, &mut injection)?;
+        }
         let mut stats = RoundStats {
             round: round + 1,
+            proposed: injection.validated,
+            valid: injection
+                .proposals
+                .iter()
+                .filter(|(_, valid)| *valid)
+                .count(),
+            higher_order_tasks: pending_higher.len(),
             ..RoundStats::default()
         };
-        // Inject and validate.
-        let mut tasks: Vec<(Arc<Task>, bool)> = Vec::new();
-        let mut injector_rewards: Vec<(String, bool)> = Vec::new();
-        let mut injector_records = Vec::new();
-        for project in projects {
-            let round_dir = settings
-                .out
-                .join("artifacts")
-                .join(format!("round-{}", round + 1));
-            if let Some(agent) = &settings.injector_agent {
-                // An agent plays the injector role through the tools, one episode per artifact.
-                let specs = (0..settings.artifacts_per_round)
-                    .map(|index| InjectorSpec {
-                        project: Arc::new(project.clone()),
-                        index,
-                        seed: episode_seed(settings.seed, round, &project.name, index),
-                        round: round + 1,
-                    })
-                    .collect();
-                let played = runtime.block_on(scheduler.run_injector_episodes(
-                    specs,
-                    agent,
-                    settings.env.clone(),
-                ));
-                for (record, injected) in played {
-                    stats.proposed += 1;
-                    match injected {
-                        Some(inj) => {
-                            let dir = round_dir.join(inj.artifact.id());
-                            crate::inject::write_artifact(&inj.artifact, &inj.validation, &dir)?;
-                            let task = Task::load(&dir, project)?;
-                            stats.valid += 1;
-                            injector_rewards.push((task.id.clone(), true));
-                            tasks.push((Arc::new(task), true));
-                        }
-                        None => injector_rewards.push((String::new(), false)),
-                    }
-                    injector_records.push(record);
-                }
-                continue;
-            }
-            let injector = Injector::new(&python, &validator, project)?;
+        let mut tasks = std::mem::take(&mut injection.tasks);
+        tasks.extend(pending_higher.drain(..).map(|t| (t, false)));
+        stats.tasks = tasks.len();
+        let records = self.solve(round, &tasks);
+        let graded: Vec<&EpisodeRecord> = records.iter().filter(|r| r.error.is_none()).collect();
+        stats.episodes = records.len();
+        stats.failed_episodes = records.len() - graded.len();
+        stats.solve_rate = solve_rate(&graded.iter().map(|r| r.solved).collect::<Vec<_>>());
+        stats.solver_reward = mean(graded.iter().map(|r| r.reward));
+        stats.injector_reward = self.reward_injectors(&mut injection, &graded);
+        *pending_higher = self.higher_order(&tasks, &graded);
+        stats.higher_order_made = pending_higher.len();
+        stats.test_runs = self.validator.runs_executed() - runs_before + tool_runs(&records);
+        stats.sandbox_s = records.iter().map(|r| r.sandbox_ms).sum::<f64>() / 1e3;
+        stats.wall_s = started.elapsed().as_secs_f64();
+        logs.write(injection.records.iter().chain(&records), &stats)?;
+        Ok(stats)
+    }
+
+    /// This round's artifacts in `project`: by an injector agent through the tools (one
+    /// episode per artifact), or by the built-in strategy.
+    fn inject(
+        &self,
+        round: usize,
+        project: &OpenProject,
+        into: &mut Injection,
+    ) -> Result<(), SelfPlayError> {
+        let settings = self.settings;
+        let round_dir = settings
+            .out
+            .join("artifacts")
+            .join(format!("round-{}", round + 1));
+        let Some(agent) = &settings.injector_agent else {
+            let injector = Injector::new(self.python, self.validator, project)?;
             let report = injector.inject(&InjectSettings {
                 strategy: settings.strategy,
                 count: settings.artifacts_per_round,
@@ -210,39 +254,64 @@ pub fn run(
                 out: round_dir,
             })?;
             for y in report.yields.values() {
-                stats.proposed += y.validated;
-                stats.valid += y.valid;
-                for _ in 0..y.invalid {
-                    injector_rewards.push((String::new(), false));
-                }
+                into.validated += y.validated;
+                into.proposals
+                    .extend((0..y.invalid).map(|_| (String::new(), false)));
             }
             for written in &report.artifacts {
-                let task = Task::load(&written.dir, project)?;
-                injector_rewards.push((task.id.clone(), true));
-                tasks.push((Arc::new(task), true));
+                into.add_valid(Task::load(&written.dir, project)?);
             }
+            return Ok(());
+        };
+        let specs = (0..settings.artifacts_per_round)
+            .map(|index| InjectorSpec {
+                project: Arc::new(project.clone()),
+                index,
+                seed: episode_seed(settings.seed, round, &project.name, index),
+                round: round + 1,
+            })
+            .collect();
+        let env = settings.env.clone();
+        let played = self
+            .runtime
+            .block_on(self.scheduler.run_injector_episodes(specs, agent, env));
+        for (record, injected) in played {
+            into.validated += 1;
+            match injected {
+                Some(inj) => {
+                    let dir = round_dir.join(inj.artifact.id());
+                    crate::inject::write_artifact(&inj.artifact, &inj.validation, &dir)?;
+                    into.add_valid(Task::load(&dir, project)?);
+                }
+                None => into.proposals.push((String::new(), false)),
+            }
+            into.records.push(record);
         }
-        stats.higher_order_tasks = pending_higher.len();
-        tasks.extend(pending_higher.drain(..).map(|t| (t, false)));
-        stats.tasks = tasks.len();
-        // Solve.
-        let round_tasks: Vec<Arc<Task>> = tasks.iter().map(|(t, _)| t.clone()).collect();
-        let specs = EpisodeSpec::attempts(&round_tasks, settings.attempts, settings.seed, round);
+        Ok(())
+    }
+
+    /// G solver attempts at each task.
+    fn solve(&self, round: usize, tasks: &[(Arc<Task>, bool)]) -> Vec<EpisodeRecord> {
+        let settings = self.settings;
+        let tasks: Vec<Arc<Task>> = tasks.iter().map(|(t, _)| t.clone()).collect();
+        let specs = EpisodeSpec::attempts(&tasks, settings.attempts, settings.seed, round);
         let bar = settings.progress.then(|| {
             let bar = indicatif::ProgressBar::new(specs.len() as u64);
+            let template = format!(
+                "round {}/{} {{bar:30}} {{pos}}/{{len}} episodes {{elapsed}}",
+                round + 1,
+                settings.rounds
+            );
             bar.set_style(
-                indicatif::ProgressStyle::with_template(&format!(
-                    "round {}/{} {{bar:30}} {{pos}}/{{len}} episodes {{elapsed}}",
-                    round + 1,
-                    settings.rounds
-                ))
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(&template)
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar
         });
-        let records = runtime.block_on(scheduler.run_episodes(
+        let solver = (settings.solver.to_string(), settings.solver.factory());
+        let records = self.runtime.block_on(self.scheduler.run_episodes(
             specs,
-            (settings.solver.to_string(), settings.solver.factory()),
+            solver,
             settings.env.clone(),
             settings.concurrency,
             bar.clone(),
@@ -250,28 +319,28 @@ pub fn run(
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        // Rewards.
-        let graded: Vec<&EpisodeRecord> = records.iter().filter(|r| r.error.is_none()).collect();
-        stats.episodes = records.len();
-        stats.failed_episodes = records.len() - graded.len();
-        stats.solve_rate = solve_rate(&graded.iter().map(|r| r.solved).collect::<Vec<_>>());
-        stats.solver_reward = mean(graded.iter().map(|r| r.reward));
-        let solved = EpisodeRecord::solved_by_task(&graded);
-        let inj: Vec<f64> = injector_rewards
+        records
+    }
+
+    /// Each proposal's reward from its solve rate (-1 when invalid); injector episodes get
+    /// theirs now that the solvers have played. Returns the mean.
+    fn reward_injectors(&self, injection: &mut Injection, graded: &[&EpisodeRecord]) -> f64 {
+        let solved = EpisodeRecord::solved_by_task(graded);
+        let rewards: Vec<f64> = injection
+            .proposals
             .iter()
             .map(|(task_id, valid)| {
                 let rate = solved.get(task_id.as_str()).map_or(0.0, |s| solve_rate(s));
-                injector_reward(*valid, rate, settings.alpha)
+                injector_reward(*valid, rate, self.settings.alpha)
             })
             .collect();
-        stats.injector_reward = mean(inj.iter().copied());
-        // Injector episodes get their reward once the solvers have played.
-        let mut valid_rewards = injector_rewards
+        let mut valid_rewards = injection
+            .proposals
             .iter()
-            .zip(&inj)
+            .zip(&rewards)
             .filter(|((_, valid), _)| *valid)
             .map(|(_, r)| *r);
-        for record in &mut injector_records {
+        for record in &mut injection.records {
             if record.error.is_none() && record.reward == 0.0 && record.terminated {
                 record.reward = valid_rewards.next().unwrap_or(0.0);
                 if let Some(last) = record.rewards.last_mut() {
@@ -279,45 +348,88 @@ pub fn run(
                 }
             }
         }
-        // Higher-order bugs from failed first-order attempts.
-        for (task, first_order) in &tasks {
-            if !first_order {
-                continue;
-            }
-            for r in graded.iter().filter(|r| r.task == task.id && !r.solved) {
-                if pending_higher.len() >= settings.max_higher_order {
-                    break;
-                }
-                if let Some(state) = &r.final_state {
-                    if let Some(higher) = task.higher_order(state, r.attempt) {
-                        pending_higher.push(Arc::new(higher));
-                    }
-                }
-            }
-        }
-        stats.higher_order_made = pending_higher.len();
-        stats.test_runs = validator.runs_executed() - runs_before + tool_runs(&records);
-        stats.sandbox_s = records.iter().map(|r| r.sandbox_ms).sum::<f64>() / 1e3;
-        stats.wall_s = started.elapsed().as_secs_f64();
-        for r in injector_records.iter().chain(&records) {
-            serde_json::to_writer(&mut episodes_log, r).map_err(|e| SelfPlayError::Log {
-                path: episodes_path.clone(),
-                source: e.into(),
-            })?;
-            writeln!(episodes_log).map_err(log_err(&episodes_path))?;
-        }
-        serde_json::to_writer(&mut rounds_log, &stats).map_err(|e| SelfPlayError::Log {
-            path: rounds_path.clone(),
-            source: e.into(),
-        })?;
-        writeln!(rounds_log).map_err(log_err(&rounds_path))?;
-        on_round(&stats);
-        all.push(stats);
-        if scheduler.cancel_flag().load(Ordering::Relaxed) {
-            break;
-        }
+        mean(rewards.iter().copied())
     }
-    Ok(all)
+
+    /// Higher-order bugs for the next round from failed attempts at first-order ones.
+    fn higher_order(
+        &self,
+        tasks: &[(Arc<Task>, bool)],
+        graded: &[&EpisodeRecord],
+    ) -> Vec<Arc<Task>> {
+        let mut made = Vec::new();
+        for (task, _) in tasks.iter().filter(|(_, first_order)| *first_order) {
+            for r in graded.iter().filter(|r| r.task == task.id && !r.solved) {
+                if made.len() >= self.settings.max_higher_order {
+                    return made;
+                }
+                let higher = r
+                    .final_state
+                    .as_ref()
+                    .and_then(|s| task.higher_order(s, r.attempt));
+                made.extend(higher.map(Arc::new));
+            }
+        }
+        made
+    }
+}
+
+impl Injection {
+    fn add_valid(&mut self, task: Task) {
+        self.proposals.push((task.id.clone(), true));
+        self.tasks.push((Arc::new(task), true));
+    }
+}
+
+/// The loop's two logs: every episode, and every round's numbers.
+struct Logs {
+    episodes: (std::fs::File, PathBuf),
+    rounds: (std::fs::File, PathBuf),
+}
+
+impl Logs {
+    fn create(dir: &Path) -> Result<Logs, SelfPlayError> {
+        let log_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| SelfPlayError::Log { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(log_err(dir))?;
+        let open = |name: &str| {
+            let path = dir.join(name);
+            let file = std::fs::File::create(&path).map_err(log_err(&path))?;
+            Ok::<_, SelfPlayError>((file, path))
+        };
+        Ok(Logs {
+            episodes: open("episodes.jsonl")?,
+            rounds: open("rounds.jsonl")?,
+        })
+    }
+
+    fn write<'r>(
+        &mut self,
+        records: impl Iterator<Item = &'r EpisodeRecord>,
+        stats: &RoundStats,
+    ) -> Result<(), SelfPlayError> {
+        for r in records {
+            json_line(&mut self.episodes, r)?;
+        }
+        json_line(&mut self.rounds, stats)
+    }
+}
+
+fn json_line(
+    (file, path): &mut (std::fs::File, PathBuf),
+    value: &impl Serialize,
+) -> Result<(), SelfPlayError> {
+    let mut line = serde_json::to_vec(value).map_err(std::io::Error::from);
+    if let Ok(line) = &mut line {
+        line.push(b'\n');
+    }
+    line.and_then(|line| file.write_all(&line))
+        .map_err(|source| SelfPlayError::Log {
+            path: path.clone(),
+            source,
+        })
 }
 
 pub const TABLE_HEADER: &str = "ROUND  PROPOSED  VALID  TASKS(HO)  EPISODES  SOLVE   INJ-R   SOL-R  HO-MADE  TEST-RUNS  SANDBOX-s  WALL-s";
