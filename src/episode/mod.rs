@@ -417,6 +417,19 @@ pub struct Step {
     pub info: StepInfo,
 }
 
+impl Step {
+    /// The step that ends an episode by `submit`.
+    fn submitted(text: String, reward: f64, info: StepInfo) -> Step {
+        Step {
+            observation: Observation { text, error: false },
+            reward,
+            terminated: true,
+            truncated: false,
+            info,
+        }
+    }
+}
+
 /// Budgets of one attempt.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EnvSettings {
@@ -692,13 +705,7 @@ impl Env for SolverEnv {
             )
         };
         info.grade = Some(grade);
-        Ok(Step {
-            observation: Observation { text, error: false },
-            reward,
-            terminated: true,
-            truncated: false,
-            info,
-        })
+        Ok(Step::submitted(text, reward, info))
     }
 
     fn view(&self) -> View<'_> {
@@ -817,13 +824,7 @@ impl Env for InjectorEnv {
             }
             Err(why) => (format!("submitted: not a valid artifact: {why}"), -1.0),
         };
-        Ok(Step {
-            observation: Observation { text, error: false },
-            reward,
-            terminated: true,
-            truncated: false,
-            info,
-        })
+        Ok(Step::submitted(text, reward, info))
     }
 
     fn view(&self) -> View<'_> {
