@@ -229,6 +229,13 @@ fn draw_figure(root: &Area, rows: &Rows, panels: &[Panel], title: &str) -> DrawR
     Ok(())
 }
 
+/// One metric's line in a panel.
+struct Line<'a> {
+    name: &'a str,
+    points: Vec<(f64, f64)>,
+    color: RGBColor,
+}
+
 /// One panel: a frame, the title, a legend row, and the chart below them.
 fn draw_panel(area: &Area, rows: &Rows, panel: &Panel) -> DrawResult {
     let (w, h) = area.dim_in_pixel();
@@ -244,12 +251,16 @@ fn draw_panel(area: &Area, rows: &Rows, panel: &Panel) -> DrawResult {
         (w as i32 / 2, 16),
         bold.pos(center),
     ))?;
-    let series: Vec<(&str, Vec<(f64, f64)>, RGBColor)> = panel
+    let series: Vec<Line> = panel
         .series
         .iter()
         .enumerate()
-        .map(|(i, name)| (*name, series_points(rows, name), COLORS[i % COLORS.len()]))
-        .filter(|(_, points, _)| !points.is_empty())
+        .map(|(i, name)| Line {
+            name,
+            points: series_points(rows, name),
+            color: COLORS[i % COLORS.len()],
+        })
+        .filter(|line| !line.points.is_empty())
         .collect();
     draw_legend(area, &series)?;
     let chart_area = area.margin(PANEL_HEADER_H, 8, 8, 12);
@@ -258,7 +269,7 @@ fn draw_panel(area: &Area, rows: &Rows, panel: &Panel) -> DrawResult {
         let (cw, ch) = chart_area.dim_in_pixel();
         return chart_area.draw(&Text::new("no data", (cw as i32 / 2, ch as i32 / 2), style));
     }
-    let all = || series.iter().flat_map(|(_, points, _)| points.iter());
+    let all = || series.iter().flat_map(|line| line.points.iter());
     let (x_lo, x_hi) = padded(bounds(all().map(|p| p.0)), 0.0);
     let (y_lo, y_hi) = padded(bounds(all().map(|p| p.1)), 0.05);
     let y_decimals = decimals_for((y_hi - y_lo) / 5.0);
@@ -289,7 +300,7 @@ fn draw_panel(area: &Area, rows: &Rows, panel: &Panel) -> DrawResult {
         .x_desc("step")
         .axis_desc_style(label)
         .draw()?;
-    for (_, points, color) in &series {
+    for Line { points, color, .. } in &series {
         let line = ShapeStyle::from(color).stroke_width(2);
         chart.draw_series(LineSeries::new(points.iter().copied(), line))?;
         if points.len() < MARKER_LIMIT {
@@ -301,11 +312,11 @@ fn draw_panel(area: &Area, rows: &Rows, panel: &Panel) -> DrawResult {
 }
 
 /// The legend, one row across the panel under its title: a short line and the name.
-fn draw_legend(area: &Area, series: &[(&str, Vec<(f64, f64)>, RGBColor)]) -> DrawResult {
+fn draw_legend(area: &Area, series: &[Line]) -> DrawResult {
     let style = font(11.0).color(&INK);
     let left = Pos::new(HPos::Left, VPos::Center);
     let mut x = 64;
-    for (name, _, color) in series {
+    for Line { name, color, .. } in series {
         let line = ShapeStyle::from(color);
         area.draw(&Rectangle::new([(x, 35), (x + 18, 37)], line.filled()))?;
         area.draw(&Text::new(*name, (x + 24, 36), style.pos(left)))?;
