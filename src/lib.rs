@@ -25,6 +25,8 @@
 //! - [`bench`], [`demo`]: the measurements and the demo the CLI offers;
 //! - [`cli`]: command-line parsing, resolved into plain settings for the layers above.
 
+#![warn(missing_docs)]
+
 pub mod agents;
 pub mod bench;
 pub mod cli;

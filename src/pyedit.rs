@@ -14,10 +14,12 @@ use tree_sitter::{InputEdit, Node, Parser, Point, Tree};
 /// Why a source could not be analysed or edited.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PyEditError {
-    /// The source, or the result of an edit, does not parse cleanly; `line` (1-based) is where
-    /// the first ERROR or MISSING node starts.
+    /// The source, or the result of an edit, does not parse cleanly.
     #[error("Python syntax error near line {line}")]
-    Syntax { line: u32 },
+    Syntax {
+        /// Where (1-based) the first ERROR or MISSING node of the parse starts.
+        line: u32,
+    },
     /// A test to remove is not defined in the file; the payload is `Class::name` or `name`.
     #[error("test not found: {0}")]
     TestNotFound(String),

@@ -432,6 +432,7 @@ fn json_line(
         })
 }
 
+/// The header of the table `spar selfplay` prints a [`RoundStats`] row of per round.
 pub const TABLE_HEADER: &str = "ROUND  PROPOSED  VALID  TASKS(HO)  EPISODES  SOLVE   INJ-R   SOL-R  HO-MADE  TEST-RUNS  SANDBOX-s  WALL-s";
 
 impl std::fmt::Display for RoundStats {
