@@ -197,7 +197,7 @@ impl Scheduler {
         let record = EpisodeRecord::solver(&spec, &name);
         let mut agent = match factory(Assignment::Solve(&spec.task), spec.seed, spec.attempt) {
             Ok(agent) => agent,
-            Err(e) => return record.failed(e.to_string()),
+            Err(e) => return record.failed(error_chain(&e)),
         };
         let env = SolverEnv::new(self.python.clone(), self.validator.clone(), settings);
         let (mut record, env) = self
@@ -219,7 +219,7 @@ impl Scheduler {
         let assignment = Assignment::Inject(&spec.project);
         let mut agent = match kind.make(assignment, spec.seed, spec.index) {
             Ok(agent) => agent,
-            Err(e) => return (record.failed(e.to_string()), None),
+            Err(e) => return (record.failed(error_chain(&e)), None),
         };
         let env = InjectorEnv::new(self.python.clone(), self.validator.clone(), settings, &name);
         let (mut record, env) = self

@@ -77,8 +77,8 @@ pub enum LlmError {
         body: String,
     },
     /// The endpoint could not be reached (after retries).
-    #[error("cannot reach the endpoint: {0}")]
-    Transport(String),
+    #[error("cannot reach the endpoint")]
+    Transport(#[source] Box<ureq::Transport>),
     /// The answer is not a chat completion.
     #[error("the answer is not a chat completion: {0}")]
     Reply(String),
@@ -182,7 +182,7 @@ impl LlmClient {
                     }
                     (error, retry_after)
                 }
-                Err(ureq::Error::Transport(t)) => (LlmError::Transport(t.to_string()), None),
+                Err(ureq::Error::Transport(t)) => (LlmError::Transport(Box::new(t)), None),
             };
             let (error, retry_after) = failure;
             if attempt >= self.settings.max_retries {
@@ -245,7 +245,7 @@ impl Agent for LlmAgent {
                 Ok(reply) => reply,
                 Err(e) => {
                     // A harness failure, not the model's: the scheduler records it as an error.
-                    self.error = Some(e.to_string());
+                    self.error = Some(crate::protocol::validate::error_chain(&e));
                     return Action::Submit;
                 }
             };

@@ -77,9 +77,29 @@ pub enum EpisodeError {
         /// The report it should hold.
         path: std::path::PathBuf,
     },
-    /// A SWE-bench-style instance does not fit the project it names.
-    #[error("{0}")]
-    Instance(String),
+    /// A SWE-bench-style instance was made from other contents of the project it names.
+    #[error("{id} was made from another snapshot of {project} ({made_from}, here {here}); export it again from this corpus")]
+    InstanceSnapshot {
+        /// The instance.
+        id: String,
+        /// The project it names.
+        project: String,
+        /// The content hash it was made from.
+        made_from: String,
+        /// The content hash of the project here.
+        here: String,
+    },
+    /// One of a SWE-bench-style instance's patches does not parse.
+    #[error("{id}: its {field}")]
+    InstancePatch {
+        /// The instance.
+        id: String,
+        /// The field holding the patch.
+        field: &'static str,
+        /// Why it does not parse.
+        #[source]
+        source: crate::diff::DiffError,
+    },
 }
 
 /// One bug for solvers: everything an attempt needs, shared by all attempts.
@@ -162,14 +182,19 @@ impl Task {
             .to_owned();
         let base = project.repo.content_hash();
         if instance.base_snapshot != base {
-            return Err(EpisodeError::Instance(format!(
-                "{id} was made from another snapshot of {} ({}, here {base}); export it again \
-                 from this corpus",
-                project.name, instance.base_snapshot
-            )));
+            return Err(EpisodeError::InstanceSnapshot {
+                id,
+                project: project.name.clone(),
+                made_from: instance.base_snapshot.clone(),
+                here: base.to_owned(),
+            });
         }
-        let parse = |what: &str, text: &str| {
-            Patch::parse(text).map_err(|e| EpisodeError::Instance(format!("{id}: its {what}: {e}")))
+        let parse = |field: &'static str, text: &str| {
+            Patch::parse(text).map_err(|source| EpisodeError::InstancePatch {
+                id: id.clone(),
+                field,
+                source,
+            })
         };
         let bug_patch = parse("bug_patch", &instance.bug_patch)?;
         let weakening = parse("weakening_patch", &instance.weakening_patch)?;

@@ -84,8 +84,16 @@ pub enum InjectError {
     #[error(transparent)]
     History(#[from] history::HistoryError),
     /// Coverage could not be measured.
-    #[error("measuring coverage in the guest: {0}")]
-    Coverage(String),
+    #[error("measuring coverage in the guest: no coverage written (outcome {outcome}): {stderr}")]
+    Coverage {
+        /// How the coverage run ended.
+        outcome: &'static str,
+        /// The last line of its stderr.
+        stderr: String,
+    },
+    /// The coverage the guest wrote does not parse.
+    #[error("reading the coverage the guest wrote")]
+    CoverageReport(#[source] serde_json::Error),
     /// The guest failed.
     #[error(transparent)]
     Guest(#[from] GuestError),
@@ -209,13 +217,12 @@ pub fn coverage(
         .and_then(|tmp| tmp.file("spar-coverage.json"))
         .ok_or_else(|| {
             let stderr = String::from_utf8_lossy(&result.stderr);
-            InjectError::Coverage(format!(
-                "no coverage written (outcome {}): {}",
-                result.outcome.as_str(),
-                stderr.lines().last().unwrap_or_default()
-            ))
+            InjectError::Coverage {
+                outcome: result.outcome.as_str(),
+                stderr: stderr.lines().last().unwrap_or_default().to_owned(),
+            }
         })?;
-    serde_json::from_slice(&data).map_err(|e| InjectError::Coverage(e.to_string()))
+    serde_json::from_slice(&data).map_err(InjectError::CoverageReport)
 }
 
 /// The project's code files (Python, not tests) as text.

@@ -50,8 +50,8 @@ pub enum DeviceError {
     #[error("the CUDA device needs a build with CUDA")]
     NotBuilt,
     /// CUDA is built in but no GPU could be opened.
-    #[error("no CUDA GPU could be opened ({0})")]
-    NoGpu(String),
+    #[error("no CUDA GPU could be opened")]
+    NoGpu(#[source] candle_core::Error),
 }
 
 /// The one place that turns a [`DeviceChoice`] into a Candle device.
@@ -59,9 +59,7 @@ pub fn device(choice: DeviceChoice) -> Result<candle_core::Device, DeviceError> 
     match choice {
         DeviceChoice::Cpu => Ok(candle_core::Device::Cpu),
         DeviceChoice::Cuda if !cfg!(feature = "cuda") => Err(DeviceError::NotBuilt),
-        DeviceChoice::Cuda => {
-            candle_core::Device::new_cuda(0).map_err(|e| DeviceError::NoGpu(e.to_string()))
-        }
+        DeviceChoice::Cuda => candle_core::Device::new_cuda(0).map_err(DeviceError::NoGpu),
     }
 }
 

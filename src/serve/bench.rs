@@ -79,9 +79,15 @@ pub enum ServeBenchError {
         /// The body.
         body: String,
     },
-    /// Setting up failed.
-    #[error("{0}")]
-    Setup(String),
+    /// The project has no Python file for the benchmark's reads.
+    #[error("{0} has no Python file to read")]
+    NoPythonFile(String),
+    /// The async runtime or the listening socket could not be set up.
+    #[error("setting up the benchmark's server")]
+    Setup(#[source] std::io::Error),
+    /// A client task of the benchmark crashed.
+    #[error("a benchmark client crashed")]
+    Crashed(#[source] tokio::task::JoinError),
 }
 
 /// The body of an answer with status `ok`, else the answer as an error.
@@ -136,7 +142,7 @@ pub fn bench(
         .into_iter()
         .map(|(p, _)| p)
         .find(|p| p.ends_with(".py") && !p.starts_with("tests"))
-        .ok_or_else(|| ServeBenchError::Setup(format!("{name} has no Python file to read")))?;
+        .ok_or_else(|| ServeBenchError::NoPythonFile(name.clone()))?;
     let server = Server::new(
         python,
         Arc::new(Validator::new(ValidationSettings::default())),
@@ -168,12 +174,12 @@ pub fn bench(
         .worker_threads(crate::par::cores().max(2))
         .enable_all()
         .build()
-        .map_err(|e| ServeBenchError::Setup(e.to_string()))?;
+        .map_err(ServeBenchError::Setup)?;
     let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| ServeBenchError::Setup(e.to_string()))?;
-        let addr = listener.local_addr().map_err(|e| ServeBenchError::Setup(e.to_string()))?;
+            .map_err(ServeBenchError::Setup)?;
+        let addr = listener.local_addr().map_err(ServeBenchError::Setup)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server_task = tokio::spawn(serve(server, listener, async {
             let _ = stopped.await;
@@ -201,7 +207,7 @@ pub fn bench(
         let mut clients = Vec::new();
         let mut create_ms = Vec::new();
         for t in tasks {
-            let (client, made) = t.await.map_err(|e| ServeBenchError::Setup(e.to_string()))??;
+            let (client, made) = t.await.map_err(ServeBenchError::Crashed)??;
             let mut ids = Vec::new();
             for (took, answer) in made {
                 let body = expect("creating a session", answer, 201)?;
@@ -236,7 +242,7 @@ pub fn bench(
         let mut read_ms = Vec::new();
         let mut runners = Vec::new();
         for t in tasks {
-            let (client, ids, ms) = t.await.map_err(|e| ServeBenchError::Setup(e.to_string()))??;
+            let (client, ids, ms) = t.await.map_err(ServeBenchError::Crashed)??;
             read_ms.extend(ms);
             if let Some(id) = ids.first() {
                 runners.push((client, id.clone()));
@@ -263,13 +269,13 @@ pub fn bench(
         }
         let mut run_ms = Vec::new();
         for t in tasks {
-            run_ms.push(t.await.map_err(|e| ServeBenchError::Setup(e.to_string()))??);
+            run_ms.push(t.await.map_err(ServeBenchError::Crashed)??);
         }
         let run_lat = latency(run_ms, started.elapsed());
         let _ = stop.send(());
         server_task
             .await
-            .map_err(|e| ServeBenchError::Setup(e.to_string()))??;
+            .map_err(ServeBenchError::Crashed)??;
         Ok::<_, ServeBenchError>((create_lat, read_lat, run_lat))
     });
     let _ = std::fs::remove_dir_all(&dir);
