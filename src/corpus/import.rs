@@ -780,6 +780,8 @@ fn exclusion_reason(
     }
 }
 
+/// Builds the project's manifest in `staging`: its dependencies, its test command, two
+/// sandbox runs of its suite (and a native one when asked), and which tests are usable.
 fn build(
     python: &Python,
     staging: &Path,
@@ -787,86 +789,23 @@ fn build(
     acquired: Acquired,
     settings: &ImportSettings,
 ) -> Result<ProjectManifest, CorpusError> {
-    let repo = acquired.repo;
-    let layout = detect_layout(&repo);
+    let repo = &acquired.repo;
+    let layout = detect_layout(repo);
     if layout.test_paths.is_empty() {
         return Err(CorpusError::NoTests(name));
     }
     let mut notes = Vec::new();
-
     progress(
         settings,
         &name,
         "resolving dependencies to pure-Python wheels",
     );
-    let provided = python.provided_distributions()?;
-    let (requirements, skipped) = requirements_to_resolve(&acquired.requirements, provided);
-    if !skipped.is_empty() {
-        notes.push(format!(
-            "not installed (provided by the guest or development tools): {}",
-            skipped.join(", ")
-        ));
-    }
-    let wheel_dir = staging.join("wheels");
-    let (wheels, unavailable) = resolve_wheels(
-        &settings.host_python,
-        &wheel_dir,
-        &requirements,
-        (python.python_version(), provided),
-    );
-    if !unavailable.is_empty() {
-        notes.push("some requirements have no pure-Python wheel (C extensions cannot load under WASI); tests that need them are excluded".into());
-    }
-    let mut dependencies = Vec::new();
-    let mut deps_files: Vec<(String, Vec<u8>)> = Vec::new();
-    for wheel in &wheels {
-        let bytes = std::fs::read(wheel).map_err(|source| CorpusError::Io {
-            path: wheel.clone(),
-            source,
-        })?;
-        dependencies.push(Dependency {
-            wheel: wheel
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            sha256: sha256_hex(&bytes),
-        });
-        deps_files.extend(crate::guest::unpack_wheel(wheel)?);
-    }
-    let _ = std::fs::remove_dir_all(&wheel_dir);
-    if let Some((dist, version, text)) = &acquired.metadata {
-        // The project's own metadata, so `importlib.metadata.version(...)` works in its tests.
-        let dist_info = format!("{}-{}.dist-info", dist.replace('-', "_"), version);
-        deps_files.push((format!("{dist_info}/METADATA"), text.clone().into_bytes()));
-        deps_files.push((format!("{dist_info}/RECORD"), Vec::new()));
-    }
-    let deps = if deps_files.is_empty() {
-        None
-    } else {
-        let tree = Snapshot::from_files(deps_files)?;
-        let compiled = python.precompile(&tree)?;
-        write_tree(&staging.join("deps"), &compiled)?;
-        Some(compiled)
-    };
-
-    let mut extra: Vec<String> = Vec::new();
-    let runner = testrun::detect_runner(&repo);
-    let mut project_addopts = Vec::new();
-    if runner == Runner::Pytest {
-        // The project's addopts come back below, less the options that cannot work here.
-        extra.extend(["-o".to_owned(), "addopts=".to_owned()]);
-        // Marks of plugins spar does not install must not fail suites that make warnings errors.
-        extra.extend([
-            "-W".to_owned(),
-            "ignore::pytest.PytestUnknownMarkWarning".to_owned(),
-        ]);
-        extra.extend(layout.test_paths.iter().cloned());
-        project_addopts = guest_addopts(&repo, &layout, &dependencies, deps.as_ref(), &mut notes);
-    }
-    let base = TestCommand::for_repo(&repo, Some(runner), &extra);
+    let installed = install_dependencies(python, staging, &acquired, settings, &mut notes)?;
+    let runner = testrun::detect_runner(repo);
+    let (base, project_addopts) = base_command(repo, &layout, runner, &installed, &mut notes);
     let options = PythonRun {
         python_path: guest_python_path(&layout),
-        deps: deps.clone(),
+        deps: installed.deps.clone(),
         ..PythonRun::default()
     };
     progress(
@@ -875,28 +814,22 @@ fn build(
         "running its test suite in the sandbox (twice)",
     );
     let (command, first) =
-        first_sandbox_run(python, &repo, &base, project_addopts, &options, &mut notes)?;
-    let second = testrun::run_tests(python, &repo, &command, &options)?;
-
-    let native = if settings.native_baseline {
-        progress(
-            settings,
-            &name,
-            "running its test suite natively, on the host, unsandboxed (--native-baseline)",
-        );
+        first_sandbox_run(python, repo, &base, project_addopts, &options, &mut notes)?;
+    let second = testrun::run_tests(python, repo, &command, &options)?;
+    let native = settings.native_baseline.then(|| {
+        let doing = "running its test suite natively, on the host, unsandboxed (--native-baseline)";
+        progress(settings, &name, doing);
         run_native(
-            python, staging, &repo, &layout, &command, &skipped, settings,
+            python,
+            staging,
+            repo,
+            &layout,
+            &command,
+            &installed.skipped,
+            settings,
         )
-    } else {
-        None
-    };
-    let native_baseline = match (settings.native_baseline, &native) {
-        (false, _) => NativeBaseline::NotMeasured,
-        (true, Some(_)) => NativeBaseline::Measured,
-        (true, None) => NativeBaseline::Failed,
-    };
-
-    let (inventory, total) = inventory(&first, &second, native.as_ref());
+    });
+    let (inventory, total) = inventory(&first, &second, native.as_ref().and_then(|n| n.as_ref()));
     if inventory.usable.is_empty() {
         let hint = inventory
             .excluded
@@ -910,49 +843,175 @@ fn build(
             hint,
         });
     }
-    let mut categories: BTreeMap<&str, usize> = BTreeMap::new();
-    for reason in inventory.excluded.values() {
-        let key = reason.split(':').next().unwrap_or(reason);
-        *categories.entry(key).or_default() += 1;
-    }
-    for (reason, count) in categories {
-        notes.push(format!("{count} test(s) excluded: {reason}"));
-    }
-    write_tree(&staging.join("repo"), &repo)?;
-    let lines = repo
-        .files()
-        .iter()
-        .filter(|(p, _)| p.ends_with(".py"))
-        .map(|(_, c)| c.iter().filter(|b| **b == b'\n').count())
-        .sum();
+    notes.extend(exclusion_notes(&inventory));
+    write_tree(&staging.join("repo"), repo)?;
     let stats = Stats {
-        files: repo.files().len(),
-        lines,
         tests_total: total,
         tests_usable: inventory.usable.len(),
-        sandbox_ms: (first.run.duration_ms + second.run.duration_ms) / 2.0,
-        native_ms: native.as_ref().map(|n| n.duration.as_secs_f64() * 1e3),
-        native_passed: native.as_ref().map(|n| {
-            n.tests
-                .values()
-                .filter(|s| **s == TestStatus::Passed)
-                .count()
-        }),
-        native_baseline: Some(native_baseline),
+        ..stats(repo, (&first, &second), native)
     };
     Ok(ProjectManifest {
         name,
         description: acquired.description,
         split: settings.split.or(acquired.split).unwrap_or(Split::Train),
         notes,
-        unavailable_dependencies: unavailable,
+        unavailable_dependencies: installed.unavailable,
         source: acquired.source,
         layout,
         test: command,
         stats,
-        dependencies,
+        dependencies: installed.dependencies,
         tests: inventory,
     })
+}
+
+/// A project's dependencies as the guest will see them.
+struct Installed {
+    /// The wheels installed, pinned by hash.
+    dependencies: Vec<Dependency>,
+    /// The unpacked, precompiled wheels and the project's own metadata, mounted at /deps.
+    deps: Option<Snapshot>,
+    /// Requirements not installed: the guest provides them, or they are development tools.
+    skipped: Vec<String>,
+    /// Requirements with no pure-Python wheel.
+    unavailable: Vec<String>,
+}
+
+/// Resolves the project's requirements to pure-Python wheels, unpacks and precompiles them
+/// into `staging/deps`, with the project's own dist-info.
+fn install_dependencies(
+    python: &Python,
+    staging: &Path,
+    acquired: &Acquired,
+    settings: &ImportSettings,
+    notes: &mut Vec<String>,
+) -> Result<Installed, CorpusError> {
+    let provided = python.provided_distributions()?;
+    let (requirements, skipped) = requirements_to_resolve(&acquired.requirements, provided);
+    if !skipped.is_empty() {
+        notes.push(format!(
+            "not installed (provided by the guest or development tools): {}",
+            skipped.join(", ")
+        ));
+    }
+    let wheel_dir = staging.join("wheels");
+    let target = (python.python_version(), provided);
+    let (wheels, unavailable) =
+        resolve_wheels(&settings.host_python, &wheel_dir, &requirements, target);
+    if !unavailable.is_empty() {
+        notes.push("some requirements have no pure-Python wheel (C extensions cannot load under WASI); tests that need them are excluded".into());
+    }
+    let mut dependencies = Vec::new();
+    let mut deps_files: Vec<(String, Vec<u8>)> = Vec::new();
+    for wheel in &wheels {
+        let bytes = std::fs::read(wheel).map_err(|source| CorpusError::Io {
+            path: wheel.clone(),
+            source,
+        })?;
+        let file_name = wheel.file_name().map(|n| n.to_string_lossy().into_owned());
+        dependencies.push(Dependency {
+            wheel: file_name.unwrap_or_default(),
+            sha256: sha256_hex(&bytes),
+        });
+        deps_files.extend(crate::guest::unpack_wheel(wheel)?);
+    }
+    let _ = std::fs::remove_dir_all(&wheel_dir);
+    if let Some((dist, version, text)) = &acquired.metadata {
+        // The project's own metadata, so `importlib.metadata.version(...)` works in its tests.
+        let dist_info = format!("{}-{}.dist-info", dist.replace('-', "_"), version);
+        deps_files.push((format!("{dist_info}/METADATA"), text.clone().into_bytes()));
+        deps_files.push((format!("{dist_info}/RECORD"), Vec::new()));
+    }
+    let deps = match deps_files.is_empty() {
+        true => None,
+        false => {
+            let compiled = python.precompile(&Snapshot::from_files(deps_files)?)?;
+            write_tree(&staging.join("deps"), &compiled)?;
+            Some(compiled)
+        }
+    };
+    Ok(Installed {
+        dependencies,
+        deps,
+        skipped,
+        unavailable,
+    })
+}
+
+/// The test command before the project's own pytest options, and those options that work
+/// in the guest.
+fn base_command(
+    repo: &Snapshot,
+    layout: &Layout,
+    runner: Runner,
+    installed: &Installed,
+    notes: &mut Vec<String>,
+) -> (TestCommand, Vec<String>) {
+    let mut extra: Vec<String> = Vec::new();
+    let mut project_addopts = Vec::new();
+    if runner == Runner::Pytest {
+        // The project's addopts come back later, less the options that cannot work here.
+        extra.extend(["-o".to_owned(), "addopts=".to_owned()]);
+        // Marks of plugins spar does not install must not fail suites that make warnings errors.
+        extra.extend([
+            "-W".to_owned(),
+            "ignore::pytest.PytestUnknownMarkWarning".to_owned(),
+        ]);
+        extra.extend(layout.test_paths.iter().cloned());
+        let deps = installed.deps.as_ref();
+        project_addopts = guest_addopts(repo, layout, &installed.dependencies, deps, notes);
+    }
+    (
+        TestCommand::for_repo(repo, Some(runner), &extra),
+        project_addopts,
+    )
+}
+
+/// One note per kind of exclusion, with its count.
+fn exclusion_notes(inventory: &TestInventory) -> Vec<String> {
+    let mut categories: BTreeMap<&str, usize> = BTreeMap::new();
+    for reason in inventory.excluded.values() {
+        let key = reason.split(':').next().unwrap_or(reason);
+        *categories.entry(key).or_default() += 1;
+    }
+    categories
+        .into_iter()
+        .map(|(reason, count)| format!("{count} test(s) excluded: {reason}"))
+        .collect()
+}
+
+/// The project's size and suite timings. `native` is None when no native run was asked for,
+/// `Some(None)` when it failed.
+fn stats(
+    repo: &Snapshot,
+    (first, second): (&TestReport, &TestReport),
+    native: Option<Option<testrun::NativeRun>>,
+) -> Stats {
+    let native_baseline = match &native {
+        None => NativeBaseline::NotMeasured,
+        Some(Some(_)) => NativeBaseline::Measured,
+        Some(None) => NativeBaseline::Failed,
+    };
+    let native = native.flatten();
+    let lines = repo
+        .files()
+        .iter()
+        .filter(|(p, _)| p.ends_with(".py"))
+        .map(|(_, c)| c.iter().filter(|b| **b == b'\n').count())
+        .sum();
+    Stats {
+        files: repo.files().len(),
+        lines,
+        tests_total: 0,
+        tests_usable: 0,
+        sandbox_ms: (first.run.duration_ms + second.run.duration_ms) / 2.0,
+        native_ms: native.as_ref().map(|n| n.duration.as_secs_f64() * 1e3),
+        native_passed: native.as_ref().map(|n| {
+            let statuses = n.tests.values();
+            statuses.filter(|s| **s == TestStatus::Passed).count()
+        }),
+        native_baseline: Some(native_baseline),
+    }
 }
 
 /// The project's pytest addopts that work in the guest; a note for each option left out.
