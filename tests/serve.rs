@@ -867,6 +867,26 @@ fn zero_limits_are_refused_with_exit_2() {
     }
 }
 
+/// `spar bench serve`'s three phases against a real server: every request is answered and
+/// counted, and the test runs really run (each over a state of its own).
+#[test]
+fn the_serve_benchmark_measures_every_phase() {
+    use spar::serve::bench::{bench, ServeBenchSettings};
+    let settings = ServeBenchSettings {
+        sessions: 6,
+        connections: 2,
+        reads: 2,
+        test_runs: 2,
+        workers: 2,
+    };
+    let project = common::calc_project(spar::corpus::Split::Train);
+    let report = bench(common::python_arc(), project, &settings).unwrap();
+    assert_eq!(report.create.requests, 6);
+    assert_eq!(report.read_file.requests, 12);
+    assert_eq!(report.test_run.requests, 2);
+    assert!(report.test_run.p50_ms > report.read_file.p50_ms, "{report}");
+}
+
 /// Property tests of the surfaces that take untrusted input: the tool-call parser and the
 /// HTTP request handling.
 mod properties {

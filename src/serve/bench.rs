@@ -131,10 +131,8 @@ pub fn bench(
     settings: &ServeBenchSettings,
 ) -> Result<ServeBench, ServeBenchError> {
     let dir = std::env::temp_dir().join(format!("spar-bench-serve-{}", std::process::id()));
-    let (log, artifacts_dir) = super::default_paths(&dir);
     let token = super::new_token();
     let name = project.name.clone();
-    let label = name.clone();
     let test_args = project.test_command.args.clone();
     let file = project
         .repo
@@ -143,39 +141,14 @@ pub fn bench(
         .map(|(p, _)| p)
         .find(|p| p.ends_with(".py") && !p.starts_with("tests"))
         .ok_or_else(|| ServeBenchError::NoPythonFile(name.clone()))?;
-    let server = Server::new(
-        python,
-        Arc::new(Validator::new(ValidationSettings::default())),
-        ServeSettings {
-            token: token.clone(),
-            max_sessions: settings.sessions + settings.test_runs + 16,
-            max_body_bytes: 1 << 20,
-            idle_timeout: Duration::from_secs(600),
-            env: crate::episode::EnvSettings::default(),
-            attempts: crate::episode::rewards::DEFAULT_ATTEMPTS,
-            alpha: crate::episode::rewards::DEFAULT_ALPHA,
-            workers: settings.workers,
-            log,
-            artifacts_dir,
-            connections: super::ConnectionSettings {
-                max_connections: settings.connections + 16,
-                ..super::ConnectionSettings::default()
-            },
-        },
-        Box::new(move |wanted| {
-            if wanted == project.name {
-                Ok(project.clone())
-            } else {
-                Err(crate::corpus::CorpusError::NoSuchProject(wanted.to_owned()))
-            }
-        }),
-    )?;
+    let server = bench_server(python, project, settings, &dir, &token)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(crate::par::cores().max(2))
         .enable_all()
         .build()
         .map_err(ServeBenchError::Setup)?;
-    let result = runtime.block_on(async move {
+    let connections = settings.connections.clamp(1, settings.sessions.max(1));
+    let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(ServeBenchError::Setup)?;
@@ -184,112 +157,171 @@ pub fn bench(
         let server_task = tokio::spawn(serve(server, listener, async {
             let _ = stopped.await;
         }));
-        let create = json!({"role": "injector", "project": name});
-
-        // Phase 1: the sessions created, all connections at once.
-        let connections = settings.connections.clamp(1, settings.sessions.max(1));
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for worker in 0..connections {
-            let (token, create) = (token.clone(), create.clone());
-            let count = settings.sessions / connections + usize::from(worker < settings.sessions % connections);
-            tasks.push(tokio::spawn(async move {
-                let mut client = Client::connect(addr, &token).await?;
-                let mut made = Vec::new();
-                for _ in 0..count {
-                    let t = Instant::now();
-                    let a = client.request("POST", "/v1/sessions", Some(&create)).await?;
-                    made.push((t.elapsed(), a));
-                }
-                Ok::<_, ServeBenchError>((client, made))
-            }));
-        }
-        let mut clients = Vec::new();
-        let mut create_ms = Vec::new();
-        for t in tasks {
-            let (client, made) = t.await.map_err(ServeBenchError::Crashed)??;
-            let mut ids = Vec::new();
-            for (took, answer) in made {
-                let body = expect("creating a session", answer, 201)?;
-                ids.push(body["session_id"].as_str().unwrap_or_default().to_owned());
-                create_ms.push(took.as_secs_f64() * 1e3);
-            }
-            clients.push((client, ids));
-        }
-        let create_lat = latency(create_ms, started.elapsed());
-
-        // Phase 2: read_file steps over every session, all connections at once.
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for (mut client, ids) in clients {
-            let (file, reads) = (file.clone(), settings.reads);
-            tasks.push(tokio::spawn(async move {
-                let mut ms = Vec::new();
-                let call = json!({"tool": "read_file", "path": file, "start": 1, "end": 40});
-                for _ in 0..reads {
-                    for id in &ids {
-                        let t = Instant::now();
-                        let a = client
-                            .request("POST", &format!("/v1/sessions/{id}/step"), Some(&call))
-                            .await?;
-                        expect("read_file", a, 200)?;
-                        ms.push(t.elapsed().as_secs_f64() * 1e3);
-                    }
-                }
-                Ok::<_, ServeBenchError>((client, ids, ms))
-            }));
-        }
-        let mut read_ms = Vec::new();
-        let mut runners = Vec::new();
-        for t in tasks {
-            let (client, ids, ms) = t.await.map_err(ServeBenchError::Crashed)??;
-            read_ms.extend(ms);
-            if let Some(id) = ids.first() {
-                runners.push((client, id.clone()));
-            }
-        }
-        let read_lat = latency(read_ms, started.elapsed());
-
-        // Phase 3: test runs, each over a state of its own.
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for (i, (mut client, id)) in runners.into_iter().take(settings.test_runs).enumerate() {
-            let args = test_args.clone();
-            tasks.push(tokio::spawn(async move {
-                let path = format!("/v1/sessions/{id}/step");
-                let marker = json!({"tool": "create", "path": format!("bench_{i}.txt"), "content": format!("{i}\n")});
-                client.request("POST", &path, Some(&marker)).await?;
-                let t = Instant::now();
-                let a = client
-                    .request("POST", &path, Some(&json!({"tool": "run", "args": args})))
-                    .await?;
-                expect("run", a, 200)?;
-                Ok::<_, ServeBenchError>(t.elapsed().as_secs_f64() * 1e3)
-            }));
-        }
-        let mut run_ms = Vec::new();
-        for t in tasks {
-            run_ms.push(t.await.map_err(ServeBenchError::Crashed)??);
-        }
-        let run_lat = latency(run_ms, started.elapsed());
+        let phases = async {
+            let create = json!({"role": "injector", "project": name});
+            let sessions = (settings.sessions, connections);
+            let (clients, create) = create_sessions(addr, &token, &create, sessions).await?;
+            let (runners, read) = read_files(clients, &file, settings.reads).await?;
+            let runners = runners.into_iter().take(settings.test_runs).collect();
+            let run = test_runs(runners, &test_args).await?;
+            Ok::<_, ServeBenchError>((create, read, run))
+        };
+        let measured = phases.await;
         let _ = stop.send(());
-        server_task
-            .await
-            .map_err(ServeBenchError::Crashed)??;
-        Ok::<_, ServeBenchError>((create_lat, read_lat, run_lat))
+        server_task.await.map_err(ServeBenchError::Crashed)??;
+        measured
     });
     let _ = std::fs::remove_dir_all(&dir);
     let (create, read_file, test_run) = result?;
     Ok(ServeBench {
-        project: label,
+        project: name,
         sessions: settings.sessions,
-        connections: settings.connections.clamp(1, settings.sessions.max(1)),
+        connections,
         create,
         read_file,
         test_run,
         workers: settings.workers,
         peak_rss_mib: crate::rollout::peak_rss_mib(),
     })
+}
+
+/// A server over `project` alone, logging into `dir`.
+fn bench_server(
+    python: Arc<Python>,
+    project: OpenProject,
+    settings: &ServeBenchSettings,
+    dir: &std::path::Path,
+    token: &str,
+) -> Result<Arc<Server>, ServeBenchError> {
+    let (log, artifacts_dir) = super::default_paths(dir);
+    let serve_settings = ServeSettings {
+        token: token.to_owned(),
+        max_sessions: settings.sessions + settings.test_runs + 16,
+        max_body_bytes: 1 << 20,
+        idle_timeout: Duration::from_secs(600),
+        env: crate::episode::EnvSettings::default(),
+        attempts: crate::episode::rewards::DEFAULT_ATTEMPTS,
+        alpha: crate::episode::rewards::DEFAULT_ALPHA,
+        workers: settings.workers,
+        log,
+        artifacts_dir,
+        connections: super::ConnectionSettings {
+            max_connections: settings.connections + 16,
+            ..super::ConnectionSettings::default()
+        },
+    };
+    let validator = Arc::new(Validator::new(ValidationSettings::default()));
+    let only = Box::new(move |wanted: &str| match wanted == project.name {
+        true => Ok(project.clone()),
+        false => Err(crate::corpus::CorpusError::NoSuchProject(wanted.to_owned())),
+    });
+    Ok(Server::new(python, validator, serve_settings, only)?)
+}
+
+/// Phase 1: `sessions` sessions created over `connections` connections at once. Returns
+/// each connection with the sessions it made.
+async fn create_sessions(
+    addr: std::net::SocketAddr,
+    token: &str,
+    create: &serde_json::Value,
+    (sessions, connections): (usize, usize),
+) -> Result<(Vec<(Client, Vec<String>)>, Latency), ServeBenchError> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..connections {
+        let (token, create) = (token.to_owned(), create.clone());
+        let count = sessions / connections + usize::from(worker < sessions % connections);
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(addr, &token).await?;
+            let mut made = Vec::new();
+            for _ in 0..count {
+                let t = Instant::now();
+                let a = client
+                    .request("POST", "/v1/sessions", Some(&create))
+                    .await?;
+                made.push((t.elapsed(), a));
+            }
+            Ok::<_, ServeBenchError>((client, made))
+        }));
+    }
+    let mut clients = Vec::new();
+    let mut create_ms = Vec::new();
+    for t in tasks {
+        let (client, made) = t.await.map_err(ServeBenchError::Crashed)??;
+        let mut ids = Vec::new();
+        for (took, answer) in made {
+            let body = expect("creating a session", answer, 201)?;
+            ids.push(body["session_id"].as_str().unwrap_or_default().to_owned());
+            create_ms.push(took.as_secs_f64() * 1e3);
+        }
+        clients.push((client, ids));
+    }
+    Ok((clients, latency(create_ms, started.elapsed())))
+}
+
+/// Phase 2: `reads` `read_file` steps over every session, all connections at once. Returns
+/// each connection with its first session, for the test runs.
+async fn read_files(
+    clients: Vec<(Client, Vec<String>)>,
+    file: &str,
+    reads: usize,
+) -> Result<(Vec<(Client, String)>, Latency), ServeBenchError> {
+    let started = Instant::now();
+    let call = json!({"tool": "read_file", "path": file, "start": 1, "end": 40});
+    let mut tasks = Vec::new();
+    for (mut client, ids) in clients {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ms = Vec::new();
+            for _ in 0..reads {
+                for id in &ids {
+                    let t = Instant::now();
+                    let path = format!("/v1/sessions/{id}/step");
+                    let a = client.request("POST", &path, Some(&call)).await?;
+                    expect("read_file", a, 200)?;
+                    ms.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            Ok::<_, ServeBenchError>((client, ids, ms))
+        }));
+    }
+    let mut read_ms = Vec::new();
+    let mut runners = Vec::new();
+    for t in tasks {
+        let (client, ids, ms) = t.await.map_err(ServeBenchError::Crashed)??;
+        read_ms.extend(ms);
+        if let Some(id) = ids.first() {
+            runners.push((client, id.clone()));
+        }
+    }
+    Ok((runners, latency(read_ms, started.elapsed())))
+}
+
+/// Phase 3: one test run per session, each over a state of its own (a file written first).
+async fn test_runs(
+    runners: Vec<(Client, String)>,
+    test_args: &[String],
+) -> Result<Latency, ServeBenchError> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, (mut client, id)) in runners.into_iter().enumerate() {
+        let run = json!({"tool": "run", "args": test_args});
+        tasks.push(tokio::spawn(async move {
+            let path = format!("/v1/sessions/{id}/step");
+            let (marker, content) = (format!("bench_{i}.txt"), format!("{i}\n"));
+            let create = json!({"tool": "create", "path": marker, "content": content});
+            client.request("POST", &path, Some(&create)).await?;
+            let t = Instant::now();
+            let a = client.request("POST", &path, Some(&run)).await?;
+            expect("run", a, 200)?;
+            Ok::<_, ServeBenchError>(t.elapsed().as_secs_f64() * 1e3)
+        }));
+    }
+    let mut run_ms = Vec::new();
+    for t in tasks {
+        run_ms.push(t.await.map_err(ServeBenchError::Crashed)??);
+    }
+    Ok(latency(run_ms, started.elapsed()))
 }
 
 impl std::fmt::Display for ServeBench {
