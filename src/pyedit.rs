@@ -731,29 +731,17 @@ fn sites(node: Node, src: &str, scope: &Scope, guarded: &HashSet<usize>, emit: E
             .child(0)
             .into_iter()
             .for_each(|t| token(BreakContinueSwap, JUMP, t)),
-        "binary_operator" | "augmented_assignment" => {
-            // `"a" - b` or `[x] / 2` is an immediate TypeError, not a plausible bug.
-            let literal = |n: Option<Node>| {
-                let kinds = [
-                    "string",
-                    "concatenated_string",
-                    "list",
-                    "tuple",
-                    "dictionary",
-                ];
-                n.is_some_and(|n| kinds.contains(&n.kind()) || n.kind().ends_with("comprehension"))
-            };
-            if !literal(field("left")) && !literal(field("right")) {
-                field("operator")
-                    .into_iter()
-                    .for_each(|t| token(ArithmeticSwap, ARITHMETIC, t));
-            }
+        // `"a" - b` or `[x] / 2` is an immediate TypeError, not a plausible bug.
+        "binary_operator" | "augmented_assignment"
+            if !is_literal(field("left")) && !is_literal(field("right")) =>
+        {
+            field("operator")
+                .into_iter()
+                .for_each(|t| token(ArithmeticSwap, ARITHMETIC, t))
         }
-        "not_operator" => {
-            if let Some(arg) = field("argument") {
-                emit(NegateCondition, edit(start, arg.start_byte(), ""));
-            }
-        }
+        "not_operator" => field("argument")
+            .into_iter()
+            .for_each(|arg| emit(NegateCondition, edit(start, arg.start_byte(), ""))),
         "if_statement" | "elif_clause" | "while_statement" => field("condition")
             .into_iter()
             .for_each(|c| negate(src, c, emit)),
@@ -777,52 +765,73 @@ fn sites(node: Node, src: &str, scope: &Scope, guarded: &HashSet<usize>, emit: E
         }
         "true" => emit(ConstantChange, over(node, "False")),
         "false" => emit(ConstantChange, over(node, "True")),
-        "return_statement" => {
-            if let Some(value) = items(node).first().filter(|v| v.kind() != "none") {
-                emit(ReturnValue, over(*value, "None"));
-            }
-        }
-        "expression_statement" if statement => {
-            let unguarded = scope
-                .function
-                .as_ref()
-                .is_some_and(|f| !guarded.contains(&f.1));
-            let ellipsis = items(node).iter().all(|c| c.kind() == "ellipsis");
-            if unguarded && !is_docstring(node) && !ellipsis {
-                emit(RemoveStatement, over(node, "pass"));
-            }
+        "return_statement" => items(node)
+            .first()
+            .filter(|v| v.kind() != "none")
+            .into_iter()
+            .for_each(|value| emit(ReturnValue, over(*value, "None"))),
+        "expression_statement" if statement && removable(node, scope, guarded) => {
+            emit(RemoveStatement, over(node, "pass"))
         }
         "raise_statement" if statement => emit(RaiseRemoval, over(node, "pass")),
-        "except_clause" if scope.is_function => {
-            let block = items(node).into_iter().find(|c| c.kind() == "block");
-            let body = block.map(items).unwrap_or_default();
-            let reraises = matches!(body.as_slice(), [r] if text(src, *r) == "raise");
-            if let (Some(first), Some(last), false) = (body.first(), body.last(), reraises) {
-                emit(
-                    ExceptionHandling,
-                    edit(first.start_byte(), last.end_byte(), "raise"),
-                );
-            }
-        }
+        "except_clause" if scope.is_function => except_sites(node, src, emit),
         "call" => call_sites(node, src, emit),
-        "slice" => {
-            // The expressions before the first colon and between the first two.
-            let (mut colons, mut lower, mut upper) = (0, None, None);
-            let mut cursor = node.walk();
-            for c in node.children(&mut cursor).filter(|c| c.kind() != "comment") {
-                match (c.kind(), colons) {
-                    (":", _) => colons += 1,
-                    (_, 0) => lower = Some(c),
-                    (_, 1) => upper = Some(c),
-                    _ => {}
-                }
-            }
-            let target = upper.map(|u| (u, false)).or(lower.map(|l| (l, true)));
-            if let Some(e) = target.and_then(|(x, up)| shifted(src, x, up)) {
-                emit(OffByOne, e);
-            }
-        }
+        "slice" => slice_sites(node, src, emit),
         _ => {}
+    }
+}
+
+/// An expression statement whose removal is a plausible bug: in a function whose statements
+/// may go (not one enclosing a nested `nonlocal`, see [`nonlocal_guarded`]), and neither a
+/// docstring nor `...`.
+fn removable(node: Node, scope: &Scope, guarded: &HashSet<usize>) -> bool {
+    let unguarded = scope
+        .function
+        .as_ref()
+        .is_some_and(|f| !guarded.contains(&f.1));
+    let ellipsis = items(node).iter().all(|c| c.kind() == "ellipsis");
+    unguarded && !is_docstring(node) && !ellipsis
+}
+
+/// A string, list, tuple or dictionary literal, or a comprehension.
+fn is_literal(node: Option<Node>) -> bool {
+    let kinds = [
+        "string",
+        "concatenated_string",
+        "list",
+        "tuple",
+        "dictionary",
+    ];
+    node.is_some_and(|n| kinds.contains(&n.kind()) || n.kind().ends_with("comprehension"))
+}
+
+/// An `except` body that does something else than re-raise, replaced by `raise`.
+fn except_sites(node: Node, src: &str, emit: Emit) {
+    let block = items(node).into_iter().find(|c| c.kind() == "block");
+    let body = block.map(items).unwrap_or_default();
+    let reraises = matches!(body.as_slice(), [r] if text(src, *r) == "raise");
+    if let (Some(first), Some(last), false) = (body.first(), body.last(), reraises) {
+        let raise = edit(first.start_byte(), last.end_byte(), "raise");
+        emit(Operator::ExceptionHandling, raise);
+    }
+}
+
+/// The slice's upper bound (else its lower one) shifted by one.
+fn slice_sites(node: Node, src: &str, emit: Emit) {
+    // The expressions before the first colon and between the first two.
+    let (mut colons, mut lower, mut upper) = (0, None, None);
+    let mut cursor = node.walk();
+    for c in node.children(&mut cursor).filter(|c| c.kind() != "comment") {
+        match (c.kind(), colons) {
+            (":", _) => colons += 1,
+            (_, 0) => lower = Some(c),
+            (_, 1) => upper = Some(c),
+            _ => {}
+        }
+    }
+    let target = upper.map(|u| (u, false)).or(lower.map(|l| (l, true)));
+    if let Some(e) = target.and_then(|(x, up)| shifted(src, x, up)) {
+        emit(Operator::OffByOne, e);
     }
 }
 
