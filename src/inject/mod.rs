@@ -518,6 +518,26 @@ impl<'a> Injector<'a> {
         Ok(Ok((artifact, report)))
     }
 
+    /// Whether the visible suite of the weakened buggy repository is green: else the bug
+    /// is not hidden.
+    fn hides(
+        &self,
+        weakened: &Snapshot,
+        command: &TestCommand,
+        test_files: &[String],
+    ) -> Result<bool, InjectError> {
+        let oracle = Oracle {
+            command,
+            parser: None,
+            test_files,
+            run: &self.changed_run,
+        };
+        let after = self.validator.run(self.python, weakened, &oracle)?;
+        let statuses = || after.tests.values();
+        Ok(statuses().any(|s| *s == TestStatus::Passed)
+            && statuses().all(|s| matches!(s, TestStatus::Passed | TestStatus::Skipped)))
+    }
+
     fn build_as(
         &self,
         candidate: &Candidate,
@@ -543,36 +563,11 @@ impl<'a> Injector<'a> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        // Weakening: delete the broken tests from the visible files.
-        let mut weakened = candidate.state.clone();
-        for (file, refs) in test_refs(&broken) {
-            let Some(text) = candidate
-                .state
-                .file(&file)
-                .and_then(|c| String::from_utf8(c.to_vec()).ok())
-            else {
-                return Ok(Built::WeakeningFailed);
-            };
-            match pyedit::remove_tests(&text, &refs) {
-                Ok(new) => weakened = with_file(&weakened, &file, new),
-                Err(_) => return Ok(Built::WeakeningFailed),
-            }
-        }
-        // The visible suite of the buggy repository must be green, or the bug is not hidden.
-        let command = oracle_command(self.project, &test_files);
-        let oracle = Oracle {
-            command: &command,
-            parser: None,
-            test_files: &test_files,
-            run: &self.changed_run,
+        let Some(weakened) = weaken(&candidate.state, &broken) else {
+            return Ok(Built::WeakeningFailed);
         };
-        let after = self.validator.run(self.python, &weakened, &oracle)?;
-        let hidden = after.tests.values().any(|s| *s == TestStatus::Passed)
-            && after
-                .tests
-                .values()
-                .all(|s| matches!(s, TestStatus::Passed | TestStatus::Skipped));
-        if !hidden {
+        let command = oracle_command(self.project, &test_files);
+        if !self.hides(&weakened, &command, &test_files)? {
             return Ok(Built::WeakeningFailed);
         }
         let bug_patch = match Patch::between(&self.project.repo, &candidate.state) {
@@ -606,45 +601,16 @@ impl<'a> Injector<'a> {
         let started = Instant::now();
         let runs_before = self.validator.runs_executed();
         let mut rng = Rng(settings.seed ^ 0x5350_4152);
-        let covered = coverage(self.python, self.project)?;
-        let files_per_bug = self.validator.settings().min_changed_files.max(1);
         let has_history = self.project.git_dir.is_some();
         if settings.strategy == Strategy::History && !has_history {
             return Err(InjectError::NoHistory(self.project.name.clone()));
         }
-        let mut queues: BTreeMap<Strategy, std::collections::VecDeque<Candidate>> = BTreeMap::new();
         let wanted: Vec<Strategy> = match settings.strategy {
             Strategy::Mixed if has_history => vec![Strategy::Removal, Strategy::History],
             Strategy::Mixed => vec![Strategy::Removal, Strategy::Procedural],
             s => vec![s],
         };
-        for s in &wanted {
-            let list = match s {
-                Strategy::Procedural => {
-                    procedural_candidates(self.project, &covered, files_per_bug, &mut rng)
-                }
-                Strategy::Removal => removal_candidates(self.project, &covered, &mut rng),
-                Strategy::History => history_candidates(self.project, &mut rng)?,
-                Strategy::Mixed => Vec::new(),
-            };
-            queues.insert(*s, list.into());
-        }
-        // Pick candidates deterministically, then evaluate them a batch at a time.
-        let mut order = Vec::new();
-        let max = settings.max_candidates.max(1);
-        while order.len() < max && queues.values().any(|q| !q.is_empty()) {
-            let s = wanted[rng.below(wanted.len())];
-            let q = queues.get_mut(&s).expect("queue per wanted strategy");
-            match q.pop_front() {
-                Some(c) => order.push(c),
-                None => {
-                    // This strategy ran dry: take from another.
-                    if let Some(c) = queues.values_mut().find_map(|q| q.pop_front()) {
-                        order.push(c);
-                    }
-                }
-            }
-        }
+        let order = self.candidates(&wanted, settings.max_candidates.max(1), &mut rng)?;
         let mut report = InjectReport {
             project: self.project.name.clone(),
             ..InjectReport::default()
@@ -657,51 +623,122 @@ impl<'a> Injector<'a> {
             if report.artifacts.len() >= settings.count {
                 break;
             }
-            let outcomes = crate::par::map(batch, workers, |c| -> Result<_, InjectError> {
-                let built = self.build(c, settings.seed)?;
-                let validation = match &built {
-                    Built::Artifact(a) => Some(self.validator.validate(
-                        self.python,
-                        a,
-                        &self.project.repo,
-                        &self.project.run,
-                    )?),
-                    _ => None,
-                };
-                Ok((built, validation))
+            let outcomes = crate::par::map(batch, workers, |c| {
+                self.build_and_validate(c, settings.seed)
             });
             for (candidate, outcome) in batch.iter().zip(outcomes) {
                 let (built, validation) = outcome?;
-                let y = report.yields.entry(candidate.strategy).or_default();
-                y.proposed += 1;
-                match (built, validation) {
-                    (Built::NoFailingTest, _) => y.no_failing_test += 1,
-                    (Built::WeakeningFailed, _) => y.weakening_failed += 1,
-                    (Built::Artifact(artifact), Some(v)) => {
-                        y.validated += 1;
-                        y.validation_ms += v.duration_ms;
-                        if !v.valid {
-                            y.invalid += 1;
-                        } else if report.artifacts.len() < settings.count {
-                            y.valid += 1;
-                            let dir = settings.out.join(artifact.id());
-                            write_artifact(&artifact, &v, &dir)?;
-                            report.artifacts.push(Written {
-                                dir,
-                                strategy: candidate.strategy,
-                                fail_to_pass: v.fail_to_pass.len(),
-                                validation_ms: v.duration_ms,
-                            });
-                        }
-                    }
-                    (Built::Artifact(_), None) => y.invalid += 1,
-                }
+                report.record(candidate.strategy, built, validation, settings)?;
             }
         }
         report.test_runs = self.validator.runs_executed() - runs_before;
         report.duration_ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(report)
     }
+
+    /// Up to `max` candidates, drawn from the `wanted` strategies' queues in a seeded order
+    /// (a strategy that runs dry gives way to the others).
+    fn candidates(
+        &self,
+        wanted: &[Strategy],
+        max: usize,
+        rng: &mut Rng,
+    ) -> Result<Vec<Candidate>, InjectError> {
+        let covered = coverage(self.python, self.project)?;
+        let files_per_bug = self.validator.settings().min_changed_files.max(1);
+        let mut queues: BTreeMap<Strategy, std::collections::VecDeque<Candidate>> = BTreeMap::new();
+        for s in wanted {
+            let list = match s {
+                Strategy::Procedural => {
+                    procedural_candidates(self.project, &covered, files_per_bug, rng)
+                }
+                Strategy::Removal => removal_candidates(self.project, &covered, rng),
+                Strategy::History => history_candidates(self.project, rng)?,
+                Strategy::Mixed => Vec::new(),
+            };
+            queues.insert(*s, list.into());
+        }
+        let mut order = Vec::new();
+        while order.len() < max && queues.values().any(|q| !q.is_empty()) {
+            let s = wanted[rng.below(wanted.len())];
+            let q = queues.get_mut(&s).expect("queue per wanted strategy");
+            let next = q.pop_front();
+            let next = next.or_else(|| queues.values_mut().find_map(|q| q.pop_front()));
+            order.extend(next);
+        }
+        Ok(order)
+    }
+
+    /// A candidate's artifact and, when one could be built, its validation.
+    fn build_and_validate(
+        &self,
+        candidate: &Candidate,
+        seed: u64,
+    ) -> Result<(Built, Option<ValidationReport>), InjectError> {
+        let built = self.build(candidate, seed)?;
+        let validation = match &built {
+            Built::Artifact(a) => Some(self.validator.validate(
+                self.python,
+                a,
+                &self.project.repo,
+                &self.project.run,
+            )?),
+            _ => None,
+        };
+        Ok((built, validation))
+    }
+}
+
+impl InjectReport {
+    /// Counts one candidate's outcome in its strategy's yield; writes it when it is valid and
+    /// more artifacts are wanted.
+    fn record(
+        &mut self,
+        strategy: Strategy,
+        built: Built,
+        validation: Option<ValidationReport>,
+        settings: &InjectSettings,
+    ) -> Result<(), InjectError> {
+        let y = self.yields.entry(strategy).or_default();
+        y.proposed += 1;
+        match (built, validation) {
+            (Built::NoFailingTest, _) => y.no_failing_test += 1,
+            (Built::WeakeningFailed, _) => y.weakening_failed += 1,
+            (Built::Artifact(_), None) => y.invalid += 1,
+            (Built::Artifact(artifact), Some(v)) => {
+                y.validated += 1;
+                y.validation_ms += v.duration_ms;
+                if !v.valid {
+                    y.invalid += 1;
+                } else if self.artifacts.len() < settings.count {
+                    y.valid += 1;
+                    let dir = settings.out.join(artifact.id());
+                    write_artifact(&artifact, &v, &dir)?;
+                    self.artifacts.push(Written {
+                        dir,
+                        strategy,
+                        fail_to_pass: v.fail_to_pass.len(),
+                        validation_ms: v.duration_ms,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `state` with the `broken` tests deleted from their files (the weakening); None when a
+/// file cannot be read or edited.
+fn weaken(state: &Snapshot, broken: &[String]) -> Option<Snapshot> {
+    let mut weakened = state.clone();
+    for (file, refs) in test_refs(broken) {
+        let text = state
+            .file(&file)
+            .and_then(|c| String::from_utf8(c.to_vec()).ok())?;
+        let new = pyedit::remove_tests(&text, &refs).ok()?;
+        weakened = with_file(&weakened, &file, new);
+    }
+    Some(weakened)
 }
 
 /// `count` procedural bugs in `project` made with `seed`, as artifact directories, made once and
