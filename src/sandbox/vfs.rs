@@ -1101,58 +1101,13 @@ mod tests {
                 assert_eq!(h.0.seek(SeekFrom::Start(offset)).unwrap(), offset);
                 h.2 = offset;
             }
-            Op::Write { handle, len } | Op::Pwrite { handle, len, .. } => {
-                let handle = handle as usize;
-                let Some(h) = model.handles.get(handle) else {
-                    return true;
-                };
-                let (ino, pos, append) = (h.1, h.2, h.3);
-                let positional = match *op {
-                    Op::Pwrite { offset, .. } => Some(offset),
-                    _ => None,
-                };
-                let at = positional.unwrap_or(if append {
-                    model.inodes[ino].len() as u64
-                } else {
-                    pos
-                });
-                let fill = (at as u8).wrapping_add(len as u8);
-                let buf = vec![fill; len as usize];
-                let real = match positional {
-                    Some(offset) => model.handles[handle].0.pwrite(&[&buf], offset),
-                    None => model.handles[handle].0.write(&[&buf]),
-                };
-                match (real, model.write(handle, at, len)) {
-                    (Ok(n), Some(end)) => {
-                        assert_eq!(n, u64::from(len));
-                        if positional.is_none() {
-                            model.handles[handle].2 = end;
-                        }
-                    }
-                    (Err(e), None) if is_fs_limit(&e) => return false,
-                    (Err(e), None) => assert!(at.checked_add(u64::from(len)).is_none(), "{e:?}"),
-                    (real, model) => panic!("real {real:?} vs model {model:?}"),
-                }
-            }
-            Op::Truncate { handle, size } => {
-                let Some(h) = model.handles.get(handle as usize) else {
-                    return true;
-                };
-                let ino = h.1;
-                let real = h.0.set_size(size);
-                let growth = size.saturating_sub(model.inodes[ino].len() as u64);
-                let allowed = model.charge(growth);
-                match real {
-                    Ok(()) => {
-                        assert!(allowed);
-                        model.inodes[ino].resize(size as usize, 0);
-                    }
-                    Err(e) => {
-                        assert!(!allowed && is_fs_limit(&e), "{e:?}");
-                        return false;
-                    }
-                }
-            }
+            Op::Write { handle, len } => return apply_write(model, handle as usize, len, None),
+            Op::Pwrite {
+                handle,
+                len,
+                offset,
+            } => return apply_write(model, handle as usize, len, Some(offset)),
+            Op::Truncate { handle, size } => return apply_truncate(model, handle as usize, size),
             Op::Rename { from, to } => {
                 let real = tmp.0.rename(tmp.1, &name(from), tmp.1, &name(to));
                 match model.names.remove(&from) {
@@ -1166,6 +1121,59 @@ mod tests {
             Op::Unlink { file } => {
                 let real = tmp.0.unlink_file(tmp.1, &name(file));
                 assert_eq!(real.is_ok(), model.names.remove(&file).is_some());
+            }
+        }
+        true
+    }
+
+    /// A write (at the handle's position, or at `positional` for `pwrite`) on both sides.
+    fn apply_write(model: &mut Model, handle: usize, len: u16, positional: Option<u64>) -> bool {
+        let Some(h) = model.handles.get(handle) else {
+            return true;
+        };
+        let (ino, pos, append) = (h.1, h.2, h.3);
+        let at = positional.unwrap_or(if append {
+            model.inodes[ino].len() as u64
+        } else {
+            pos
+        });
+        let fill = (at as u8).wrapping_add(len as u8);
+        let buf = vec![fill; len as usize];
+        let real = match positional {
+            Some(offset) => model.handles[handle].0.pwrite(&[&buf], offset),
+            None => model.handles[handle].0.write(&[&buf]),
+        };
+        match (real, model.write(handle, at, len)) {
+            (Ok(n), Some(end)) => {
+                assert_eq!(n, u64::from(len));
+                if positional.is_none() {
+                    model.handles[handle].2 = end;
+                }
+            }
+            (Err(e), None) if is_fs_limit(&e) => return false,
+            (Err(e), None) => assert!(at.checked_add(u64::from(len)).is_none(), "{e:?}"),
+            (real, model) => panic!("real {real:?} vs model {model:?}"),
+        }
+        true
+    }
+
+    /// A truncation (or extension) on both sides.
+    fn apply_truncate(model: &mut Model, handle: usize, size: u64) -> bool {
+        let Some(h) = model.handles.get(handle) else {
+            return true;
+        };
+        let ino = h.1;
+        let real = h.0.set_size(size);
+        let growth = size.saturating_sub(model.inodes[ino].len() as u64);
+        let allowed = model.charge(growth);
+        match real {
+            Ok(()) => {
+                assert!(allowed);
+                model.inodes[ino].resize(size as usize, 0);
+            }
+            Err(e) => {
+                assert!(!allowed && is_fs_limit(&e), "{e:?}");
+                return false;
             }
         }
         true
