@@ -308,24 +308,19 @@ fn pyproject(repo: &Snapshot) -> Pyproject {
     }
 }
 
-fn acquire_pypi(
-    name: &str,
-    version: &str,
+/// Downloads the sdist of `spec` into `dir`; returns its path, bytes and sha256, refused
+/// when it does not match `expected_sha256`.
+fn download_sdist(
+    spec: &str,
     expected_sha256: Option<&str>,
-    staging: &Path,
+    dir: &Path,
     settings: &ImportSettings,
-) -> Result<Acquired, CorpusError> {
-    let spec = format!("{name}=={version}");
-    progress(
-        settings,
-        name,
-        &format!("downloading the sdist of {spec} from PyPI"),
-    );
-    let download_dir = staging.join("download");
+) -> Result<(PathBuf, Vec<u8>, String), CorpusError> {
     let flags = ["--no-deps", "--no-binary", ":all:"];
+    let spec = spec.to_owned();
     let files = crate::pip::download(
         &settings.host_python,
-        &download_dir,
+        dir,
         &flags,
         std::slice::from_ref(&spec),
     )
@@ -343,14 +338,32 @@ fn acquire_pypi(
         source,
     })?;
     let sha256 = sha256_hex(&bytes);
-    if let Some(expected) = expected_sha256 {
-        if expected != sha256 {
-            return Err(CorpusError::Archive {
-                project: spec,
-                detail: format!("the sdist has sha256 {sha256}, but its pin is {expected}; the download is corrupt or the release was replaced"),
-            });
-        }
+    if let Some(expected) = expected_sha256.filter(|e| *e != sha256) {
+        return Err(CorpusError::Archive {
+            project: spec,
+            detail: format!("the sdist has sha256 {sha256}, but its pin is {expected}; the download is corrupt or the release was replaced"),
+        });
     }
+    Ok((sdist.clone(), bytes, sha256))
+}
+
+/// The project's sdist from PyPI (checked against its pin), unpacked, with its metadata and
+/// requirements.
+fn acquire_pypi(
+    name: &str,
+    version: &str,
+    expected_sha256: Option<&str>,
+    staging: &Path,
+    settings: &ImportSettings,
+) -> Result<Acquired, CorpusError> {
+    let spec = format!("{name}=={version}");
+    progress(
+        settings,
+        name,
+        &format!("downloading the sdist of {spec} from PyPI"),
+    );
+    let download_dir = staging.join("download");
+    let (sdist, bytes, sha256) = download_sdist(&spec, expected_sha256, &download_dir, settings)?;
     let file_name = sdist
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
