@@ -140,6 +140,9 @@ pub struct Server {
     step_hook: OnceLock<StepHook>,
 }
 
+/// A new session's environment, the artifact its solves count towards, and its prompt.
+type NewSession = (SessionEnv, Option<Arc<ArtifactEntry>>, Observation);
+
 /// A session's environment: either role, behind the one [`Env`] shape.
 enum SessionEnv {
     Solver(Box<SolverEnv>),
@@ -258,6 +261,20 @@ pub struct CreateSession {
     pub seed: u64,
 }
 
+impl CreateSession {
+    /// How many of the solver's bug sources (artifact, artifact_id, instance) are given.
+    fn bug_sources(&self) -> usize {
+        [
+            self.artifact.is_some(),
+            self.artifact_id.is_some(),
+            self.instance.is_some(),
+        ]
+        .iter()
+        .filter(|s| **s)
+        .count()
+    }
+}
+
 /// A session's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -359,14 +376,6 @@ impl Server {
 
     /// Builds a session (blocking: opening a project or an artifact reads files).
     fn create(&self, request: CreateSession) -> Result<(Session, Observation), ApiError> {
-        let sources = [
-            request.artifact.is_some(),
-            request.artifact_id.is_some(),
-            request.instance.is_some(),
-        ]
-        .iter()
-        .filter(|s| **s)
-        .count();
         let id = format!(
             "s{:08x}{:06}",
             self.nonce,
@@ -380,70 +389,77 @@ impl Server {
             ..EpisodeRecord::default()
         };
         let (env, counts_for, observation) = match request.role {
-            Role::Injector => {
-                if sources > 0 {
-                    return Err(ApiError::bad(
-                        "an injector session takes a project only (artifact, artifact_id and \
-                         instance are for solver sessions)",
-                    ));
-                }
-                let name = request.project.as_deref().ok_or_else(|| {
-                    ApiError::bad("an injector session needs \"project\": a corpus project name")
-                })?;
-                let project = self.project(name)?;
-                if project.split == crate::corpus::Split::Heldout {
-                    return Err(ApiError::bad(format!(
-                        "{name} is held out for evaluation: injector sessions use split = train \
-                         projects, so held-out bugs stay unseen"
-                    )));
-                }
-                let mut env = InjectorEnv::new(
-                    self.python.clone(),
-                    self.validator.clone(),
-                    self.settings.env.clone(),
-                    &format!("http:{id}"),
-                );
-                let observation = env.reset(project.clone(), request.seed);
-                record.role = "injector".into();
-                record.project = project.name.clone();
-                (SessionEnv::Injector(Box::new(env)), None, observation)
-            }
-            Role::Solver => {
-                if request.project.is_some() || sources != 1 {
-                    return Err(ApiError::bad(
-                        "a solver session needs exactly one bug: \"artifact\" (a directory \
-                         `spar inject` wrote), \"artifact_id\" (one an injector session \
-                         submitted here) or \"instance\" (a line of `spar export`)",
-                    ));
-                }
-                let (task, counts_for) = self.solver_task(&request)?;
-                let mut env = SolverEnv::new(
-                    self.python.clone(),
-                    self.validator.clone(),
-                    self.settings.env.clone(),
-                );
-                let observation = env.reset(task.clone(), request.seed);
-                record.role = "solver".into();
-                record.task = task.id.clone();
-                record.project = task.project.clone();
-                record.order = task.order;
-                (SessionEnv::Solver(Box::new(env)), counts_for, observation)
-            }
+            Role::Injector => self.injector_session(&request, &id, &mut record)?,
+            Role::Solver => self.solver_session(&request, &mut record)?,
         };
         record.begin(&observation);
-        Ok((
-            Session {
-                id,
-                env,
-                counts_for,
-                record,
-                started: now,
-                last_used: now,
-                done: false,
-                failed: None,
-            },
-            observation,
-        ))
+        let session = Session {
+            id,
+            env,
+            counts_for,
+            record,
+            started: now,
+            last_used: now,
+            done: false,
+            failed: None,
+        };
+        Ok((session, observation))
+    }
+
+    /// An injector session's environment, in the train-split project the request names.
+    fn injector_session(
+        &self,
+        request: &CreateSession,
+        id: &str,
+        record: &mut EpisodeRecord,
+    ) -> Result<NewSession, ApiError> {
+        if request.bug_sources() > 0 {
+            return Err(ApiError::bad(
+                "an injector session takes a project only (artifact, artifact_id and \
+                 instance are for solver sessions)",
+            ));
+        }
+        let name = request.project.as_deref().ok_or_else(|| {
+            ApiError::bad("an injector session needs \"project\": a corpus project name")
+        })?;
+        let project = self.project(name)?;
+        if project.split == crate::corpus::Split::Heldout {
+            return Err(ApiError::bad(format!(
+                "{name} is held out for evaluation: injector sessions use split = train \
+                 projects, so held-out bugs stay unseen"
+            )));
+        }
+        let env = self.settings.env.clone();
+        let name = format!("http:{id}");
+        let mut env = InjectorEnv::new(self.python.clone(), self.validator.clone(), env, &name);
+        let observation = env.reset(project.clone(), request.seed);
+        record.role = "injector".into();
+        record.project = project.name.clone();
+        Ok((SessionEnv::Injector(Box::new(env)), None, observation))
+    }
+
+    /// A solver session's environment, on the one bug the request gives.
+    fn solver_session(
+        &self,
+        request: &CreateSession,
+        record: &mut EpisodeRecord,
+    ) -> Result<NewSession, ApiError> {
+        if request.project.is_some() || request.bug_sources() != 1 {
+            return Err(ApiError::bad(
+                "a solver session needs exactly one bug: \"artifact\" (a directory \
+                 `spar inject` wrote), \"artifact_id\" (one an injector session \
+                 submitted here) or \"instance\" (a line of `spar export`)",
+            ));
+        }
+        let (task, counts_for) = self.solver_task(request)?;
+        let env = self.settings.env.clone();
+        let mut env = SolverEnv::new(self.python.clone(), self.validator.clone(), env);
+        let observation = env.reset(task.clone(), request.seed);
+        record.role = "solver".into();
+        record.task = task.id.clone();
+        record.project = task.project.clone();
+        record.order = task.order;
+        Ok((SessionEnv::Solver(Box::new(env)), counts_for, observation))
     }
 
     fn solver_task(
