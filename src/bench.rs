@@ -175,65 +175,9 @@ pub fn run(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchR
 
 fn measure(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchReport, BenchError> {
     let cores = crate::par::cores();
-
-    let trivial_sandbox = Sandbox::from_bytes(
-        TRIVIAL_GUEST.as_bytes(),
-        &SandboxSettings::new(runtime.cache_dir.clone()),
-    )?;
-    let trivial_run = || {
-        let request = RunRequest {
-            argv: vec!["trivial".into()],
-            env: Vec::new(),
-            mounts: Vec::new(),
-            stdin: Vec::new(),
-            limits: Limits::default(),
-            determinism: Determinism::default(),
-        };
-        let started = Instant::now();
-        let result = trivial_sandbox.run(request)?;
-        if result.exit_code != Some(0) {
-            return Err(BenchError::GuestFailed(
-                "the trivial guest".into(),
-                result.outcome.as_str().into(),
-            ));
-        }
-        Ok(started.elapsed())
-    };
-    for _ in 0..50 {
-        trivial_run()?;
-    }
-    let samples = (0..settings.trivial_runs)
-        .map(|_| trivial_run())
-        .collect::<Result<Vec<_>, _>>()?;
-    let trivial = Latency::of(samples);
-    let trivial_throughput = throughput(cores, settings.trivial_runs, &trivial_run)?;
-
+    let (trivial, trivial_throughput) = trivial_guest(runtime, settings, cores)?;
     let python = Python::new(runtime)?;
-    let empty = Snapshot::empty();
-    let pass = ["-c".to_owned(), "pass".to_owned()];
-    let python_run = || {
-        let started = Instant::now();
-        let result = python.run(&empty, &pass, &PythonRun::default())?;
-        if result.exit_code != Some(0) {
-            return Err(BenchError::GuestFailed(
-                "python -c pass".into(),
-                result.outcome.as_str().into(),
-            ));
-        }
-        Ok(started.elapsed())
-    };
-    python_run()?;
-    let python_runs = 30;
-    let samples = (0..python_runs)
-        .map(|_| python_run())
-        .collect::<Result<Vec<_>, _>>()?;
-    let python_startup = Latency::of(samples);
-    let mut python_throughput = throughput(cores, python_runs, &python_run)?;
-    if let Some(exe) = &settings.spar_exe {
-        python_throughput.all_processes_per_sec =
-            Some(process_throughput(exe, runtime, cores, python_runs)?);
-    }
-
+    let (python_startup, python_throughput) = python_pass(&python, runtime, settings, cores)?;
     let mut suite = suite_times(&python, runtime, settings)?;
     // The same runs with the interpreter started from scratch every time.
     let plain = match python.image() {
@@ -257,6 +201,74 @@ fn measure(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchR
         parts,
         suite,
     })
+}
+
+/// The sandbox's own cost: a trivial guest's latency (after 50 warm-up runs) and throughput.
+fn trivial_guest(
+    runtime: &RuntimeSettings,
+    settings: &BenchSettings,
+    cores: usize,
+) -> Result<(Latency, Throughput), BenchError> {
+    let sandbox = Sandbox::from_bytes(
+        TRIVIAL_GUEST.as_bytes(),
+        &SandboxSettings::new(runtime.cache_dir.clone()),
+    )?;
+    let run = || {
+        let request = RunRequest {
+            argv: vec!["trivial".into()],
+            env: Vec::new(),
+            mounts: Vec::new(),
+            stdin: Vec::new(),
+            limits: Limits::default(),
+            determinism: Determinism::default(),
+        };
+        let started = Instant::now();
+        let result = sandbox.run(request)?;
+        if result.exit_code != Some(0) {
+            let outcome = result.outcome.as_str().into();
+            return Err(BenchError::GuestFailed("the trivial guest".into(), outcome));
+        }
+        Ok(started.elapsed())
+    };
+    for _ in 0..50 {
+        run()?;
+    }
+    let samples = (0..settings.trivial_runs)
+        .map(|_| run())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((
+        Latency::of(samples),
+        throughput(cores, settings.trivial_runs, &run)?,
+    ))
+}
+
+/// `python -c pass`: latency over 30 runs, and throughput in threads and (with the spar
+/// executable) in processes.
+fn python_pass(
+    python: &Python,
+    runtime: &RuntimeSettings,
+    settings: &BenchSettings,
+    cores: usize,
+) -> Result<(Latency, Throughput), BenchError> {
+    let empty = Snapshot::empty();
+    let pass = ["-c".to_owned(), "pass".to_owned()];
+    let run = || {
+        let started = Instant::now();
+        let result = python.run(&empty, &pass, &PythonRun::default())?;
+        if result.exit_code != Some(0) {
+            let outcome = result.outcome.as_str().into();
+            return Err(BenchError::GuestFailed("python -c pass".into(), outcome));
+        }
+        Ok(started.elapsed())
+    };
+    run()?;
+    let runs = 30;
+    let samples = (0..runs).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
+    let mut all = throughput(cores, runs, &run)?;
+    if let Some(exe) = &settings.spar_exe {
+        all.all_processes_per_sec = Some(process_throughput(exe, runtime, cores, runs)?);
+    }
+    Ok((Latency::of(samples), all))
 }
 
 /// What a guest run spends before its own code, and what `import pytest` adds to a run's
