@@ -341,6 +341,14 @@ pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// The `q` quantile (0 to 1) of `sorted` values, the nearest rank; 0 for none.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n => sorted[((n - 1) as f64 * q).round() as usize],
+    }
+}
+
 /// Peak resident set size of this process (Linux `VmHWM`), MiB; 0 where unknown.
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

@@ -15,7 +15,7 @@ use crate::episode::{
 use crate::guest::Python;
 use crate::inject::{InjectError, InjectSettings, Injector, Strategy};
 use crate::protocol::Validator;
-use crate::rollout::{peak_rss_mib, runtime, InjectorSpec, Scheduler};
+use crate::rollout::{peak_rss_mib, percentile, runtime, InjectorSpec, Scheduler};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -523,23 +523,8 @@ pub fn bench(
     out: PathBuf,
 ) -> Result<SelfPlayBench, SelfPlayError> {
     let started = Instant::now();
-    let injector = Injector::new(&python, &validator, project)?;
-    let report = injector.inject(&InjectSettings {
-        strategy: Strategy::Procedural,
-        count: artifacts.max(1),
-        seed: 0,
-        max_candidates: 40 * artifacts.max(1),
-        out: out.join("artifacts"),
-    })?;
+    let tasks = bench_tasks(&python, &validator, project, artifacts, &out)?;
     let inject_s = started.elapsed().as_secs_f64();
-    let mut tasks = Vec::new();
-    for written in &report.artifacts {
-        let task = Task::load(&written.dir, project)?;
-        tasks.push(Arc::new(task));
-    }
-    if tasks.is_empty() {
-        return Err(SelfPlayError::NoProjects);
-    }
     let specs: Vec<EpisodeSpec> = (0..episodes)
         .map(|i| {
             let task = tasks[i % tasks.len()].clone();
@@ -567,13 +552,6 @@ pub fn bench(
     let test_runs = validator.runs_executed() - runs_before + tool_runs(&records);
     let mut lat = stats.latencies_ms;
     lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            0.0
-        } else {
-            lat[((lat.len() - 1) as f64 * p).round() as usize]
-        }
-    };
     Ok(SelfPlayBench {
         project: project.name.clone(),
         solver: solver.to_string(),
@@ -588,11 +566,37 @@ pub fn bench(
         episodes_per_s: records.len() as f64 / episodes_s.max(1e-9),
         test_runs,
         test_runs_per_s: test_runs as f64 / episodes_s.max(1e-9),
-        p50_test_run_ms: pct(0.5),
-        p99_test_run_ms: pct(0.99),
+        p50_test_run_ms: percentile(&lat, 0.5),
+        p99_test_run_ms: percentile(&lat, 0.99),
         peak_in_flight: stats.peak_in_flight,
         peak_rss_mib: peak_rss_mib(),
     })
+}
+
+/// `artifacts` procedural bugs in `project`, written under `out`, as tasks.
+fn bench_tasks(
+    python: &Python,
+    validator: &Validator,
+    project: &OpenProject,
+    artifacts: usize,
+    out: &Path,
+) -> Result<Vec<Arc<Task>>, SelfPlayError> {
+    let injector = Injector::new(python, validator, project)?;
+    let report = injector.inject(&InjectSettings {
+        strategy: Strategy::Procedural,
+        count: artifacts.max(1),
+        seed: 0,
+        max_candidates: 40 * artifacts.max(1),
+        out: out.join("artifacts"),
+    })?;
+    let mut tasks = Vec::new();
+    for written in &report.artifacts {
+        tasks.push(Arc::new(Task::load(&written.dir, project)?));
+    }
+    if tasks.is_empty() {
+        return Err(SelfPlayError::NoProjects);
+    }
+    Ok(tasks)
 }
 
 impl std::fmt::Display for SelfPlayBench {

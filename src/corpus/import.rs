@@ -844,12 +844,9 @@ fn build(
     });
     let (inventory, total) = inventory(&first, &second, native.as_ref().and_then(|n| n.as_ref()));
     if inventory.usable.is_empty() {
-        let hint = inventory
-            .excluded
-            .values()
-            .next()
-            .cloned()
-            .unwrap_or_else(|| last_lines(&first));
+        // Why the first test was left out says most; else how the run ended.
+        let why = inventory.excluded.values().next().cloned();
+        let hint = why.unwrap_or_else(|| last_lines(&first));
         return Err(CorpusError::NothingUsable {
             project: name,
             total,

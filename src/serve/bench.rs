@@ -109,11 +109,7 @@ fn expect(
 
 fn latency(mut ms: Vec<f64>, wall: Duration) -> Latency {
     ms.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        ms.get(((ms.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let at = |q: f64| crate::rollout::percentile(&ms, q);
     Latency {
         requests: ms.len(),
         requests_per_s: ms.len() as f64 / wall.as_secs_f64().max(1e-9),
