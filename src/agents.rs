@@ -93,14 +93,15 @@ pub enum AgentError {
         source: std::io::Error,
     },
     /// A replay line is not an action.
-    #[error("{path}:{line}: not an action or an episode record with \"actions\": {detail}")]
+    #[error("{path}:{line}: not an action or an episode record with \"actions\"")]
     Replay {
         /// The file.
         path: PathBuf,
         /// 1-based line.
         line: usize,
-        /// What serde said.
-        detail: String,
+        /// Where the JSON stops fitting.
+        #[source]
+        source: serde_json::Error,
     },
 }
 
@@ -639,24 +640,21 @@ impl ReplayAgent {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .collect();
-        let bad = |line: usize, detail: String| AgentError::Replay {
+        let bad = |line: usize, source| AgentError::Replay {
             path: path.to_owned(),
             line: line + 1,
-            detail,
+            source,
         };
         let mut records = Vec::new();
         let mut loose = Vec::new();
         for (i, line) in &lines {
-            let value: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| bad(*i, e.to_string()))?;
+            let value: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(*i, e))?;
             if let Some(actions) = value.get("actions") {
                 let actions: Vec<Action> =
-                    serde_json::from_value(actions.clone()).map_err(|e| bad(*i, e.to_string()))?;
+                    serde_json::from_value(actions.clone()).map_err(|e| bad(*i, e))?;
                 records.push(actions);
             } else {
-                loose.push(
-                    serde_json::from_value::<Action>(value).map_err(|e| bad(*i, e.to_string()))?,
-                );
+                loose.push(serde_json::from_value::<Action>(value).map_err(|e| bad(*i, e))?);
             }
         }
         let actions = if records.is_empty() {
