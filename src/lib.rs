@@ -13,9 +13,11 @@
 //! - [`pyedit`]: Python parse trees (tree-sitter) and minimal text edits: mutation operators,
 //!   removals, test deletion;
 //! - [`inject`]: the built-in injectors (procedural, removal, history, mixed);
-//! - [`episode`]: the solver environment (Gymnasium-shaped), grading and rewards;
-//! - [`agents`]: solver agents: oracle, random, heuristic, replay;
-//! - [`selfplay`]: the self-play loop and its tokio scheduler;
+//! - [`episode`]: one Gymnasium-shaped environment for both roles, the agent trait, episode
+//!   records, grading and rewards;
+//! - [`agents`]: the built-in agents: oracle, random, heuristic, replay, LLM;
+//! - [`rollout`]: the tokio scheduler and its one episode driver;
+//! - [`selfplay`]: the self-play loop's rounds;
 //! - [`policy`]: the Candle policy network that plays both roles, its features and its agent;
 //! - [`train`], [`eval`], [`plot`]: self-play training from sandbox rewards, held-out
 //!   evaluation, learning curves;
@@ -23,7 +25,8 @@
 //!   OpenEnv routes) for RL frameworks and LLM agents outside spar;
 //! - [`native`]: the host virtual environment native baselines run in;
 //! - [`bench`], [`demo`]: the measurements and the demo the CLI offers;
-//! - [`cli`]: command-line parsing, resolved into plain settings for the layers above.
+//! - [`cli`]: the command line: clap types resolved once into plain settings per command, one
+//!   module per command, flag hints for the library's typed errors.
 
 #![warn(missing_docs)]
 

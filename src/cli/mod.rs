@@ -1,4 +1,4 @@
-//! The command line. `args` holds the clap types; [`Context`](context::Context) resolves the
+//! The command line. `args` holds the clap types; `context::Context` resolves the
 //! global flags once; each command in `commands/` resolves its own flags into plain settings
 //! (checking them, and building the runtime, validator or LLM client it needs once) and then
 //! executes; `hints` turns the library's typed errors into what to do with these flags. This
