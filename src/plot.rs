@@ -23,6 +23,17 @@ pub enum PlotError {
         #[source]
         source: std::io::Error,
     },
+    /// A line of the metrics file is not JSON.
+    #[error("{path}:{line}: invalid JSON")]
+    Json {
+        /// The metrics file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// Where the JSON breaks.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A line of the metrics file is not a JSON object with an integer `step`.
     #[error("{path}:{line}: {detail}")]
     Parse {
@@ -104,7 +115,11 @@ pub fn read_metrics(path: &Path) -> Result<Vec<(u64, BTreeMap<String, f64>)>, Pl
             detail,
         };
         let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| parse_error(format!("invalid JSON: {e}")))?;
+            serde_json::from_str(line).map_err(|source| PlotError::Json {
+                path: path.to_path_buf(),
+                line: index + 1,
+                source,
+            })?;
         let serde_json::Value::Object(object) = value else {
             return Err(parse_error("expected a JSON object".to_string()));
         };
@@ -562,7 +577,7 @@ mod tests {
             "{\"step\": 1, \"loss\": 1.0}\n\n{\"step\": 2, \"loss\": \n",
         );
         match read_metrics(&path) {
-            Err(PlotError::Parse { line, path: p, .. }) => {
+            Err(PlotError::Json { line, path: p, .. }) => {
                 assert_eq!(line, 3);
                 assert_eq!(p, path);
             }

@@ -79,9 +79,12 @@ pub enum LlmError {
     /// The endpoint could not be reached (after retries).
     #[error("cannot reach the endpoint")]
     Transport(#[source] Box<ureq::Transport>),
-    /// The answer is not a chat completion.
+    /// The answer is not a chat completion (its text, cut short).
     #[error("the answer is not a chat completion: {0}")]
     Reply(String),
+    /// The answer's body is not JSON.
+    #[error("the answer is not JSON")]
+    NotJson(#[source] std::io::Error),
 }
 
 /// Tokens and requests of one episode.
@@ -158,9 +161,7 @@ impl LlmClient {
             }
             let failure = match request.send_json(&body) {
                 Ok(answer) => {
-                    let reply: Value = answer
-                        .into_json()
-                        .map_err(|e| LlmError::Reply(e.to_string()))?;
+                    let reply: Value = answer.into_json().map_err(LlmError::NotJson)?;
                     usage.requests += 1;
                     let used = &reply["usage"];
                     usage.prompt_tokens += used["prompt_tokens"].as_u64().unwrap_or(0);

@@ -25,31 +25,33 @@ pub struct HistoryCandidate {
     pub state: Snapshot,
 }
 
+/// Any error of the git library, whose many error types are all reported alike.
+type GitError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Errors reading history.
 #[derive(Debug, thiserror::Error)]
-#[error("reading the git history in {path}: {detail}")]
+#[error("reading the git history in {path}")]
 pub struct HistoryError {
     path: String,
-    detail: String,
+    #[source]
+    source: GitError,
 }
 
 /// The Python files of a commit's tree.
-fn tree_files(repo: &gix::Repository, commit: &gix::Commit<'_>) -> Result<Snapshot, String> {
-    let tree = commit.tree().map_err(|e| e.to_string())?;
+fn tree_files(repo: &gix::Repository, commit: &gix::Commit<'_>) -> Result<Snapshot, GitError> {
+    let tree = commit.tree()?;
     let mut recorder = gix::traverse::tree::Recorder::default();
-    tree.traverse()
-        .breadthfirst(&mut recorder)
-        .map_err(|e| e.to_string())?;
+    tree.traverse().breadthfirst(&mut recorder)?;
     let mut files = Vec::new();
     for entry in recorder.records {
         let path = entry.filepath.to_string();
         if !entry.mode.is_blob() || !path.ends_with(".py") {
             continue;
         }
-        let object = repo.find_object(entry.oid).map_err(|e| e.to_string())?;
+        let object = repo.find_object(entry.oid)?;
         files.push((path, object.data.clone()));
     }
-    Snapshot::from_files(files).map_err(|e| e.to_string())
+    Ok(Snapshot::from_files(files)?)
 }
 
 /// Candidates from the history in `git_dir`, newest commit first, reverted onto `current`.
@@ -57,12 +59,12 @@ pub fn candidates(
     git_dir: &Path,
     current: &Snapshot,
 ) -> Result<Vec<HistoryCandidate>, HistoryError> {
-    let err = |detail: String| HistoryError {
+    let err = |source: GitError| HistoryError {
         path: git_dir.display().to_string(),
-        detail,
+        source,
     };
-    let repo = gix::open(git_dir).map_err(|e| err(e.to_string()))?;
-    let mut commit = repo.head_commit().map_err(|e| err(e.to_string()))?;
+    let repo = gix::open(git_dir).map_err(|e| err(e.into()))?;
+    let mut commit = repo.head_commit().map_err(|e| err(e.into()))?;
     let mut out = Vec::new();
     for _ in 0..MAX_COMMITS {
         let parent_id = match commit.parent_ids().next() {
@@ -71,9 +73,9 @@ pub fn candidates(
         };
         let parent = repo
             .find_object(parent_id)
-            .map_err(|e| err(e.to_string()))?
+            .map_err(|e| err(e.into()))?
             .try_into_commit()
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
         let after = tree_files(&repo, &commit).map_err(err)?;
         let before = tree_files(&repo, &parent).map_err(err)?;
         let change = Patch::between(&before, &after)

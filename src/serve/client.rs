@@ -16,6 +16,9 @@ pub enum ClientError {
     /// The answer was not the HTTP this client reads.
     #[error("unexpected answer from spar serve: {0}")]
     Protocol(String),
+    /// The answer's body is not JSON.
+    #[error("the answer of spar serve is not JSON")]
+    Json(#[from] serde_json::Error),
 }
 
 /// One connection to a spar server.
@@ -98,7 +101,7 @@ impl Client {
         let body = if body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(e.to_string()))?
+            serde_json::from_slice(&body)?
         };
         Ok(Answer { status, body })
     }
