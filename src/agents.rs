@@ -86,16 +86,16 @@ pub enum AgentError {
     /// The replay file could not be read.
     #[error("reading replay file {path}")]
     Read {
-        /// The file.
+        /// The replay file that could not be read.
         path: PathBuf,
-        /// Why.
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// A replay line is not an action.
     #[error("{path}:{line}: not an action or an episode record with \"actions\"")]
     Replay {
-        /// The file.
+        /// The replay file holding the line.
         path: PathBuf,
         /// 1-based line.
         line: usize,
@@ -392,7 +392,7 @@ enum Phase {
 
 /// One repair try: a file, its new text, and the text to go back to.
 pub(crate) struct Try {
-    /// The file.
+    /// The repository-relative file the repair rewrites.
     pub(crate) path: String,
     /// Its text with the repair.
     pub(crate) content: String,

@@ -66,7 +66,7 @@ pub struct BenchSettings {
 pub struct Latency {
     /// Number of samples.
     pub runs: usize,
-    /// Median.
+    /// Median latency, microseconds (the middle sample; no interpolation).
     pub median_us: f64,
     /// 99th percentile.
     pub p99_us: f64,

@@ -92,7 +92,7 @@ pub fn train_settings(
 pub struct ProjectRun {
     /// Project name.
     pub name: String,
-    /// Its split.
+    /// Whether it trains or is held out, from its `spar.toml`.
     pub split: Split,
     /// The runner used.
     pub runner: Runner,

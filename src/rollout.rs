@@ -55,7 +55,7 @@ pub struct InjectorSpec {
     pub index: usize,
     /// The episode seed.
     pub seed: u64,
-    /// The round.
+    /// The self-play round (1-based), recorded in the episode's record.
     pub round: usize,
 }
 

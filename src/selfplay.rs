@@ -38,9 +38,9 @@ pub enum SelfPlayError {
     /// The episode log could not be written.
     #[error("writing {path}")]
     Log {
-        /// The file.
+        /// The run directory, or its `episodes.jsonl` or `rounds.jsonl`, that failed.
         path: PathBuf,
-        /// Why.
+        /// The I/O error (a JSON encoding error is passed on as one).
         #[source]
         source: std::io::Error,
     },
@@ -61,7 +61,7 @@ pub struct SelfPlaySettings {
     pub strategy: Strategy,
     /// An agent that plays the injector role through the tools instead of the strategy.
     pub injector_agent: Option<AgentKind>,
-    /// The solver.
+    /// The agent that makes the `attempts` solver attempts at each bug.
     pub solver: AgentKind,
     /// Solver attempts per bug (G).
     pub attempts: usize,
@@ -474,9 +474,9 @@ mod tests {
 /// What `spar bench selfplay` measures.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SelfPlayBench {
-    /// The project.
+    /// Name of the project the bugs were injected into.
     pub project: String,
-    /// The solver.
+    /// Name of the solver agent that played the episodes (`heuristic`, `replay:FILE`, ...).
     pub solver: String,
     /// Valid artifacts injected.
     pub artifacts: usize,

@@ -121,7 +121,7 @@ pub(super) enum CorpusCommand {
     },
     /// Show one project's manifest, including excluded tests and why
     Show {
-        /// The project
+        /// Name of the stored project to show
         name: String,
         /// Print JSON instead of TOML
         #[arg(long)]
@@ -129,7 +129,7 @@ pub(super) enum CorpusCommand {
     },
     /// Remove a project from the store
     Rm {
-        /// The project
+        /// Name of the stored project to remove
         name: String,
     },
 }

@@ -32,7 +32,7 @@ pub enum CorpusError {
     /// The corpus directory could not be listed.
     #[error("cannot list corpus directory {path}")]
     List {
-        /// The directory.
+        /// The corpus directory whose entries could not be read.
         path: PathBuf,
         /// The I/O error.
         #[source]
@@ -52,7 +52,8 @@ pub enum CorpusError {
     /// A store file could not be read or written.
     #[error("cannot access {path}")]
     Io {
-        /// The path.
+        /// The file or directory that failed: in the store, a downloaded sdist or wheel, or
+        /// the list of default projects.
         path: PathBuf,
         /// The I/O error.
         #[source]
@@ -70,7 +71,7 @@ pub enum CorpusError {
     /// A PyPI download failed.
     #[error("{project}: {source}; check that the name and version exist on PyPI and that PyPI is reachable")]
     Pip {
-        /// The project.
+        /// The `NAME==VERSION` spec pip was asked to download.
         project: String,
         /// What pip said.
         #[source]
@@ -79,7 +80,7 @@ pub enum CorpusError {
     /// A downloaded sdist or archive is unusable.
     #[error("{project}: {detail}")]
     Archive {
-        /// The project.
+        /// The `NAME==VERSION` spec whose sdist is unusable.
         project: String,
         /// What is wrong and what to do.
         detail: String,
@@ -98,7 +99,7 @@ pub enum CorpusError {
     /// No test passed in the sandbox.
     #[error("{project}: none of its {total} tests passed in the sandbox, so it cannot serve as an oracle ({hint})")]
     NothingUsable {
-        /// The project.
+        /// The name the project was being imported under.
         project: String,
         /// Tests collected.
         total: usize,
@@ -146,9 +147,9 @@ pub struct Manifest {
 /// A corpus project on disk.
 #[derive(Clone, Debug)]
 pub struct Project {
-    /// Its manifest.
+    /// Its `spar.toml`, parsed.
     pub manifest: Manifest,
-    /// Its directory.
+    /// The directory holding its files and `spar.toml` (e.g. `corpora/NAME`).
     pub dir: PathBuf,
 }
 
@@ -196,11 +197,11 @@ pub fn list_projects(dir: &Path) -> Result<Vec<Project>, CorpusError> {
 /// A corpus project ready to run, built-in or imported: what injectors and validation need.
 #[derive(Clone, Debug)]
 pub struct OpenProject {
-    /// Its name.
+    /// Its unique name, from its manifest.
     pub name: String,
     /// Training or held-out.
     pub split: Split,
-    /// The repository.
+    /// Its files as a snapshot, before any bug is injected.
     pub repo: Snapshot,
     /// Import roots and dependencies for guest runs.
     pub run: crate::guest::PythonRun,

@@ -194,9 +194,9 @@ pub struct ProjectManifest {
 /// A project in the store.
 #[derive(Clone, Debug)]
 pub struct StoredProject {
-    /// Its manifest.
+    /// Its `manifest.toml`, parsed.
     pub manifest: ProjectManifest,
-    /// Its directory.
+    /// Its directory in the store: `manifest.toml`, `repo/`, and `deps/` and `git/` if present.
     pub dir: PathBuf,
 }
 

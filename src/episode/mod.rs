@@ -41,9 +41,9 @@ pub enum EpisodeError {
     /// The artifact's patches do not apply to the original (it was not validated against it).
     #[error("building the buggy state of {task}")]
     Build {
-        /// The task.
+        /// Id of the task being built (the artifact's or the instance's).
         task: String,
-        /// Why.
+        /// Why the bug patch or the test weakening did not apply.
         #[source]
         source: crate::diff::DiffError,
     },
@@ -65,9 +65,9 @@ pub enum EpisodeError {
     /// An artifact directory could not be read.
     #[error("reading the artifact in {dir}")]
     Load {
-        /// The directory.
+        /// The directory that should hold the artifact's parts.
         dir: std::path::PathBuf,
-        /// Why.
+        /// What is wrong with its parts (missing, unreadable or malformed).
         #[source]
         source: Box<crate::protocol::ArtifactError>,
     },
@@ -80,7 +80,7 @@ pub enum EpisodeError {
     /// A SWE-bench-style instance was made from other contents of the project it names.
     #[error("{id} was made from another snapshot of {project} ({made_from}, here {here}); export it again from this corpus")]
     InstanceSnapshot {
-        /// The instance.
+        /// The instance id, without its `REPO__` prefix.
         id: String,
         /// The project it names.
         project: String,
@@ -92,7 +92,7 @@ pub enum EpisodeError {
     /// One of a SWE-bench-style instance's patches does not parse.
     #[error("{id}: its {field}")]
     InstancePatch {
-        /// The instance.
+        /// The instance id, without its `REPO__` prefix.
         id: String,
         /// The field holding the patch.
         field: &'static str,
@@ -360,14 +360,14 @@ pub enum Action {
         path: String,
         /// Text that occurs exactly once in the file.
         old: String,
-        /// Its replacement.
+        /// The text put in `old`'s place (empty deletes it).
         new: String,
     },
     /// Create a file, or replace one's whole contents.
     Create {
         /// Repository-relative file.
         path: String,
-        /// Its contents.
+        /// The whole new text of the file.
         content: String,
     },
     /// Run `python ARGS...` in the sandbox over the current files (e.g. the tests); files the
@@ -438,7 +438,7 @@ pub struct Step {
     pub terminated: bool,
     /// A turn or observation budget ran out first.
     pub truncated: bool,
-    /// Details.
+    /// The step's sandbox runs, fuel and time, the grade after `submit`, why it was truncated.
     pub info: StepInfo,
 }
 
@@ -767,9 +767,9 @@ pub struct InjectorEnv {
 /// A valid artifact an injector episode submitted.
 #[derive(Clone, Debug)]
 pub struct Injected {
-    /// The artifact.
+    /// The artifact built from the state the agent submitted, with the tests weakened.
     pub artifact: BugArtifact,
-    /// Its validation.
+    /// The report that found it valid: its fail-to-pass and pass-to-pass tests, runs, fuel.
     pub validation: ValidationReport,
 }
 

@@ -15,13 +15,13 @@ use std::sync::Arc;
 /// One solver episode to play.
 #[derive(Clone, Debug)]
 pub struct EpisodeSpec {
-    /// The bug.
+    /// The task to solve, shared by all its attempts.
     pub task: Arc<Task>,
     /// Which attempt (0..G).
     pub attempt: usize,
     /// The episode seed.
     pub seed: u64,
-    /// The round.
+    /// The round (1-based) it is played in; `spar train` counts its steps as rounds.
     pub round: usize,
 }
 
@@ -30,7 +30,7 @@ pub struct EpisodeSpec {
 pub struct EpisodeRecord {
     /// `TASK#ATTEMPT`.
     pub episode: String,
-    /// The round.
+    /// The round (1-based) it was played in; 0 for `spar serve` episodes.
     pub round: usize,
     /// `solver` or `injector`.
     pub role: String,
@@ -40,9 +40,9 @@ pub struct EpisodeRecord {
     pub project: String,
     /// The bug's order.
     pub order: u32,
-    /// The agent.
+    /// Name of the agent that played it (`heuristic`, `http` for `spar serve`, ...).
     pub agent: String,
-    /// The attempt.
+    /// Which attempt at the task (0..G); for an injector episode, its index in the project.
     pub attempt: usize,
     /// The episode seed.
     pub seed: u64,

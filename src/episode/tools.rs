@@ -17,7 +17,7 @@ pub enum ToolCallError {
     /// The arguments do not fit the tool's parameters.
     #[error("bad arguments for {name}: {why}")]
     Arguments {
-        /// The tool.
+        /// Name of the tool called, as the call gave it.
         name: String,
         /// What is wrong.
         why: String,

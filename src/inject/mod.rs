@@ -72,7 +72,7 @@ pub enum InjectError {
     /// The original repository's suite does not pass, so no bug could be told apart.
     #[error("{project}: no test passes on the original repository ({detail})")]
     NoPassingTests {
-        /// The project.
+        /// Name of the project whose baseline run had no passing test.
         project: String,
         /// The run's outcome.
         detail: String,
@@ -108,7 +108,7 @@ pub enum InjectError {
 /// What to inject.
 #[derive(Clone, Debug)]
 pub struct InjectSettings {
-    /// The strategy.
+    /// How candidates are made; [`Strategy::Mixed`] draws on two concrete strategies.
     pub strategy: Strategy,
     /// How many valid artifacts to write.
     pub count: usize,
@@ -142,9 +142,9 @@ pub struct Yield {
 /// One written artifact.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Written {
-    /// Its directory.
+    /// Where its parts were written: [`InjectSettings::out`] joined with [`BugArtifact::id`].
     pub dir: PathBuf,
-    /// Its strategy.
+    /// The concrete strategy that made it (never [`Strategy::Mixed`]).
     pub strategy: Strategy,
     /// Tests it breaks.
     pub fail_to_pass: usize,
@@ -155,7 +155,7 @@ pub struct Written {
 /// What an injection session did.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct InjectReport {
-    /// The project.
+    /// Name of the project injected into.
     pub project: String,
     /// Artifacts written, in order.
     pub artifacts: Vec<Written>,

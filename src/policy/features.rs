@@ -66,7 +66,8 @@ pub struct Choice {
     pub role: Role,
     /// Context token ids (the failing output's identifiers for the solver).
     pub context: Vec<u32>,
-    /// The candidates.
+    /// The edits to choose among, in a seeded order: at most [`MAX_SOLVER_CANDIDATES`] or
+    /// [`MAX_INJECTOR_CANDIDATES`], by role.
     pub candidates: Vec<Candidate>,
 }
 

@@ -85,7 +85,7 @@ impl PolicyNet {
 
 /// Decisions as tensors: candidates padded to the widest decision.
 pub struct Batch {
-    /// Decisions.
+    /// How many decisions (rows of `context`); each has `width` candidate rows.
     pub decisions: usize,
     /// Candidates per decision after padding.
     pub width: usize,
@@ -237,7 +237,7 @@ pub struct LossSettings {
 /// What one loss evaluation found, for the metrics log.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LossStats {
-    /// The loss.
+    /// The value of the loss tensor [`loss()`] returns (0 when there were no decisions).
     pub loss: f64,
     /// Mean entropy of the solver's decisions (nats).
     pub entropy_solver: Option<f64>,
@@ -313,7 +313,7 @@ pub struct AdamW {
     step: u64,
     /// Learning rate.
     pub lr: f64,
-    /// Weight decay.
+    /// Decoupled decay: each step first scales every weight by `1 - lr * weight_decay`.
     pub weight_decay: f64,
 }
 

@@ -52,14 +52,14 @@ pub enum ArtifactError {
     Patch {
         /// The patch file.
         path: PathBuf,
-        /// Why.
+        /// What the diff parser reported.
         #[source]
         source: DiffError,
     },
     /// A JSON part does not parse.
     #[error("{path}: {detail}")]
     Json {
-        /// The file.
+        /// The JSON part (`artifact.json` or `test_command.json`) that does not parse.
         path: PathBuf,
         /// What serde said.
         detail: String,
@@ -108,7 +108,7 @@ fn first_order() -> u32 {
 /// A bug artifact in memory.
 #[derive(Clone, Debug)]
 pub struct BugArtifact {
-    /// Metadata.
+    /// Its `artifact.json`: where the bug came from (not hashed into [`BugArtifact::id`]).
     pub meta: ArtifactMeta,
     /// The bug (code files only).
     pub bug_patch: Patch,

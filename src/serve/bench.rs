@@ -72,11 +72,11 @@ pub enum ServeBenchError {
     /// The server answered with an error.
     #[error("{what} answered {status}: {body}")]
     Answer {
-        /// The request.
+        /// What was asked, for the message (`creating a session`, `read_file`, `run`).
         what: &'static str,
-        /// Its status.
+        /// The HTTP status code it answered, not the one expected.
         status: u16,
-        /// The body.
+        /// The answer's JSON body as text (`null` when empty).
         body: String,
     },
     /// The project has no Python file for the benchmark's reads.

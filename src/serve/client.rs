@@ -32,7 +32,7 @@ pub struct Client {
 pub struct Answer {
     /// The HTTP status code.
     pub status: u16,
-    /// The body.
+    /// The JSON body, parsed; `Null` when the answer had none.
     pub body: Value,
 }
 

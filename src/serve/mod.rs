@@ -77,9 +77,9 @@ pub enum ServeError {
     /// The episode log could not be opened.
     #[error("opening the episode log {path}")]
     Log {
-        /// The log.
+        /// The JSONL episode log (`ServeSettings::log`) that could not be opened.
         path: PathBuf,
-        /// Why.
+        /// The I/O error from creating its directory or opening it for appending.
         #[source]
         source: std::io::Error,
     },

@@ -62,9 +62,9 @@ pub enum TrainError {
     /// Reading or writing the run directory failed.
     #[error("{path}")]
     Io {
-        /// The file.
+        /// The run directory, or the file or checkpoint directory in it, that failed.
         path: PathBuf,
-        /// Why.
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -80,7 +80,7 @@ pub enum TrainError {
     /// A run's settings, its checkpoint state or its metrics could not be parsed.
     #[error("parsing {path}")]
     Parse {
-        /// The file.
+        /// The run's `config.json`, or its checkpoint's `state.json`.
         path: PathBuf,
         /// What is wrong in it.
         #[source]
