@@ -40,15 +40,6 @@ pub enum EvalError {
     /// The scheduler or an artifact failed.
     #[error(transparent)]
     SelfPlay(#[from] SelfPlayError),
-    /// The bug cache could not be written.
-    #[error("{path}")]
-    Io {
-        /// The file or directory of the bug cache that could not be written.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
     /// A baseline run failed as a harness error.
     #[error(transparent)]
     Validation(#[from] crate::protocol::validate::ValidationError),
