@@ -18,7 +18,7 @@ use crate::protocol::Validator;
 use crate::rollout::{runtime, Scheduler};
 use crate::selfplay::SelfPlayError;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
