@@ -298,7 +298,8 @@ fn draw_panel(area: &Area, rows: &Rows, panel: &Panel) -> DrawResult {
         .light_line_style(WHITE.mix(0.0))
         .bold_line_style(RGBColor(0xee, 0xee, 0xee))
         .axis_style(RGBColor(0x99, 0x99, 0x99))
-        .x_labels(6)
+        // Steps are whole numbers: no more labels than steps in the range.
+        .x_labels((x_hi - x_lo).floor().clamp(1.0, 5.0) as usize + 1)
         .y_labels(6)
         .x_label_formatter(&|v| step_label(*v))
         // Ticks computed near zero come out as 1e-17 and the like: they are zero.
@@ -360,7 +361,7 @@ fn step_label(v: f64) -> String {
     } else if magnitude >= 1e4 {
         format!("{}k", format_number(v / 1e3, 2))
     } else {
-        format_number(v, if magnitude >= 10.0 { 0 } else { 2 })
+        format_number(v, 0)
     }
 }
 
