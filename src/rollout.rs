@@ -115,33 +115,22 @@ impl Scheduler {
         progress: Option<indicatif::ProgressBar>,
     ) -> Vec<EpisodeRecord> {
         let admit = Arc::new(Semaphore::new(concurrency.max(1)));
-        let crashed = |spec: &EpisodeSpec, why: String| {
+        let play = |spec: &EpisodeSpec| {
+            let (scheduler, spec, agent) = (self.clone(), spec.clone(), agent.clone());
+            let (env, admit, progress) = (env.clone(), admit.clone(), progress.clone());
+            async move {
+                let _admitted = admit.acquire_owned().await.expect("never closed");
+                let record = scheduler.counted(scheduler.solve(spec, agent, env)).await;
+                if let Some(p) = progress {
+                    p.inc(1);
+                }
+                record
+            }
+        };
+        let crashed = |spec: &EpisodeSpec, why: tokio::task::JoinError| {
             EpisodeRecord::solver(spec, &agent.0).failed(format!("the episode crashed: {why}"))
         };
-        let handles: Vec<_> = specs
-            .iter()
-            .map(|spec| {
-                let (scheduler, spec, agent) = (self.clone(), spec.clone(), agent.clone());
-                let (env, admit, progress) = (env.clone(), admit.clone(), progress.clone());
-                tokio::spawn(async move {
-                    let _admitted = admit.acquire_owned().await.expect("never closed");
-                    let record = scheduler.counted(scheduler.solve(spec, agent, env)).await;
-                    if let Some(p) = progress {
-                        p.inc(1);
-                    }
-                    record
-                })
-            })
-            .collect();
-        let mut records = Vec::with_capacity(handles.len());
-        for (spec, handle) in specs.iter().zip(handles) {
-            records.push(
-                handle
-                    .await
-                    .unwrap_or_else(|e| crashed(spec, e.to_string())),
-            );
-        }
-        records
+        in_order(&specs, play, crashed).await
     }
 
     /// Plays every injector episode with agents of `kind`, all at once (an LLM injector's
@@ -152,31 +141,18 @@ impl Scheduler {
         kind: &AgentKind,
         env: EnvSettings,
     ) -> Vec<(EpisodeRecord, Option<Injected>)> {
-        let handles: Vec<_> = specs
-            .iter()
-            .map(|spec| {
-                let (scheduler, spec) = (self.clone(), spec.clone());
-                let (kind, env) = (kind.clone(), env.clone());
-                tokio::spawn(
-                    async move { scheduler.counted(scheduler.inject(spec, kind, env)).await },
-                )
-            })
-            .collect();
-        let mut results = Vec::with_capacity(handles.len());
-        for (spec, handle) in specs.iter().zip(handles) {
-            results.push(handle.await.unwrap_or_else(|e| {
-                let name = &spec.project.name;
-                let record = EpisodeRecord::injector(
-                    name,
-                    spec.index,
-                    spec.round,
-                    &kind.to_string(),
-                    spec.seed,
-                );
-                (record.failed(format!("the episode crashed: {e}")), None)
-            }));
-        }
-        results
+        let play = |spec: &InjectorSpec| {
+            let (scheduler, spec) = (self.clone(), spec.clone());
+            let (kind, env) = (kind.clone(), env.clone());
+            async move { scheduler.counted(scheduler.inject(spec, kind, env)).await }
+        };
+        let crashed = |spec: &InjectorSpec, why: tokio::task::JoinError| {
+            let (project, agent) = (&spec.project.name, kind.to_string());
+            let record =
+                EpisodeRecord::injector(project, spec.index, spec.round, &agent, spec.seed);
+            (record.failed(format!("the episode crashed: {why}")), None)
+        };
+        in_order(&specs, play, crashed).await
     }
 
     /// Counts an episode in flight while it plays.
@@ -328,6 +304,25 @@ impl Scheduler {
                 .push(step.info.sandbox_ms);
         }
     }
+}
+
+/// Spawns `play(spec)` for every spec as its own task; the results come back in `specs` order,
+/// `crashed(spec, why)` standing in for an episode whose task panicked.
+async fn in_order<S, T, F>(
+    specs: &[S],
+    play: impl Fn(&S) -> F,
+    crashed: impl Fn(&S, tokio::task::JoinError) -> T,
+) -> Vec<T>
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = specs.iter().map(|spec| tokio::spawn(play(spec))).collect();
+    let mut results = Vec::with_capacity(handles.len());
+    for (spec, handle) in specs.iter().zip(handles) {
+        results.push(handle.await.unwrap_or_else(|why| crashed(spec, why)));
+    }
+    results
 }
 
 /// The scheduler's runtime: one worker thread per core for episodes, `workers` (plus slack)
