@@ -73,12 +73,10 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(mut samples: Vec<Duration>) -> Latency {
-        samples.sort();
-        let at = |q: f64| {
-            let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-            samples[i].as_secs_f64() * 1e6
-        };
+    fn of(samples: Vec<Duration>) -> Latency {
+        let mut us: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+        us.sort_by(f64::total_cmp);
+        let at = |q: f64| crate::rollout::percentile(&us, q);
         Latency {
             runs: samples.len(),
             median_us: at(0.5),
