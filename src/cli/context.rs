@@ -12,12 +12,11 @@ use std::sync::Arc;
 
 /// The global flags, resolved: commands read these and never the clap types of `Cli`.
 pub(super) struct Context {
-    /// Guest runtime, cache directory and snapshot choice (`--runtime`, `--cache-dir`, ...).
+    /// Guest runtime, cache directory and snapshot choice (`--runtime`, `--cache-dir`, ...);
+    /// its `progress` is false under `--quiet` (no progress bars or fetch progress).
     pub runtime: RuntimeSettings,
     /// The store of imported projects (`--corpus-dir` or its default).
     pub store: Store,
-    /// False under `--quiet`: no progress bars or fetch progress.
-    pub progress: bool,
 }
 
 impl Context {
@@ -32,11 +31,7 @@ impl Context {
                 .clone()
                 .unwrap_or_else(corpus::default_store_dir),
         );
-        Context {
-            runtime,
-            store,
-            progress: !cli.quiet,
-        }
+        Context { runtime, store }
     }
 
     /// Fetches (on first use), verifies and starts the guest runtime.

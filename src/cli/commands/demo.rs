@@ -48,7 +48,7 @@ impl Demo {
             heldout,
             out,
             cache: ctx.runtime.cache_dir.clone(),
-            progress: ctx.progress,
+            progress: ctx.runtime.progress,
         })
     }
 

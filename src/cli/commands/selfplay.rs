@@ -51,7 +51,7 @@ impl Selfplay {
             },
             max_higher_order: args.max_higher_order,
             out: args.out.clone(),
-            progress: ctx.progress && !args.json,
+            progress: ctx.runtime.progress && !args.json,
         };
         Ok(Selfplay {
             projects,

@@ -58,7 +58,7 @@ impl Train {
             resume,
             projects,
             json: args.json,
-            progress: ctx.progress && !args.json,
+            progress: ctx.runtime.progress && !args.json,
         })
     }
 
