@@ -855,11 +855,12 @@ fn build(
     }
     notes.extend(exclusion_notes(&inventory));
     write_tree(&staging.join("repo"), repo)?;
-    let stats = Stats {
-        tests_total: total,
-        tests_usable: inventory.usable.len(),
-        ..stats(repo, (&first, &second), native)
-    };
+    let stats = stats(
+        repo,
+        (&first, &second),
+        native,
+        (inventory.usable.len(), total),
+    );
     Ok(ProjectManifest {
         name,
         description: acquired.description,
@@ -990,12 +991,13 @@ fn exclusion_notes(inventory: &TestInventory) -> Vec<String> {
         .collect()
 }
 
-/// The project's size and suite timings. `native` is None when no native run was asked for,
-/// `Some(None)` when it failed.
+/// The project's size, its usable and total tests, and its suite timings. `native` is None
+/// when no native run was asked for, `Some(None)` when it failed.
 fn stats(
     repo: &Snapshot,
     (first, second): (&TestReport, &TestReport),
     native: Option<Option<testrun::NativeRun>>,
+    (tests_usable, tests_total): (usize, usize),
 ) -> Stats {
     let native_baseline = match &native {
         None => NativeBaseline::NotMeasured,
@@ -1012,8 +1014,8 @@ fn stats(
     Stats {
         files: repo.files().len(),
         lines,
-        tests_total: 0,
-        tests_usable: 0,
+        tests_total,
+        tests_usable,
         sandbox_ms: (first.run.duration_ms + second.run.duration_ms) / 2.0,
         native_ms: native.as_ref().map(|n| n.duration.as_secs_f64() * 1e3),
         native_passed: native.as_ref().map(|n| {
