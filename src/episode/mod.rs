@@ -528,7 +528,12 @@ impl Workspace {
             state: Snapshot::empty(),
             run: PythonRun::default(),
             prompt: String::new(),
-            command: TestCommand::for_repo(&Snapshot::empty(), None, &[]),
+            // Until the first reset; cheaper than asking which runner an empty tree has.
+            command: TestCommand {
+                runner: crate::testrun::Runner::Pytest,
+                args: Vec::new(),
+                module_prefix: String::new(),
+            },
             seed: 0,
             turn: 0,
             observed: 0,
