@@ -270,6 +270,9 @@ pub struct PythonRun {
     pub python_path: Vec<String>,
     /// The project's own dependencies, mounted read-only at [`DEPS_MOUNT`] and importable.
     pub deps: Option<Snapshot>,
+    /// The directory the run starts in, relative to the repository root (empty: the root);
+    /// a shell's `cd` before `python` sets it.
+    pub cwd: String,
 }
 
 /// A ready Python guest: the sandbox with CPython loaded, and the shared read-only trees.
@@ -610,10 +613,14 @@ fn request(
     let mut args = args.to_vec();
     // CPython makes the script's path absolute before the start-up hook moves into /repo, so a
     // relative script would be looked up from `/`.
+    let cwd = match run.cwd.trim_matches('/') {
+        "" => REPO_MOUNT.to_owned(),
+        dir => format!("{REPO_MOUNT}/{dir}"),
+    };
     let script = script_index(&args);
     if let Some(i) = script {
         if !args[i].starts_with('/') {
-            args[i] = format!("{REPO_MOUNT}/{}", args[i]);
+            args[i] = format!("{cwd}/{}", args[i]);
         }
     }
     let mut argv = vec![guest.argv0.clone()];
@@ -668,7 +675,7 @@ fn request(
     }
     RunRequest {
         argv,
-        env: guest_env(REPO_MOUNT, &python_path.join(":")),
+        env: guest_env(&cwd, &python_path.join(":")),
         mounts,
         stdin: run.stdin.clone(),
         limits: run.limits,

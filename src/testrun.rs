@@ -143,6 +143,34 @@ impl TestCommand {
         }
     }
 
+    /// The command as an agent would type it in the sandbox's shell: pytest's reporting and
+    /// sandbox flags left out (the guest applies the sandbox's own), the rest as given.
+    pub fn for_agents(&self) -> String {
+        const SPAR_ONLY: &[&str] = &[
+            "-rA",
+            "-v",
+            "--color=no",
+            "--tb=short",
+            "--capture=sys",
+            "--continue-on-collection-errors",
+            "--basetemp=/tmp/pytest",
+        ];
+        let mut words = vec!["python".to_owned()];
+        let mut args = self.args.iter().peekable();
+        while let Some(arg) = args.next() {
+            let plugin_off = arg == "-p"
+                && args
+                    .peek()
+                    .is_some_and(|p| matches!(p.as_str(), "no:faulthandler" | "no:cacheprovider"));
+            if plugin_off {
+                args.next();
+            } else if !(self.runner == Runner::Pytest && SPAR_ONLY.contains(&arg.as_str())) {
+                words.push(arg.clone());
+            }
+        }
+        words.join(" ")
+    }
+
     /// Parses a log of this command into per-test results.
     pub fn parse(&self, stdout: &str, stderr: &str) -> BTreeMap<String, TestStatus> {
         match self.runner {
@@ -568,6 +596,16 @@ pub fn run_tests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agents_see_the_test_command_without_spar_flags() {
+        let repo = Snapshot::from_files([("tests/test_a.py", b"def test_a(): pass\n".as_slice())]).unwrap();
+        let extra = ["tests/test_a.py".to_owned(), "-k".to_owned(), "a".to_owned()];
+        let pytest = TestCommand::for_repo(&repo, Some(Runner::Pytest), &extra);
+        assert_eq!(pytest.for_agents(), "python -m pytest tests/test_a.py -k a");
+        let unittest = TestCommand::for_repo(&repo, Some(Runner::Unittest), &[]);
+        assert_eq!(unittest.for_agents(), "python -m unittest discover -v -s tests");
+    }
 
     /// A real log: pytest 9.2 with `-rA -v` in the guest over a suite with a failure,
     /// parametrisation, a skip, an xfail, a teardown error, failing subtests and an

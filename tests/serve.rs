@@ -61,6 +61,7 @@ async fn start(
         max_body_bytes: 64 << 10,
         idle_timeout: Duration::from_secs(600),
         env: spar::episode::EnvSettings::default(),
+        tools: Default::default(),
         attempts: 2,
         alpha: 0.8,
         workers: 2,

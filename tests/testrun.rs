@@ -302,17 +302,26 @@ def test_last():
     }
 }
 
-/// `python -m pytest` with pytest's defaults (fd capture, faulthandler) works in the guest.
+/// `python -m pytest` with pytest's defaults (fd capture, faulthandler, a temp root that needs
+/// `os.getuid`) works in the guest.
 #[test]
 fn plain_pytest_runs_with_its_defaults() {
+    let repo = calc_repo(None)
+        .with_changes(&[spar::snapshot::FileChange::Written {
+            path: "tests/test_tmp.py".into(),
+            contents: b"def test_tmp(tmp_path):\n    (tmp_path / 'f').write_text('x')\n"
+                .to_vec()
+                .into(),
+        }])
+        .unwrap();
     let r = python()
         .run(
-            &calc_repo(None),
+            &repo,
             &["-m".into(), "pytest".into(), "-q".into()],
             &PythonRun::default(),
         )
         .unwrap();
     let out = String::from_utf8_lossy(&r.stdout);
     assert_eq!(r.outcome, Outcome::Completed, "{out}");
-    assert!(out.contains("8 passed, 1 skipped"), "{out}");
+    assert!(out.contains("9 passed, 1 skipped"), "{out}");
 }

@@ -9,18 +9,26 @@
 //! runs agents that block off its async workers, so episodes make their requests in parallel.
 
 use super::{Agent, View};
-use crate::episode::tools::{definitions, parse_call};
+use crate::episode::tools::{definitions, parse_call, Profile};
 use crate::episode::{Action, Observation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What the model is told before the first observation.
-pub const SYSTEM_PROMPT: &str = "You are a careful software engineer working in a Python \
-repository through tools. Call exactly one tool per turn. Read the code before you change it, \
-run the tests with the `run` tool (for example [\"-m\", \"pytest\", \"-q\"]), and call `submit` \
-when you are done.";
+/// What the model is told before the first observation, in the words of its tool profile.
+pub fn system_prompt(profile: Profile) -> String {
+    let (tests, done) = match profile {
+        Profile::Spar => ("with the `bash` tool (`python -m pytest -q`) or the `run` tool", "submit"),
+        Profile::SweAgent => ("with the `bash` tool (`python -m pytest -q`)", "submit"),
+        Profile::R2e => ("with the `execute_bash` tool (`python -m pytest -q`)", "finish"),
+    };
+    format!(
+        "You are a careful software engineer working in a Python repository, mounted at /repo, \
+         through tools. Call exactly one tool per turn. Read the code before you change it, run \
+         the tests {tests}, and call `{done}` when you are done."
+    )
+}
 
 /// Consecutive answers without a usable tool call before the episode is submitted as it is.
 const MAX_FUMBLES: usize = 3;
@@ -44,6 +52,9 @@ pub struct LlmSettings {
     pub backoff: Duration,
     /// One request's time limit.
     pub timeout: Duration,
+    /// The tools the model is given and calls.
+    #[serde(default)]
+    pub tools: Profile,
 }
 
 impl LlmSettings {
@@ -58,6 +69,7 @@ impl LlmSettings {
             max_retries: 5,
             backoff: Duration::from_millis(500),
             timeout: Duration::from_secs(300),
+            tools: Profile::Spar,
         }
     }
 }
@@ -146,7 +158,7 @@ impl LlmClient {
         let body = json!({
             "model": self.settings.model,
             "messages": messages,
-            "tools": definitions(),
+            "tools": definitions(self.settings.tools),
             "tool_choice": "auto",
             "temperature": self.settings.temperature,
             "max_tokens": self.settings.max_tokens,
@@ -210,9 +222,10 @@ pub struct LlmAgent {
 impl LlmAgent {
     /// A fresh conversation.
     pub fn new(client: Arc<LlmClient>) -> Self {
+        let prompt = system_prompt(client.settings().tools);
         LlmAgent {
             client,
-            messages: vec![json!({"role": "system", "content": SYSTEM_PROMPT})],
+            messages: vec![json!({"role": "system", "content": prompt})],
             pending_call: None,
             usage: Usage::default(),
             error: None,
@@ -275,7 +288,7 @@ impl Agent for LlmAgent {
                 "content": message["content"],
                 "tool_calls": [call],
             }));
-            match parse_call(&call) {
+            match parse_call(self.client.settings().tools, &call) {
                 Ok(action) => {
                     self.pending_call = Some(id);
                     return action;

@@ -432,6 +432,9 @@ pub(super) struct ServeArgs {
     /// Directory for episodes.jsonl and injected artifacts
     #[arg(long, value_name = "DIR", default_value = "spar-serve")]
     pub(super) out: PathBuf,
+    /// The tools a session gets unless its create request names others: spar, swe-agent or r2e
+    #[arg(long, value_name = "PROFILE", default_value = "spar")]
+    pub(super) tools: crate::episode::tools::Profile,
 }
 
 /// Parses a count of at least 1 (clap value parser): a limit of 0 would refuse everything.
@@ -662,4 +665,8 @@ pub(super) struct SelfplayArgs {
     /// Environment variable holding the API key (none: no Authorization header)
     #[arg(long, value_name = "VAR")]
     pub(super) llm_api_key_env: Option<String>,
+    /// The tools `llm` agents get: spar, swe-agent (bash, str_replace_editor, submit) or r2e
+    /// (file_editor, search, execute_bash, finish)
+    #[arg(long, value_name = "PROFILE", default_value = "spar")]
+    pub(super) tools: crate::episode::tools::Profile,
 }

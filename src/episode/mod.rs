@@ -14,8 +14,11 @@
 //! episode's state is a [`Snapshot`] overlay over the task's shared trees, not a copy.
 
 pub mod agent;
+pub mod editor;
+mod files;
 pub mod record;
 pub mod rewards;
+pub mod shell;
 pub mod tools;
 
 use crate::corpus::OpenProject;
@@ -24,7 +27,7 @@ use crate::guest::{GuestError, Python, PythonRun};
 use crate::protocol::validate::{Oracle, ValidationError};
 use crate::protocol::{specification, BugArtifact, ValidationReport, Validator};
 use crate::sandbox::Outcome;
-use crate::snapshot::{Entry, FileChange, Snapshot};
+use crate::snapshot::{FileChange, Snapshot};
 use crate::testrun::{TestCommand, TestStatus};
 pub use agent::{Agent, Assignment, View};
 pub use record::{episode_seed, EpisodeRecord, EpisodeSpec};
@@ -154,7 +157,10 @@ impl Task {
         Ok(Task {
             project: artifact.meta.project.clone(),
             order: artifact.meta.order.max(1),
-            specification: specification(&artifact.test_patch.reverse().to_string()),
+            specification: specification(
+                &artifact.test_patch.reverse().to_string(),
+                &artifact.test_command.for_agents(),
+            ),
             original,
             buggy,
             run,
@@ -380,6 +386,31 @@ pub enum Action {
     Diff,
     /// Submit the current state for grading; ends the episode.
     Submit,
+    /// A command line in the episode's [`shell`] (SWE-agent's and spar's `bash`): the output a
+    /// terminal would show, and the exit status when it is not 0.
+    Bash {
+        /// The command line.
+        command: String,
+    },
+    /// R2E-Gym's `execute_bash`: the same shell, answered in R2E-Gym's format (exit code,
+    /// `[STDOUT]` and `[STDERR]` sections).
+    ExecuteBash {
+        /// The command line.
+        cmd: String,
+    },
+    /// SWE-agent's file editor (`view`, `create`, `str_replace`, `insert`, `undo_edit`).
+    StrReplaceEditor(editor::EditorCall),
+    /// R2E-Gym's file editor: the same commands, with R2E-Gym's messages.
+    FileEditor(editor::EditorCall),
+    /// R2E-Gym's `search`: a plain string, counted per Python file in a directory, or listed by
+    /// line in one file.
+    SearchTerm {
+        /// The text to find (not a pattern).
+        search_term: String,
+        /// The directory or file to search (default: the repository).
+        #[serde(default)]
+        path: Option<String>,
+    },
 }
 
 impl Action {
@@ -394,6 +425,11 @@ impl Action {
             Action::Run { .. } => "run",
             Action::Diff => "diff",
             Action::Submit => "submit",
+            Action::Bash { .. } => "bash",
+            Action::ExecuteBash { .. } => "execute_bash",
+            Action::StrReplaceEditor(_) => "str_replace_editor",
+            Action::FileEditor(_) => "file_editor",
+            Action::SearchTerm { .. } => "search_term",
         }
     }
 }
@@ -516,6 +552,8 @@ struct Workspace {
     turn: u32,
     observed: usize,
     done: bool,
+    shell: shell::Shell,
+    editor: editor::Editor,
 }
 
 impl Workspace {
@@ -538,6 +576,8 @@ impl Workspace {
             turn: 0,
             observed: 0,
             done: true,
+            shell: shell::Shell::new(),
+            editor: editor::Editor::default(),
         }
     }
 
@@ -556,6 +596,8 @@ impl Workspace {
         self.seed = seed;
         self.turn = 0;
         self.done = false;
+        self.shell = shell::Shell::new();
+        self.editor = editor::Editor::default();
         self.observed = prompt.len();
         Observation {
             text: prompt,
@@ -620,55 +662,190 @@ impl Workspace {
         action: &Action,
         info: &mut StepInfo,
     ) -> Result<Result<String, String>, EpisodeError> {
+        let changed = |next: Result<Snapshot, String>, state: &mut Snapshot, done: String| {
+            next.map(|next| {
+                *state = next;
+                done
+            })
+        };
         Ok(match action {
-            Action::ListDir { path } => list_dir(&self.state, path),
-            Action::ReadFile { path, start, end } => read_file(&self.state, path, *start, *end),
-            Action::Search { pattern, path } => search(&self.state, pattern, path.as_deref()),
-            Action::Edit { path, old, new } => match edit(&self.state, path, old, new) {
-                Ok(next) => {
-                    self.state = next;
-                    Ok(format!("edited {path}"))
-                }
-                Err(e) => Err(e),
-            },
-            Action::Create { path, content } => match write(&self.state, path, content) {
-                Ok(next) => {
-                    self.state = next;
-                    Ok(format!("wrote {path} ({} bytes)", content.len()))
-                }
-                Err(e) => Err(e),
-            },
+            Action::ListDir { path } => files::list_dir(&self.state, path),
+            Action::ReadFile { path, start, end } => {
+                files::read_file(&self.state, path, *start, *end)
+            }
+            Action::Search { pattern, path } => {
+                files::search(&self.state, pattern, path.as_deref())
+            }
+            Action::Edit { path, old, new } => changed(
+                files::edit(&self.state, path, old, new),
+                &mut self.state,
+                format!("edited {path}"),
+            ),
+            Action::Create { path, content } => changed(
+                files::write(&self.state, path, content),
+                &mut self.state,
+                format!("wrote {path} ({} bytes)", content.len()),
+            ),
             Action::Run { args } => {
-                let mut options = self.run.clone();
-                options.limits.timeout = self.settings.run_timeout;
-                if self.settings.run_fuel.is_some() {
-                    options.limits.fuel = self.settings.run_fuel;
-                }
-                options.limits.max_output_bytes = 1 << 20;
-                let started = Instant::now();
-                let (result, from_memo) =
-                    self.validator
-                        .tool_run(&self.python, &self.state, args, &options)?;
-                info.sandbox_runs = u32::from(!from_memo);
-                info.fuel = result.fuel;
-                info.sandbox_ms = started.elapsed().as_secs_f64() * 1e3;
-                let text = &result.text;
-                let ending = match (result.outcome, result.exit_code) {
+                let run = self.guest(info).run(&self.state, "", args, b"")?;
+                let ending = match (run.outcome, run.exit_code) {
                     (Outcome::Completed, Some(code)) => format!("[exit code {code}]"),
                     (outcome, _) => format!("[stopped: {}]", outcome.as_str()),
                 };
                 // Keep the end of long logs: failures and summaries are printed last.
-                Ok(format!(
-                    "{}\n{ending}",
-                    tail(text, self.settings.max_step_bytes.saturating_sub(64))
-                ))
+                let budget = self.settings.max_step_bytes.saturating_sub(64);
+                Ok(format!("{}\n{ending}", tail(&run.text, budget)))
             }
             Action::Diff => match Patch::between(&self.start, &self.state) {
                 Ok(p) if p.is_empty() => Ok("(no changes)".to_owned()),
                 Ok(p) => Ok(p.to_string()),
                 Err(e) => Err(e.to_string()),
             },
+            Action::Bash { command } => Ok(bash_reply(&self.bash(command, info)?)),
+            Action::ExecuteBash { cmd } => Ok(r2e_bash_reply(&self.bash(cmd, info)?)),
+            Action::StrReplaceEditor(call) => {
+                self.editor
+                    .call(editor::Dialect::SweAgent, call, &mut self.state)
+            }
+            Action::FileEditor(call) => {
+                let reply = self.editor.call(editor::Dialect::R2e, call, &mut self.state);
+                let r2e = |text: String| format!("Execution output of [file_editor]:\n{text}");
+                reply.map(r2e).map_err(r2e)
+            }
+            Action::SearchTerm { search_term, path } => Ok(format!(
+                "Execution output of [search]:\n{}",
+                files::search_term(&self.state, search_term, path.as_deref())
+            )),
             Action::Submit => unreachable!("submit is handled by each role's step"),
+        })
+    }
+
+    /// Runs a command line in the episode's shell.
+    fn bash(&mut self, line: &str, info: &mut StepInfo) -> Result<shell::Captured, EpisodeError> {
+        let mut guest = Guest {
+            python: &self.python,
+            validator: &self.validator,
+            run: &self.run,
+            settings: &self.settings,
+            info,
+        };
+        let trees = shell::Trees {
+            state: &mut self.state,
+            start: &self.start,
+        };
+        self.shell.run(line, trees, &mut guest)
+    }
+
+    fn guest<'a>(&'a self, info: &'a mut StepInfo) -> Guest<'a> {
+        Guest {
+            python: &self.python,
+            validator: &self.validator,
+            run: &self.run,
+            settings: &self.settings,
+            info,
+        }
+    }
+}
+
+/// The `bash` tool's answer: what a terminal shows, and the exit status when it is not 0.
+fn bash_reply(captured: &shell::Captured) -> String {
+    match (captured.output.is_empty(), captured.status) {
+        // SWE-agent's words for a silent success.
+        (true, 0) => "Your command ran successfully and did not produce any output.".to_owned(),
+        (_, 0) => captured.output.clone(),
+        (_, status) => format!("{}[exit code {status}]", captured.output),
+    }
+}
+
+/// R2E-Gym's `execute_bash` answer: its observation header, then the two streams, long output
+/// cut to its first and last 40 lines.
+fn r2e_bash_reply(captured: &shell::Captured) -> String {
+    let streams = format!(
+        "[STDOUT]\n\n{} \n\n[STDERR]\n\n{}\n",
+        captured.stdout.trim(),
+        captured.stderr.trim()
+    );
+    let (code, body) = match captured.status {
+        0 => ("0".to_owned(), streams),
+        status => (
+            format!("Error: Exit code {status}"),
+            format!("Error executing command:\n\n{streams}"),
+        ),
+    };
+    let lines: Vec<&str> = body.lines().collect();
+    let body = if lines.len() > 80 {
+        let rule = "-".repeat(50);
+        format!(
+            "{}\n{rule}\n<Observation truncated in middle for saving context>\n{rule}\n{}",
+            lines[..40].join("\n"),
+            lines[lines.len() - 40..].join("\n")
+        )
+    } else {
+        body
+    };
+    format!("Exit code: {code}\nExecution output of [execute_bash]:\n{body}")
+}
+
+/// The sandbox as a tool sees it: memoized guest runs over the episode's state, with the
+/// episode's limits, counted into the step's info.
+struct Guest<'a> {
+    python: &'a Python,
+    validator: &'a Validator,
+    run: &'a PythonRun,
+    settings: &'a EnvSettings,
+    info: &'a mut StepInfo,
+}
+
+impl Guest<'_> {
+    fn run(
+        &mut self,
+        state: &Snapshot,
+        cwd: &str,
+        args: &[String],
+        stdin: &[u8],
+    ) -> Result<Arc<crate::protocol::validate::ToolRun>, EpisodeError> {
+        let mut options = self.run.clone();
+        options.cwd = cwd.to_owned();
+        options.stdin = stdin.to_vec();
+        options.limits.timeout = self.settings.run_timeout;
+        if self.settings.run_fuel.is_some() {
+            options.limits.fuel = self.settings.run_fuel;
+        }
+        options.limits.max_output_bytes = 1 << 20;
+        let started = Instant::now();
+        let (result, from_memo) = self
+            .validator
+            .tool_run(self.python, state, args, &options)?;
+        self.info.sandbox_runs += u32::from(!from_memo);
+        self.info.fuel += result.fuel;
+        self.info.sandbox_ms += started.elapsed().as_secs_f64() * 1e3;
+        Ok(result)
+    }
+}
+
+impl shell::Sandbox for Guest<'_> {
+    type Error = EpisodeError;
+
+    fn python(
+        &mut self,
+        state: &Snapshot,
+        cwd: &str,
+        args: &[String],
+        stdin: &[u8],
+    ) -> Result<shell::Captured, EpisodeError> {
+        let run = self.run(state, cwd, args, stdin)?;
+        let (ending, status) = match (run.outcome, run.exit_code) {
+            (Outcome::Completed, Some(code)) => (String::new(), code),
+            // `timeout`'s status for a run out of time; a killed process's otherwise.
+            (Outcome::Timeout, _) => ("[stopped: timeout]\n".to_owned(), 124),
+            (outcome, _) => (format!("[stopped: {}]\n", outcome.as_str()), 137),
+        };
+        let output = format!("{}{ending}", run.text);
+        Ok(shell::Captured {
+            stdout: output.clone(),
+            output,
+            stderr: String::new(),
+            status,
         })
     }
 }
@@ -889,196 +1066,9 @@ fn tail(text: &str, max: usize) -> &str {
     &text[start..]
 }
 
-fn clean(path: &str) -> Result<String, String> {
-    let trimmed = path
-        .trim()
-        .trim_start_matches("./")
-        .trim_start_matches("/repo/");
-    let trimmed = trimmed.trim_matches('/');
-    if trimmed.split('/').any(|p| p == "..")
-        || path.trim().starts_with('/') && !path.trim().starts_with("/repo")
-    {
-        return Err(format!(
-            "{path}: use a path inside the repository, relative to its root"
-        ));
-    }
-    Ok(if trimmed == "." {
-        String::new()
-    } else {
-        trimmed.to_owned()
-    })
-}
-
-fn text_file(state: &Snapshot, path: &str) -> Result<(String, String), String> {
-    let path = clean(path)?;
-    match state.get(&path) {
-        Some(Entry::File(c)) => String::from_utf8(c.to_vec())
-            .map(|t| (path.clone(), t))
-            .map_err(|_| format!("{path} is not a text file")),
-        Some(Entry::Dir(_)) => Err(format!("{path} is a directory; use list_dir")),
-        None => Err(format!("{path}: no such file")),
-    }
-}
-
-fn list_dir(state: &Snapshot, path: &str) -> Result<String, String> {
-    let path = clean(path)?;
-    match state.get(&path) {
-        Some(Entry::Dir(dir)) => Ok(dir
-            .entries()
-            .iter()
-            .map(|(name, e)| match e {
-                Entry::Dir(_) => format!("{name}/\n"),
-                Entry::File(c) => format!("{name} ({} bytes)\n", c.len()),
-            })
-            .collect()),
-        Some(Entry::File(_)) => Err(format!("{path} is a file; use read_file")),
-        None => Err(format!("{path}: no such directory")),
-    }
-}
-
-fn read_file(
-    state: &Snapshot,
-    path: &str,
-    start: Option<usize>,
-    end: Option<usize>,
-) -> Result<String, String> {
-    let (_, text) = text_file(state, path)?;
-    let lines: Vec<&str> = text.lines().collect();
-    let first = start.unwrap_or(1).max(1);
-    let last = end.unwrap_or(lines.len()).min(lines.len());
-    if first > last.max(1) && !lines.is_empty() {
-        return Err(format!(
-            "{path} has {} lines; lines {first}..={last} are empty",
-            lines.len()
-        ));
-    }
-    Ok(lines
-        .iter()
-        .enumerate()
-        .skip(first - 1)
-        .take(last.saturating_sub(first - 1))
-        .map(|(i, l)| format!("{:>5}  {l}\n", i + 1))
-        .collect())
-}
-
-fn search(state: &Snapshot, pattern: &str, under: Option<&str>) -> Result<String, String> {
-    let re = regex::Regex::new(pattern).map_err(|e| format!("bad pattern: {e}"))?;
-    let prefix = under.map(clean).transpose()?.unwrap_or_default();
-    let mut out = String::new();
-    let mut hits = 0;
-    for (path, contents) in state.files() {
-        if !(prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"))) {
-            continue;
-        }
-        let Ok(text) = std::str::from_utf8(&contents) else {
-            continue;
-        };
-        for (i, line) in text.lines().enumerate() {
-            if re.is_match(line) {
-                hits += 1;
-                if hits <= 200 {
-                    out.push_str(&format!("{path}:{}: {line}\n", i + 1));
-                }
-            }
-        }
-    }
-    if hits > 200 {
-        out.push_str(&format!("[{} more matches]\n", hits - 200));
-    }
-    Ok(if hits == 0 {
-        "no matches".to_owned()
-    } else {
-        out
-    })
-}
-
-fn write(state: &Snapshot, path: &str, content: &str) -> Result<Snapshot, String> {
-    let path = clean(path)?;
-    if path.is_empty() || matches!(state.get(&path), Some(Entry::Dir(_))) {
-        return Err(format!("{path}: is a directory"));
-    }
-    state
-        .with_changes(&[FileChange::Written {
-            path,
-            contents: Arc::from(content.as_bytes()),
-        }])
-        .map_err(|e| e.to_string())
-}
-
-fn edit(state: &Snapshot, path: &str, old: &str, new: &str) -> Result<Snapshot, String> {
-    let (path, text) = text_file(state, path)?;
-    if old.is_empty() {
-        return Err("old text is empty; give text that occurs exactly once".to_owned());
-    }
-    match text.matches(old).count() {
-        0 => Err(format!(
-            "{path}: the old text does not occur; read the file and copy it exactly"
-        )),
-        1 => write(state, &path, &text.replacen(old, new, 1)),
-        n => Err(format!(
-            "{path}: the old text occurs {n} times; include more lines around it so it is unique"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn repo() -> Snapshot {
-        Snapshot::from_files([
-            (
-                "pkg/a.py",
-                b"def f():\n    return 1\n\ndef g():\n    return 1\n".to_vec(),
-            ),
-            ("README", b"hello\n".to_vec()),
-        ])
-        .unwrap()
-    }
-
-    #[test]
-    fn creating_under_a_file_is_refused_and_keeps_the_file() {
-        // A real file system says ENOTDIR; the file must not be replaced by a directory.
-        let s = repo();
-        let err = write(&s, "README/x.py", "x = 1\n").unwrap_err();
-        assert!(err.contains("README is a file, not a directory"), "{err}");
-        assert_eq!(s.file("README").unwrap().as_ref(), b"hello\n");
-        let err = write(&s, "pkg", "x = 1\n").unwrap_err();
-        assert!(err.contains("is a directory"), "{err}");
-    }
-
-    #[test]
-    fn tools_over_snapshots() {
-        let s = repo();
-        assert_eq!(list_dir(&s, ".").unwrap(), "README (6 bytes)\npkg/\n");
-        assert_eq!(
-            read_file(&s, "pkg/a.py", Some(2), Some(2)).unwrap(),
-            "    2      return 1\n"
-        );
-        assert!(read_file(&s, "nope.py", None, None)
-            .unwrap_err()
-            .contains("no such file"));
-        assert!(read_file(&s, "../etc/passwd", None, None).is_err());
-        let hits = search(&s, r"def \w+", Some("pkg")).unwrap();
-        assert_eq!(hits, "pkg/a.py:1: def f():\npkg/a.py:4: def g():\n");
-        assert!(search(&s, "(", None).unwrap_err().contains("bad pattern"));
-        let err = edit(&s, "pkg/a.py", "return 1", "return 2").unwrap_err();
-        assert!(err.contains("occurs 2 times"), "{err}");
-        let next = edit(
-            &s,
-            "pkg/a.py",
-            "def g():\n    return 1",
-            "def g():\n    return 2",
-        )
-        .unwrap();
-        assert!(std::str::from_utf8(&next.file("pkg/a.py").unwrap())
-            .unwrap()
-            .ends_with("return 2\n"));
-        assert!(edit(&s, "pkg/a.py", "zzz", "y")
-            .unwrap_err()
-            .contains("does not occur"));
-        assert!(write(&s, "pkg", "x").is_err());
-    }
 
     #[test]
     fn actions_have_a_json_form() {

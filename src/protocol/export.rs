@@ -57,7 +57,7 @@ pub fn swebench_instance(
         repo: artifact.meta.project.clone(),
         base_snapshot: artifact.meta.base_snapshot.clone(),
         patch: artifact.bug_patch.reverse().to_string(),
-        problem_statement: super::specification(&restoring),
+        problem_statement: super::specification(&restoring, &artifact.test_command.for_agents()),
         test_patch: restoring,
         FAIL_TO_PASS: validation.fail_to_pass.clone(),
         PASS_TO_PASS: validation.pass_to_pass.clone(),

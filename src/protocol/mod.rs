@@ -36,14 +36,15 @@ pub fn test_file_of(test_id: &str) -> &str {
 }
 
 /// The solver's task statement: the protocol's fixed template around the reversed
-/// test-weakening patch, which restores the tests the bug breaks. No natural-language issue.
-pub fn specification(restoring_patch: &str) -> String {
+/// test-weakening patch, which restores the tests the bug breaks, and the command that grades
+/// it (as [`crate::testrun::TestCommand::for_agents`] writes it). No natural-language issue.
+pub fn specification(restoring_patch: &str, test_command: &str) -> String {
     format!(
         "I am improving the test suite of this repository. The patch below adds tests that \
          the current code does not pass:\n\n```diff\n{restoring_patch}```\n\n\
          The tests in this patch are correct, but the current code does not pass the tests. \
          Please fix the code so that these tests pass, without changing the tests. The tests \
-         are run with the repository's own test command.\n"
+         are run from the repository root (/repo) with `{test_command}`.\n"
     )
 }
 

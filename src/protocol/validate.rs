@@ -946,6 +946,8 @@ fn tool_key(state: &Snapshot, args: &[String], run: &PythonRun) -> String {
     for a in args {
         field(a.as_bytes());
     }
+    field(b"\0cwd");
+    field(run.cwd.as_bytes());
     field(b"\0path");
     for p in &run.python_path {
         field(p.as_bytes());

@@ -196,6 +196,7 @@ fn bench_server(
         max_body_bytes: 1 << 20,
         idle_timeout: Duration::from_secs(600),
         env: crate::episode::EnvSettings::default(),
+        tools: Default::default(),
         attempts: crate::episode::rewards::DEFAULT_ATTEMPTS,
         alpha: crate::episode::rewards::DEFAULT_ALPHA,
         workers: settings.workers,

@@ -24,7 +24,7 @@ pub use listen::ConnectionSettings;
 
 use crate::corpus::OpenProject;
 use crate::episode::rewards::{injector_reward, solve_rate};
-use crate::episode::tools::{definitions, parse_call};
+use crate::episode::tools::{definitions, parse_call, Profile};
 use crate::episode::EpisodeRecord;
 use crate::episode::{
     Action, Env, EnvSettings, EpisodeError, InjectorEnv, Observation, SolverEnv, Step, Task,
@@ -101,6 +101,8 @@ pub struct ServeSettings {
     /// Finished solver sessions on an injected artifact that make its solve rate (the G of
     /// the protocol).
     pub attempts: usize,
+    /// The tools of a session whose create request names none.
+    pub tools: Profile,
     /// The injector reward's alpha.
     pub alpha: f64,
     /// Sandbox runs (a `run` or a grading) at once.
@@ -176,6 +178,8 @@ impl SessionEnv {
 struct Session {
     id: String,
     env: SessionEnv,
+    /// The tools its steps call.
+    tools: Profile,
     /// The artifact whose solve rate this solver session counts towards.
     counts_for: Option<Arc<ArtifactEntry>>,
     record: EpisodeRecord,
@@ -259,6 +263,9 @@ pub struct CreateSession {
     /// The episode seed (the guest's clock and randomness).
     #[serde(default)]
     pub seed: u64,
+    /// The tools the session gets (default: the server's `--tools`).
+    #[serde(default)]
+    pub tools: Option<Profile>,
 }
 
 impl CreateSession {
@@ -396,6 +403,7 @@ impl Server {
         let session = Session {
             id,
             env,
+            tools: request.tools.unwrap_or(self.settings.tools),
             counts_for,
             record,
             started: now,
@@ -879,6 +887,7 @@ async fn create(server: Arc<Server>, request: CreateSession) -> Result<Value, Ap
     let role = request.role;
     let s = server.clone();
     let (session, observation) = blocking(move || s.create(request)).await?;
+    let tools = session.tools;
     let id = session.id.clone();
     let task = session.record.task.clone();
     let project = session.record.project.clone();
@@ -898,7 +907,7 @@ async fn create(server: Arc<Server>, request: CreateSession) -> Result<Value, Ap
         "project": project,
         "task": if task.is_empty() { Value::Null } else { json!(task) },
         "observation": observation,
-        "tools": definitions(),
+        "tools": definitions(tools),
         "max_turns": server.settings.env.max_turns,
     }))
 }
@@ -912,7 +921,6 @@ async fn create_session(
 }
 
 async fn step(server: Arc<Server>, id: String, call: Value) -> Result<Value, ApiError> {
-    let action = parse_call(&call).map_err(|e| ApiError::bad(e.to_string()))?;
     let session = server.session(&id)?;
     let s = server.clone();
     blocking(move || {
@@ -922,6 +930,7 @@ async fn step(server: Arc<Server>, id: String, call: Value) -> Result<Value, Api
                 "a step of this session is still running: send the next one after its answer",
             )
         })?;
+        let action = parse_call(session.tools, &call).map_err(|e| ApiError::bad(e.to_string()))?;
         s.step_catching_panics(&mut session, action)
     })
     .await

@@ -14,8 +14,10 @@
 
 2. WASI defaults. Capturing at the file-descriptor level needs `os.dup`, which WASI lacks, and
    so does pytest's faulthandler plugin. When the run asks for fd capture (pytest's default),
-   the plugin switches it to `sys` capture and turns faulthandler off, so a plain
-   `python -m pytest` works; `capfd` still fails, with the sandbox's message.
+   the plugin switches it to `sys` capture and turns faulthandler off; pytest's default temp
+   root needs `os.getuid`, which WASI lacks too, so without `--basetemp` the plugin gives
+   `/tmp/pytest`. So a plain `python -m pytest` (or `pytest -q -k ...`) works as typed;
+   `capfd` still fails, with the sandbox's message.
 """
 
 import os
@@ -70,6 +72,8 @@ def pytest_load_initial_conftests(early_config, parser, args):
             # The full parse of the command line comes later and must agree.
             args.append("--capture=sys")
         early_config.pluginmanager.set_blocked("faulthandler")
+        if getattr(namespace, "basetemp", None) is None:
+            args.append("--basetemp=/tmp/pytest")
     return (yield)
 
 

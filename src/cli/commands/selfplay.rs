@@ -112,8 +112,13 @@ fn llm_client(args: &SelfplayArgs) -> anyhow::Result<Option<Arc<LlmClient>>> {
         (Some(url), Some(model)) => {
             let mut llm = LlmSettings::new(url, model);
             llm.api_key_env = args.llm_api_key_env.clone();
+            llm.tools = args.tools;
             Ok(Some(Arc::new(LlmClient::new(llm)?)))
         }
+        (None, None) if args.tools != crate::episode::tools::Profile::Spar => anyhow::bail!(
+            "--tools {} chooses the tools of llm agents; give --llm-base-url and --llm-model too",
+            args.tools
+        ),
         (None, None) => Ok(None),
         _ => anyhow::bail!("--llm-base-url and --llm-model go together"),
     }

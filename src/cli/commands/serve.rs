@@ -56,6 +56,7 @@ impl Serve {
                 ..EnvSettings::default()
             },
             attempts: args.attempts,
+            tools: args.tools,
             alpha: crate::episode::rewards::DEFAULT_ALPHA,
             workers: args.workers.unwrap_or_else(crate::par::cores).max(1),
             log: log.clone(),
