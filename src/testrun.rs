@@ -599,12 +599,20 @@ mod tests {
 
     #[test]
     fn agents_see_the_test_command_without_spar_flags() {
-        let repo = Snapshot::from_files([("tests/test_a.py", b"def test_a(): pass\n".as_slice())]).unwrap();
-        let extra = ["tests/test_a.py".to_owned(), "-k".to_owned(), "a".to_owned()];
+        let repo = Snapshot::from_files([("tests/test_a.py", b"def test_a(): pass\n".as_slice())])
+            .unwrap();
+        let extra = [
+            "tests/test_a.py".to_owned(),
+            "-k".to_owned(),
+            "a".to_owned(),
+        ];
         let pytest = TestCommand::for_repo(&repo, Some(Runner::Pytest), &extra);
         assert_eq!(pytest.for_agents(), "python -m pytest tests/test_a.py -k a");
         let unittest = TestCommand::for_repo(&repo, Some(Runner::Unittest), &[]);
-        assert_eq!(unittest.for_agents(), "python -m unittest discover -v -s tests");
+        assert_eq!(
+            unittest.for_agents(),
+            "python -m unittest discover -v -s tests"
+        );
     }
 
     /// A real log: pytest 9.2 with `-rA -v` in the guest over a suite with a failure,

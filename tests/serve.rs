@@ -188,7 +188,10 @@ async fn solver_sessions_over_http_with_clear_errors() {
         .unwrap()
         .contains("```diff"));
     let tools = a.body["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), spar::episode::tools::TOOL_NAMES.len());
+    assert_eq!(
+        tools.len(),
+        spar::episode::tools::Profile::Spar.names().len()
+    );
     assert_eq!(tools[1]["function"]["name"], "read_file");
     let step = format!("/v1/sessions/{id}/step");
 
@@ -895,7 +898,7 @@ mod properties {
     use proptest::collection::{btree_map, vec};
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestCaseError, TestRunner};
-    use spar::episode::tools::{parse_call, ToolCallError};
+    use spar::episode::tools::{parse_call, Profile, ToolCallError};
     use spar::episode::Action;
 
     /// Text an agent (or an attacker) might put anywhere: real names, paths that try to
@@ -943,6 +946,7 @@ mod properties {
         prop_oneof![
             4 => cheap_action(),
             1 => vec(text(), 0..4).prop_map(|args| Action::Run { args }),
+            1 => text().prop_map(|command| Action::Bash { command }),
             1 => Just(Action::Submit),
         ]
     }
@@ -963,6 +967,7 @@ mod properties {
                 "new",
                 "content",
                 "args",
+                "command",
             ])
             .prop_map(str::to_owned),
             "[a-z_]{1,8}",
@@ -971,7 +976,7 @@ mod properties {
 
     /// Any JSON, biased towards the shapes of tool calls.
     fn json_value() -> impl Strategy<Value = Value> {
-        let tool_names = proptest::sample::select(spar::episode::tools::TOOL_NAMES.to_vec())
+        let tool_names = proptest::sample::select(spar::episode::tools::Profile::Spar.names())
             .prop_map(|n| json!(n));
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -1001,10 +1006,10 @@ mod properties {
 
         #[test]
         fn any_json_is_parsed_or_refused_with_a_reason(call in json_value()) {
-            match parse_call(&call) {
+            match parse_call(Profile::Spar, &call) {
                 // What parses is exactly what spar's own form of it parses to.
                 Ok(action) => {
-                    let again = parse_call(&serde_json::to_value(&action).unwrap());
+                    let again = parse_call(Profile::Spar, &serde_json::to_value(&action).unwrap());
                     prop_assert_eq!(again, Ok(action));
                 }
                 Err(e) => prop_assert!(!e.to_string().is_empty()),
@@ -1014,26 +1019,26 @@ mod properties {
         #[test]
         fn every_action_round_trips_in_every_form(action in action()) {
             let own = serde_json::to_value(&action).unwrap();
-            prop_assert_eq!(parse_call(&own), Ok(action.clone()));
+            prop_assert_eq!(parse_call(Profile::Spar, &own), Ok(action.clone()));
             let as_string = json!({"name": action.tool(), "arguments": arguments(&action).to_string()});
-            prop_assert_eq!(parse_call(&as_string), Ok(action.clone()));
+            prop_assert_eq!(parse_call(Profile::Spar, &as_string), Ok(action.clone()));
             let as_object = json!({"name": action.tool(), "arguments": arguments(&action)});
-            prop_assert_eq!(parse_call(&as_object), Ok(action.clone()));
+            prop_assert_eq!(parse_call(Profile::Spar, &as_object), Ok(action.clone()));
             let wrapped = json!({"type": "function", "function": as_string});
-            prop_assert_eq!(parse_call(&wrapped), Ok(action));
+            prop_assert_eq!(parse_call(Profile::Spar, &wrapped), Ok(action));
         }
 
         #[test]
         fn unknown_tools_and_arguments_are_named(action in action(), extra in "[a-z]{1,8}x") {
             let mut call = serde_json::to_value(&action).unwrap();
             call[extra.as_str()] = json!(1);
-            let refused = parse_call(&call);
+            let refused = parse_call(Profile::Spar, &call);
             prop_assert!(
                 matches!(&refused, Err(ToolCallError::Arguments { why, .. }) if why.contains(&extra)),
                 "{:?}", refused
             );
             let unknown = json!({"tool": extra.clone()});
-            prop_assert_eq!(parse_call(&unknown), Err(ToolCallError::Unknown { name: extra }));
+            prop_assert_eq!(parse_call(Profile::Spar, &unknown), Err(ToolCallError::Unknown { name: extra, profile: Profile::Spar }));
         }
     }
 

@@ -19,9 +19,15 @@ use std::time::Duration;
 /// What the model is told before the first observation, in the words of its tool profile.
 pub fn system_prompt(profile: Profile) -> String {
     let (tests, done) = match profile {
-        Profile::Spar => ("with the `bash` tool (`python -m pytest -q`) or the `run` tool", "submit"),
+        Profile::Spar => (
+            "with the `bash` tool (`python -m pytest -q`) or the `run` tool",
+            "submit",
+        ),
         Profile::SweAgent => ("with the `bash` tool (`python -m pytest -q`)", "submit"),
-        Profile::R2e => ("with the `execute_bash` tool (`python -m pytest -q`)", "finish"),
+        Profile::R2e => (
+            "with the `execute_bash` tool (`python -m pytest -q`)",
+            "finish",
+        ),
     };
     format!(
         "You are a careful software engineer working in a Python repository, mounted at /repo, \

@@ -76,7 +76,11 @@ pub(super) fn read_file(
         .collect())
 }
 
-pub(super) fn search(state: &Snapshot, pattern: &str, under: Option<&str>) -> Result<String, String> {
+pub(super) fn search(
+    state: &Snapshot,
+    pattern: &str,
+    under: Option<&str>,
+) -> Result<String, String> {
     let re = regex::Regex::new(pattern).map_err(|e| format!("bad pattern: {e}"))?;
     let prefix = under.map(clean).transpose()?.unwrap_or_default();
     let mut out = String::new();
@@ -159,13 +163,25 @@ pub(super) fn search_term(state: &Snapshot, term: &str, path: Option<&str>) -> S
             }
         }
         Some(Entry::Dir(_)) => {
-            let prefix = if at.is_empty() { String::new() } else { format!("{at}/") };
+            let prefix = if at.is_empty() {
+                String::new()
+            } else {
+                format!("{at}/")
+            };
             let counts: Vec<(String, usize)> = state
                 .files()
                 .into_iter()
                 .filter(|(p, _)| p.starts_with(&prefix) && p.ends_with(".py"))
                 .filter(|(p, _)| !p.split('/').any(|part| part.starts_with('.')))
-                .map(|(p, c)| (p, String::from_utf8_lossy(&c).lines().filter(|l| l.contains(term)).count()))
+                .map(|(p, c)| {
+                    (
+                        p,
+                        String::from_utf8_lossy(&c)
+                            .lines()
+                            .filter(|l| l.contains(term))
+                            .count(),
+                    )
+                })
                 .filter(|(_, n)| *n > 0)
                 .collect();
             let total: usize = counts.iter().map(|(_, n)| n).sum();
@@ -174,7 +190,10 @@ pub(super) fn search_term(state: &Snapshot, term: &str, path: Option<&str>) -> S
             } else if counts.len() > 100 {
                 format!("More than {} files matched for \"{term}\" in {shown}. Please narrow your search.", counts.len())
             } else {
-                let files: String = counts.iter().map(|(p, n)| format!("./{p} ({n} matches)\n")).collect();
+                let files: String = counts
+                    .iter()
+                    .map(|(p, n)| format!("./{p} ({n} matches)\n"))
+                    .collect();
                 format!("Found {total} matches for \"{term}\" in {shown}:\n{files}End of matches for \"{term}\" in {shown}")
             }
         }
@@ -248,8 +267,17 @@ mod tests {
             search_term(&s, "return 1", None),
             "Found 2 matches for \"return 1\" in .:\n./pkg/a.py (2 matches)\nEnd of matches for \"return 1\" in ."
         );
-        assert_eq!(search_term(&s, "def g", Some("pkg/a.py")), "Matches for \"def g\" in pkg/a.py:\n4:def g():");
-        assert_eq!(search_term(&s, "hello", None), "No matches found for \"hello\" in .");
-        assert_eq!(search_term(&s, "x", Some("nope")), "Directory 'nope' not found or not a directory.");
+        assert_eq!(
+            search_term(&s, "def g", Some("pkg/a.py")),
+            "Matches for \"def g\" in pkg/a.py:\n4:def g():"
+        );
+        assert_eq!(
+            search_term(&s, "hello", None),
+            "No matches found for \"hello\" in ."
+        );
+        assert_eq!(
+            search_term(&s, "x", Some("nope")),
+            "Directory 'nope' not found or not a directory."
+        );
     }
 }

@@ -708,7 +708,9 @@ impl Workspace {
                     .call(editor::Dialect::SweAgent, call, &mut self.state)
             }
             Action::FileEditor(call) => {
-                let reply = self.editor.call(editor::Dialect::R2e, call, &mut self.state);
+                let reply = self
+                    .editor
+                    .call(editor::Dialect::R2e, call, &mut self.state);
                 let r2e = |text: String| format!("Execution output of [file_editor]:\n{text}");
                 reply.map(r2e).map_err(r2e)
             }
@@ -805,6 +807,13 @@ impl Guest<'_> {
         stdin: &[u8],
     ) -> Result<Arc<crate::protocol::validate::ToolRun>, EpisodeError> {
         let mut options = self.run.clone();
+        if !cwd.is_empty() && options.python_path.is_empty() {
+            // A flat project imports from the root only because runs start there; from a
+            // subdirectory it stays importable, as an installed (`pip install -e .`) one is.
+            options
+                .python_path
+                .push(crate::guest::REPO_MOUNT.to_owned());
+        }
         options.cwd = cwd.to_owned();
         options.stdin = stdin.to_vec();
         options.limits.timeout = self.settings.run_timeout;

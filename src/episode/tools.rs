@@ -38,7 +38,9 @@ pub enum ToolCallError {
 
 /// A set of tools, named after the environment whose agents use them, so a model trained there
 /// acts in spar unchanged.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {
     /// spar's tools: `list_dir`, `read_file`, `search`, `edit`, `create`, `run`, `diff`, `bash`,
@@ -85,7 +87,10 @@ impl std::str::FromStr for Profile {
             .find(|p| p.as_str() == name)
             .ok_or_else(|| {
                 let names: Vec<&str> = Profile::ALL.iter().map(|p| p.as_str()).collect();
-                format!("unknown tool profile {name:?}; the profiles are {}", names.join(", "))
+                format!(
+                    "unknown tool profile {name:?}; the profiles are {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -120,7 +125,11 @@ fn function(name: &str, description: &str, properties: Value, required: &[&str])
 }
 
 fn tools(profile: Profile) -> Vec<Tool> {
-    let tool = |name, action, definition| Tool { name, action, definition };
+    let tool = |name, action, definition| Tool {
+        name,
+        action,
+        definition,
+    };
     match profile {
         Profile::Spar => spar_tools()
             .into_iter()
@@ -454,7 +463,11 @@ mod tests {
             json!({"id": "call_1", "type": "function", "function":
                    {"name": "read_file", "arguments": "{\"path\":\"pkg/a.py\",\"start\":2}"}}),
         ] {
-            assert_eq!(parse_call(Profile::Spar, &call).unwrap(), expected, "{call}");
+            assert_eq!(
+                parse_call(Profile::Spar, &call).unwrap(),
+                expected,
+                "{call}"
+            );
         }
         assert_eq!(
             parse_call(Profile::Spar, &json!({"name": "submit", "arguments": ""})).unwrap(),
@@ -473,22 +486,31 @@ mod tests {
         );
         let extra = parse_call(Profile::Spar, &json!({"tool": "diff", "path": "a"})).unwrap_err();
         assert!(extra.to_string().contains("path"), "{extra}");
-        let bad_json = parse_call(Profile::Spar, &json!({"name": "run", "arguments": "{"})).unwrap_err();
+        let bad_json =
+            parse_call(Profile::Spar, &json!({"name": "run", "arguments": "{"})).unwrap_err();
         assert!(
             bad_json.to_string().contains("not valid JSON"),
             "{bad_json}"
         );
-        assert_eq!(parse_call(Profile::Spar, &json!([1])).unwrap_err(), ToolCallError::Shape);
+        assert_eq!(
+            parse_call(Profile::Spar, &json!([1])).unwrap_err(),
+            ToolCallError::Shape
+        );
     }
 
     #[test]
     fn each_profile_parses_its_own_tools_into_actions() {
         let call = |profile, name: &str, arguments: Value| {
-            parse_call(profile, &json!({"name": name, "arguments": arguments.to_string()}))
+            parse_call(
+                profile,
+                &json!({"name": name, "arguments": arguments.to_string()}),
+            )
         };
         assert_eq!(
             call(Profile::SweAgent, "bash", json!({"command": "ls"})).unwrap(),
-            Action::Bash { command: "ls".into() }
+            Action::Bash {
+                command: "ls".into()
+            }
         );
         let edit = call(
             Profile::SweAgent,
@@ -499,28 +521,54 @@ mod tests {
         let Action::StrReplaceEditor(edit) = edit else {
             panic!("{edit:?}")
         };
-        assert_eq!((edit.old_str.as_deref(), edit.new_str.as_deref()), (Some("a"), Some("b")));
-        assert_eq!(call(Profile::SweAgent, "submit", json!({})).unwrap(), Action::Submit);
         assert_eq!(
-            call(Profile::R2e, "finish", json!({"command": "submit", "result": "done"})).unwrap(),
+            (edit.old_str.as_deref(), edit.new_str.as_deref()),
+            (Some("a"), Some("b"))
+        );
+        assert_eq!(
+            call(Profile::SweAgent, "submit", json!({})).unwrap(),
+            Action::Submit
+        );
+        assert_eq!(
+            call(
+                Profile::R2e,
+                "finish",
+                json!({"command": "submit", "result": "done"})
+            )
+            .unwrap(),
             Action::Submit
         );
         assert_eq!(
             call(Profile::R2e, "search", json!({"search_term": "def f"})).unwrap(),
-            Action::SearchTerm { search_term: "def f".into(), path: None }
+            Action::SearchTerm {
+                search_term: "def f".into(),
+                path: None
+            }
         );
         assert_eq!(
             call(Profile::R2e, "execute_bash", json!({"cmd": "pwd"})).unwrap(),
             Action::ExecuteBash { cmd: "pwd".into() }
         );
-        let view = call(Profile::R2e, "file_editor", json!({"command": "view", "path": "/repo", "concise": true}));
+        let view = call(
+            Profile::R2e,
+            "file_editor",
+            json!({"command": "view", "path": "/repo", "concise": true}),
+        );
         assert!(matches!(view, Ok(Action::FileEditor(_))), "{view:?}");
         // A profile's tools are its own: SWE-agent has no `read_file`, spar no `finish`.
         let foreign = call(Profile::SweAgent, "read_file", json!({"path": "a"})).unwrap_err();
-        assert!(foreign.to_string().contains("bash, str_replace_editor, submit"), "{foreign}");
+        assert!(
+            foreign
+                .to_string()
+                .contains("bash, str_replace_editor, submit"),
+            "{foreign}"
+        );
         assert!(call(Profile::Spar, "finish", json!({})).is_err());
         let unknown = call(Profile::SweAgent, "bash", json!({"cmd": "ls"})).unwrap_err();
-        assert!(unknown.to_string().contains("unknown argument \"cmd\""), "{unknown}");
+        assert!(
+            unknown.to_string().contains("unknown argument \"cmd\""),
+            "{unknown}"
+        );
         for profile in Profile::ALL {
             assert_eq!(profile.as_str().parse::<Profile>(), Ok(profile));
             let names: Vec<String> = definitions(profile)
@@ -529,6 +577,9 @@ mod tests {
                 .collect();
             assert_eq!(names, profile.names());
         }
-        assert!("openhands".parse::<Profile>().unwrap_err().contains("spar, swe-agent, r2e"));
+        assert!("openhands"
+            .parse::<Profile>()
+            .unwrap_err()
+            .contains("spar, swe-agent, r2e"));
     }
 }

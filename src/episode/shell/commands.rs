@@ -71,8 +71,7 @@ impl Flags {
                 let (name, value) = long.split_once('=').unwrap_or((long, ""));
                 flags.long.push((name.to_owned(), value.to_owned()));
             } else if arg.len() > 1 && arg.starts_with('-') {
-                let mut chars = arg[1..].char_indices();
-                while let Some((at, c)) = chars.next() {
+                for (at, c) in arg[1..].char_indices() {
                     if valued.contains(c) {
                         let rest = &arg[2 + at..];
                         let value = if rest.is_empty() {
@@ -104,7 +103,11 @@ impl Flags {
 
     /// The last value of short flag `c`.
     pub fn value(&self, c: char) -> Option<&str> {
-        self.short.iter().rev().find(|(f, _)| *f == c).map(|(_, v)| v.as_str())
+        self.short
+            .iter()
+            .rev()
+            .find(|(f, _)| *f == c)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -136,9 +139,16 @@ impl Proc<'_> {
 
     /// The inputs of a filter: each operand's contents (`-` is stdin), or stdin when there is
     /// none. Unreadable operands are reported and skipped; the flag says whether any was.
-    pub(super) fn inputs(&mut self, command: &str, operands: &[String]) -> (Vec<(String, Vec<u8>)>, bool) {
+    pub(super) fn inputs(
+        &mut self,
+        command: &str,
+        operands: &[String],
+    ) -> (Vec<(String, Vec<u8>)>, bool) {
         if operands.is_empty() {
-            return (vec![(String::new(), std::mem::take(&mut self.stdin))], false);
+            return (
+                vec![(String::new(), std::mem::take(&mut self.stdin))],
+                false,
+            );
         }
         let mut inputs = Vec::new();
         let mut failed = false;
@@ -166,7 +176,12 @@ fn cd(proc: &mut Proc, args: &[String]) -> i32 {
             proc.shell.cwd = path;
             0
         }
-        Ok(_) if proc.state.get(&proc.path(target).unwrap_or_default()).is_some() => {
+        Ok(_)
+            if proc
+                .state
+                .get(&proc.path(target).unwrap_or_default())
+                .is_some() =>
+        {
             proc.fail(1, &format!("bash: cd: {target}: Not a directory"))
         }
         Ok(_) => proc.fail(1, &format!("bash: cd: {target}: No such file or directory")),
@@ -198,11 +213,16 @@ fn ls(proc: &mut Proc, args: &[String]) -> i32 {
                 }
             };
             match proc.state.get(&path) {
-                Some(Entry::File(contents)) => proc.print(&ls_line(&flags, name, Some(contents.len()))),
+                Some(Entry::File(contents)) => {
+                    proc.print(&ls_line(&flags, name, Some(contents.len())))
+                }
                 _ if proc.is_dir(&path) && !flags.has('d') => sections.push((name.clone(), path)),
                 Some(Entry::Dir(_)) => proc.print(&ls_line(&flags, name, None)),
                 None => {
-                    status = proc.fail(2, &format!("ls: cannot access '{name}': No such file or directory"))
+                    status = proc.fail(
+                        2,
+                        &format!("ls: cannot access '{name}': No such file or directory"),
+                    )
                 }
             }
         }
@@ -225,7 +245,16 @@ fn ls_dir(proc: &mut Proc, flags: &Flags, name: &str, path: &str, header: bool, 
         Some(Entry::Dir(dir)) => dir
             .entries()
             .iter()
-            .map(|(n, e)| (n.clone(), if let Entry::File(c) = e { Some(c.len()) } else { None }))
+            .map(|(n, e)| {
+                (
+                    n.clone(),
+                    if let Entry::File(c) = e {
+                        Some(c.len())
+                    } else {
+                        None
+                    },
+                )
+            })
             .collect(),
         _ => Vec::new(),
     };
@@ -234,15 +263,29 @@ fn ls_dir(proc: &mut Proc, flags: &Flags, name: &str, path: &str, header: bool, 
         proc.print(&ls_line(flags, ".", None));
         proc.print(&ls_line(flags, "..", None));
     }
-    let shown: Vec<_> = entries.into_iter().filter(|(n, _)| all || !n.starts_with('.')).collect();
+    let shown: Vec<_> = entries
+        .into_iter()
+        .filter(|(n, _)| all || !n.starts_with('.'))
+        .collect();
     for (entry, size) in &shown {
         proc.print(&ls_line(flags, entry, *size));
     }
     if flags.has('R') {
         for (entry, size) in shown {
             if size.is_none() {
-                let shown_name = if name.ends_with('/') { format!("{name}{entry}") } else { format!("{name}/{entry}") };
-                ls_dir(proc, flags, &shown_name, &join_path(path, &entry), true, true);
+                let shown_name = if name.ends_with('/') {
+                    format!("{name}{entry}")
+                } else {
+                    format!("{name}/{entry}")
+                };
+                ls_dir(
+                    proc,
+                    flags,
+                    &shown_name,
+                    &join_path(path, &entry),
+                    true,
+                    true,
+                );
             }
         }
     }
@@ -250,7 +293,11 @@ fn ls_dir(proc: &mut Proc, flags: &Flags, name: &str, path: &str, header: bool, 
 
 /// One `ls` line: the name (with `/` after a directory under `-F`), or `-l`'s long form.
 fn ls_line(flags: &Flags, name: &str, size: Option<usize>) -> String {
-    let mark = if flags.has('F') && size.is_none() { "/" } else { "" };
+    let mark = if flags.has('F') && size.is_none() {
+        "/"
+    } else {
+        ""
+    };
     if !flags.has('l') {
         return format!("{name}{mark}\n");
     }
@@ -312,7 +359,10 @@ fn ends(proc: &mut Proc, command: &str, args: &[String]) -> i32 {
         let many = inputs.len() > 1;
         for (i, (name, bytes)) in inputs.iter().enumerate() {
             if many {
-                proc.print(&format!("{}==> {name} <==\n", if i > 0 { "\n" } else { "" }));
+                proc.print(&format!(
+                    "{}==> {name} <==\n",
+                    if i > 0 { "\n" } else { "" }
+                ));
             }
             let text = String::from_utf8_lossy(bytes);
             let lines: Vec<&str> = text.split_inclusive('\n').collect();
@@ -334,17 +384,32 @@ fn wc(proc: &mut Proc, args: &[String]) -> i32 {
             .into_iter()
             .filter(|c| flags.has(*c) || (*c == 'c' && flags.has('m')))
             .collect();
-        let chosen = if chosen.is_empty() { vec!['l', 'w', 'c'] } else { chosen };
+        let chosen = if chosen.is_empty() {
+            vec!['l', 'w', 'c']
+        } else {
+            chosen
+        };
         let (inputs, failed) = proc.inputs("wc", &flags.operands);
         let mut total = [0usize; 3];
         let count = |bytes: &[u8]| {
             let text = String::from_utf8_lossy(bytes);
-            [bytes.iter().filter(|b| **b == b'\n').count(), text.split_whitespace().count(), bytes.len()]
+            [
+                bytes.iter().filter(|b| **b == b'\n').count(),
+                text.split_whitespace().count(),
+                bytes.len(),
+            ]
         };
         let line = |counts: [usize; 3], name: &str| {
             let mut fields: Vec<String> = chosen
                 .iter()
-                .map(|c| counts[match c { 'l' => 0, 'w' => 1, _ => 2 }].to_string())
+                .map(|c| {
+                    counts[match c {
+                        'l' => 0,
+                        'w' => 1,
+                        _ => 2,
+                    }]
+                    .to_string()
+                })
                 .collect();
             if !name.is_empty() {
                 fields.push(name.to_owned());
@@ -374,7 +439,13 @@ fn egrep(proc: &mut Proc, args: &[String]) -> i32 {
 
 /// A regular expression as grep and sed read it: basic (BRE: `\(`, `\|`, `\+` are operators
 /// and the bare characters literal) unless `extended`; Rust's regex syntax is close to ERE.
-pub(super) fn regex(pattern: &str, extended: bool, fixed: bool, ignore_case: bool, word: bool) -> Result<Regex, String> {
+pub(super) fn regex(
+    pattern: &str,
+    extended: bool,
+    fixed: bool,
+    ignore_case: bool,
+    word: bool,
+) -> Result<Regex, String> {
     let mut body = if fixed {
         regex::escape(pattern)
     } else if extended {
@@ -388,7 +459,12 @@ pub(super) fn regex(pattern: &str, extended: bool, fixed: bool, ignore_case: boo
     if ignore_case {
         body = format!("(?i){body}");
     }
-    Regex::new(&body).map_err(|e| format!("invalid regular expression {pattern:?}: {}", e.to_string().lines().last().unwrap_or("")))
+    Regex::new(&body).map_err(|e| {
+        format!(
+            "invalid regular expression {pattern:?}: {}",
+            e.to_string().lines().last().unwrap_or("")
+        )
+    })
 }
 
 fn bre_to_ere(pattern: &str) -> String {
@@ -437,20 +513,53 @@ fn grep(proc: &mut Proc, args: &[String]) -> i32 {
         Err(e) => return proc.fail(2, &e),
     };
     let mut operands = flags.operands.clone();
-    let patterns: Vec<String> = match flags.short.iter().filter(|(c, _)| *c == 'e').map(|(_, v)| v.clone()).collect::<Vec<_>>() {
+    let patterns: Vec<String> = match flags
+        .short
+        .iter()
+        .filter(|(c, _)| *c == 'e')
+        .map(|(_, v)| v.clone())
+        .collect::<Vec<_>>()
+    {
         given if !given.is_empty() => given,
-        _ if operands.is_empty() => return proc.fail(2, "Usage: grep [OPTION]... PATTERNS [FILE]..."),
+        _ if operands.is_empty() => {
+            return proc.fail(2, "Usage: grep [OPTION]... PATTERNS [FILE]...")
+        }
         _ => vec![operands.remove(0)],
     };
-    let context = |c: char| flags.value(c).or(flags.value('C')).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let long = |name: &str| flags.long.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect::<Vec<_>>();
-    if let Some((unknown, _)) = flags.long.iter().find(|(n, _)| !["include", "exclude", "exclude-dir", "color", "colour"].contains(&n.as_str())) {
+    let context = |c: char| {
+        flags
+            .value(c)
+            .or(flags.value('C'))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let long = |name: &str| {
+        flags
+            .long
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    if let Some((unknown, _)) = flags.long.iter().find(|(n, _)| {
+        !["include", "exclude", "exclude-dir", "color", "colour"].contains(&n.as_str())
+    }) {
         return proc.fail(2, &format!("grep: unrecognized option '--{unknown}'"));
     }
     let mut regexes = Vec::new();
     for p in &patterns {
-        let pattern = if flags.has('x') { format!("^(?:{p})$") } else { p.clone() };
-        match regex(&pattern, flags.has('E') || flags.has('P') || flags.has('x'), flags.has('F') && !flags.has('x'), flags.has('i'), flags.has('w')) {
+        let pattern = if flags.has('x') {
+            format!("^(?:{p})$")
+        } else {
+            p.clone()
+        };
+        match regex(
+            &pattern,
+            flags.has('E') || flags.has('P') || flags.has('x'),
+            flags.has('F') && !flags.has('x'),
+            flags.has('i'),
+            flags.has('w'),
+        ) {
             Ok(re) => regexes.push(re),
             Err(e) => return proc.fail(2, &format!("grep: {e}")),
         }
@@ -463,7 +572,13 @@ fn grep(proc: &mut Proc, args: &[String]) -> i32 {
         regexes,
         invert: flags.has('v'),
         number: flags.has('n'),
-        names: if flags.has('h') { Some(false) } else if flags.has('H') { Some(true) } else { None },
+        names: if flags.has('h') {
+            Some(false)
+        } else if flags.has('H') {
+            Some(true)
+        } else {
+            None
+        },
         list: flags.has('l'),
         count: flags.has('c'),
         only: flags.has('o'),
@@ -485,8 +600,13 @@ fn grep(proc: &mut Proc, args: &[String]) -> i32 {
             Ok(path) if recursive && proc.is_dir(&path) => {
                 for (shown, contents) in walk_files(proc.state, name, &path) {
                     let base = shown.rsplit('/').next().unwrap_or(&shown).to_owned();
-                    let in_excluded_dir = shown.split('/').rev().skip(1).any(|d| options.exclude_dir.iter().any(|g| glob_match(g, d)));
-                    if (options.include.is_empty() || options.include.iter().any(|g| glob_match(g, &base)))
+                    let in_excluded_dir = shown
+                        .split('/')
+                        .rev()
+                        .skip(1)
+                        .any(|d| options.exclude_dir.iter().any(|g| glob_match(g, d)));
+                    if (options.include.is_empty()
+                        || options.include.iter().any(|g| glob_match(g, &base)))
                         && !options.exclude.iter().any(|g| glob_match(g, &base))
                         && !in_excluded_dir
                     {
@@ -520,19 +640,36 @@ fn grep(proc: &mut Proc, args: &[String]) -> i32 {
     let show_names = options.names.unwrap_or(files.len() > 1 || recursive);
     let mut matched_any = false;
     for (name, bytes) in &files {
-        let shown = if name.is_empty() { "(standard input)" } else { name };
+        let shown = if name.is_empty() {
+            "(standard input)"
+        } else {
+            name
+        };
         matched_any |= grep_file(proc, &options, shown, bytes, show_names);
         if matched_any && options.quiet {
             break;
         }
     }
-    if matched_any { 0 } else { status }
+    if matched_any {
+        0
+    } else {
+        status
+    }
 }
 
 /// Greps one file's text; returns whether any line matched.
-fn grep_file(proc: &mut Proc, options: &GrepOptions, name: &str, bytes: &[u8], show_names: bool) -> bool {
+fn grep_file(
+    proc: &mut Proc,
+    options: &GrepOptions,
+    name: &str,
+    bytes: &[u8],
+    show_names: bool,
+) -> bool {
     let Ok(text) = std::str::from_utf8(bytes) else {
-        let matched = options.regexes.iter().any(|re| re.is_match(&String::from_utf8_lossy(bytes)));
+        let matched = options
+            .regexes
+            .iter()
+            .any(|re| re.is_match(&String::from_utf8_lossy(bytes)));
         if matched && !options.quiet && !options.list && !options.count {
             proc.print(&format!("Binary file {name} matches\n"));
         }
@@ -544,7 +681,11 @@ fn grep_file(proc: &mut Proc, options: &GrepOptions, name: &str, bytes: &[u8], s
         .collect();
     if options.quiet || hits.is_empty() {
         if options.count && !options.quiet {
-            proc.print(&if show_names { format!("{name}:0\n") } else { "0\n".to_owned() });
+            proc.print(&if show_names {
+                format!("{name}:0\n")
+            } else {
+                "0\n".to_owned()
+            });
         }
         return !hits.is_empty();
     }
@@ -553,7 +694,11 @@ fn grep_file(proc: &mut Proc, options: &GrepOptions, name: &str, bytes: &[u8], s
         return true;
     }
     if options.count {
-        proc.print(&if show_names { format!("{name}:{}\n", hits.len()) } else { format!("{}\n", hits.len()) });
+        proc.print(&if show_names {
+            format!("{name}:{}\n", hits.len())
+        } else {
+            format!("{}\n", hits.len())
+        });
         return true;
     }
     let mut shown_until = 0usize;
@@ -563,10 +708,7 @@ fn grep_file(proc: &mut Proc, options: &GrepOptions, name: &str, bytes: &[u8], s
             proc.print("--\n");
         }
         let to = (hit + options.after).min(lines.len() - 1);
-        for i in from..=to {
-            if i < shown_until {
-                continue;
-            }
+        for (i, line) in lines.iter().enumerate().take(to + 1).skip(from) {
             let is_hit = hits.binary_search(&i).is_ok();
             let separator = if is_hit { ':' } else { '-' };
             let mut prefix = String::new();
@@ -578,12 +720,12 @@ fn grep_file(proc: &mut Proc, options: &GrepOptions, name: &str, bytes: &[u8], s
             }
             if options.only && is_hit && !options.invert {
                 for re in &options.regexes {
-                    for m in re.find_iter(lines[i]) {
+                    for m in re.find_iter(line) {
                         proc.print(&format!("{prefix}{}\n", m.as_str()));
                     }
                 }
             } else if !options.only {
-                proc.print(&format!("{prefix}{}\n", lines[i]));
+                proc.print(&format!("{prefix}{line}\n"));
             }
             shown_until = i + 1;
         }
@@ -594,7 +736,11 @@ fn grep_file(proc: &mut Proc, options: &GrepOptions, name: &str, bytes: &[u8], s
 /// Every file under a directory, sorted, with the name as the agent would see it (`shown`
 /// joined with the path below it).
 fn walk_files(state: &Snapshot, shown: &str, path: &str) -> Vec<(String, Vec<u8>)> {
-    let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
+    let prefix = if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}/")
+    };
     let shown = shown.trim_end_matches('/');
     state
         .files()
@@ -628,13 +774,27 @@ impl Test {
 }
 
 fn find(proc: &mut Proc, args: &[String]) -> i32 {
-    let starts: Vec<String> = args.iter().take_while(|a| !a.starts_with('-') && *a != "!" && *a != "(").cloned().collect();
-    let starts = if starts.is_empty() { vec![".".to_owned()] } else { starts };
-    let mut rest = args.iter().skip_while(|a| !a.starts_with('-') && *a != "!" && *a != "(");
+    let starts: Vec<String> = args
+        .iter()
+        .take_while(|a| !a.starts_with('-') && *a != "!" && *a != "(")
+        .cloned()
+        .collect();
+    let starts = if starts.is_empty() {
+        vec![".".to_owned()]
+    } else {
+        starts
+    };
+    let mut rest = args
+        .iter()
+        .skip_while(|a| !a.starts_with('-') && *a != "!" && *a != "(");
     let (mut tests, mut max_depth, mut min_depth) = (Vec::new(), usize::MAX, 0);
     let mut negate = false;
     while let Some(arg) = rest.next() {
-        let mut value = |what: &str| rest.next().cloned().ok_or(format!("find: missing argument to `{what}'"));
+        let mut value = |what: &str| {
+            rest.next()
+                .cloned()
+                .ok_or(format!("find: missing argument to `{what}'"))
+        };
         let test = match arg.as_str() {
             "!" | "-not" => {
                 negate = !negate;
@@ -661,7 +821,11 @@ fn find(proc: &mut Proc, args: &[String]) -> i32 {
             )),
         };
         match test {
-            Ok(Some(test)) => tests.push(if std::mem::take(&mut negate) { Test::Not(Box::new(test)) } else { test }),
+            Ok(Some(test)) => tests.push(if std::mem::take(&mut negate) {
+                Test::Not(Box::new(test))
+            } else {
+                test
+            }),
             Ok(None) => {}
             Err(e) => return proc.fail(1, &e),
         }
@@ -669,7 +833,11 @@ fn find(proc: &mut Proc, args: &[String]) -> i32 {
     let mut status = 0;
     for start in &starts {
         // The repository is the only thing under `/`.
-        let start = if start.trim_end_matches('/').is_empty() { "/repo" } else { start.as_str() };
+        let start = if start.trim_end_matches('/').is_empty() {
+            "/repo"
+        } else {
+            start.as_str()
+        };
         let path = match proc.path(start) {
             Ok(p) if proc.state.get(&p).is_some() || proc.is_dir(&p) => p,
             _ => {
@@ -678,9 +846,18 @@ fn find(proc: &mut Proc, args: &[String]) -> i32 {
             }
         };
         let mut found = Vec::new();
-        walk(proc.state, &path, start.trim_end_matches('/').to_owned().as_str(), 0, &mut found);
+        walk(
+            proc.state,
+            &path,
+            start.trim_end_matches('/').to_owned().as_str(),
+            0,
+            &mut found,
+        );
         for (shown, is_dir, depth) in found {
-            if depth >= min_depth && depth <= max_depth && tests.iter().all(|t| t.matches(&shown, is_dir)) {
+            if depth >= min_depth
+                && depth <= max_depth
+                && tests.iter().all(|t| t.matches(&shown, is_dir))
+            {
                 proc.print(&format!("{shown}\n"));
             }
         }
@@ -689,13 +866,25 @@ fn find(proc: &mut Proc, args: &[String]) -> i32 {
 }
 
 /// Pre-order walk: every entry under `path` with its shown name, kind and depth.
-fn walk(state: &Snapshot, path: &str, shown: &str, depth: usize, out: &mut Vec<(String, bool, usize)>) {
+fn walk(
+    state: &Snapshot,
+    path: &str,
+    shown: &str,
+    depth: usize,
+    out: &mut Vec<(String, bool, usize)>,
+) {
     let shown = if shown.is_empty() { "/" } else { shown };
     match state.get(path) {
         Some(Entry::Dir(dir)) => {
             out.push((shown.to_owned(), true, depth));
             for name in dir.entries().keys() {
-                walk(state, &join_path(path, name), &format!("{}/{name}", shown.trim_end_matches('/')), depth + 1, out);
+                walk(
+                    state,
+                    &join_path(path, name),
+                    &format!("{}/{name}", shown.trim_end_matches('/')),
+                    depth + 1,
+                    out,
+                );
             }
         }
         Some(Entry::File(_)) => out.push((shown.to_owned(), false, depth)),
@@ -731,7 +920,10 @@ fn unescape(text: &str) -> String {
 fn echo(proc: &mut Proc, args: &[String]) -> i32 {
     let (mut newline, mut escapes) = (true, false);
     let mut words = args;
-    while let Some(flag) = words.first().filter(|w| w.len() > 1 && w.starts_with('-') && w[1..].chars().all(|c| "neE".contains(c))) {
+    while let Some(flag) = words
+        .first()
+        .filter(|w| w.len() > 1 && w.starts_with('-') && w[1..].chars().all(|c| "neE".contains(c)))
+    {
         newline &= !flag.contains('n');
         escapes = flag.contains('e') || (escapes && !flag.contains('E'));
         words = &words[1..];
@@ -805,12 +997,20 @@ fn diff(proc: &mut Proc, args: &[String]) -> i32 {
 }
 
 fn git(proc: &mut Proc, args: &[String]) -> i32 {
-    let (sub, rest) = args.split_first().map_or(("", &[][..]), |(s, r)| (s.as_str(), r));
+    let (sub, rest) = args
+        .split_first()
+        .map_or(("", &[][..]), |(s, r)| (s.as_str(), r));
     let paths = |proc: &Proc| -> Result<Vec<String>, String> {
-        rest.iter().filter(|a| !a.starts_with('-')).map(|a| proc.path(a)).collect()
+        rest.iter()
+            .filter(|a| !a.starts_with('-'))
+            .map(|a| proc.path(a))
+            .collect()
     };
     let under = |paths: &[String], file: &str| {
-        paths.is_empty() || paths.iter().any(|p| p.is_empty() || file == p || file.starts_with(&format!("{p}/")))
+        paths.is_empty()
+            || paths
+                .iter()
+                .any(|p| p.is_empty() || file == p || file.starts_with(&format!("{p}/")))
     };
     match sub {
         "diff" => {
@@ -897,12 +1097,18 @@ fn mkdir(proc: &mut Proc, args: &[String]) -> i32 {
             let parent = path.rsplit_once('/').map_or("", |(p, _)| p).to_owned();
             if proc.state.get(&path).is_some() || proc.shell.made_dirs.contains(&path) {
                 if !flags.has('p') {
-                    status = proc.fail(1, &format!("mkdir: cannot create directory '{name}': File exists"));
+                    status = proc.fail(
+                        1,
+                        &format!("mkdir: cannot create directory '{name}': File exists"),
+                    );
                 }
                 continue;
             }
             if !flags.has('p') && !proc.is_dir(&parent) {
-                status = proc.fail(1, &format!("mkdir: cannot create directory '{name}': No such file or directory"));
+                status = proc.fail(
+                    1,
+                    &format!("mkdir: cannot create directory '{name}': No such file or directory"),
+                );
                 continue;
             }
             let mut dir = path.as_str();
@@ -951,10 +1157,15 @@ fn rm(proc: &mut Proc, args: &[String]) -> i32 {
                 status = proc.fail(1, &format!("rm: cannot remove '{name}': Is a directory"));
             } else if proc.state.get(&path).is_none() && !is_dir {
                 if !flags.has('f') {
-                    status = proc.fail(1, &format!("rm: cannot remove '{name}': No such file or directory"));
+                    status = proc.fail(
+                        1,
+                        &format!("rm: cannot remove '{name}': No such file or directory"),
+                    );
                 }
             } else {
-                proc.shell.made_dirs.retain(|d| d != &path && !d.starts_with(&format!("{path}/")));
+                proc.shell
+                    .made_dirs
+                    .retain(|d| d != &path && !d.starts_with(&format!("{path}/")));
                 if proc.state.get(&path).is_some() {
                     if let Err(e) = proc.change(&[FileChange::Deleted { path }]) {
                         status = proc.fail(1, &format!("rm: {e}"));
@@ -977,7 +1188,8 @@ fn mv(proc: &mut Proc, args: &[String]) -> i32 {
 /// `cp` and `mv`: SOURCE... DEST, where DEST is a directory when there are several sources.
 fn copy(proc: &mut Proc, command: &str, args: &[String], remove: bool) -> i32 {
     with_flags(proc, command, args, ("rRfv", ""), |proc, flags| {
-        let Some((dest, sources)) = flags.operands.split_last().filter(|(_, s)| !s.is_empty()) else {
+        let Some((dest, sources)) = flags.operands.split_last().filter(|(_, s)| !s.is_empty())
+        else {
             return proc.fail(1, &format!("{command}: missing destination file operand"));
         };
         let dest_path = match proc.path(dest) {
@@ -988,34 +1200,53 @@ fn copy(proc: &mut Proc, command: &str, args: &[String], remove: bool) -> i32 {
         let mut status = 0;
         for source in sources {
             let Ok(from) = proc.path(source) else {
-                status = proc.fail(1, &format!("{command}: cannot stat '{source}': No such file or directory"));
+                status = proc.fail(
+                    1,
+                    &format!("{command}: cannot stat '{source}': No such file or directory"),
+                );
                 continue;
             };
             let name = from.rsplit('/').next().unwrap_or(&from);
-            let to = if into_dir { join_path(&dest_path, name) } else { dest_path.clone() };
+            let to = if into_dir {
+                join_path(&dest_path, name)
+            } else {
+                dest_path.clone()
+            };
             let files: Vec<(String, Vec<u8>)> = match proc.state.get(&from) {
                 Some(Entry::File(c)) => vec![(to.clone(), c.to_vec())],
                 Some(Entry::Dir(_)) if remove || flags.has('r') || flags.has('R') => {
                     walk_files(proc.state, &to, &from)
                 }
                 Some(Entry::Dir(_)) => {
-                    status = proc.fail(1, &format!("{command}: -r not specified; omitting directory '{source}'"));
+                    status = proc.fail(
+                        1,
+                        &format!("{command}: -r not specified; omitting directory '{source}'"),
+                    );
                     continue;
                 }
                 None => {
-                    status = proc.fail(1, &format!("{command}: cannot stat '{source}': No such file or directory"));
+                    status = proc.fail(
+                        1,
+                        &format!("{command}: cannot stat '{source}': No such file or directory"),
+                    );
                     continue;
                 }
             };
             let mut changes: Vec<FileChange> = files
                 .into_iter()
-                .map(|(path, c)| FileChange::Written { path, contents: c.into() })
+                .map(|(path, c)| FileChange::Written {
+                    path,
+                    contents: c.into(),
+                })
                 .collect();
             if remove {
                 changes.push(FileChange::Deleted { path: from.clone() });
             }
             if to == from || to.starts_with(&format!("{from}/")) {
-                status = proc.fail(1, &format!("{command}: cannot {command} '{source}' into itself"));
+                status = proc.fail(
+                    1,
+                    &format!("{command}: cannot {command} '{source}' into itself"),
+                );
             } else if let Err(e) = proc.change(&changes) {
                 status = proc.fail(1, &format!("{command}: {e}"));
             }
@@ -1027,10 +1258,19 @@ fn copy(proc: &mut Proc, command: &str, args: &[String], remove: bool) -> i32 {
 fn sort(proc: &mut Proc, args: &[String]) -> i32 {
     with_flags(proc, "sort", args, ("rnu", ""), |proc, flags| {
         let (inputs, failed) = proc.inputs("sort", &flags.operands);
-        let text: String = inputs.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+        let text: String = inputs
+            .iter()
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .collect();
         let mut lines: Vec<&str> = text.lines().collect();
         if flags.has('n') {
-            let key = |l: &str| l.trim().split(|c: char| !c.is_ascii_digit() && c != '.' && c != '-').next().and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
+            let key = |l: &str| {
+                l.trim()
+                    .split(|c: char| !c.is_ascii_digit() && c != '.' && c != '-')
+                    .next()
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
             lines.sort_by(|a, b| key(a).total_cmp(&key(b)).then(a.cmp(b)));
         } else {
             lines.sort();
@@ -1050,7 +1290,10 @@ fn sort(proc: &mut Proc, args: &[String]) -> i32 {
 fn uniq(proc: &mut Proc, args: &[String]) -> i32 {
     with_flags(proc, "uniq", args, ("c", ""), |proc, flags| {
         let (inputs, failed) = proc.inputs("uniq", &flags.operands);
-        let text: String = inputs.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+        let text: String = inputs
+            .iter()
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .collect();
         let mut runs: Vec<(usize, &str)> = Vec::new();
         for line in text.lines() {
             match runs.last_mut() {
@@ -1060,7 +1303,13 @@ fn uniq(proc: &mut Proc, args: &[String]) -> i32 {
         }
         let out: String = runs
             .iter()
-            .map(|(n, l)| if flags.has('c') { format!("{n:>7} {l}\n") } else { format!("{l}\n") })
+            .map(|(n, l)| {
+                if flags.has('c') {
+                    format!("{n:>7} {l}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
             .collect();
         proc.print(&out);
         i32::from(failed)

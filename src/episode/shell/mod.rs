@@ -15,8 +15,8 @@
 //! tested module, and everything else is refused by name.
 
 mod commands;
-mod sed;
 pub mod parse;
+mod sed;
 
 use crate::guest::REPO_MOUNT;
 use crate::snapshot::{Entry, FileChange, Snapshot};
@@ -211,7 +211,7 @@ impl Run<'_> {
         let (fd1, fd2) = match proc.redirect(&command.redirects) {
             Ok(targets) => targets,
             Err(message) => {
-                self.to_stderr(format!("bash: {message}\n").as_bytes());
+                self.emit_stderr(format!("bash: {message}\n").as_bytes());
                 return Ok((Vec::new(), 1));
             }
         };
@@ -232,15 +232,19 @@ impl Run<'_> {
         for (bytes, target) in [(out, &fd1), (err, &fd2)] {
             match target {
                 Target::Out => stdout.extend(bytes),
-                Target::Err => self.to_stderr(&bytes),
+                Target::Err => self.emit_stderr(&bytes),
                 Target::Null => {}
                 Target::File { path, .. } => {
                     // The file was created (or truncated) when the redirection was applied.
                     let mut proc = self.proc();
-                    let mut contents = proc.state.file(path).map(|c| c.to_vec()).unwrap_or_default();
+                    let mut contents = proc
+                        .state
+                        .file(path)
+                        .map(|c| c.to_vec())
+                        .unwrap_or_default();
                     contents.extend(bytes);
                     if let Err(e) = proc.write(path, contents) {
-                        self.to_stderr(format!("bash: {e}\n").as_bytes());
+                        self.emit_stderr(format!("bash: {e}\n").as_bytes());
                     }
                 }
             }
@@ -248,7 +252,7 @@ impl Run<'_> {
         Ok((stdout, status))
     }
 
-    fn to_stderr(&mut self, bytes: &[u8]) {
+    fn emit_stderr(&mut self, bytes: &[u8]) {
         self.output.extend(bytes);
         self.stderr.extend(bytes);
     }
@@ -288,14 +292,8 @@ impl Proc<'_> {
     /// Paths matching a glob, component by component, as the agent would write them.
     fn glob(&self, pattern: &str) -> Vec<String> {
         let absolute = pattern.starts_with('/');
-        let mut found = vec![(
-            if absolute { String::new() } else { String::new() },
-            if absolute {
-                None
-            } else {
-                Some(self.shell.cwd.clone())
-            },
-        )];
+        // (as shown, repository-relative path; `None` above the repository)
+        let mut found = vec![(String::new(), (!absolute).then(|| self.shell.cwd.clone()))];
         let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
         for (i, part) in parts.iter().enumerate() {
             let mut next = Vec::new();
@@ -319,7 +317,10 @@ impl Proc<'_> {
                     let name = part.replace('\\', "");
                     let target = match name.as_str() {
                         "." => Some(at.clone()),
-                        ".." => at.rsplit_once('/').map(|(p, _)| p.to_owned()).or(Some(String::new())),
+                        ".." => at
+                            .rsplit_once('/')
+                            .map(|(p, _)| p.to_owned())
+                            .or(Some(String::new())),
                         _ => Some(join_path(&at, &name)),
                     };
                     if let Some(target) = target.filter(|t| self.state.get(t).is_some()) {
@@ -399,7 +400,14 @@ impl Proc<'_> {
                     ))
                 }
             },
-            None => (self.shell.cwd.split('/').filter(|p| !p.is_empty()).collect(), arg),
+            None => (
+                self.shell
+                    .cwd
+                    .split('/')
+                    .filter(|p| !p.is_empty())
+                    .collect(),
+                arg,
+            ),
         };
         for part in rest.split('/') {
             match part {
@@ -450,7 +458,10 @@ impl Proc<'_> {
 
     /// Applies changes to the state.
     pub(crate) fn change(&mut self, changes: &[FileChange]) -> Result<(), String> {
-        *self.state = self.state.with_changes(changes).map_err(|e| e.to_string())?;
+        *self.state = self
+            .state
+            .with_changes(changes)
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 }
@@ -461,7 +472,13 @@ fn python_args(words: &[String]) -> Option<Vec<String>> {
     let rest = words[1..].iter().cloned();
     match words[0].as_str() {
         "python" | "python3" => Some(rest.collect()),
-        "pytest" | "py.test" => Some(["-m", "pytest"].map(String::from).into_iter().chain(rest).collect()),
+        "pytest" | "py.test" => Some(
+            ["-m", "pytest"]
+                .map(String::from)
+                .into_iter()
+                .chain(rest)
+                .collect(),
+        ),
         _ => None,
     }
 }

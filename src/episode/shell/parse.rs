@@ -96,7 +96,10 @@ enum Token {
     /// An operator: `|`, `&&`, `||`, `;` (also a newline), or a redirection.
     Op(&'static str),
     /// A redirection operator with its source descriptor: `>`, `>>`, `<`, `<<`, `<<<`, `>&`.
-    Redirect { fd: Option<u32>, op: &'static str },
+    Redirect {
+        fd: Option<u32>,
+        op: &'static str,
+    },
     Here(String),
 }
 
@@ -134,9 +137,7 @@ impl<'a> Lexer<'a> {
                 ' ' | '\t' | '\r' => {
                     self.chars.next();
                 }
-                '#' => {
-                    while self.chars.next_if(|c| *c != '\n').is_some() {}
-                }
+                '#' => while self.chars.next_if(|c| *c != '\n').is_some() {},
                 '|' | '&' | ';' | '<' | '>' => self.operator(None)?,
                 '(' | ')' => return Err(unsupported("subshells and groups ( ... )")),
                 _ => self.word()?,
@@ -195,7 +196,8 @@ impl<'a> Lexer<'a> {
                 "syntax error near `<<`: a here-document needs a delimiter word".into(),
             ));
         };
-        self.pending.push((word.text, strip_tabs, self.tokens.len()));
+        self.pending
+            .push((word.text, strip_tabs, self.tokens.len()));
         self.tokens.push(Token::Here(String::new()));
         Ok(())
     }
@@ -280,7 +282,11 @@ impl<'a> Lexer<'a> {
                                 text.push(c);
                                 quoted(&mut pattern, c);
                             }
-                            None => return Err(SyntaxError("unexpected end while looking for matching `''".into())),
+                            None => {
+                                return Err(SyntaxError(
+                                    "unexpected end while looking for matching `''".into(),
+                                ))
+                            }
                         }
                     }
                 }
@@ -307,7 +313,11 @@ impl<'a> Lexer<'a> {
                                 text.push(c);
                                 quoted(&mut pattern, c);
                             }
-                            None => return Err(SyntaxError("unexpected end while looking for matching `\"'".into())),
+                            None => {
+                                return Err(SyntaxError(
+                                    "unexpected end while looking for matching `\"'".into(),
+                                ))
+                            }
                         }
                     }
                 }
@@ -476,7 +486,12 @@ impl Parser {
             ">&" => match (streams, target.text.as_str()) {
                 (Streams::Err, "1") => Redirect::Join { from: Streams::Err },
                 (Streams::Out, "2") => Redirect::Join { from: Streams::Out },
-                (_, "1" | "2") => return Err(SyntaxError(format!("`{op}{}` joins a stream with itself", target.text))),
+                (_, "1" | "2") => {
+                    return Err(SyntaxError(format!(
+                        "`{op}{}` joins a stream with itself",
+                        target.text
+                    )))
+                }
                 _ => Redirect::Write {
                     streams: Streams::Both,
                     file: target,
@@ -497,8 +512,20 @@ impl Parser {
 fn is_keyword(word: &str) -> bool {
     matches!(
         word,
-        "if" | "then" | "else" | "elif" | "fi" | "for" | "while" | "until" | "do" | "done"
-            | "case" | "esac" | "function" | "{" | "}"
+        "if" | "then"
+            | "else"
+            | "elif"
+            | "fi"
+            | "for"
+            | "while"
+            | "until"
+            | "do"
+            | "done"
+            | "case"
+            | "esac"
+            | "function"
+            | "{"
+            | "}"
     )
 }
 
@@ -570,8 +597,8 @@ mod tests {
 
     #[test]
     fn quotes_escapes_and_operators_split_as_bash_does() {
-        let lists = parse(r#"grep -rn "a|b" 'c d' e\ f | head -3 && echo ok || echo no; pwd"#)
-            .unwrap();
+        let lists =
+            parse(r#"grep -rn "a|b" 'c d' e\ f | head -3 && echo ok || echo no; pwd"#).unwrap();
         assert_eq!(lists.len(), 2);
         let first = &lists[0];
         assert_eq!(words(&first.first[0]), ["grep", "-rn", "a|b", "c d", "e f"]);
@@ -588,7 +615,9 @@ mod tests {
 
     #[test]
     fn redirections_and_here_documents() {
-        let lists = parse("cat > a.py <<'EOF'\nx = 1\n  y\nEOF\npython a.py 2>&1 >> log 2>/dev/null").unwrap();
+        let lists =
+            parse("cat > a.py <<'EOF'\nx = 1\n  y\nEOF\npython a.py 2>&1 >> log 2>/dev/null")
+                .unwrap();
         let write = &lists[0].first[0];
         assert_eq!(words(write), ["cat"]);
         assert_eq!(
@@ -596,7 +625,10 @@ mod tests {
             [
                 Redirect::Write {
                     streams: Streams::Out,
-                    file: Word { text: "a.py".into(), pattern: None },
+                    file: Word {
+                        text: "a.py".into(),
+                        pattern: None
+                    },
                     append: false
                 },
                 Redirect::Here("x = 1\n  y\n".into())
@@ -605,10 +637,22 @@ mod tests {
         let run = &lists[1].first[0];
         assert_eq!(words(run), ["python", "a.py"]);
         assert_eq!(run.redirects[0], Redirect::Join { from: Streams::Err });
-        assert!(matches!(&run.redirects[1], Redirect::Write { append: true, .. }));
-        assert!(matches!(&run.redirects[2], Redirect::Write { streams: Streams::Err, .. }));
+        assert!(matches!(
+            &run.redirects[1],
+            Redirect::Write { append: true, .. }
+        ));
+        assert!(matches!(
+            &run.redirects[2],
+            Redirect::Write {
+                streams: Streams::Err,
+                ..
+            }
+        ));
         let tabs = parse("cat <<-END\n\tindented\n\tEND").unwrap();
-        assert_eq!(tabs[0].first[0].redirects, [Redirect::Here("indented\n".into())]);
+        assert_eq!(
+            tabs[0].first[0].redirects,
+            [Redirect::Here("indented\n".into())]
+        );
     }
 
     #[test]

@@ -41,7 +41,11 @@ pub(super) fn sed(proc: &mut Proc, args: &[String]) -> i32 {
         Ok(f) => f,
         Err(e) => return proc.fail(1, &e),
     };
-    if let Some((name, _)) = flags.long.iter().find(|(n, _)| n != "quiet" && n != "in-place" && n != "regexp-extended") {
+    if let Some((name, _)) = flags
+        .long
+        .iter()
+        .find(|(n, _)| n != "quiet" && n != "in-place" && n != "regexp-extended")
+    {
         return proc.fail(1, &format!("sed: unknown option --{name}"));
     }
     let long = |name: &str| flags.long.iter().any(|(n, _)| n == name);
@@ -49,7 +53,12 @@ pub(super) fn sed(proc: &mut Proc, args: &[String]) -> i32 {
     let in_place = flags.has('i') || long("in-place");
     let extended = flags.has('E') || flags.has('r') || long("regexp-extended");
     let mut operands = flags.operands.clone();
-    let scripts: Vec<String> = flags.short.iter().filter(|(c, _)| *c == 'e').map(|(_, v)| v.clone()).collect();
+    let scripts: Vec<String> = flags
+        .short
+        .iter()
+        .filter(|(c, _)| *c == 'e')
+        .map(|(_, v)| v.clone())
+        .collect();
     let script = if !scripts.is_empty() {
         scripts.join("\n")
     } else if operands.is_empty() {
@@ -68,7 +77,8 @@ pub(super) fn sed(proc: &mut Proc, args: &[String]) -> i32 {
         let mut status = 0;
         for name in &operands {
             let result = proc.read(name).and_then(|bytes| {
-                let text = String::from_utf8(bytes).map_err(|_| format!("{name}: not a text file"))?;
+                let text =
+                    String::from_utf8(bytes).map_err(|_| format!("{name}: not a text file"))?;
                 let edited = run(&mut commands, &text, quiet);
                 let path = proc.path(name)?;
                 proc.write(&path, edited.into_bytes())
@@ -83,10 +93,17 @@ pub(super) fn sed(proc: &mut Proc, args: &[String]) -> i32 {
         return status;
     }
     let (inputs, failed) = proc.inputs("sed", &operands);
-    let text: String = inputs.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+    let text: String = inputs
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect();
     let out = run(&mut commands, &text, quiet);
     proc.print(&out);
-    if failed { 2 } else { 0 }
+    if failed {
+        2
+    } else {
+        0
+    }
 }
 
 fn run(commands: &mut [Command], text: &str, quiet: bool) -> String {
@@ -113,7 +130,13 @@ fn run(commands: &mut [Command], text: &str, quiet: bool) -> String {
                     quit = true;
                     break;
                 }
-                Action::Substitute { re, replacement, global, nth, print } => {
+                Action::Substitute {
+                    re,
+                    replacement,
+                    global,
+                    nth,
+                    print,
+                } => {
                     let replaced = substitute(re, replacement, *global, *nth, &line);
                     if let Some(replaced) = replaced {
                         line = replaced;
@@ -143,7 +166,13 @@ fn push_line(out: &mut String, line: &str, newline: bool) {
 
 /// The line with the `nth` match (or, with `global`, every match from the `nth` on)
 /// replaced; `None` when nothing was replaced.
-fn substitute(re: &Regex, replacement: &str, global: bool, nth: usize, line: &str) -> Option<String> {
+fn substitute(
+    re: &Regex,
+    replacement: &str,
+    global: bool,
+    nth: usize,
+    line: &str,
+) -> Option<String> {
     let mut out = String::new();
     let mut last = 0;
     let mut replaced = false;
@@ -228,11 +257,23 @@ fn parse_script(script: &str, extended: bool) -> Result<Vec<Command>, String> {
                 chars = left.chars();
                 action
             }
-            Some(c) => return Err(format!("unknown command: `{c}' (this sed knows p, d, q, = and s)")),
+            Some(c) => {
+                return Err(format!(
+                    "unknown command: `{c}' (this sed knows p, d, q, = and s)"
+                ))
+            }
             None => return Err("missing command".into()),
         };
-        commands.push(Command { from, to, invert, action, active: false });
-        rest = chars.as_str().trim_start_matches([' ', '\t', ';', '\n', '}']);
+        commands.push(Command {
+            from,
+            to,
+            invert,
+            action,
+            active: false,
+        });
+        rest = chars
+            .as_str()
+            .trim_start_matches([' ', '\t', ';', '\n', '}']);
     }
     Ok(commands)
 }
@@ -251,7 +292,9 @@ fn address(text: &str, extended: bool) -> Result<(Option<Address>, &str), String
     if digits == 0 {
         return Ok((None, text));
     }
-    let n = text[..digits].parse().map_err(|_| "line number too large")?;
+    let n = text[..digits]
+        .parse()
+        .map_err(|_| "line number too large")?;
     if n == 0 {
         return Err("invalid usage of line address 0".into());
     }
@@ -305,9 +348,19 @@ fn substitution(text: &str, extended: bool) -> Result<(Action, &str), String> {
         }
     }
     let re = regex(&pattern, extended, false, ignore_case, false)?;
-    let nth = if nth.is_empty() { 1 } else { nth.parse().map_err(|_| "bad number in `s' flags")? };
+    let nth = if nth.is_empty() {
+        1
+    } else {
+        nth.parse().map_err(|_| "bad number in `s' flags")?
+    };
     Ok((
-        Action::Substitute { re, replacement: rust_replacement(&replacement), global, nth, print },
+        Action::Substitute {
+            re,
+            replacement: rust_replacement(&replacement),
+            global,
+            nth,
+            print,
+        },
         rest,
     ))
 }
