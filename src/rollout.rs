@@ -271,14 +271,14 @@ impl Scheduler {
         (record, Some(env))
     }
 
-    /// One step: cheap tools on the async worker; `run` and `submit` on the blocking pool
-    /// behind a sandbox permit. An error when the step panicked (the environment is lost).
+    /// One step: cheap tools on the async worker; steps that may run the sandbox
+    /// ([`Action::may_run_sandbox`]) on the blocking pool behind a sandbox permit. An error when the step panicked (the environment is lost).
     async fn step<E: Env + 'static>(
         &self,
         mut env: E,
         action: Action,
     ) -> Result<(E, Result<Step, EpisodeError>), tokio::task::JoinError> {
-        if !matches!(action, Action::Run { .. } | Action::Submit) {
+        if !action.may_run_sandbox() {
             let result = env.step(&action);
             return Ok((env, result));
         }

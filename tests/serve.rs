@@ -5,101 +5,15 @@
 
 mod common;
 
+use common::server::{artifact_dir, scratch, start, TOKEN};
 use serde_json::{json, Value};
 use spar::protocol::{ValidationSettings, Validator};
 use spar::serve::client::{Answer, Client};
-use spar::serve::{serve, ConnectionSettings, ServeSettings, Server};
+use spar::serve::ConnectionSettings;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-const TOKEN: &str = "test-token";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("spar-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The calc artifact (`sub` broken), validated and written to `dir`.
-fn artifact_dir(validator: &Validator, dir: &Path) -> PathBuf {
-    let (artifact, report, _) = common::calc_task(validator);
-    let out = dir.join(artifact.id());
-    spar::inject::write_artifact(&artifact, &report, &out).unwrap();
-    out
-}
-
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), spar::serve::ServeError>>,
-    server: Arc<Server>,
-}
-
-impl Running {
-    async fn client(&self) -> Client {
-        Client::connect(self.addr, TOKEN).await.unwrap()
-    }
-
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-async fn start(
-    dir: &Path,
-    validator: Arc<Validator>,
-    tune: impl FnOnce(&mut ServeSettings),
-) -> Running {
-    let (log, artifacts_dir) = spar::serve::default_paths(dir);
-    let mut settings = ServeSettings {
-        token: TOKEN.into(),
-        max_sessions: 2000,
-        max_body_bytes: 64 << 10,
-        idle_timeout: Duration::from_secs(600),
-        env: spar::episode::EnvSettings::default(),
-        tools: Default::default(),
-        attempts: 2,
-        alpha: 0.8,
-        workers: 2,
-        log,
-        artifacts_dir,
-        connections: ConnectionSettings {
-            // The shutdown test grades a submission while stopping: generous on loaded cores.
-            shutdown_grace: Duration::from_secs(60),
-            ..ConnectionSettings::default()
-        },
-    };
-    tune(&mut settings);
-    let server = Server::new(
-        common::python_arc(),
-        validator,
-        settings,
-        Box::new(|name| {
-            if name == "calc" {
-                Ok(common::calc_project(spar::corpus::Split::Train))
-            } else {
-                Err(spar::corpus::CorpusError::NoSuchProject(name.to_owned()))
-            }
-        }),
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(serve(server.clone(), listener, async {
-        let _ = stopped.await;
-    }));
-    Running {
-        addr,
-        stop: Some(stop),
-        task,
-        server,
-    }
-}
 
 fn error_of(answer: &Answer) -> &str {
     answer.body["error"].as_str().unwrap_or_default()
@@ -330,25 +244,62 @@ async fn solver_sessions_over_http_with_clear_errors() {
     assert_eq!(a.status, 400);
     assert!(error_of(&a).contains("another snapshot"), "{}", a.body);
 
-    // OpenEnv's shape: reset, step, state.
-    let a = c.request("POST", "/reset", Some(&create)).await.unwrap();
+    // OpenEnv's shapes: reset (spar's fields, plus OpenEnv's and unknown ones, ignored), step
+    // with OpenEnv's fields, state.
+    let mut reset = create.clone();
+    reset["episode_id"] = json!("e1");
+    reset["unknown_field"] = json!(1);
+    let a = c.request("POST", "/reset", Some(&reset)).await.unwrap();
     assert_eq!(a.status, 200, "{}", a.body);
-    let oid = a.body["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (a.body["reward"].clone(), a.body["done"].clone()),
+        (Value::Null, json!(false))
+    );
+    let oid = a.body["observation"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(a.body["observation"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("```diff"));
     let a = c
         .request(
             "POST",
             "/step",
-            Some(&json!({"session_id": oid, "action": {"tool": "submit"}})),
+            Some(&json!({"session_id": oid, "action": {"tool": "submit"}, "timeout_s": 5, "request_id": "r1"})),
         )
         .await
         .unwrap();
     assert_eq!(a.body["done"], true, "{}", a.body);
     assert_eq!(a.body["reward"], -1.0, "unfixed");
+    assert_eq!(a.body["request_id"], "r1");
+    let a = c
+        .request("POST", "/step", Some(&json!({"action": {"tool": "diff"}})))
+        .await
+        .unwrap();
+    assert_eq!(a.status, 400);
+    assert!(
+        error_of(&a).contains("session_id that POST /reset returned"),
+        "{}",
+        a.body
+    );
     let a = c
         .request("GET", &format!("/state?session_id={oid}"), None)
         .await
         .unwrap();
     assert_eq!(a.body["terminated"], true, "{}", a.body);
+    assert_eq!(
+        (a.body["episode_id"].as_str(), a.body["step_count"].as_u64()),
+        (Some(oid.as_str()), Some(1))
+    );
+    // A seed-only reset needs a task pool, and says how to give one.
+    let a = c
+        .request("POST", "/reset", Some(&json!({"seed": 3})))
+        .await
+        .unwrap();
+    assert_eq!(a.status, 400);
+    assert!(error_of(&a).contains("--tasks"), "{}", a.body);
 
     // The session limit: the third open session is the last.
     let a = c

@@ -435,6 +435,10 @@ pub(super) struct ServeArgs {
     /// The tools a session gets unless its create request names others: spar, swe-agent or r2e
     #[arg(long, value_name = "PROFILE", default_value = "spar")]
     pub(super) tools: crate::episode::tools::Profile,
+    /// Bugs for resets that name none (OpenEnv's reset(seed=N)): a directory of artifacts from
+    /// spar inject, one artifact directory, or a .jsonl file from spar export
+    #[arg(long, value_name = "DIR_OR_JSONL")]
+    pub(super) tasks: Option<PathBuf>,
 }
 
 /// Parses a count of at least 1 (clap value parser): a limit of 0 would refuse everything.

@@ -414,6 +414,20 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether the step may run the sandbox (a `run`, grading on `submit`, or a shell line that
+    /// calls Python): schedulers bound those, and let the rest through at once.
+    pub fn may_run_sandbox(&self) -> bool {
+        let runs_python = |line: &str| {
+            line.contains("python") || line.contains("py.test") || line.contains("pytest")
+        };
+        match self {
+            Action::Run { .. } | Action::Submit => true,
+            Action::Bash { command } => runs_python(command),
+            Action::ExecuteBash { cmd } => runs_python(cmd),
+            _ => false,
+        }
+    }
+
     /// The tool's name.
     pub fn tool(&self) -> &'static str {
         match self {

@@ -197,6 +197,7 @@ fn bench_server(
         idle_timeout: Duration::from_secs(600),
         env: crate::episode::EnvSettings::default(),
         tools: Default::default(),
+        pool: Default::default(),
         attempts: crate::episode::rewards::DEFAULT_ATTEMPTS,
         alpha: crate::episode::rewards::DEFAULT_ALPHA,
         workers: settings.workers,

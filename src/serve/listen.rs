@@ -299,7 +299,9 @@ impl Connection {
         let http = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(self.read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(TokioIo::new(stream), service)
+            // OpenEnv's `/ws` upgrades the connection to a WebSocket.
+            .with_upgrades();
         tokio::pin!(http);
         let mut closing = false;
         loop {

@@ -19,6 +19,8 @@
 pub mod bench;
 pub mod client;
 pub mod listen;
+mod openenv;
+pub mod pool;
 
 pub use listen::ConnectionSettings;
 
@@ -66,6 +68,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/reset"),
     ("POST", "/step"),
     ("GET", "/state"),
+    ("GET", "/ws"),
+    ("GET", "/health"),
+    ("GET", "/schema"),
+    ("GET", "/metadata"),
 ];
 
 /// The longest an artifact long-poll may wait.
@@ -103,6 +109,8 @@ pub struct ServeSettings {
     pub attempts: usize,
     /// The tools of a session whose create request names none.
     pub tools: Profile,
+    /// The bugs a reset that names none draws from (OpenEnv's seed-only reset).
+    pub pool: pool::TaskPool,
     /// The injector reward's alpha.
     pub alpha: f64,
     /// Sandbox runs (a `run` or a grading) at once.
@@ -298,12 +306,27 @@ struct WaitQuery {
     wait: Option<f64>,
 }
 
-#[derive(Deserialize)]
-struct SessionQuery {
-    session_id: String,
-}
-
 impl Server {
+    /// Closes a session; whether its episode had finished, or `None` for an unknown session.
+    /// Never waits for a running step (callers are async workers): a session mid-step is
+    /// closed as not finished, and the step still answers its own request.
+    fn close_session(&self, id: &str) -> Option<bool> {
+        let session = lock(&self.sessions).remove(id)?;
+        Some(try_session(&session).is_ok_and(|s| s.done))
+    }
+
+    /// The tool profile of a session.
+    fn session_tools(&self, id: &str) -> Result<Profile, ApiError> {
+        let session = self.session(id)?;
+        let session = try_session(&session).map_err(|()| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "a step of this session is running; ask again after its answer",
+            )
+        })?;
+        Ok(session.tools)
+    }
+
     /// A server over one interpreter and validator; `resolve` opens projects by name.
     pub fn new(
         python: Arc<Python>,
@@ -533,7 +556,7 @@ impl Server {
         if let Some(hook) = self.step_hook.get() {
             hook(&action);
         }
-        let runs = matches!(action, Action::Run { .. } | Action::Submit);
+        let runs = action.may_run_sandbox();
         // Cheap tools never wait behind sandbox runs.
         let _permit = if runs {
             Some(
@@ -749,9 +772,8 @@ pub fn router(server: Arc<Server>) -> Router {
         )
         .route("/v1/sessions/{id}/step", post(step_session))
         .route("/v1/artifacts/{id}", get(artifact))
-        .route("/reset", post(openenv_reset))
-        .route("/step", post(openenv_step))
-        .route("/state", get(openenv_state))
+        .merge(openenv::routes())
+        .nest("/t/{token}", openenv::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             server.clone(),
             read_body,
@@ -764,6 +786,8 @@ pub fn router(server: Arc<Server>) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/openapi.json", get(openapi))
+        .merge(openenv::public_routes())
+        .nest("/t/{token}", openenv::public_routes())
         .merge(authenticated)
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
@@ -776,11 +800,20 @@ async fn authorize(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
+    // The header, or the path for OpenEnv clients that cannot send one (`/t/TOKEN/ws`).
+    let in_path = request
+        .uri()
+        .path()
+        .strip_prefix("/t/")
+        .and_then(|rest| rest.split('/').next())
+        .map(str::to_owned);
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .or(in_path);
     let expected = server.settings.token.as_bytes();
     // Compared in constant time: the token is the only thing between the sandbox and the LAN.
     let ok = given.is_some_and(|g| {
@@ -794,7 +827,8 @@ async fn authorize(
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token: send `Authorization: Bearer TOKEN` with the token \
-             spar serve printed (or was given with --token)",
+             spar serve printed (or was given with --token); OpenEnv clients that cannot send \
+             headers use the base URL http://HOST:PORT/t/TOKEN",
         ));
     }
     Ok(next.run(request).await)
@@ -1007,11 +1041,9 @@ async fn close_session(
     State(server): State<Arc<Server>>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let removed = lock(&server.sessions).remove(&id);
-    let session = removed.ok_or_else(|| ApiError::unknown_session(&id))?;
-    // Never wait for a running step here (this is an async worker thread): a session mid-step
-    // is closed as not finished; the step still answers its own request.
-    let done = try_session(&session).is_ok_and(|s| s.done);
+    let done = server
+        .close_session(&id)
+        .ok_or_else(|| ApiError::unknown_session(&id))?;
     Ok(Json(
         json!({ "session_id": id, "closed": true, "finished": done }),
     ))
@@ -1054,48 +1086,6 @@ async fn artifact(
         }
     }
     Ok(Json(server.artifact_status(&entry)))
-}
-
-async fn openenv_reset(
-    State(server): State<Arc<Server>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let answer = create(server, parse(body)?).await?;
-    Ok(Json(json!({
-        "session_id": answer["session_id"],
-        "observation": answer["observation"],
-        "reward": 0.0,
-        "done": false,
-        "info": { "tools": answer["tools"], "role": answer["role"], "task": answer["task"] },
-    })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OpenEnvStep {
-    session_id: String,
-    action: Value,
-}
-
-async fn openenv_step(
-    State(server): State<Arc<Server>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let request: OpenEnvStep = parse(body)?;
-    let mut answer = step(server, request.session_id, request.action).await?;
-    let done = answer["terminated"].as_bool().unwrap_or(false)
-        || answer["truncated"].as_bool().unwrap_or(false);
-    answer["done"] = json!(done);
-    Ok(Json(answer))
-}
-
-async fn openenv_state(
-    State(server): State<Arc<Server>>,
-    query: Result<Query<SessionQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(query) =
-        query.map_err(|e| ApiError::bad(format!("{e}: GET /state?session_id=ID")))?;
-    Ok(Json(state(&server, &query.session_id)?))
 }
 
 /// Serves on `listener` until `shutdown` resolves, then stops accepting, closes idle

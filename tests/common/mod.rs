@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod server;
+
 use spar::guest::{Interpreter, Python, RuntimeSettings};
 use spar::snapshot::Snapshot;
 use std::sync::OnceLock;

@@ -57,6 +57,10 @@ impl Serve {
             },
             attempts: args.attempts,
             tools: args.tools,
+            pool: match &args.tasks {
+                Some(path) => crate::serve::pool::TaskPool::load(path)?,
+                None => crate::serve::pool::TaskPool::default(),
+            },
             alpha: crate::episode::rewards::DEFAULT_ALPHA,
             workers: args.workers.unwrap_or_else(crate::par::cores).max(1),
             log: log.clone(),
@@ -101,6 +105,7 @@ impl Serve {
             let addr = listener.local_addr()?;
             println!("spar serve listening on http://{addr}");
             println!("token: {token}");
+            println!("openenv base url: http://{addr}/t/{token}");
             println!("episodes: {}", log.display());
             std::io::stdout().flush()?;
             crate::serve::serve(server, listener, stop_signal()).await?;
