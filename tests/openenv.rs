@@ -1,5 +1,5 @@
 //! OpenEnv's own clients against `spar serve`: `openenv-core` 0.3.0 from PyPI, unmodified, in
-//! a virtual environment this test makes (once per target directory): the sync and async
+//! the client tests' virtual environment (`common::venv`): the sync and async
 //! `GenericEnvClient` play reset -> steps -> close over `/ws` with a seed-only reset drawn from
 //! the task pool, `MCPToolClient` lists and calls tools, and a client without the token is
 //! refused. The HTTP shapes are checked in tests/serve.rs.
@@ -7,80 +7,18 @@
 mod common;
 
 use common::server::{artifact_dir, scratch, start};
+use common::venv::{clients_python, run_bounded};
 use serde_json::Value;
 use spar::protocol::{ValidationSettings, Validator};
 use spar::serve::pool::TaskPool;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-const OPENENV_CORE: &str = "openenv-core==0.3.0";
-
-/// Runs `command` to its end or `limit`, whichever comes first; panics with its output if it
-/// fails.
-fn run_bounded(command: &mut Command, limit: Duration, what: &str) -> String {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            child.kill().ok();
-            panic!("{what}: still running after {limit:?}; killed");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = child.wait_with_output().unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert!(
-        output.status.success(),
-        "{what} failed:\n{}\n{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// The virtual environment with openenv-core, made on first use.
-fn openenv_python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("venv-openenv-core-0.3.0");
-    let python = venv.join("bin").join("python");
-    if venv.join(".ready").exists() {
-        return python;
-    }
-    let _ = std::fs::remove_dir_all(&venv);
-    let host = std::env::var("SPAR_PYTHON").unwrap_or_else(|_| "python3".into());
-    eprintln!(
-        "openenv test: installing {OPENENV_CORE} from PyPI into {} (once; about a minute)",
-        venv.display()
-    );
-    run_bounded(
-        Command::new(&host).args(["-m", "venv"]).arg(&venv),
-        Duration::from_secs(120),
-        "creating the virtual environment",
-    );
-    run_bounded(
-        Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            OPENENV_CORE,
-        ]),
-        Duration::from_secs(600),
-        "pip install openenv-core",
-    );
-    std::fs::write(venv.join(".ready"), OPENENV_CORE).unwrap();
-    python
-}
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openenv_core_clients_play_spar_episodes() {
-    let python = tokio::task::spawn_blocking(openenv_python).await.unwrap();
+    let python = tokio::task::spawn_blocking(clients_python).await.unwrap();
     let dir = scratch("openenv");
     let validator = Arc::new(Validator::new(ValidationSettings::default()));
     let artifact = artifact_dir(&validator, &dir);

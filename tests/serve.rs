@@ -1,7 +1,7 @@
 //! `spar serve` over real HTTP on loopback, against the real guest: solver and injector
 //! sessions, OpenAI-style tool calls, the injector reward from solver sessions, OpenEnv routes,
 //! limits and error answers, a thousand concurrent sessions, idle expiry, graceful shutdown,
-//! the OpenAPI document against the routes, and the Python client.
+//! the OpenAPI document against the routes. The Python clients are in tests/python_clients.rs.
 
 mod common;
 
@@ -11,7 +11,7 @@ use spar::protocol::{ValidationSettings, Validator};
 use spar::serve::client::{Answer, Client};
 use spar::serve::ConnectionSettings;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -524,47 +524,6 @@ async fn a_thousand_concurrent_sessions_idle_expiry_and_graceful_shutdown() {
     assert_eq!(server.finished_episodes(), 1);
     let log = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 1);
-    std::fs::remove_dir_all(&dir).ok();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_client_runs_a_batch_of_solver_episodes() {
-    let dir = scratch("python");
-    let validator = Arc::new(Validator::new(ValidationSettings::default()));
-    let artifact = artifact_dir(&validator, &dir);
-    let running = start(&dir, validator, |_| {}).await;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let gold = json!({"calc/ops.py": [FIXED_SUB.0, FIXED_SUB.1]}).to_string();
-    let addr = running.addr;
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(root.join("clients/python/example_batch.py"))
-            .args(["--episodes", "4", "--gold", &gold, "--artifact"])
-            .arg(&artifact)
-            .env("SPAR_URL", format!("http://{addr}"))
-            .env("SPAR_TOKEN", TOKEN)
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 5, "{stdout}");
-    assert!(lines[..4]
-        .iter()
-        .all(|l| l["reward"] == 1.0 && l["terminated"] == true));
-    assert_eq!(lines[4]["mean_reward"], 1.0);
-    assert_eq!(running.server.finished_episodes(), 4);
-    running.stop().await;
     std::fs::remove_dir_all(&dir).ok();
 }
 

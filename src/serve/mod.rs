@@ -405,7 +405,8 @@ impl Server {
     }
 
     /// Builds a session (blocking: opening a project or an artifact reads files).
-    fn create(&self, request: CreateSession) -> Result<(Session, Observation), ApiError> {
+    fn create(&self, mut request: CreateSession) -> Result<(Session, Observation), ApiError> {
+        self.draw_from_pool(&mut request);
         let id = format!(
             "s{:08x}{:06}",
             self.nonce,
@@ -470,6 +471,19 @@ impl Server {
     }
 
     /// A solver session's environment, on the one bug the request gives.
+    /// A solver request that names no bug gets one from the task pool, by its seed (a
+    /// generic client's reset: a seed, or a dataset row of spar's fields).
+    fn draw_from_pool(&self, request: &mut CreateSession) {
+        if request.role != Role::Solver || request.bug_sources() > 0 || request.project.is_some() {
+            return;
+        }
+        match self.settings.pool.draw(request.seed) {
+            Some(pool::PoolTask::Artifact(dir)) => request.artifact = Some(dir.clone()),
+            Some(pool::PoolTask::Instance(line)) => request.instance = Some(line.clone()),
+            None => {}
+        }
+    }
+
     fn solver_session(
         &self,
         request: &CreateSession,
@@ -479,7 +493,8 @@ impl Server {
             return Err(ApiError::bad(
                 "a solver session needs exactly one bug: \"artifact\" (a directory \
                  `spar inject` wrote), \"artifact_id\" (one an injector session \
-                 submitted here) or \"instance\" (a line of `spar export`)",
+                 submitted here) or \"instance\" (a line of `spar export`); with none, it \
+                 draws one by seed from the task pool of spar serve --tasks",
             ));
         }
         let (task, counts_for) = self.solver_task(request)?;

@@ -74,9 +74,9 @@ struct ResetData {
 }
 
 impl ResetData {
-    /// The session to create.
-    fn request(self, server: &Server) -> Result<CreateSession, ApiError> {
-        let mut request = CreateSession {
+    /// The session to create; one that names no bug draws it from the pool.
+    fn request(self) -> CreateSession {
+        CreateSession {
             role: self.role.unwrap_or(Role::Solver),
             project: self.project,
             artifact: self.artifact,
@@ -84,22 +84,7 @@ impl ResetData {
             instance: self.instance,
             seed: self.seed.unwrap_or(0),
             tools: self.tools,
-        };
-        if request.role == Role::Injector || request.bug_sources() > 0 {
-            return Ok(request);
         }
-        match server.settings.pool.draw(request.seed) {
-            Some(super::pool::PoolTask::Artifact(dir)) => request.artifact = Some(dir.clone()),
-            Some(super::pool::PoolTask::Instance(line)) => request.instance = Some(line.clone()),
-            None => {
-                return Err(ApiError::bad(
-                    "a reset without a bug draws one from the server's task pool, and this \
-                     server has none: reset with artifact_id, instance or artifact, or start \
-                     spar serve with --tasks DIR_OR_JSONL",
-                ))
-            }
-        }
-        Ok(request)
     }
 }
 
@@ -216,7 +201,7 @@ impl Connection {
         let data: ResetData = serde_json::from_value(data)
             .map_err(|e| ApiError::bad(format!("the reset data does not fit: {e}")))?;
         self.close();
-        let request = data.request(&self.server)?;
+        let request = data.request();
         let answer = create(self.server.clone(), request).await?;
         self.session = answer["session_id"].as_str().map(str::to_owned);
         Ok(json!({ "type": "observation", "data": reset_data(&answer) }))
@@ -376,7 +361,7 @@ async fn reset(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad(format!("malformed reset JSON: {e}")))?
     };
-    let request = data.request(&server)?;
+    let request = data.request();
     let answer = create(server, request).await?;
     Ok(Json(reset_data(&answer)))
 }

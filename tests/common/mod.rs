@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod server;
+pub mod venv;
 
 use spar::guest::{Interpreter, Python, RuntimeSettings};
 use spar::snapshot::Snapshot;
