@@ -781,7 +781,8 @@ fn zero_limits_are_refused_with_exit_2() {
     }
 }
 
-/// `spar bench serve`'s three phases against a real server: every request is answered and
+/// `spar bench serve`'s phases against a real server (HTTP: create, read_file, bash grep, run;
+/// WebSocket: reset, bash grep): every request is answered and
 /// counted, and the test runs really run (each over a state of its own).
 #[test]
 fn the_serve_benchmark_measures_every_phase() {
@@ -792,11 +793,15 @@ fn the_serve_benchmark_measures_every_phase() {
         reads: 2,
         test_runs: 2,
         workers: 2,
+        ws_sessions: 3,
     };
     let project = common::calc_project(spar::corpus::Split::Train);
     let report = bench(common::python_arc(), project, &settings).unwrap();
     assert_eq!(report.create.requests, 6);
     assert_eq!(report.read_file.requests, 12);
+    assert_eq!(report.bash_grep.requests, 12);
+    assert_eq!(report.ws_reset.requests, 3);
+    assert_eq!(report.ws_bash_grep.requests, 6);
     assert_eq!(report.test_run.requests, 2);
     assert!(report.test_run.p50_ms > report.read_file.p50_ms, "{report}");
 }

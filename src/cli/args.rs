@@ -589,6 +589,9 @@ pub(super) struct BenchServeArgs {
     /// Sessions that each run the test suite once
     #[arg(long, default_value_t = 8)]
     pub(super) test_runs: usize,
+    /// WebSocket episodes (OpenEnv's /ws) driven at once
+    #[arg(long, default_value_t = 100)]
+    pub(super) ws_sessions: usize,
     /// Print one JSON object instead of a report
     #[arg(long)]
     pub(super) json: bool,

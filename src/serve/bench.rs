@@ -1,5 +1,6 @@
 //! `spar bench serve`: requests per second and step latency of a real server on loopback, for
-//! cheap tools (`read_file`) across many concurrent sessions and for test runs.
+//! cheap tools (`read_file`, a `bash` `grep -rn`) across many concurrent sessions, for test
+//! runs, and for OpenEnv's WebSocket path (one episode per connection).
 
 use super::client::{Client, ClientError};
 use super::{serve, ServeSettings, Server};
@@ -24,7 +25,12 @@ pub struct ServeBenchSettings {
     pub test_runs: usize,
     /// Sandbox runs at once.
     pub workers: usize,
+    /// WebSocket connections (one episode each) driven at once over `/ws`.
+    pub ws_sessions: usize,
 }
+
+/// The shell step both the HTTP and the WebSocket phases measure.
+const GREP: &str = "grep -rn def .";
 
 /// Latency percentiles of one kind of request, ms.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -52,6 +58,14 @@ pub struct ServeBench {
     pub create: Latency,
     /// `read_file` steps.
     pub read_file: Latency,
+    /// `bash` steps running `grep -rn def .` over the repository.
+    pub bash_grep: Latency,
+    /// Episodes opened over `/ws` (connect and reset).
+    pub ws_reset: Latency,
+    /// `bash` `grep -rn` steps over `/ws`.
+    pub ws_bash_grep: Latency,
+    /// WebSocket connections driven at once.
+    pub ws_sessions: usize,
     /// Test runs (`run` of the project's test command).
     pub test_run: Latency,
     /// Sandbox runs at once.
@@ -88,6 +102,9 @@ pub enum ServeBenchError {
     /// A client task of the benchmark crashed.
     #[error("a benchmark client crashed")]
     Crashed(#[source] tokio::task::JoinError),
+    /// The WebSocket path failed.
+    #[error("the WebSocket client: {0}")]
+    WebSocket(String),
 }
 
 /// The body of an answer with status `ok`, else the answer as an error.
@@ -154,13 +171,22 @@ pub fn bench(
             let _ = stopped.await;
         }));
         let phases = async {
-            let create = json!({"role": "injector", "project": name});
+            let request = json!({"role": "injector", "project": name});
             let sessions = (settings.sessions, connections);
-            let (clients, create) = create_sessions(addr, &token, &create, sessions).await?;
-            let (runners, read) = read_files(clients, &file, settings.reads).await?;
-            let runners = runners.into_iter().take(settings.test_runs).collect();
+            let (clients, create) = create_sessions(addr, &token, &request, sessions).await?;
+            let read_call = json!({"tool": "read_file", "path": file, "start": 1, "end": 40});
+            let (clients, read) = cheap_steps(clients, &read_call, settings.reads).await?;
+            let grep_call = json!({"tool": "bash", "command": GREP});
+            let (clients, grep) = cheap_steps(clients, &grep_call, settings.reads).await?;
+            let runners = clients
+                .into_iter()
+                .filter_map(|(client, ids)| Some((client, ids.first()?.clone())))
+                .take(settings.test_runs)
+                .collect();
             let run = test_runs(runners, &test_args).await?;
-            Ok::<_, ServeBenchError>((create, read, run))
+            let ws = (settings.ws_sessions, settings.reads);
+            let (ws_reset, ws_grep) = websocket_steps(addr, &token, &request, ws).await?;
+            Ok::<_, ServeBenchError>((create, read, grep, run, ws_reset, ws_grep))
         };
         let measured = phases.await;
         let _ = stop.send(());
@@ -168,13 +194,17 @@ pub fn bench(
         measured
     });
     let _ = std::fs::remove_dir_all(&dir);
-    let (create, read_file, test_run) = result?;
+    let (create, read_file, bash_grep, test_run, ws_reset, ws_bash_grep) = result?;
     Ok(ServeBench {
         project: name,
         sessions: settings.sessions,
         connections,
         create,
         read_file,
+        bash_grep,
+        ws_reset,
+        ws_bash_grep,
+        ws_sessions: settings.ws_sessions,
         test_run,
         workers: settings.workers,
         peak_rss_mib: crate::rollout::peak_rss_mib(),
@@ -192,7 +222,7 @@ fn bench_server(
     let (log, artifacts_dir) = super::default_paths(dir);
     let serve_settings = ServeSettings {
         token: token.to_owned(),
-        max_sessions: settings.sessions + settings.test_runs + 16,
+        max_sessions: settings.sessions + settings.ws_sessions + settings.test_runs + 16,
         max_body_bytes: 1 << 20,
         idle_timeout: Duration::from_secs(600),
         env: crate::episode::EnvSettings::default(),
@@ -204,7 +234,7 @@ fn bench_server(
         log,
         artifacts_dir,
         connections: super::ConnectionSettings {
-            max_connections: settings.connections + 16,
+            max_connections: settings.connections + settings.ws_sessions + 16,
             ..super::ConnectionSettings::default()
         },
     };
@@ -257,15 +287,13 @@ async fn create_sessions(
     Ok((clients, latency(create_ms, started.elapsed())))
 }
 
-/// Phase 2: `reads` `read_file` steps over every session, all connections at once. Returns
-/// each connection with its first session, for the test runs.
-async fn read_files(
+/// Phase 2: `reads` steps of `call` over every session, all connections at once.
+async fn cheap_steps(
     clients: Vec<(Client, Vec<String>)>,
-    file: &str,
+    call: &serde_json::Value,
     reads: usize,
-) -> Result<(Vec<(Client, String)>, Latency), ServeBenchError> {
+) -> Result<(Vec<(Client, Vec<String>)>, Latency), ServeBenchError> {
     let started = Instant::now();
-    let call = json!({"tool": "read_file", "path": file, "start": 1, "end": 40});
     let mut tasks = Vec::new();
     for (mut client, ids) in clients {
         let call = call.clone();
@@ -276,23 +304,21 @@ async fn read_files(
                     let t = Instant::now();
                     let path = format!("/v1/sessions/{id}/step");
                     let a = client.request("POST", &path, Some(&call)).await?;
-                    expect("read_file", a, 200)?;
+                    expect("a cheap step", a, 200)?;
                     ms.push(t.elapsed().as_secs_f64() * 1e3);
                 }
             }
             Ok::<_, ServeBenchError>((client, ids, ms))
         }));
     }
-    let mut read_ms = Vec::new();
-    let mut runners = Vec::new();
+    let mut step_ms = Vec::new();
+    let mut clients = Vec::new();
     for t in tasks {
         let (client, ids, ms) = t.await.map_err(ServeBenchError::Crashed)??;
-        read_ms.extend(ms);
-        if let Some(id) = ids.first() {
-            runners.push((client, id.clone()));
-        }
+        step_ms.extend(ms);
+        clients.push((client, ids));
     }
-    Ok((runners, latency(read_ms, started.elapsed())))
+    Ok((clients, latency(step_ms, started.elapsed())))
 }
 
 /// Phase 3: one test run per session, each over a state of its own (a file written first).
@@ -322,20 +348,79 @@ async fn test_runs(
     Ok(latency(run_ms, started.elapsed()))
 }
 
+/// Phase 4: OpenEnv's `/ws`: `sessions` connections at once, each one episode (connect and
+/// reset) and then `steps` `bash` `grep -rn` steps, as `openenv-core`'s client sends them.
+async fn websocket_steps(
+    addr: std::net::SocketAddr,
+    token: &str,
+    create: &serde_json::Value,
+    (sessions, steps): (usize, usize),
+) -> Result<(Latency, Latency), ServeBenchError> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let failed =
+        |e: tokio_tungstenite::tungstenite::Error| ServeBenchError::WebSocket(e.to_string());
+    let started = Instant::now();
+    let url = format!("ws://{addr}/t/{token}/ws");
+    let reset = json!({"type": "reset", "data": create}).to_string();
+    let step = json!({"type": "step", "data": {"tool": "bash", "command": GREP}}).to_string();
+    let mut tasks = Vec::new();
+    for _ in 0..sessions {
+        let (url, reset, step) = (url.clone(), reset.clone(), step.clone());
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let (mut socket, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .map_err(failed)?;
+            let mut ask = async |text: &str| -> Result<f64, ServeBenchError> {
+                let t = Instant::now();
+                socket.send(Message::text(text)).await.map_err(failed)?;
+                let answer = socket.next().await.ok_or_else(|| {
+                    ServeBenchError::WebSocket("the server closed the connection".into())
+                })?;
+                let answer = answer.map_err(failed)?.into_text().map_err(failed)?;
+                if answer.contains("\"type\":\"error\"") {
+                    return Err(ServeBenchError::WebSocket(answer.to_string()));
+                }
+                Ok(t.elapsed().as_secs_f64() * 1e3)
+            };
+            ask(&reset).await?;
+            let reset_ms = t.elapsed().as_secs_f64() * 1e3;
+            let mut step_ms = Vec::new();
+            for _ in 0..steps {
+                step_ms.push(ask(&step).await?);
+            }
+            let _ = socket.send(Message::text(r#"{"type":"close"}"#)).await;
+            Ok::<_, ServeBenchError>((reset_ms, step_ms))
+        }));
+    }
+    let (mut reset_ms, mut step_ms) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let (reset, steps) = t.await.map_err(ServeBenchError::Crashed)??;
+        reset_ms.push(reset);
+        step_ms.extend(steps);
+    }
+    let wall = started.elapsed();
+    Ok((latency(reset_ms, wall), latency(step_ms, wall)))
+}
+
 impl std::fmt::Display for ServeBench {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
             "spar serve on loopback, project {}: {} sessions open at once over {} connections, \
-             {} sandbox workers",
-            self.project, self.sessions, self.connections, self.workers
+             {} WebSocket episodes at once, {} sandbox workers",
+            self.project, self.sessions, self.connections, self.ws_sessions, self.workers
         )?;
         writeln!(f, "| request | requests | requests/s | p50 ms | p99 ms |")?;
         writeln!(f, "| --- | --- | --- | --- | --- |")?;
         for (name, l) in [
             ("create session", &self.create),
             ("read_file step", &self.read_file),
+            ("bash `grep -rn` step", &self.bash_grep),
             ("run step (test suite)", &self.test_run),
+            ("/ws connect + reset", &self.ws_reset),
+            ("/ws bash `grep -rn` step", &self.ws_bash_grep),
         ] {
             writeln!(
                 f,

@@ -49,6 +49,7 @@ fn serve(ctx: &Context, args: &BenchServeArgs) -> anyhow::Result<ExitCode> {
         reads: args.reads,
         test_runs: args.test_runs.min(args.sessions.max(1)),
         workers: crate::par::cores(),
+        ws_sessions: args.ws_sessions,
     };
     let report = crate::serve::bench::bench(ctx.shared_python()?, project, &settings)?;
     print_report(&report, args.json)
