@@ -781,6 +781,74 @@ fn zero_limits_are_refused_with_exit_2() {
     }
 }
 
+/// `spar serve --corpus PROJECT --pool-size N` makes procedural bugs at start-up, and a reset
+/// with only a seed (OpenEnv's) plays one of them; a second start reuses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_makes_a_task_pool_from_a_corpus_project_at_start_up() {
+    use std::io::{BufRead, Read};
+    let dir = scratch("pool-cli");
+    for start in 0..2 {
+        let out = dir.clone();
+        // The first line is the address; a server that fails to start ends the output.
+        // The reader stays open: a closed pipe would end the server at its next line.
+        let (mut child, _stdout, listening) = tokio::task::spawn_blocking(move || {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spar"))
+                .args([
+                    "serve",
+                    "--port",
+                    "0",
+                    "--token",
+                    TOKEN,
+                    "--corpus",
+                    "moneyunits",
+                ])
+                .args(["--pool-size", "1", "--out"])
+                .arg(&out)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut first = String::new();
+            let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+            stdout.read_line(&mut first).unwrap();
+            (child, stdout, first)
+        })
+        .await
+        .unwrap();
+        let addr: SocketAddr = listening
+            .trim()
+            .rsplit("http://")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}: {listening:?}"));
+        let mut c = Client::connect(addr, TOKEN).await.unwrap();
+        let a = c
+            .request("POST", "/reset", Some(&json!({"seed": 11})))
+            .await
+            .unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(a.status, 200, "start {start}: {}", a.body);
+        assert_eq!(a.body["observation"]["project"], "moneyunits");
+        assert!(a.body["observation"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Please fix the code"));
+        let made = stderr.contains("making 1 procedural bugs in moneyunits");
+        assert_eq!(made, start == 0, "start {start}: {stderr}");
+        assert!(stderr.contains("task pool of 1 bugs"), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `spar bench serve`'s phases against a real server (HTTP: create, read_file, bash grep, run;
 /// WebSocket: reset, bash grep): every request is answered and
 /// counted, and the test runs really run (each over a state of its own).

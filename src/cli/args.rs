@@ -439,6 +439,13 @@ pub(super) struct ServeArgs {
     /// spar inject, one artifact directory, or a .jsonl file from spar export
     #[arg(long, value_name = "DIR_OR_JSONL")]
     pub(super) tasks: Option<PathBuf>,
+    /// Also make --pool-size procedural bugs in this corpus project at start-up for the task
+    /// pool (repeatable; kept under OUT/pool/, reused by later starts)
+    #[arg(long, value_name = "PROJECT")]
+    pub(super) corpus: Vec<String>,
+    /// Bugs per --corpus project
+    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
+    pub(super) pool_size: usize,
 }
 
 /// Parses a count of at least 1 (clap value parser): a limit of 0 would refuse everything.

@@ -3,7 +3,8 @@
 //!
 //! A pool is read from `spar serve --tasks PATH`: a directory of artifacts as `spar inject`
 //! writes them (one subdirectory each, with its validation report), one such artifact
-//! directory, or a JSON-lines file of SWE-bench-style instances as `spar export` writes them.
+//! directory, or a JSON-lines file of SWE-bench-style instances as `spar export` writes them;
+//! `spar serve --corpus PROJECT` adds procedural bugs made in that project at start-up.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,11 @@ impl TaskPool {
             });
         }
         Ok(TaskPool { tasks })
+    }
+
+    /// This pool with `other`'s tasks after its own.
+    pub fn extend(&mut self, other: TaskPool) {
+        self.tasks.extend(other.tasks);
     }
 
     /// Number of tasks.

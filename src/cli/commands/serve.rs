@@ -4,6 +4,8 @@ use crate::cli::args::ServeArgs;
 use crate::cli::context::Context;
 use crate::corpus::{self, Store};
 use crate::episode::EnvSettings;
+use crate::inject::{InjectSettings, Injector, Strategy};
+use crate::serve::pool::TaskPool;
 use crate::serve::{ConnectionSettings, ServeSettings, Server};
 use anyhow::Context as _;
 use std::io::Write;
@@ -57,10 +59,7 @@ impl Serve {
             },
             attempts: args.attempts,
             tools: args.tools,
-            pool: match &args.tasks {
-                Some(path) => crate::serve::pool::TaskPool::load(path)?,
-                None => crate::serve::pool::TaskPool::default(),
-            },
+            pool: task_pool(ctx, args, &python, &validator)?,
             alpha: crate::episode::rewards::DEFAULT_ALPHA,
             workers: args.workers.unwrap_or_else(crate::par::cores).max(1),
             log: log.clone(),
@@ -121,6 +120,44 @@ impl Serve {
         served?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The task pool: `--tasks`, then procedural bugs in each `--corpus` project, made once under
+/// `OUT/pool/PROJECT` (a later start with the same project and size reuses them).
+fn task_pool(
+    ctx: &Context,
+    args: &ServeArgs,
+    python: &crate::guest::Python,
+    validator: &crate::protocol::Validator,
+) -> anyhow::Result<TaskPool> {
+    let mut pool = match &args.tasks {
+        Some(path) => TaskPool::load(path)?,
+        None => TaskPool::default(),
+    };
+    for name in &args.corpus {
+        let out = args.out.join("pool").join(name);
+        let made = TaskPool::load(&out).map_or(0, |p| p.len());
+        if made < args.pool_size {
+            let project = ctx.open_project(name)?;
+            eprintln!(
+                "spar serve: making {} procedural bugs in {name} for the task pool",
+                args.pool_size - made
+            );
+            let settings = InjectSettings {
+                strategy: Strategy::Procedural,
+                count: args.pool_size - made,
+                seed: made as u64,
+                max_candidates: 40 * args.pool_size,
+                out: out.clone(),
+            };
+            Injector::new(python, validator, &project)?.inject(&settings)?;
+        }
+        pool.extend(TaskPool::load(&out).with_context(|| format!("the task pool of {name}"))?);
+    }
+    if !pool.is_empty() {
+        eprintln!("spar serve: task pool of {} bugs", pool.len());
+    }
+    Ok(pool)
 }
 
 /// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what service managers and containers
