@@ -294,11 +294,25 @@ fn api_error_frame(e: &ApiError) -> Value {
     error_frame(&e.message, code)
 }
 
-async fn websocket(State(server): State<Arc<Server>>, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(server): State<Arc<Server>>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    // Errors are JSON on every route, this one included.
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            format!(
+                "{}: GET /ws is OpenEnv's WebSocket; connect with a WebSocket client \
+                 (ws://HOST:PORT/ws, or ws://HOST:PORT/t/TOKEN/ws)",
+                e.body_text()
+            ),
+        )
+    })?;
     let limit = server.settings.max_body_bytes;
-    upgrade
+    Ok(upgrade
         .max_message_size(limit)
-        .on_upgrade(move |socket| serve_socket(server, socket))
+        .on_upgrade(move |socket| serve_socket(server, socket)))
 }
 
 /// Plays one connection's episodes until the client closes, idles past the idle timeout, or the

@@ -47,10 +47,14 @@ async def async_r2e():
 
 
 def skyrl():
+    import skyrl_gym
+    from skyrl_gym.envs import register
     from skyrl_gym.envs.base_text_env import BaseTextEnv
-    from spar_client.adapters.skyrl import SparTextEnv
 
-    env = SparTextEnv(env_config={"url": url, "token": token, "max_turns": 8}, extras={"spar": {"seed": 4}})
+    # As a training config does: registered by id, made with the env config and a row's extras.
+    register(id="spar", entry_point="spar_client.adapters.skyrl:SparTextEnv")
+    env = skyrl_gym.make("spar", env_config={"url": url, "token": token, "max_turns": 8},
+                         extras={"spar": {"seed": 4}})
     prompt, info = env.init([{"role": "system", "content": "You repair bugs."}])
     outputs = [
         env.step("Let me look.\n<tool_call>\n{\"name\": \"bash\", \"arguments\": {\"command\": \"grep -n 'return a + b' calc/ops.py\"}}\n</tool_call>"),

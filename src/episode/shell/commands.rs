@@ -490,174 +490,209 @@ fn bre_to_ere(pattern: &str) -> String {
     out
 }
 
+/// What `grep`'s flags ask for.
 struct GrepOptions {
     regexes: Vec<Regex>,
     invert: bool,
     number: bool,
+    /// `-H` / `-h`; by default, names are shown for several files or a recursive search.
     names: Option<bool>,
-    list: bool,
+    /// `-l` (files with a match) or `-L` (files without).
+    list: Option<bool>,
     count: bool,
     only: bool,
     quiet: bool,
+    quiet_errors: bool,
+    skip_binary: bool,
+    max: Option<usize>,
     after: usize,
     before: usize,
+    recursive: bool,
     include: Vec<String>,
     exclude: Vec<String>,
     exclude_dir: Vec<String>,
 }
 
-fn grep(proc: &mut Proc, args: &[String]) -> i32 {
-    let parsed = Flags::parse("grep", args, "rRnilLvwcEFhHoqsIPx", "eABCm");
-    let flags = match parsed {
-        Ok(f) => f,
-        Err(e) => return proc.fail(2, &e),
-    };
-    let mut operands = flags.operands.clone();
-    let patterns: Vec<String> = match flags
-        .short
-        .iter()
-        .filter(|(c, _)| *c == 'e')
-        .map(|(_, v)| v.clone())
-        .collect::<Vec<_>>()
-    {
-        given if !given.is_empty() => given,
-        _ if operands.is_empty() => {
-            return proc.fail(2, "Usage: grep [OPTION]... PATTERNS [FILE]...")
-        }
-        _ => vec![operands.remove(0)],
-    };
-    let context = |c: char| {
-        flags
-            .value(c)
-            .or(flags.value('C'))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let long = |name: &str| {
-        flags
+impl GrepOptions {
+    /// The options, and the operands left after the patterns.
+    fn parse(args: &[String]) -> Result<(GrepOptions, Vec<String>), String> {
+        let flags = Flags::parse("grep", args, "rRnilLvwcEFhHoqsIPx", "eABCm")?;
+        let mut operands = flags.operands.clone();
+        let given: Vec<String> = flags
+            .short
+            .iter()
+            .filter(|(c, _)| *c == 'e')
+            .map(|(_, v)| v.clone())
+            .collect();
+        let patterns = match given {
+            given if !given.is_empty() => given,
+            _ if operands.is_empty() => {
+                return Err("Usage: grep [OPTION]... PATTERNS [FILE]...".into())
+            }
+            _ => vec![operands.remove(0)],
+        };
+        let known = ["include", "exclude", "exclude-dir", "color", "colour"];
+        if let Some((unknown, _)) = flags
             .long
             .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .collect::<Vec<_>>()
-    };
-    if let Some((unknown, _)) = flags.long.iter().find(|(n, _)| {
-        !["include", "exclude", "exclude-dir", "color", "colour"].contains(&n.as_str())
-    }) {
-        return proc.fail(2, &format!("grep: unrecognized option '--{unknown}'"));
-    }
-    let mut regexes = Vec::new();
-    for p in &patterns {
-        let pattern = if flags.has('x') {
-            format!("^(?:{p})$")
-        } else {
-            p.clone()
-        };
-        match regex(
-            &pattern,
-            flags.has('E') || flags.has('P') || flags.has('x'),
-            flags.has('F') && !flags.has('x'),
-            flags.has('i'),
-            flags.has('w'),
-        ) {
-            Ok(re) => regexes.push(re),
-            Err(e) => return proc.fail(2, &format!("grep: {e}")),
+            .find(|(n, _)| !known.contains(&n.as_str()))
+        {
+            return Err(format!("grep: unrecognized option '--{unknown}'"));
         }
+        let number = |c: char| -> Result<Option<usize>, String> {
+            flags
+                .value(c)
+                .map(|v| v.parse().map_err(|_| format!("grep: {v}: invalid number")))
+                .transpose()
+        };
+        let context = |c: char| Ok::<_, String>(number(c)?.or(number('C')?).unwrap_or(0));
+        let long = |name: &str| {
+            flags
+                .long
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        let (whole_line, fixed) = (flags.has('x'), flags.has('F'));
+        let extended = flags.has('E') || flags.has('P');
+        let mut regexes = Vec::new();
+        for p in &patterns {
+            let (p, fixed) = match (whole_line, fixed) {
+                (true, true) => (format!("^{}$", regex::escape(p)), false),
+                (true, false) => (format!("^(?:{p})$"), false),
+                (false, fixed) => (p.clone(), fixed),
+            };
+            regexes.push(
+                regex(
+                    &p,
+                    extended || whole_line,
+                    fixed,
+                    flags.has('i'),
+                    flags.has('w'),
+                )
+                .map_err(|e| format!("grep: {e}"))?,
+            );
+        }
+        let options = GrepOptions {
+            regexes,
+            invert: flags.has('v'),
+            number: flags.has('n'),
+            names: if flags.has('h') {
+                Some(false)
+            } else if flags.has('H') {
+                Some(true)
+            } else {
+                None
+            },
+            list: if flags.has('l') {
+                Some(true)
+            } else if flags.has('L') {
+                Some(false)
+            } else {
+                None
+            },
+            count: flags.has('c'),
+            only: flags.has('o'),
+            quiet: flags.has('q'),
+            quiet_errors: flags.has('s'),
+            skip_binary: flags.has('I'),
+            max: number('m')?,
+            after: context('A')?,
+            before: context('B')?,
+            recursive: flags.has('r') || flags.has('R'),
+            include: long("include"),
+            exclude: long("exclude"),
+            exclude_dir: long("exclude-dir"),
+        };
+        Ok((options, operands))
     }
-    let recursive = flags.has('r') || flags.has('R');
-    if operands.is_empty() && recursive {
+
+    /// Whether a recursive search reads this file (`--include`, `--exclude`, `--exclude-dir`).
+    fn wants(&self, shown: &str) -> bool {
+        let base = shown.rsplit('/').next().unwrap_or(shown);
+        let in_excluded_dir = shown
+            .split('/')
+            .rev()
+            .skip(1)
+            .any(|d| self.exclude_dir.iter().any(|g| glob_match(g, d)));
+        (self.include.is_empty() || self.include.iter().any(|g| glob_match(g, base)))
+            && !self.exclude.iter().any(|g| glob_match(g, base))
+            && !in_excluded_dir
+    }
+}
+
+fn grep(proc: &mut Proc, args: &[String]) -> i32 {
+    let (options, mut operands) = match GrepOptions::parse(args) {
+        Ok(parsed) => parsed,
+        Err(e) => return proc.fail(2, &e),
+    };
+    if operands.is_empty() && options.recursive {
         operands.push(".".to_owned());
     }
-    let options = GrepOptions {
-        regexes,
-        invert: flags.has('v'),
-        number: flags.has('n'),
-        names: if flags.has('h') {
-            Some(false)
-        } else if flags.has('H') {
-            Some(true)
-        } else {
-            None
-        },
-        list: flags.has('l'),
-        count: flags.has('c'),
-        only: flags.has('o'),
-        quiet: flags.has('q'),
-        after: context('A'),
-        before: context('B'),
-        include: long("include"),
-        exclude: long("exclude"),
-        exclude_dir: long("exclude-dir"),
-    };
-    let quiet_errors = flags.has('s');
-    let mut files = Vec::new();
-    let mut status = 1;
-    if operands.is_empty() {
-        files.push((String::new(), std::mem::take(&mut proc.stdin)));
-    }
-    for name in &operands {
-        match proc.path(name) {
-            Ok(path) if recursive && proc.is_dir(&path) => {
-                for (shown, contents) in walk_files(proc.state, name, &path) {
-                    let base = shown.rsplit('/').next().unwrap_or(&shown).to_owned();
-                    let in_excluded_dir = shown
-                        .split('/')
-                        .rev()
-                        .skip(1)
-                        .any(|d| options.exclude_dir.iter().any(|g| glob_match(g, d)));
-                    if (options.include.is_empty()
-                        || options.include.iter().any(|g| glob_match(g, &base)))
-                        && !options.exclude.iter().any(|g| glob_match(g, &base))
-                        && !in_excluded_dir
-                    {
-                        files.push((shown, contents));
-                    }
-                }
-            }
-            Ok(path) if proc.is_dir(&path) => {
-                if !quiet_errors {
-                    proc.fail(2, &format!("grep: {name}: Is a directory"));
-                }
-                status = 2;
-            }
-            Ok(_) => match proc.read(name) {
-                Ok(bytes) => files.push((name.clone(), bytes)),
-                Err(e) => {
-                    if !quiet_errors {
-                        proc.fail(2, &format!("grep: {e}"));
-                    }
-                    status = 2;
-                }
-            },
-            Err(e) => {
-                if !quiet_errors {
-                    proc.fail(2, &format!("grep: {e}"));
-                }
-                status = 2;
-            }
-        }
-    }
-    let show_names = options.names.unwrap_or(files.len() > 1 || recursive);
-    let mut matched_any = false;
+    let (files, status) = grep_inputs(proc, &options, &operands);
+    let show_names = options
+        .names
+        .unwrap_or(files.len() > 1 || options.recursive);
+    let mut found = false;
     for (name, bytes) in &files {
         let shown = if name.is_empty() {
             "(standard input)"
         } else {
             name
         };
-        matched_any |= grep_file(proc, &options, shown, bytes, show_names);
-        if matched_any && options.quiet {
+        found |= grep_file(proc, &options, shown, bytes, show_names);
+        if found && options.quiet {
             break;
         }
     }
-    if matched_any {
+    if found {
         0
     } else {
         status
     }
 }
 
-/// Greps one file's text; returns whether any line matched.
+/// The files a grep reads (stdin when there is no operand), and status 2 when one could not be
+/// read (1 otherwise: no match yet).
+fn grep_inputs(
+    proc: &mut Proc,
+    options: &GrepOptions,
+    operands: &[String],
+) -> (Vec<(String, Vec<u8>)>, i32) {
+    if operands.is_empty() {
+        return (vec![(String::new(), std::mem::take(&mut proc.stdin))], 1);
+    }
+    let mut files = Vec::new();
+    let mut status = 1;
+    for name in operands {
+        let read = match proc.path(name) {
+            Ok(path) if options.recursive && proc.is_dir(&path) => {
+                files.extend(
+                    walk_files(proc.state, name, &path)
+                        .into_iter()
+                        .filter(|(shown, _)| options.wants(shown)),
+                );
+                continue;
+            }
+            Ok(path) if proc.is_dir(&path) => Err(format!("{name}: Is a directory")),
+            Ok(_) => proc.read(name),
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(bytes) => files.push((name.clone(), bytes)),
+            Err(e) => {
+                status = 2;
+                if !options.quiet_errors {
+                    proc.fail(2, &format!("grep: {e}"));
+                }
+            }
+        }
+    }
+    (files, status)
+}
+
+/// Greps one file; returns whether it printed (or, quietly, would print) anything.
 fn grep_file(
     proc: &mut Proc,
     options: &GrepOptions,
@@ -666,41 +701,57 @@ fn grep_file(
     show_names: bool,
 ) -> bool {
     let Ok(text) = std::str::from_utf8(bytes) else {
-        let matched = options
-            .regexes
-            .iter()
-            .any(|re| re.is_match(&String::from_utf8_lossy(bytes)));
-        if matched && !options.quiet && !options.list && !options.count {
-            proc.print(&format!("Binary file {name} matches\n"));
+        let lossy = String::from_utf8_lossy(bytes);
+        let matched = !options.skip_binary && options.regexes.iter().any(|re| re.is_match(&lossy));
+        let listed = matched == (options.list != Some(false));
+        match options.list {
+            _ if options.quiet || options.count => {}
+            Some(_) if listed => proc.print(&format!("{name}\n")),
+            None if matched => proc.print(&format!("Binary file {name} matches\n")),
+            _ => {}
         }
-        return matched;
+        return listed;
     };
     let lines: Vec<&str> = text.lines().collect();
-    let hits: Vec<usize> = (0..lines.len())
+    let mut hits: Vec<usize> = (0..lines.len())
         .filter(|i| options.regexes.iter().any(|re| re.is_match(lines[*i])) != options.invert)
         .collect();
-    if options.quiet || hits.is_empty() {
-        if options.count && !options.quiet {
-            proc.print(&if show_names {
-                format!("{name}:0\n")
-            } else {
-                "0\n".to_owned()
-            });
-        }
-        return !hits.is_empty();
-    }
-    if options.list {
-        proc.print(&format!("{name}\n"));
-        return true;
-    }
-    if options.count {
-        proc.print(&if show_names {
-            format!("{name}:{}\n", hits.len())
+    hits.truncate(options.max.unwrap_or(usize::MAX));
+    let prefix = |rest: String| {
+        if show_names {
+            format!("{name}:{rest}")
         } else {
-            format!("{}\n", hits.len())
-        });
-        return true;
+            rest
+        }
+    };
+    match options.list {
+        Some(with) => {
+            let listed = hits.is_empty() != with;
+            if listed && !options.quiet {
+                proc.print(&format!("{name}\n"));
+            }
+            return listed;
+        }
+        None if options.quiet => return !hits.is_empty(),
+        None if options.count => {
+            proc.print(&prefix(format!("{}\n", hits.len())));
+            return !hits.is_empty();
+        }
+        None => {}
     }
+    print_hits(proc, options, (name, show_names), &lines, &hits);
+    !hits.is_empty()
+}
+
+/// Matching lines with their context lines (`-A`, `-B`, `-C`), `--` between groups, and
+/// `name:N:` / `name-N-` prefixes; `-o` prints only the matches.
+fn print_hits(
+    proc: &mut Proc,
+    options: &GrepOptions,
+    (name, show_names): (&str, bool),
+    lines: &[&str],
+    hits: &[usize],
+) {
     let mut shown_until = 0usize;
     for (k, &hit) in hits.iter().enumerate() {
         let from = hit.saturating_sub(options.before).max(shown_until);
@@ -718,19 +769,16 @@ fn grep_file(
             if options.number {
                 prefix.push_str(&format!("{}{separator}", i + 1));
             }
-            if options.only && is_hit && !options.invert {
-                for re in &options.regexes {
-                    for m in re.find_iter(line) {
-                        proc.print(&format!("{prefix}{}\n", m.as_str()));
-                    }
-                }
-            } else if !options.only {
+            if !options.only {
                 proc.print(&format!("{prefix}{line}\n"));
+            } else if is_hit && !options.invert {
+                for m in options.regexes.iter().flat_map(|re| re.find_iter(line)) {
+                    proc.print(&format!("{prefix}{}\n", m.as_str()));
+                }
             }
             shown_until = i + 1;
         }
     }
-    true
 }
 
 /// Every file under a directory, sorted, with the name as the agent would see it (`shown`
@@ -773,65 +821,79 @@ impl Test {
     }
 }
 
-fn find(proc: &mut Proc, args: &[String]) -> i32 {
-    let starts: Vec<String> = args
-        .iter()
-        .take_while(|a| !a.starts_with('-') && *a != "!" && *a != "(")
-        .cloned()
-        .collect();
-    let starts = if starts.is_empty() {
-        vec![".".to_owned()]
-    } else {
-        starts
-    };
-    let mut rest = args
-        .iter()
-        .skip_while(|a| !a.starts_with('-') && *a != "!" && *a != "(");
-    let (mut tests, mut max_depth, mut min_depth) = (Vec::new(), usize::MAX, 0);
-    let mut negate = false;
-    while let Some(arg) = rest.next() {
-        let mut value = |what: &str| {
-            rest.next()
-                .cloned()
-                .ok_or(format!("find: missing argument to `{what}'"))
+/// A `find` command line: where to start, the tests every printed entry passes, and the depths.
+struct FindQuery {
+    starts: Vec<String>,
+    tests: Vec<Test>,
+    min_depth: usize,
+    max_depth: usize,
+}
+
+impl FindQuery {
+    fn parse(args: &[String]) -> Result<FindQuery, String> {
+        let is_start = |a: &&String| !a.starts_with('-') && *a != "!" && *a != "(";
+        let mut starts: Vec<String> = args.iter().take_while(is_start).cloned().collect();
+        if starts.is_empty() {
+            starts.push(".".to_owned());
+        }
+        let mut query = FindQuery {
+            starts,
+            tests: Vec::new(),
+            min_depth: 0,
+            max_depth: usize::MAX,
         };
-        let test = match arg.as_str() {
-            "!" | "-not" => {
-                negate = !negate;
-                continue;
-            }
-            "-print" | "-a" | "-and" => continue,
-            "-name" | "-iname" => value(arg).map(|v| Some(Test::Name(v, arg == "-iname"))),
-            "-path" | "-wholename" => value(arg).map(|v| Some(Test::Path(v))),
-            "-type" => match value("-type").as_deref() {
-                Ok("f") => Ok(Some(Test::Type(false))),
-                Ok("d") => Ok(Some(Test::Type(true))),
-                Ok(other) => Err(format!("find: Unknown argument to -type: {other}")),
-                Err(e) => Err(e.clone()),
-            },
-            "-maxdepth" | "-mindepth" => match value(arg).map(|v| v.parse::<usize>()) {
-                Ok(Ok(n)) => {
-                    if arg == "-maxdepth" { max_depth = n } else { min_depth = n }
-                    Ok(None)
+        let mut rest = args.iter().skip_while(is_start);
+        let mut negate = false;
+        while let Some(arg) = rest.next() {
+            let mut value = || {
+                rest.next()
+                    .cloned()
+                    .ok_or(format!("find: missing argument to `{arg}'"))
+            };
+            let test = match arg.as_str() {
+                "!" | "-not" => {
+                    negate = !negate;
+                    continue;
                 }
-                _ => Err(format!("find: {arg} needs a number")),
-            },
-            other => Err(format!(
-                "find: unknown predicate `{other}' (this shell's find knows -name, -iname, -path, -type f|d, -maxdepth, -mindepth, -not)"
-            )),
-        };
-        match test {
-            Ok(Some(test)) => tests.push(if std::mem::take(&mut negate) {
+                "-print" | "-a" | "-and" => continue,
+                "-name" | "-iname" => Test::Name(value()?, arg == "-iname"),
+                "-path" | "-wholename" => Test::Path(value()?),
+                "-type" => match value()?.as_str() {
+                    "f" => Test::Type(false),
+                    "d" => Test::Type(true),
+                    other => return Err(format!("find: Unknown argument to -type: {other}")),
+                },
+                "-maxdepth" | "-mindepth" => {
+                    let depth = value()?.parse().map_err(|_| format!("find: {arg} needs a number"))?;
+                    if arg == "-maxdepth" { query.max_depth = depth } else { query.min_depth = depth }
+                    continue;
+                }
+                other => return Err(format!(
+                    "find: unknown predicate `{other}' (this shell's find knows -name, -iname, -path, -type f|d, -maxdepth, -mindepth, -not)"
+                )),
+            };
+            query.tests.push(if std::mem::take(&mut negate) {
                 Test::Not(Box::new(test))
             } else {
                 test
-            }),
-            Ok(None) => {}
-            Err(e) => return proc.fail(1, &e),
+            });
         }
+        Ok(query)
     }
+
+    fn selects(&self, shown: &str, is_dir: bool, depth: usize) -> bool {
+        (self.min_depth..=self.max_depth).contains(&depth)
+            && self.tests.iter().all(|t| t.matches(shown, is_dir))
+    }
+}
+
+fn find(proc: &mut Proc, args: &[String]) -> i32 {
+    let query = match FindQuery::parse(args) {
+        Ok(query) => query,
+        Err(e) => return proc.fail(1, &e),
+    };
     let mut status = 0;
-    for start in &starts {
+    for start in &query.starts {
         // The repository is the only thing under `/`.
         let start = if start.trim_end_matches('/').is_empty() {
             "/repo"
@@ -849,15 +911,12 @@ fn find(proc: &mut Proc, args: &[String]) -> i32 {
         walk(
             proc.state,
             &path,
-            start.trim_end_matches('/').to_owned().as_str(),
+            start.trim_end_matches('/'),
             0,
             &mut found,
         );
         for (shown, is_dir, depth) in found {
-            if depth >= min_depth
-                && depth <= max_depth
-                && tests.iter().all(|t| t.matches(&shown, is_dir))
-            {
+            if query.selects(&shown, is_dir, depth) {
                 proc.print(&format!("{shown}\n"));
             }
         }
@@ -996,90 +1055,102 @@ fn diff(proc: &mut Proc, args: &[String]) -> i32 {
     })
 }
 
+/// `git diff`, `git status` and `git checkout -- PATH` / `git restore PATH`, against the
+/// episode's start (the repository as the episode began is the one commit there is).
 fn git(proc: &mut Proc, args: &[String]) -> i32 {
     let (sub, rest) = args
         .split_first()
         .map_or(("", &[][..]), |(s, r)| (s.as_str(), r));
-    let paths = |proc: &Proc| -> Result<Vec<String>, String> {
-        rest.iter()
-            .filter(|a| !a.starts_with('-'))
-            .map(|a| proc.path(a))
-            .collect()
+    let paths: Result<Vec<String>, String> = rest
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(|a| proc.path(a))
+        .collect();
+    let paths = match paths {
+        Ok(paths) => paths,
+        Err(e) => return proc.fail(128, &format!("fatal: {e}")),
     };
-    let under = |paths: &[String], file: &str| {
-        paths.is_empty()
-            || paths
-                .iter()
-                .any(|p| p.is_empty() || file == p || file.starts_with(&format!("{p}/")))
-    };
+    let flag = |names: &[&str]| rest.iter().any(|a| names.contains(&a.as_str()));
     match sub {
-        "diff" => {
-            let paths = match paths(proc) {
-                Ok(p) => p,
-                Err(e) => return proc.fail(128, &format!("fatal: {e}")),
-            };
-            let patch = match Patch::between(proc.start, proc.state) {
-                Ok(p) => p.filter(|f| under(&paths, f)),
-                Err(e) => return proc.fail(128, &format!("fatal: {e}")),
-            };
-            if rest.iter().any(|a| a == "--stat" || a == "--name-only") {
-                let names: String = patch.paths().iter().map(|p| format!("{p}\n")).collect();
-                proc.print(&names);
-            } else if !patch.is_empty() {
-                proc.print(&patch.to_string());
-            }
-            0
-        }
-        "status" => {
-            let changes = proc.state.changes_from(proc.start);
-            let short = rest.iter().any(|a| a == "-s" || a == "--short" || a == "--porcelain");
-            let mut text = String::new();
-            for change in &changes {
-                let (code, word) = match change {
-                    FileChange::Deleted { .. } => ("D", "deleted:"),
-                    FileChange::Written { path, .. } if proc.start.file(path).is_some() => ("M", "modified:"),
-                    FileChange::Written { .. } => ("??", "new file:"),
-                };
-                text.push_str(&if short {
-                    format!("{code:>2} {}\n", change.path())
-                } else {
-                    format!("\t{word:<12}{}\n", change.path())
-                });
-            }
-            if !short {
-                text = if changes.is_empty() {
-                    "nothing to commit, working tree clean\n".to_owned()
-                } else {
-                    format!("Changes not staged for commit:\n{text}")
-                };
-            }
-            proc.print(&text);
-            0
-        }
-        "checkout" | "restore" if !rest.is_empty() => {
-            let paths = match paths(proc) {
-                Ok(p) => p,
-                Err(e) => return proc.fail(1, &format!("error: {e}")),
-            };
-            let restore: Vec<FileChange> = proc
-                .state
-                .changes_from(proc.start)
-                .into_iter()
-                .filter(|c| under(&paths, c.path()))
-                .map(|c| match proc.start.file(c.path()) {
-                    Some(contents) => FileChange::Written { path: c.path().to_owned(), contents },
-                    None => FileChange::Deleted { path: c.path().to_owned() },
-                })
-                .collect();
-            match proc.change(&restore) {
-                Ok(()) => 0,
-                Err(e) => proc.fail(1, &format!("error: {e}")),
-            }
-        }
+        "diff" => git_diff(proc, &paths, flag(&["--stat", "--name-only"])),
+        "status" => git_status(proc, flag(&["-s", "--short", "--porcelain"])),
+        "checkout" | "restore" if !paths.is_empty() => git_restore(proc, &paths),
         _ => proc.fail(
             1,
             &format!("git: '{sub}' is not available here; this shell's git knows diff [--stat] [PATH...], status [-s], checkout -- PATH... and restore PATH... (against the episode's start)"),
         ),
+    }
+}
+
+/// Whether `file` is one of `paths` or under one (every file when there is none).
+fn under(paths: &[String], file: &str) -> bool {
+    paths.is_empty()
+        || paths
+            .iter()
+            .any(|p| p.is_empty() || file == p || file.starts_with(&format!("{p}/")))
+}
+
+fn git_diff(proc: &mut Proc, paths: &[String], names_only: bool) -> i32 {
+    let patch = match Patch::between(proc.start, proc.state) {
+        Ok(p) => p.filter(|f| under(paths, f)),
+        Err(e) => return proc.fail(128, &format!("fatal: {e}")),
+    };
+    if names_only {
+        let names: String = patch.paths().iter().map(|p| format!("{p}\n")).collect();
+        proc.print(&names);
+    } else if !patch.is_empty() {
+        proc.print(&patch.to_string());
+    }
+    0
+}
+
+fn git_status(proc: &mut Proc, short: bool) -> i32 {
+    let changes = proc.state.changes_from(proc.start);
+    let mut text = String::new();
+    for change in &changes {
+        let (code, word) = match change {
+            FileChange::Deleted { .. } => ("D", "deleted:"),
+            FileChange::Written { path, .. } if proc.start.file(path).is_some() => {
+                ("M", "modified:")
+            }
+            FileChange::Written { .. } => ("??", "new file:"),
+        };
+        text.push_str(&if short {
+            format!("{code:>2} {}\n", change.path())
+        } else {
+            format!("\t{word:<12}{}\n", change.path())
+        });
+    }
+    if !short {
+        text = if changes.is_empty() {
+            "nothing to commit, working tree clean\n".to_owned()
+        } else {
+            format!("Changes not staged for commit:\n{text}")
+        };
+    }
+    proc.print(&text);
+    0
+}
+
+fn git_restore(proc: &mut Proc, paths: &[String]) -> i32 {
+    let restore: Vec<FileChange> = proc
+        .state
+        .changes_from(proc.start)
+        .into_iter()
+        .filter(|c| under(paths, c.path()))
+        .map(|c| match proc.start.file(c.path()) {
+            Some(contents) => FileChange::Written {
+                path: c.path().to_owned(),
+                contents,
+            },
+            None => FileChange::Deleted {
+                path: c.path().to_owned(),
+            },
+        })
+        .collect();
+    match proc.change(&restore) {
+        Ok(()) => 0,
+        Err(e) => proc.fail(1, &format!("error: {e}")),
     }
 }
 

@@ -259,77 +259,23 @@ impl<'a> Lexer<'a> {
     }
 
     fn next_word(&mut self) -> Result<Option<Token>, SyntaxError> {
-        let mut text = String::new();
-        let mut pattern = String::new();
-        let mut glob = false;
-        let mut any = false;
-        let quoted = |pattern: &mut String, c: char| {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        };
+        let mut word = WordBuilder::default();
         while let Some(&c) = self.chars.peek() {
             match c {
                 ' ' | '\t' | '\r' | '\n' | '|' | '&' | ';' | '<' | '>' | '(' | ')' => break,
                 '\'' => {
                     self.chars.next();
-                    any = true;
-                    loop {
-                        match self.chars.next() {
-                            Some('\'') => break,
-                            Some(c) => {
-                                text.push(c);
-                                quoted(&mut pattern, c);
-                            }
-                            None => {
-                                return Err(SyntaxError(
-                                    "unexpected end while looking for matching `''".into(),
-                                ))
-                            }
-                        }
-                    }
+                    self.single_quoted(&mut word)?;
                 }
                 '"' => {
                     self.chars.next();
-                    any = true;
-                    loop {
-                        match self.chars.next() {
-                            Some('"') => break,
-                            Some('\\') => {
-                                let c = self.chars.next().unwrap_or('\\');
-                                if !matches!(c, '"' | '\\' | '$' | '`' | '\n') {
-                                    text.push('\\');
-                                    quoted(&mut pattern, '\\');
-                                }
-                                if c != '\n' {
-                                    text.push(c);
-                                    quoted(&mut pattern, c);
-                                }
-                            }
-                            Some('$') if self.expands() => return Err(expansion()),
-                            Some('`') => return Err(unsupported("command substitution `...`")),
-                            Some(c) => {
-                                text.push(c);
-                                quoted(&mut pattern, c);
-                            }
-                            None => {
-                                return Err(SyntaxError(
-                                    "unexpected end while looking for matching `\"'".into(),
-                                ))
-                            }
-                        }
-                    }
+                    self.double_quoted(&mut word)?;
                 }
                 '\\' => {
                     self.chars.next();
-                    any = true;
-                    match self.chars.next() {
-                        Some('\n') | None => {}
-                        Some(c) => {
-                            text.push(c);
-                            quoted(&mut pattern, c);
-                        }
+                    word.any = true;
+                    if let Some(c) = self.chars.next().filter(|c| *c != '\n') {
+                        word.quoted(c);
                     }
                 }
                 '$' => {
@@ -337,32 +283,103 @@ impl<'a> Lexer<'a> {
                     if self.expands() {
                         return Err(expansion());
                     }
-                    any = true;
-                    text.push('$');
-                    pattern.push('$');
+                    word.plain('$');
                 }
                 '`' => return Err(unsupported("command substitution `...`")),
                 _ => {
                     self.chars.next();
-                    any = true;
-                    text.push(c);
-                    pattern.push(c);
-                    glob |= matches!(c, '*' | '?' | '[');
+                    word.plain(c);
                 }
             }
         }
-        Ok(any.then(|| {
-            Token::Word(Word {
-                text,
-                pattern: glob.then_some(pattern),
-            })
-        }))
+        Ok(word.finish())
+    }
+
+    /// The rest of a `'...'` string: every character literal.
+    fn single_quoted(&mut self, word: &mut WordBuilder) -> Result<(), SyntaxError> {
+        word.any = true;
+        loop {
+            match self.chars.next() {
+                Some('\'') => return Ok(()),
+                Some(c) => word.quoted(c),
+                None => {
+                    return Err(SyntaxError(
+                        "unexpected end while looking for matching `''".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The rest of a `"..."` string: backslash escapes only `"`, `\\`, `$`, `` ` `` and a newline;
+    /// expansions are refused.
+    fn double_quoted(&mut self, word: &mut WordBuilder) -> Result<(), SyntaxError> {
+        word.any = true;
+        loop {
+            match self.chars.next() {
+                Some('"') => return Ok(()),
+                Some('\\') => {
+                    let c = self.chars.next().unwrap_or('\\');
+                    if !matches!(c, '"' | '\\' | '$' | '`' | '\n') {
+                        word.quoted('\\');
+                    }
+                    if c != '\n' {
+                        word.quoted(c);
+                    }
+                }
+                Some('$') if self.expands() => return Err(expansion()),
+                Some('`') => return Err(unsupported("command substitution `...`")),
+                Some(c) => word.quoted(c),
+                None => {
+                    return Err(SyntaxError(
+                        "unexpected end while looking for matching `\"'".into(),
+                    ))
+                }
+            }
+        }
     }
 
     /// Whether the `$` just read starts an expansion (a name, `{`, `(`, or a special
     /// parameter); a `$` before anything else is literal, as in bash.
     fn expands(&mut self) -> bool {
         matches!(self.chars.peek(), Some(c) if c.is_ascii_alphanumeric() || matches!(c, '_' | '{' | '(' | '?' | '@' | '*' | '#' | '!'))
+    }
+}
+
+/// A word being read: its text, and its glob pattern with quoted characters escaped.
+#[derive(Default)]
+struct WordBuilder {
+    text: String,
+    pattern: String,
+    glob: bool,
+    /// Something was read (an empty `''` is a word too).
+    any: bool,
+}
+
+impl WordBuilder {
+    fn quoted(&mut self, c: char) {
+        self.any = true;
+        self.text.push(c);
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            self.pattern.push('\\');
+        }
+        self.pattern.push(c);
+    }
+
+    fn plain(&mut self, c: char) {
+        self.any = true;
+        self.text.push(c);
+        self.pattern.push(c);
+        self.glob |= matches!(c, '*' | '?' | '[');
+    }
+
+    fn finish(self) -> Option<Token> {
+        self.any.then(|| {
+            Token::Word(Word {
+                text: self.text,
+                pattern: self.glob.then_some(self.pattern),
+            })
+        })
     }
 }
 
