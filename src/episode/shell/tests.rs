@@ -146,6 +146,10 @@ fn grep_and_find_cover_the_flags_agents_use() {
         "tests/test_ops.py:add\ntests/test_ops.py:add\n"
     );
     assert_eq!(s.run("grep zzz README.md"), (String::new(), 1));
+    assert_eq!(s.out("grep -rL 'def ' calc"), "calc/__init__.py\n");
+    assert_eq!(s.out("grep -m1 -n return calc/ops.py"), "2:    return a - b\n");
+    assert_eq!(s.out("grep -rnI -x 'Calc' ."), "./README.md:1:Calc\n");
+    assert_eq!(s.run("grep -m x a README.md").1, 2);
     assert_eq!(
         s.run("grep -q Calc README.md && echo yes"),
         ("yes\n".into(), 0)
