@@ -147,7 +147,10 @@ fn grep_and_find_cover_the_flags_agents_use() {
     );
     assert_eq!(s.run("grep zzz README.md"), (String::new(), 1));
     assert_eq!(s.out("grep -rL 'def ' calc"), "calc/__init__.py\n");
-    assert_eq!(s.out("grep -m1 -n return calc/ops.py"), "2:    return a - b\n");
+    assert_eq!(
+        s.out("grep -m1 -n return calc/ops.py"),
+        "2:    return a - b\n"
+    );
     assert_eq!(s.out("grep -rnI -x 'Calc' ."), "./README.md:1:Calc\n");
     assert_eq!(s.run("grep -m x a README.md").1, 2);
     assert_eq!(
