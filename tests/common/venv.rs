@@ -2,6 +2,7 @@
 //! directory (`pip install` from PyPI, bounded in time) and reused by later runs: the real
 //! `openenv-core` and `skyrl-gym` clients, and spar's own client package from this checkout.
 
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -90,8 +91,14 @@ fn make() -> PathBuf {
         );
         std::fs::write(&ready, &pins).unwrap();
     }
-    // The client under test is this checkout's, installed the way a user installs it.
-    let package = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python");
+    // The client under test is this checkout's, installed the way a user installs it, from a
+    // copy: setuptools builds in place and would leave build/ and *.egg-info in the checkout.
+    let package = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spar-client-src");
+    let _ = std::fs::remove_dir_all(&package);
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python"),
+        &package,
+    );
     run_bounded(
         Command::new(&python)
             .args([
@@ -107,4 +114,39 @@ fn make() -> PathBuf {
         "pip install ./clients/python",
     );
     python
+}
+
+/// Copies a source tree, leaving out what a build leaves behind.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "build" || name == "__pycache__" || name.ends_with(".egg-info") {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// The JSON lines of a script's stdout (verl's BaseTool prints each tool's schema as well).
+pub fn checks(output: &str) -> Vec<Value> {
+    output
+        .lines()
+        .filter(|l| l.starts_with('{') && l.ends_with('}'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The line a script printed for check `name`.
+pub fn check(checks: &[Value], name: &str) -> Value {
+    checks
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {checks:?}"))
+        .clone()
 }
