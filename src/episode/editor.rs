@@ -310,32 +310,14 @@ fn is_command(command: &str) -> bool {
 /// The repository-relative path of an editor path; `Ok(None)` for a path outside the
 /// repository (it does not exist there).
 fn resolve(dialect: Dialect, path: &str) -> Result<Option<String>, String> {
-    let relative = match path.strip_prefix('/') {
-        Some(rest) => match rest.strip_prefix("repo") {
-            Some(below) if below.is_empty() || below.starts_with('/') => below.trim_start_matches('/').to_owned(),
-            _ => return Ok(None),
-        },
-        None if dialect == Dialect::SweAgent => {
-            return Err(format!(
-                "The path {path} is not an absolute path, it should start with `/`. Maybe you meant /repo/{}?",
-                path.trim_start_matches("./")
-            ))
-        }
-        None => path.trim_start_matches("./").to_owned(),
-    };
-    let mut parts: Vec<&str> = Vec::new();
-    for part in relative.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Ok(None);
-                }
-            }
-            part => parts.push(part),
-        }
+    if dialect == Dialect::SweAgent && !path.starts_with('/') {
+        return Err(format!(
+            "The path {path} is not an absolute path, it should start with `/`. Maybe you meant /repo/{}?",
+            path.trim_start_matches("./")
+        ));
     }
-    Ok(Some(parts.join("/")))
+    // R2E-Gym resolves relative paths from the repository root, its working directory.
+    Ok(super::shell::resolve("", path))
 }
 
 fn text_of(state: &Snapshot, path: &str) -> String {

@@ -390,39 +390,9 @@ impl Proc<'_> {
     /// An argument as a repository-relative path: relative to the working directory, or
     /// absolute under `/repo`. Errors name the argument as given.
     pub(crate) fn path(&self, arg: &str) -> Result<String, String> {
-        let (mut parts, rest): (Vec<&str>, &str) = match arg.strip_prefix('/') {
-            Some(rest) => match rest.split_once('/') {
-                Some(("repo", rest)) => (Vec::new(), rest),
-                None if rest == "repo" => (Vec::new(), ""),
-                _ => {
-                    return Err(format!(
-                        "{arg}: only the repository ({REPO_MOUNT}) can be reached from this shell"
-                    ))
-                }
-            },
-            None => (
-                self.shell
-                    .cwd
-                    .split('/')
-                    .filter(|p| !p.is_empty())
-                    .collect(),
-                arg,
-            ),
-        };
-        for part in rest.split('/') {
-            match part {
-                "" | "." => {}
-                ".." => {
-                    if parts.pop().is_none() {
-                        return Err(format!(
-                            "{arg}: only the repository ({REPO_MOUNT}) can be reached from this shell"
-                        ));
-                    }
-                }
-                part => parts.push(part),
-            }
-        }
-        Ok(parts.join("/"))
+        resolve(&self.shell.cwd, arg).ok_or_else(|| {
+            format!("{arg}: only the repository ({REPO_MOUNT}) can be reached from this shell")
+        })
     }
 
     /// Whether a repository-relative path is a directory (including ones `mkdir` made).
@@ -481,6 +451,30 @@ fn python_args(words: &[String]) -> Option<Vec<String>> {
         ),
         _ => None,
     }
+}
+
+/// A path as the sandbox's file system reads it, as a repository-relative one: absolute under
+/// `/repo`, or relative to `cwd` (repository-relative), with `.` and `..` resolved. `None` for
+/// anything outside the repository.
+pub(crate) fn resolve(cwd: &str, arg: &str) -> Option<String> {
+    let (mut parts, rest): (Vec<&str>, &str) = match arg.strip_prefix('/') {
+        Some(rest) => match rest.split_once('/') {
+            Some(("repo", rest)) => (Vec::new(), rest),
+            None if rest == "repo" => (Vec::new(), ""),
+            _ => return None,
+        },
+        None => (cwd.split('/').filter(|p| !p.is_empty()).collect(), arg),
+    };
+    for part in rest.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
 }
 
 /// `dir/name`, or `name` at the root.
