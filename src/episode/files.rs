@@ -4,6 +4,15 @@
 use crate::snapshot::{Entry, FileChange, Snapshot};
 use std::sync::Arc;
 
+/// Whether the repository-relative `path` is `dir` or below it (`""` is the root, above
+/// everything).
+pub(super) fn within(path: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 pub(super) fn clean(path: &str) -> Result<String, String> {
     let trimmed = path
         .trim()
@@ -86,7 +95,7 @@ pub(super) fn search(
     let mut out = String::new();
     let mut hits = 0;
     for (path, contents) in state.files() {
-        if !(prefix.is_empty() || path == prefix || path.starts_with(&format!("{prefix}/"))) {
+        if !within(&path, &prefix) {
             continue;
         }
         let Ok(text) = std::str::from_utf8(&contents) else {
@@ -163,15 +172,10 @@ pub(super) fn search_term(state: &Snapshot, term: &str, path: Option<&str>) -> S
             }
         }
         Some(Entry::Dir(_)) => {
-            let prefix = if at.is_empty() {
-                String::new()
-            } else {
-                format!("{at}/")
-            };
             let counts: Vec<(String, usize)> = state
                 .files()
                 .into_iter()
-                .filter(|(p, _)| p.starts_with(&prefix) && p.ends_with(".py"))
+                .filter(|(p, _)| within(p, &at) && p.ends_with(".py"))
                 .filter(|(p, _)| !p.split('/').any(|part| part.starts_with('.')))
                 .map(|(p, c)| {
                     (

@@ -3,6 +3,7 @@
 //! and sed closely enough that an agent trained on a real shell reads them the same way; flags
 //! a command does not know are refused (status 2), never ignored.
 
+use super::super::files::within;
 use super::{join_path, parse::glob_match, Proc};
 use crate::diff::Patch;
 use crate::snapshot::{Entry, FileChange, Snapshot};
@@ -784,18 +785,14 @@ fn print_hits(
 /// Every file under a directory, sorted, with the name as the agent would see it (`shown`
 /// joined with the path below it).
 fn walk_files(state: &Snapshot, shown: &str, path: &str) -> Vec<(String, Vec<u8>)> {
-    let prefix = if path.is_empty() {
-        String::new()
-    } else {
-        format!("{path}/")
-    };
     let shown = shown.trim_end_matches('/');
     state
         .files()
         .into_iter()
-        .filter_map(|(p, c)| {
-            let below = p.strip_prefix(&prefix)?;
-            Some((format!("{shown}/{below}"), c.to_vec()))
+        .filter(|(p, _)| p != path && within(p, path))
+        .map(|(p, c)| {
+            let below = p[path.len()..].trim_start_matches('/');
+            (format!("{shown}/{below}"), c.to_vec())
         })
         .collect()
 }
@@ -1084,10 +1081,7 @@ fn git(proc: &mut Proc, args: &[String]) -> i32 {
 
 /// Whether `file` is one of `paths` or under one (every file when there is none).
 fn under(paths: &[String], file: &str) -> bool {
-    paths.is_empty()
-        || paths
-            .iter()
-            .any(|p| p.is_empty() || file == p || file.starts_with(&format!("{p}/")))
+    paths.is_empty() || paths.iter().any(|p| within(file, p))
 }
 
 fn git_diff(proc: &mut Proc, paths: &[String], names_only: bool) -> i32 {
@@ -1234,9 +1228,7 @@ fn rm(proc: &mut Proc, args: &[String]) -> i32 {
                     );
                 }
             } else {
-                proc.shell
-                    .made_dirs
-                    .retain(|d| d != &path && !d.starts_with(&format!("{path}/")));
+                proc.shell.made_dirs.retain(|d| !within(d, &path));
                 if proc.state.get(&path).is_some() {
                     if let Err(e) = proc.change(&[FileChange::Deleted { path }]) {
                         status = proc.fail(1, &format!("rm: {e}"));
@@ -1313,7 +1305,7 @@ fn copy(proc: &mut Proc, command: &str, args: &[String], remove: bool) -> i32 {
             if remove {
                 changes.push(FileChange::Deleted { path: from.clone() });
             }
-            if to == from || to.starts_with(&format!("{from}/")) {
+            if within(&to, &from) {
                 status = proc.fail(
                     1,
                     &format!("{command}: cannot {command} '{source}' into itself"),
