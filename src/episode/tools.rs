@@ -106,7 +106,10 @@ struct Tool {
 /// The tools of a profile as OpenAI chat-completions `tools` entries (`{"type": "function",
 /// "function": {name, description, parameters}}`).
 pub fn definitions(profile: Profile) -> Vec<Value> {
-    tools(profile).into_iter().map(|t| t.definition).collect()
+    tools(profile)
+        .iter()
+        .map(|t| t.definition.clone())
+        .collect()
 }
 
 fn function(name: &str, description: &str, properties: Value, required: &[&str]) -> Value {
@@ -124,7 +127,14 @@ fn function(name: &str, description: &str, properties: Value, required: &[&str])
     })
 }
 
-fn tools(profile: Profile) -> Vec<Tool> {
+/// A profile's tools, built once: every tool call is parsed against them.
+fn tools(profile: Profile) -> &'static [Tool] {
+    static BUILT: std::sync::OnceLock<Vec<Vec<Tool>>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| Profile::ALL.into_iter().map(build_tools).collect());
+    &built[Profile::ALL.iter().position(|p| *p == profile).unwrap_or(0)]
+}
+
+fn build_tools(profile: Profile) -> Vec<Tool> {
     let tool = |name, action, definition| Tool {
         name,
         action,
@@ -366,7 +376,7 @@ pub fn parse_call(profile: Profile, call: &Value) -> Result<Action, ToolCallErro
     } else {
         return Err(ToolCallError::Shape);
     };
-    let Some(tool) = tools(profile).into_iter().find(|t| t.name == name) else {
+    let Some(tool) = tools(profile).iter().find(|t| t.name == name) else {
         return Err(ToolCallError::Unknown { name, profile });
     };
     let known = &tool.definition["function"]["parameters"]["properties"];

@@ -239,6 +239,14 @@ impl ApiError {
         )
     }
 
+    /// A read of a session while one of its steps runs.
+    fn busy() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "a step of this session is running; ask again after its answer",
+        )
+    }
+
     fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
@@ -318,12 +326,7 @@ impl Server {
     /// The tool profile of a session.
     fn session_tools(&self, id: &str) -> Result<Profile, ApiError> {
         let session = self.session(id)?;
-        let session = try_session(&session).map_err(|()| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "a step of this session is running; ask again after its answer",
-            )
-        })?;
+        let session = try_session(&session).map_err(|()| ApiError::busy())?;
         Ok(session.tools)
     }
 
@@ -1019,12 +1022,7 @@ async fn step_session(
 
 fn state(server: &Server, id: &str) -> Result<Value, ApiError> {
     let session = server.session(id)?;
-    let session = try_session(&session).map_err(|()| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "a step of this session is running; ask again after its answer",
-        )
-    })?;
+    let session = try_session(&session).map_err(|()| ApiError::busy())?;
     let (role, repo) = session.env.role_and_state();
     Ok(json!({
         "session_id": session.id,

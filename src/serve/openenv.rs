@@ -227,14 +227,8 @@ impl Connection {
         let Some(id) = &self.session else {
             return json!({ "episode_id": Value::Null, "step_count": 0 });
         };
-        match state(&self.server, id) {
-            Ok(mut state) => {
-                state["episode_id"] = json!(id);
-                state["step_count"] = state["turn"].clone();
-                state
-            }
-            Err(e) => json!({ "episode_id": id, "step_count": 0, "error": e.message }),
-        }
+        openenv_state(&self.server, id)
+            .unwrap_or_else(|e| json!({ "episode_id": id, "step_count": 0, "error": e.message }))
     }
 
     fn close(&mut self) {
@@ -409,10 +403,15 @@ async fn state_http(
 ) -> Result<Json<Value>, ApiError> {
     let axum::extract::Query(query) = query
         .map_err(|e| ApiError::bad(format!("{e}: GET /state?session_id=ID (from POST /reset)")))?;
-    let mut answer = state(&server, &query.session_id)?;
-    answer["episode_id"] = json!(query.session_id);
+    Ok(Json(openenv_state(&server, &query.session_id)?))
+}
+
+/// spar's session state with OpenEnv's `episode_id` (the session id) and `step_count`.
+fn openenv_state(server: &Server, id: &str) -> Result<Value, ApiError> {
+    let mut answer = state(server, id)?;
+    answer["episode_id"] = json!(id);
     answer["step_count"] = answer["turn"].clone();
-    Ok(Json(answer))
+    Ok(answer)
 }
 
 async fn health() -> Json<Value> {
