@@ -2,16 +2,11 @@
 
 mod common;
 
-use spar::corpus::{import, CorpusError, ImportSettings, Source, SourceSpec, Split, Store};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use common::scratch;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("spar-corpus-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use spar::corpus::{import, CorpusError, ImportSettings, Source, SourceSpec, Split, Store};
+use std::path::Path;
+use std::process::Command;
 
 fn settings() -> ImportSettings {
     ImportSettings {

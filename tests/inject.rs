@@ -4,18 +4,13 @@
 
 mod common;
 
+use common::scratch;
+
 use spar::corpus::{self, ImportSettings, SourceSpec, Store};
 use spar::inject::{InjectError, InjectSettings, Injector, Strategy};
 use spar::protocol::{BugArtifact, ValidationSettings, Validator};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("spar-inject-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn corpora() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora")

@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::server::{artifact_dir, scratch, start};
-use common::venv::{clients_python, run_bounded};
-use serde_json::Value;
+use common::scratch;
+use common::server::{artifact_dir, start};
+use common::venv::{check, checks, clients_python, run_bounded};
 use spar::protocol::{ValidationSettings, Validator};
 use spar::serve::pool::TaskPool;
 use std::path::Path;
@@ -41,17 +41,8 @@ async fn openenv_core_clients_play_spar_episodes() {
     })
     .await
     .unwrap();
-    let checks: Vec<Value> = output
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let check = |name: &str| {
-        checks
-            .iter()
-            .find(|c| c["check"] == name)
-            .unwrap_or_else(|| panic!("no {name} check in {output}"))
-            .clone()
-    };
+    let checks = checks(&output);
+    let check = |name: &str| check(&checks, name);
     let sync = check("sync");
     assert_eq!(
         (sync["reward"].as_f64(), sync["done"].as_bool()),

@@ -7,9 +7,10 @@
 
 mod common;
 
-use common::server::{artifact_dir, scratch, start, TOKEN};
-use common::venv::{clients_python, run_bounded};
-use serde_json::{json, Value};
+use common::scratch;
+use common::server::{artifact_dir, start, TOKEN};
+use common::venv::{check, checks, clients_python, run_bounded};
+use serde_json::json;
 use spar::protocol::{ValidationSettings, Validator};
 use spar::serve::pool::TaskPool;
 use std::path::Path;
@@ -18,23 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const FIX: (&str, &str) = ("return a + b\n\n\ndef mul", "return a - b\n\n\ndef mul");
-
-/// The JSON lines of a script's stdout (verl's BaseTool prints each tool's schema as well).
-fn checks(output: &str) -> Vec<Value> {
-    output
-        .lines()
-        .filter(|l| l.starts_with('{') && l.ends_with('}'))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-fn check(checks: &[Value], name: &str) -> Value {
-    checks
-        .iter()
-        .find(|c| c["check"] == name)
-        .unwrap_or_else(|| panic!("no {name} check in {checks:?}"))
-        .clone()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_package_and_its_adapters_play_episodes() {

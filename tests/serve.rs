@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::server::{artifact_dir, scratch, start, TOKEN};
+use common::scratch;
+use common::server::{artifact_dir, start, TOKEN};
 use serde_json::{json, Value};
 use spar::protocol::{ValidationSettings, Validator};
 use spar::serve::client::{Answer, Client};

@@ -5,21 +5,16 @@
 
 mod common;
 
+use common::scratch;
+
 use serde_json::{json, Value};
 use spar::corpus::{self, Store};
 use spar::episode::tools::{parse_call, Profile};
 use spar::episode::{Env, EnvSettings, SolverEnv, Step, Task};
 use spar::inject::{InjectSettings, Injector, Strategy};
 use spar::protocol::{ValidationSettings, Validator};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("spar-tools-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// One procedural bug in the built-in `moneyunits`, as a task, and its validator.
 fn builtin_task() -> (Arc<Task>, Arc<Validator>) {

@@ -5,6 +5,14 @@
 pub mod server;
 pub mod venv;
 
+/// A fresh, empty scratch directory for this test process, named `name`.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("spar-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 use spar::guest::{Interpreter, Python, RuntimeSettings};
 use spar::snapshot::Snapshot;
 use std::sync::OnceLock;

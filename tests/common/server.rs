@@ -10,13 +10,6 @@ use std::time::Duration;
 
 pub const TOKEN: &str = "test-token";
 
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("spar-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// The calc artifact (`sub` broken), validated and written to `dir`.
 pub fn artifact_dir(validator: &Validator, dir: &Path) -> PathBuf {
     let (artifact, report, _) = super::calc_task(validator);

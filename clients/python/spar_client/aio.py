@@ -12,6 +12,7 @@ from .types import (
     RETRY_STATUSES,
     Artifact,
     SessionInfo,
+    SessionView,
     SparError,
     Step,
     backoff,
@@ -21,26 +22,12 @@ from .types import (
 )
 
 
-class AsyncSession:
+class AsyncSession(SessionView):
     """One episode on the server; an async context manager that closes it."""
 
     def __init__(self, client: "AsyncSparClient", info: SessionInfo):
+        super().__init__(info)
         self.client = client
-        self.info = info
-
-    @property
-    def id(self) -> str:
-        return self.info.id
-
-    @property
-    def observation(self) -> str:
-        """The first observation: the solver's specification or the injector's instructions."""
-        return self.info.observation
-
-    @property
-    def tools(self) -> list:
-        """The OpenAI function definitions of the session's tool profile."""
-        return self.info.tools
 
     async def step(self, call: Any, **arguments: Any) -> Step:
         """One tool call: `await step("bash", command="ls")`, or an LLM's tool call dict."""

@@ -11,6 +11,7 @@ from .types import (
     RETRY_STATUSES,
     Artifact,
     SessionInfo,
+    SessionView,
     SparError,
     Step,
     backoff,
@@ -20,26 +21,12 @@ from .types import (
 )
 
 
-class Session:
+class Session(SessionView):
     """One episode on the server; a context manager that closes it."""
 
     def __init__(self, client: "SparClient", info: SessionInfo):
+        super().__init__(info)
         self.client = client
-        self.info = info
-
-    @property
-    def id(self) -> str:
-        return self.info.id
-
-    @property
-    def observation(self) -> str:
-        """The first observation: the solver's specification or the injector's instructions."""
-        return self.info.observation
-
-    @property
-    def tools(self) -> list:
-        """The OpenAI function definitions of the session's tool profile."""
-        return self.info.tools
 
     def step(self, call: Any, **arguments: Any) -> Step:
         """One tool call: `step("bash", command="ls")`, or an LLM's tool call dict."""

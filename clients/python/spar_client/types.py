@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -104,6 +105,27 @@ class SessionInfo:
         )
 
 
+class SessionView:
+    """What both clients' sessions show of what creating them answered."""
+
+    def __init__(self, info: SessionInfo):
+        self.info = info
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def observation(self) -> str:
+        """The first observation: the solver's specification or the injector's instructions."""
+        return self.info.observation
+
+    @property
+    def tools(self) -> list:
+        """The OpenAI function definitions of the session's tool profile."""
+        return self.info.tools
+
+
 def resolve(url: Optional[str], token: Optional[str]) -> tuple:
     """The server's URL and token, from the arguments or SPAR_URL / SPAR_TOKEN."""
     url = (url or os.environ.get("SPAR_URL") or DEFAULT_URL).rstrip("/")
@@ -123,8 +145,6 @@ def step_body(call: Any, arguments: Dict[str, Any]) -> Any:
 
 
 def error_of(status: int, text: str) -> SparError:
-    import json
-
     try:
         message = json.loads(text)["error"]
     except Exception:
