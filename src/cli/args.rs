@@ -82,6 +82,9 @@ pub(super) enum Command {
     /// Serve episodes over HTTP/JSON to RL frameworks and LLM agents (sessions, OpenAI tool
     /// definitions, OpenEnv routes)
     Serve(ServeArgs),
+    /// One address in front of many `spar serve --node-id` nodes (a cluster): the same API,
+    /// sessions placed by load, every later request sent to the node its id names
+    Route(RouteArgs),
     /// Internal: one worker process of `spar bench`'s processes-vs-threads measurement
     #[command(hide = true)]
     BenchWorker {
@@ -446,6 +449,51 @@ pub(super) struct ServeArgs {
     /// Bugs per --corpus project
     #[arg(long, default_value_t = 8, value_parser = at_least_one)]
     pub(super) pool_size: usize,
+    /// This server's name behind `spar route` (letters and digits, at most 16): it prefixes
+    /// every session and artifact id so that the router sends each request to its owner
+    #[arg(long, value_name = "NAME", value_parser = node_name)]
+    pub(super) node_id: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct RouteArgs {
+    /// Address to listen on; loopback unless clients on other machines use the router
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(super) host: std::net::IpAddr,
+    /// Port (0: any free port; the one chosen is printed)
+    #[arg(long, default_value_t = 8764)]
+    pub(super) port: u16,
+    /// Bearer token clients (and node registration) must send [default: $SPAR_TOKEN, else a
+    /// fresh one, printed]
+    #[arg(long)]
+    pub(super) token: Option<String>,
+    /// Directory for the router's episodes.jsonl (every episode that finished through it)
+    #[arg(long, value_name = "DIR", default_value = "spar-route")]
+    pub(super) out: PathBuf,
+    /// Milliseconds between reads of every node's health (its load and liveness)
+    #[arg(long, value_name = "MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..))]
+    pub(super) health_interval_ms: u64,
+    /// Request bodies at most this many bytes
+    #[arg(long, default_value_t = 4 << 20, value_parser = at_least_one)]
+    pub(super) max_body_bytes: usize,
+    /// Open connections at most (lowered to what `ulimit -n` allows)
+    #[arg(long, default_value_t = crate::serve::listen::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
+    pub(super) max_connections: usize,
+    /// Seconds a client has to send a request's header, and again its body
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = positive_secs)]
+    pub(super) read_timeout: Duration,
+    /// Seconds the requests in flight get to finish after Ctrl-C (or SIGTERM)
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = positive_secs)]
+    pub(super) shutdown_grace: Duration,
+}
+
+/// Parses a cluster node's name (clap value parser): it becomes part of every id.
+pub(super) fn node_name(text: &str) -> Result<String, String> {
+    if crate::serve::valid_node_name(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("a node name is 1 to 16 ASCII letters or digits (it prefixes ids)".to_owned())
+    }
 }
 
 /// Parses a count of at least 1 (clap value parser): a limit of 0 would refuse everything.

@@ -48,6 +48,7 @@ fn execute(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::Train::resolve(&ctx, args)?.execute(),
         Command::Eval(args) => eval::Eval::resolve(&ctx, args)?.execute(),
         Command::Serve(args) => serve::Serve::resolve(&ctx, args)?.execute(),
+        Command::Route(args) => route::Route::resolve(args)?.execute(),
         Command::Plot(args) => plot::execute(args),
         Command::Validate(args) => validate::Validate::resolve(&ctx, args)?.execute(),
         Command::Inject(args) => inject::Inject::resolve(&ctx, args)?.execute(),

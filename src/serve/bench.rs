@@ -237,6 +237,7 @@ fn bench_server(
             max_connections: settings.connections + settings.ws_sessions + 16,
             ..super::ConnectionSettings::default()
         },
+        node: None,
     };
     let validator = Arc::new(Validator::new(ValidationSettings::default()));
     let only = Box::new(move |wanted: &str| match wanted == project.name {

@@ -21,6 +21,7 @@ pub mod client;
 pub mod listen;
 mod openenv;
 pub mod pool;
+pub mod route;
 
 pub use listen::ConnectionSettings;
 
@@ -121,7 +122,15 @@ pub struct ServeSettings {
     pub artifacts_dir: PathBuf,
     /// The listener's connection limit, read deadline and shutdown grace.
     pub connections: ConnectionSettings,
+    /// This server's name in a cluster (`spar route`): it prefixes every session and artifact
+    /// id (`NODE.ID`) so that a router finds the owner from the id alone, and a step that ends
+    /// an episode carries its record (`"episode"`, marked by the [`EPISODE_HEADER`]) for the
+    /// router's own log. `None` for a server on its own.
+    pub node: Option<String>,
 }
+
+/// The response header that marks a step answer carrying its finished episode's record.
+pub const EPISODE_HEADER: &str = "spar-episode";
 
 /// Opens a corpus project by name, or says why not.
 pub type ProjectResolver =
@@ -244,6 +253,15 @@ impl ApiError {
         Self::new(
             StatusCode::CONFLICT,
             "a step of this session is running; ask again after its answer",
+        )
+    }
+
+    fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token: send `Authorization: Bearer TOKEN` with the token \
+             spar serve (or spar route) printed or was given with --token; OpenEnv clients \
+             that cannot send headers use the base URL http://HOST:PORT/t/TOKEN",
         )
     }
 
@@ -379,6 +397,14 @@ impl Server {
         let _ = self.step_hook.set(hook);
     }
 
+    /// An id as clients see it: prefixed with the node's name in a cluster.
+    fn public_id(&self, id: &str) -> String {
+        match &self.settings.node {
+            Some(node) => format!("{node}.{id}"),
+            None => id.to_owned(),
+        }
+    }
+
     /// Sessions open now.
     pub fn open_sessions(&self) -> usize {
         lock(&self.sessions).len()
@@ -410,11 +436,11 @@ impl Server {
     /// Builds a session (blocking: opening a project or an artifact reads files).
     fn create(&self, mut request: CreateSession) -> Result<(Session, Observation), ApiError> {
         self.draw_from_pool(&mut request);
-        let id = format!(
+        let id = self.public_id(&format!(
             "s{:08x}{:06}",
             self.nonce,
             self.next_id.fetch_add(1, Ordering::Relaxed)
-        );
+        ));
         let now = Instant::now();
         let mut record = EpisodeRecord {
             episode: id.clone(),
@@ -610,6 +636,10 @@ impl Server {
             session.done = true;
             record.wall_ms = session.started.elapsed().as_secs_f64() * 1e3;
             self.write_record(record)?;
+            if self.settings.node.is_some() {
+                answer["episode"] = serde_json::to_value(&*record)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
             if let Some(entry) = &session.counts_for {
                 let mut solved = lock(&entry.solved);
                 solved.push(record.solved);
@@ -624,11 +654,12 @@ impl Server {
         injector: &str,
         injected: crate::episode::Injected,
     ) -> Result<Arc<ArtifactEntry>, ApiError> {
-        let id = injected.artifact.id();
+        let plain = injected.artifact.id();
+        let id = self.public_id(&plain);
         if let Some(existing) = lock(&self.artifacts).get(&id) {
             return Ok(existing.clone());
         }
-        let dir = self.settings.artifacts_dir.join(&id);
+        let dir = self.settings.artifacts_dir.join(&plain);
         crate::inject::write_artifact(&injected.artifact, &injected.validation, &dir).map_err(
             |e| ApiError::internal(format!("writing the artifact: {}", error_chain(&e))),
         )?;
@@ -818,38 +849,42 @@ async fn authorize(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    // The header, or the path for OpenEnv clients that cannot send one (`/t/TOKEN/ws`).
+    let given = given_token(&request);
+    if !token_matches(given.as_deref(), &server.settings.token) {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(next.run(request).await)
+}
+
+/// The token a request carries: `Authorization: Bearer TOKEN`, or the path prefix `/t/TOKEN`
+/// for OpenEnv clients that cannot send headers.
+fn given_token(request: &Request) -> Option<String> {
     let in_path = request
         .uri()
         .path()
         .strip_prefix("/t/")
         .and_then(|rest| rest.split('/').next())
         .map(str::to_owned);
-    let given = request
+    request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned)
-        .or(in_path);
-    let expected = server.settings.token.as_bytes();
-    // Compared in constant time: the token is the only thing between the sandbox and the LAN.
-    let ok = given.is_some_and(|g| {
+        .or(in_path)
+}
+
+/// Whether `given` is `expected`, compared in constant time: the token is the only thing
+/// between the sandbox and the LAN.
+fn token_matches(given: Option<&str>, expected: &str) -> bool {
+    let expected = expected.as_bytes();
+    given.is_some_and(|g| {
         g.len() == expected.len()
             && g.bytes()
                 .zip(expected)
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
-    });
-    if !ok {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token: send `Authorization: Bearer TOKEN` with the token \
-             spar serve printed (or was given with --token); OpenEnv clients that cannot send \
-             headers use the base URL http://HOST:PORT/t/TOKEN",
-        ));
-    }
-    Ok(next.run(request).await)
+    })
 }
 
 /// Reads the whole request body within the read deadline, so that a client that sends its
@@ -905,9 +940,13 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
 }
 
 async fn health(State(server): State<Arc<Server>>) -> Json<Value> {
+    let workers = server.settings.workers.max(1);
     Json(json!({
         "status": "ok",
+        "node": server.settings.node,
         "sessions": server.open_sessions(),
+        "workers": workers,
+        "busy_workers": workers.saturating_sub(server.sandbox.available_permits()),
         "finished_episodes": server.finished_episodes(),
     }))
 }
@@ -1016,8 +1055,19 @@ async fn step_session(
     State(server): State<Arc<Server>>,
     UrlPath(id): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(step(server, id, parse(body)?).await?))
+) -> Result<Response, ApiError> {
+    Ok(step_response(step(server, id, parse(body)?).await?))
+}
+
+/// A step's answer, marked with the [`EPISODE_HEADER`] when it carries its episode's record.
+fn step_response(answer: Value) -> Response {
+    let ended = answer.get("episode").is_some();
+    let mut response = Json(answer).into_response();
+    if ended {
+        let mark = header::HeaderValue::from_static("end");
+        response.headers_mut().insert(EPISODE_HEADER, mark);
+    }
+    response
 }
 
 fn state(server: &Server, id: &str) -> Result<Value, ApiError> {
@@ -1133,6 +1183,12 @@ pub async fn serve(
     listen::run(listener, router(server), &connections, shutdown).await;
     sweeper.abort();
     Ok(())
+}
+
+/// A name [`ServeSettings::node`] accepts: 1 to 16 ASCII letters or digits, so that
+/// `NODE.ID` splits at its first dot and stays a plain URL path segment.
+pub fn valid_node_name(name: &str) -> bool {
+    (1..=16).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// A fresh random token (128 bits, hex).

@@ -121,7 +121,12 @@ fn step_data(answer: &Value) -> Value {
     if let Some(artifact) = answer.get("artifact") {
         observation["artifact"] = artifact.clone();
     }
-    json!({ "observation": observation, "reward": answer["reward"], "done": done })
+    let mut data = json!({ "observation": observation, "reward": answer["reward"], "done": done });
+    // A cluster node's finished episode, for the router's log (it takes it out again).
+    if let Some(episode) = answer.get("episode") {
+        data["episode"] = episode.clone();
+    }
+    data
 }
 
 /// An MCP-style step (`list_tools`, `call_tool`) as spar's call, or `None` for a plain one.
@@ -377,7 +382,7 @@ async fn reset(
 async fn step_http(
     State(server): State<Arc<Server>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let body: StepBody = parse(body)?;
     let id = body.session_id.ok_or_else(|| {
         ApiError::bad(
@@ -389,7 +394,7 @@ async fn step_http(
     if let Some(request_id) = body.request_id {
         data["request_id"] = json!(request_id);
     }
-    Ok(Json(data))
+    Ok(super::step_response(data))
 }
 
 #[derive(Deserialize)]

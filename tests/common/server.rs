@@ -60,6 +60,7 @@ pub async fn start(
             shutdown_grace: Duration::from_secs(60),
             ..ConnectionSettings::default()
         },
+        node: None,
     };
     tune(&mut settings);
     let server = Server::new(

@@ -1,6 +1,7 @@
 //! A Python virtual environment for the client tests, made on first use under the target
 //! directory (`pip install` from PyPI, bounded in time) and reused by later runs: the real
-//! `openenv-core` and `skyrl-gym` clients, and spar's own client package from this checkout.
+//! `openenv-core` and `skyrl-gym` clients, Ray (for `spar_client.ray`), and spar's own client
+//! package from this checkout.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ pub const PINS: &[&str] = &[
     "openenv-core==0.3.0",
     "skyrl-gym==0.4.0",
     "setuptools==80.9.0",
+    "ray==2.60.0",
 ];
 
 /// Runs `command` to its end or `limit`, whichever comes first; panics with its output if it

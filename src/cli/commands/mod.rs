@@ -8,6 +8,7 @@ pub mod eval;
 pub mod export;
 pub mod inject;
 pub mod plot;
+pub mod route;
 pub mod run;
 pub mod selfplay;
 pub mod serve;

@@ -28,19 +28,7 @@ impl Serve {
     /// The token (given, from `SPAR_TOKEN`, or fresh), the settings checked, and the server
     /// built with its runtime, validator and episode log.
     pub fn resolve(ctx: &Context, args: &ServeArgs) -> anyhow::Result<Serve> {
-        let token = match args
-            .token
-            .clone()
-            .or_else(|| std::env::var("SPAR_TOKEN").ok())
-        {
-            Some(t) if t.trim().is_empty() => {
-                anyhow::bail!(
-                    "the token is empty; give --token TOKEN or leave it out for a fresh one"
-                )
-            }
-            Some(t) => t,
-            None => crate::serve::new_token(),
-        };
+        let token = token(args.token.as_deref())?;
         if args.max_sessions == 0 || args.attempts == 0 || args.max_turns == 0 {
             anyhow::bail!("--max-sessions, --attempts and --max-turns must be at least 1");
         }
@@ -69,6 +57,7 @@ impl Serve {
                 read_timeout: args.read_timeout,
                 shutdown_grace: args.shutdown_grace,
             },
+            node: args.node_id.clone(),
         };
         let store: Store = ctx.store.clone();
         let resolver = Box::new(move |name: &str| {
@@ -160,9 +149,23 @@ fn task_pool(
     Ok(pool)
 }
 
+/// The token given (`--token`, else `$SPAR_TOKEN`), or a fresh one.
+pub(super) fn token(given: Option<&str>) -> anyhow::Result<String> {
+    match given
+        .map(str::to_owned)
+        .or_else(|| std::env::var("SPAR_TOKEN").ok())
+    {
+        Some(t) if t.trim().is_empty() => {
+            anyhow::bail!("the token is empty; give --token TOKEN or leave it out for a fresh one")
+        }
+        Some(t) => Ok(t),
+        None => Ok(crate::serve::new_token()),
+    }
+}
+
 /// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what service managers and containers
 /// send): `spar serve` then shuts down gracefully either way.
-async fn stop_signal() {
+pub(super) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

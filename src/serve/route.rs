@@ -1,0 +1,744 @@
+//! `spar route`: one address in front of many `spar serve` nodes, speaking the same API, so a
+//! client written for one server scales out unchanged.
+//!
+//! Every node runs `spar serve --node-id NAME`, which prefixes its session and artifact ids
+//! with `NAME.`. A later request on a session or an artifact goes to the node its id names:
+//! sticky routing with no table on the hot path. Solver sessions on an injector's
+//! `artifact_id` run on the node that holds the artifact, so its solve rate, and the injector's
+//! reward, are collected there exactly as on one machine. New sessions go to the live node with
+//! the least load per worker: open sessions and busy workers from each node's `/v1/health`
+//! (polled), plus the sessions placed since the last poll. Nodes join and leave at run time
+//! (`PUT` / `DELETE /v1/nodes/{name}`); `spar_client.ray` registers each node actor's server.
+//!
+//! A node that stops answering is marked down: new sessions avoid it, and requests on its
+//! sessions get 410 Gone, saying the session was lost with its node (clients do not retry
+//! a 410). A step that ends an episode carries the episode's record from its node; the router
+//! appends it to its own `episodes.jsonl` before it answers, so every episode a client saw
+//! finish is in the router's log even if its node dies a moment later.
+
+use super::{
+    body_rejection, given_token, lock, token_matches, valid_node_name, ApiError,
+    ConnectionSettings, ServeError, EPISODE_HEADER, OPENAPI,
+};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// What the router allows and where it writes.
+#[derive(Clone, Debug)]
+pub struct RouteSettings {
+    /// The bearer token clients (and node registration) must carry; each node has its own.
+    pub token: String,
+    /// Every episode that finished through the router, one JSON line each (the nodes' records).
+    pub log: PathBuf,
+    /// How often each node's `/v1/health` is read (load for placement; liveness).
+    pub health_interval: Duration,
+    /// Request bodies at most this many bytes.
+    pub max_body_bytes: usize,
+    /// The listener's connection limit, read deadline and shutdown grace.
+    pub connections: ConnectionSettings,
+}
+
+/// The longest a node's health check or a liveness probe may take before it counts as down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Pooled connections to a node are dropped after this long idle: shorter than a node's
+/// default read deadline (10 s), so the router never reuses one the node has just closed.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+
+/// One `spar serve --node-id NAME` behind the router, with the load it last reported.
+struct Node {
+    name: String,
+    /// `http://HOST:PORT`, without a trailing slash.
+    base: String,
+    /// `Bearer TOKEN` with the node's own token.
+    auth: HeaderValue,
+    alive: AtomicBool,
+    /// Why it is down, once it is.
+    down: Mutex<Option<String>>,
+    sessions: AtomicUsize,
+    /// Sessions placed on it since its last health answer.
+    placed: AtomicUsize,
+    workers: AtomicUsize,
+    busy: AtomicUsize,
+    /// Requests the router is forwarding to it now.
+    inflight: AtomicUsize,
+}
+
+impl Node {
+    /// Load per worker: what placement minimises.
+    fn load(&self) -> f64 {
+        let sessions = self.sessions.load(Ordering::Relaxed) + self.placed.load(Ordering::Relaxed);
+        let busy = self.busy.load(Ordering::Relaxed);
+        (sessions + busy) as f64 / self.workers.load(Ordering::Relaxed).max(1) as f64
+    }
+
+    fn mark_down(&self, why: String) {
+        if self.alive.swap(false, Ordering::Relaxed) {
+            eprintln!("spar route: node {} is down: {why}", self.name);
+        }
+        *lock(&self.down) = Some(why);
+    }
+
+    fn view(&self) -> Value {
+        json!({
+            "name": self.name,
+            "alive": self.alive.load(Ordering::Relaxed),
+            "down": *lock(&self.down),
+            "sessions": self.sessions.load(Ordering::Relaxed),
+            "workers": self.workers.load(Ordering::Relaxed),
+            "busy_workers": self.busy.load(Ordering::Relaxed),
+            "inflight": self.inflight.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// Counts a request in flight to a node for as long as it lives.
+struct Inflight(Arc<Node>);
+
+impl Inflight {
+    fn new(node: &Arc<Node>) -> Self {
+        node.inflight.fetch_add(1, Ordering::Relaxed);
+        Inflight(node.clone())
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The router's long-lived state: the nodes, one pooled HTTP client, the episode log.
+pub struct Route {
+    settings: RouteSettings,
+    nodes: RwLock<BTreeMap<String, Arc<Node>>>,
+    client: Client<HttpConnector, Body>,
+    log: Mutex<std::fs::File>,
+    finished: AtomicU64,
+}
+
+/// A node registration: where its server listens and its token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRegistration {
+    /// `http://HOST:PORT` of the node's `spar serve --node-id NAME`.
+    pub url: String,
+    /// The node's bearer token.
+    pub token: String,
+}
+
+impl Route {
+    /// A router with no nodes yet, its episode log opened for appending.
+    pub fn new(settings: RouteSettings) -> Result<Arc<Route>, ServeError> {
+        let log_error = |source| ServeError::Log {
+            path: settings.log.clone(),
+            source,
+        };
+        if let Some(parent) = settings.log.parent() {
+            std::fs::create_dir_all(parent).map_err(log_error)?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&settings.log)
+            .map_err(log_error)?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(PROBE_TIMEOUT));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(4096)
+            .build(connector);
+        Ok(Arc::new(Route {
+            settings,
+            nodes: RwLock::new(BTreeMap::new()),
+            client,
+            log: Mutex::new(log),
+            finished: AtomicU64::new(0),
+        }))
+    }
+
+    /// Adds (or replaces: a restarted node) a node after checking that it answers as `name`.
+    pub async fn add_node(&self, name: &str, node: NodeRegistration) -> Result<(), ApiError> {
+        if !valid_node_name(name) {
+            return Err(ApiError::bad(
+                "a node name is 1 to 16 ASCII letters or digits, as given to spar serve --node-id",
+            ));
+        }
+        let base = node.url.trim_end_matches('/').to_owned();
+        let authority = base.strip_prefix("http://").unwrap_or("");
+        if authority.is_empty() || authority.contains('/') || base.parse::<Uri>().is_err() {
+            return Err(ApiError::bad(format!(
+                "node url {:?} is not http://HOST:PORT (the address spar serve printed)",
+                node.url
+            )));
+        }
+        let auth = HeaderValue::from_str(&format!("Bearer {}", node.token))
+            .map_err(|_| ApiError::bad("the node token has characters a header cannot carry"))?;
+        let node = Arc::new(Node {
+            name: name.to_owned(),
+            base,
+            auth,
+            alive: AtomicBool::new(false),
+            down: Mutex::new(Some("not checked yet".into())),
+            sessions: AtomicUsize::new(0),
+            placed: AtomicUsize::new(0),
+            workers: AtomicUsize::new(1),
+            busy: AtomicUsize::new(0),
+            inflight: AtomicUsize::new(0),
+        });
+        let health = self.health_of(&node).await.map_err(|why| {
+            ApiError::bad(format!(
+                "node {name} at {} does not answer: {why}",
+                node.base
+            ))
+        })?;
+        if health["node"] != json!(name) {
+            return Err(ApiError::bad(format!(
+                "the server at {} calls itself {}, not {name:?}: start it with spar serve \
+                 --node-id {name}",
+                node.base, health["node"]
+            )));
+        }
+        self.check_token(&node).await?;
+        self.update(&node, &health);
+        self.nodes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), node);
+        Ok(())
+    }
+
+    /// Refuses a registration whose token the node does not take (health is public, so the
+    /// health check alone would accept any token).
+    async fn check_token(&self, node: &Arc<Node>) -> Result<(), ApiError> {
+        let probe = format!("/v1/sessions/{}.token-check", node.name);
+        let answer = self.forward(node, Method::GET, &probe, Bytes::new()).await;
+        match answer.map(|r| r.status()) {
+            Ok(StatusCode::UNAUTHORIZED) => Err(ApiError::bad(format!(
+                "node {} at {} refuses that token: give the token its spar serve printed",
+                node.name, node.base
+            ))),
+            Ok(_) => Ok(()),
+            Err(_) => Err(ApiError::bad(format!(
+                "node {} at {} stopped answering while it was registered",
+                node.name, node.base
+            ))),
+        }
+    }
+
+    /// Forgets a node (its sessions then get 404); whether it was known.
+    pub fn remove_node(&self, name: &str) -> bool {
+        let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
+        nodes.remove(name).is_some()
+    }
+
+    fn node(&self, name: &str) -> Option<Arc<Node>> {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.get(name).cloned()
+    }
+
+    fn all_nodes(&self) -> Vec<Arc<Node>> {
+        let nodes = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+        nodes.values().cloned().collect()
+    }
+
+    /// The node that owns an id (`NODE.ID`), or a 404 that says which part was wrong.
+    fn owner(&self, id: &str, what: &str) -> Result<Arc<Node>, ApiError> {
+        let name = id.split_once('.').map(|(name, _)| name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "unknown {what} {id:?}: ids behind spar route start with their node's name \
+                     (NODE.ID), as the router's answers give them"
+                ),
+            )
+        })?;
+        self.node(name).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "unknown {what} {id:?}: node {name:?} is not (or no longer) in this cluster"
+                ),
+            )
+        })
+    }
+
+    /// The live node with the least load, counted as placed on; 503 when none is live.
+    fn place(&self, except: &[String]) -> Result<Arc<Node>, ApiError> {
+        let node = self
+            .all_nodes()
+            .into_iter()
+            .filter(|n| n.alive.load(Ordering::Relaxed) && !except.contains(&n.name))
+            .min_by(|a, b| a.load().total_cmp(&b.load()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no live spar serve node behind this router: start nodes and register them \
+                     (PUT /v1/nodes/NAME), or wait for a restarting one",
+                )
+            })?;
+        node.placed.fetch_add(1, Ordering::Relaxed);
+        Ok(node)
+    }
+
+    /// A node's `/v1/health` answer, or why there is none.
+    async fn health_of(&self, node: &Node) -> Result<Value, String> {
+        let request = hyper::Request::get(format!("{}/v1/health", node.base))
+            .body(Body::empty())
+            .map_err(|e| e.to_string())?;
+        let answer = tokio::time::timeout(PROBE_TIMEOUT, async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| error_text(&e))?;
+            if !response.status().is_success() {
+                return Err(format!("/v1/health answered {}", response.status()));
+            }
+            let body = axum::body::to_bytes(Body::new(response.into_body()), 1 << 20)
+                .await
+                .map_err(|e| e.to_string())?;
+            serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
+        });
+        answer
+            .await
+            .unwrap_or_else(|_| Err(format!("no health answer within {PROBE_TIMEOUT:?}")))
+    }
+
+    fn update(&self, node: &Node, health: &Value) {
+        let count = |key: &str| health[key].as_u64().unwrap_or(0) as usize;
+        node.sessions.store(count("sessions"), Ordering::Relaxed);
+        node.workers
+            .store(count("workers").max(1), Ordering::Relaxed);
+        node.busy.store(count("busy_workers"), Ordering::Relaxed);
+        node.placed.store(0, Ordering::Relaxed);
+        *lock(&node.down) = None;
+        if !node.alive.swap(true, Ordering::Relaxed) {
+            eprintln!("spar route: node {} is up at {}", node.name, node.base);
+        }
+    }
+
+    /// Reads every node's health once, all at once.
+    pub async fn check_nodes(self: &Arc<Self>) {
+        let checks = self.all_nodes().into_iter().map(|node| {
+            let route = self.clone();
+            tokio::spawn(async move {
+                match route.health_of(&node).await {
+                    Ok(health) => route.update(&node, &health),
+                    Err(why) => node.mark_down(why),
+                }
+            })
+        });
+        for check in checks.collect::<Vec<_>>() {
+            let _ = check.await;
+        }
+    }
+
+    /// Sends a request to `node` with the node's token and answers with the node's answer; an
+    /// answer that carries a finished episode is logged here first (without the record).
+    async fn forward(
+        &self,
+        node: &Arc<Node>,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Response, Forward> {
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", node.base))
+            .header(header::AUTHORIZATION, node.auth.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .map_err(|e| Forward::Refused(ApiError::bad(format!("the request: {e}"))))?;
+        let _inflight = Inflight::new(node);
+        let response = self.client.request(request).await.map_err(|e| {
+            let why = error_text(&e);
+            match e.is_connect() {
+                true => Forward::Unreachable(why),
+                false => Forward::Broken(why),
+            }
+        })?;
+        let (parts, incoming) = response.into_parts();
+        if !parts.headers.contains_key(EPISODE_HEADER) {
+            return Ok(Response::from_parts(parts, Body::new(incoming)));
+        }
+        let bytes = axum::body::to_bytes(Body::new(incoming), usize::MAX)
+            .await
+            .map_err(|e| Forward::Broken(e.to_string()))?;
+        let mut answer: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Forward::Broken(format!("the node's answer is not JSON: {e}")))?;
+        if let Some(episode) = answer.as_object_mut().and_then(|a| a.remove("episode")) {
+            self.append(&node.name, &episode);
+        }
+        Ok((parts.status, Json(answer)).into_response())
+    }
+
+    fn append(&self, node: &str, episode: &Value) {
+        let mut line = episode.to_string();
+        line.push('\n');
+        let mut log = lock(&self.log);
+        // One write for the whole line: a router stopped mid-way leaves no half line.
+        match log.write_all(line.as_bytes()).and_then(|()| log.flush()) {
+            Ok(()) => {
+                self.finished.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => eprintln!(
+                "spar route: writing {}: {e}; the episode is still in node {node}'s own log",
+                self.settings.log.display()
+            ),
+        }
+    }
+
+    /// Forwards to the owner of a session or artifact; a dead owner is a 410.
+    async fn sticky(
+        &self,
+        node: &Arc<Node>,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Response, ApiError> {
+        match self.forward(node, method, path, body).await {
+            Ok(response) => Ok(response),
+            Err(Forward::Refused(e)) => Err(e),
+            Err(Forward::Unreachable(why)) => {
+                node.mark_down(why);
+                Err(gone(node))
+            }
+            Err(Forward::Broken(why)) => Err(self.broken(node, why).await),
+        }
+    }
+
+    /// Whether a node whose connection broke after a request was sent is dead (then marked
+    /// down), rather than only that connection.
+    async fn died(&self, node: &Node) -> bool {
+        match self.health_of(node).await {
+            Err(why) => {
+                node.mark_down(why);
+                true
+            }
+            Ok(_) => false,
+        }
+    }
+
+    /// The answer for a connection that broke after the request was sent: the node died (410),
+    /// or only the connection did (500: the request may have run, so it is not retried).
+    async fn broken(&self, node: &Arc<Node>, why: String) -> ApiError {
+        match self.died(node).await {
+            true => gone(node),
+            false => connection_broke(node, &why),
+        }
+    }
+
+    /// A new session (spar's create or OpenEnv's reset): on the artifact's node when the body
+    /// names an `artifact_id`, else on the least-loaded live node; on another one if that node
+    /// turns out to be dead (a session it may have made died with it).
+    async fn create(&self, path: &str, body: Bytes) -> Result<Response, ApiError> {
+        let fields: Value = if body.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad(format!("malformed request JSON: {e}")))?
+        };
+        if fields.get("artifact").is_some_and(|a| !a.is_null()) {
+            return Err(ApiError::bad(
+                "\"artifact\" is a directory on one machine's disk, which the nodes behind \
+                 spar route do not share: give \"artifact_id\" (from an injector session here) \
+                 or \"instance\" (a line of spar export)",
+            ));
+        }
+        if let Some(id) = fields.get("artifact_id").and_then(Value::as_str) {
+            let node = self.owner(id, "artifact")?;
+            return self.sticky(&node, Method::POST, path, body).await;
+        }
+        let mut tried = Vec::new();
+        loop {
+            let node = self.place(&tried)?;
+            match self.forward(&node, Method::POST, path, body.clone()).await {
+                Ok(response) => return Ok(response),
+                Err(Forward::Refused(e)) => return Err(e),
+                Err(Forward::Unreachable(why)) => node.mark_down(why),
+                Err(Forward::Broken(why)) => {
+                    if !self.died(&node).await {
+                        return Err(connection_broke(&node, &why));
+                    }
+                }
+            }
+            tried.push(node.name.clone());
+        }
+    }
+}
+
+/// How forwarding failed.
+enum Forward {
+    /// The router could not make the request.
+    Refused(ApiError),
+    /// No connection to the node: the request never reached it.
+    Unreachable(String),
+    /// The connection broke after the request was sent.
+    Broken(String),
+}
+
+fn gone(node: &Node) -> ApiError {
+    let why = lock(&node.down).clone().unwrap_or_default();
+    ApiError::new(
+        StatusCode::GONE,
+        format!(
+            "node {} is down ({why}): its sessions and artifacts were lost with it; create a new \
+             session (new sessions go to the live nodes)",
+            node.name
+        ),
+    )
+}
+
+/// A connection to a live node broke mid-request: the request may have run, so it is a 500
+/// (not retried by clients), not a 502.
+fn connection_broke(node: &Node, why: &str) -> ApiError {
+    ApiError::internal(format!(
+        "the connection to node {} broke during this request ({why}); it may or may not have \
+         run: read the session (GET /v1/sessions/ID) before sending it again",
+        node.name
+    ))
+}
+
+/// An error with its causes: hyper's own text is only "client error (Connect)".
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The routes: spar's API and OpenEnv's HTTP routes, forwarded; node registration; health.
+pub fn router(route: Arc<Route>) -> Router {
+    let limit = route.settings.max_body_bytes;
+    // OpenEnv clients that cannot send headers use `/t/TOKEN` (as on a node); spar's own
+    // clients send the header.
+    let openenv = Router::new()
+        .route("/reset", post(create_session))
+        .route("/step", post(openenv_step))
+        .route("/state", get(openenv_state));
+    let authenticated = Router::new()
+        .route("/v1/sessions", post(create_session))
+        .route("/v1/sessions/{id}", get(on_session).delete(on_session))
+        .route("/v1/sessions/{id}/step", post(on_session))
+        .route("/v1/artifacts/{id}", get(on_artifact))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{name}", put(add_node).delete(remove_node))
+        .merge(openenv.clone())
+        .nest("/t/{token}", openenv)
+        .route_layer(axum::middleware::from_fn_with_state(
+            route.clone(),
+            authorize,
+        ));
+    let public = Router::new()
+        .route(
+            "/health",
+            get(|| async { Json(json!({ "status": "healthy" })) }),
+        )
+        .route("/schema", get(any_node))
+        .route("/metadata", get(any_node));
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi))
+        .merge(public.clone())
+        .nest("/t/{token}", public)
+        .merge(authenticated)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(route)
+}
+
+async fn authorize(
+    State(route): State<Arc<Route>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if !token_matches(given_token(&request).as_deref(), &route.settings.token) {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(next.run(request).await)
+}
+
+fn path_of(uri: &Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
+async fn create_session(
+    State(route): State<Arc<Route>>,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    route
+        .create(path_of(&uri), body.map_err(body_rejection)?)
+        .await
+}
+
+async fn on_session(
+    State(route): State<Arc<Route>>,
+    method: Method,
+    uri: Uri,
+    UrlPath(id): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let node = route.owner(&id, "session")?;
+    let body = body.map_err(body_rejection)?;
+    route.sticky(&node, method, path_of(&uri), body).await
+}
+
+async fn on_artifact(
+    State(route): State<Arc<Route>>,
+    uri: Uri,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let node = route.owner(&id, "artifact")?;
+    route
+        .sticky(&node, Method::GET, path_of(&uri), Bytes::new())
+        .await
+}
+
+async fn openenv_step(
+    State(route): State<Arc<Route>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(body_rejection)?;
+    let fields: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad(format!("malformed request JSON: {e}")))?;
+    let id = fields["session_id"].as_str().ok_or_else(|| {
+        ApiError::bad("POST /step needs the session_id that POST /reset returned")
+    })?;
+    let node = route.owner(id, "session")?;
+    route.sticky(&node, Method::POST, "/step", body).await
+}
+
+#[derive(Deserialize)]
+struct StateQuery {
+    session_id: String,
+}
+
+async fn openenv_state(
+    State(route): State<Arc<Route>>,
+    uri: Uri,
+    query: Result<axum::extract::Query<StateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(query) = query
+        .map_err(|e| ApiError::bad(format!("{e}: GET /state?session_id=ID (from POST /reset)")))?;
+    let node = route.owner(&query.session_id, "session")?;
+    route
+        .sticky(&node, Method::GET, path_of(&uri), Bytes::new())
+        .await
+}
+
+/// OpenEnv's `/schema` and `/metadata`: every node answers the same, so any live one does.
+async fn any_node(State(route): State<Arc<Route>>, uri: Uri) -> Result<Response, ApiError> {
+    let node = route.place(&[])?;
+    node.placed.fetch_sub(1, Ordering::Relaxed);
+    route
+        .sticky(&node, Method::GET, uri.path(), Bytes::new())
+        .await
+}
+
+async fn list_nodes(State(route): State<Arc<Route>>) -> Json<Value> {
+    let nodes: Vec<Value> = route
+        .all_nodes()
+        .iter()
+        .map(|n| {
+            let mut view = n.view();
+            view["url"] = json!(n.base);
+            view
+        })
+        .collect();
+    Json(json!({ "nodes": nodes }))
+}
+
+async fn add_node(
+    State(route): State<Arc<Route>>,
+    UrlPath(name): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(body_rejection)?;
+    let registration: NodeRegistration = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad(format!(
+            "a node registration is {{\"url\": \"http://HOST:PORT\", \"token\": \"...\"}}: {e}"
+        ))
+    })?;
+    route.add_node(&name, registration).await?;
+    Ok(Json(json!({ "node": name, "registered": true })).into_response())
+}
+
+async fn remove_node(
+    State(route): State<Arc<Route>>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    match route.remove_node(&name) {
+        true => Ok(Json(json!({ "node": name, "removed": true }))),
+        false => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no node {name:?} is registered (GET /v1/nodes lists them)"),
+        )),
+    }
+}
+
+async fn health(State(route): State<Arc<Route>>) -> Json<Value> {
+    let nodes: Vec<Value> = route.all_nodes().iter().map(|n| n.view()).collect();
+    let live = nodes.iter().filter(|n| n["alive"] == json!(true)).count();
+    Json(json!({
+        "status": if live > 0 { "ok" } else { "no live nodes" },
+        "router": true,
+        "live_nodes": live,
+        "nodes": nodes,
+        "sessions": nodes
+            .iter()
+            .filter(|n| n["alive"] == json!(true))
+            .map(|n| n["sessions"].as_u64().unwrap_or(0))
+            .sum::<u64>(),
+        "finished_episodes": route.finished.load(Ordering::Relaxed),
+    }))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// Routes on `listener` until `shutdown` resolves (as [`super::serve`] does), reading every
+/// node's health each [`RouteSettings::health_interval`] meanwhile.
+pub async fn serve(
+    route: Arc<Route>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let checker = {
+        let route = route.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(route.settings.health_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                route.check_nodes().await;
+            }
+        })
+    };
+    let connections = route.settings.connections.clone();
+    super::listen::run(listener, router(route), &connections, shutdown).await;
+    checker.abort();
+}
