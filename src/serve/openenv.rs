@@ -280,7 +280,7 @@ fn call_tool_data(name: &str, answer: Result<Value, ApiError>) -> Value {
     }
 }
 
-fn error_frame(message: &str, code: &str) -> Value {
+pub(super) fn error_frame(message: &str, code: &str) -> Value {
     json!({ "type": "error", "data": { "message": message, "code": code } })
 }
 

@@ -20,6 +20,8 @@ use super::{
     body_rejection, given_token, lock, token_matches, valid_node_name, ApiError,
     ConnectionSettings, ServeError, EPISODE_HEADER, OPENAPI,
 };
+mod ws;
+
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
@@ -391,6 +393,29 @@ impl Route {
         Ok((parts.status, Json(answer)).into_response())
     }
 
+    /// A node's WebSocket frame as the client gets it: a finished episode's record (in
+    /// `data.episode`) is logged here and taken out.
+    fn strip_episode(&self, text: &str) -> String {
+        if !text.contains("\"episode\"") {
+            return text.to_owned();
+        }
+        let Ok(mut frame) = serde_json::from_str::<Value>(text) else {
+            return text.to_owned();
+        };
+        let episode = frame["data"]
+            .as_object_mut()
+            .and_then(|d| d.remove("episode"));
+        match episode {
+            Some(episode) => {
+                let node = episode["episode"].as_str().unwrap_or_default();
+                let node = node.split('.').next().unwrap_or_default().to_owned();
+                self.append(&node, &episode);
+                frame.to_string()
+            }
+            None => text.to_owned(),
+        }
+    }
+
     fn append(&self, node: &str, episode: &Value) {
         let mut line = episode.to_string();
         line.push('\n');
@@ -538,7 +563,8 @@ pub fn router(route: Arc<Route>) -> Router {
     let openenv = Router::new()
         .route("/reset", post(create_session))
         .route("/step", post(openenv_step))
-        .route("/state", get(openenv_state));
+        .route("/state", get(openenv_state))
+        .route("/ws", get(ws::websocket));
     let authenticated = Router::new()
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/{id}", get(on_session).delete(on_session))
