@@ -279,3 +279,35 @@ async fn openenv_through_the_router(c: &mut Client, addr: SocketAddr, dir: &Path
     assert!(end["data"].get("episode").is_none(), "{end}");
     assert_eq!(logged(dir).len(), before + 2);
 }
+
+#[test]
+fn spar_bench_route_measures_the_three_ways_and_the_overhead() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spar"))
+        .args([
+            "-q",
+            "bench",
+            "route",
+            "--episodes",
+            "2",
+            "--concurrency",
+            "2",
+        ])
+        .args(["--reads", "2", "--overhead-steps", "20", "--json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    for way in ["direct", "one_node", "two_nodes"] {
+        assert!(
+            report[way]["episodes_per_s"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert_eq!(report[way]["test_run"]["requests"], 2, "{report}");
+        assert_eq!(report[way]["read_file"]["requests"], 4, "{report}");
+    }
+    assert_eq!(report["overhead_routed"]["requests"], 20, "{report}");
+    assert!(
+        report["router_overhead_p50_ms"].as_f64().is_some(),
+        "{report}"
+    );
+}

@@ -625,6 +625,31 @@ pub(super) enum BenchTarget {
     Selfplay(BenchSelfplayArgs),
     /// `spar serve` on loopback: requests per second and p50/p99 step latency
     Serve(BenchServeArgs),
+    /// `spar route`: the same load on one server, on the router with one node and with two
+    /// nodes, and the router's overhead per step
+    Route(BenchRouteArgs),
+}
+
+#[derive(Args, Debug)]
+pub(super) struct BenchRouteArgs {
+    /// The corpus project the sessions play in
+    #[arg(long, default_value = "moneyunits")]
+    pub(super) corpus: String,
+    /// Episodes per way of serving (each: reads, a file written, one test run)
+    #[arg(long, default_value_t = 48, value_parser = at_least_one)]
+    pub(super) episodes: usize,
+    /// Episodes in flight at once
+    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
+    pub(super) concurrency: usize,
+    /// read_file steps per episode
+    #[arg(long, default_value_t = 10)]
+    pub(super) reads: usize,
+    /// Sequential read_file steps each way for the router's overhead
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
+    pub(super) overhead_steps: usize,
+    /// Print one JSON object instead of a report
+    #[arg(long)]
+    pub(super) json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -102,6 +102,9 @@ pub enum ServeBenchError {
     /// A client task of the benchmark crashed.
     #[error("a benchmark client crashed")]
     Crashed(#[source] tokio::task::JoinError),
+    /// A process of the benchmark (`spar serve`, `spar route`) did not print its address.
+    #[error("the benchmark's process `{0}` did not start")]
+    Start(String),
     /// The WebSocket path failed.
     #[error("the WebSocket client: {0}")]
     WebSocket(String),
@@ -124,7 +127,8 @@ fn expect(
     }
 }
 
-fn latency(mut ms: Vec<f64>, wall: Duration) -> Latency {
+/// Percentiles of `ms` and the rate over `wall`.
+pub(crate) fn latency(mut ms: Vec<f64>, wall: Duration) -> Latency {
     ms.sort_by(f64::total_cmp);
     let at = |q: f64| crate::rollout::percentile(&ms, q);
     Latency {

@@ -1,12 +1,13 @@
-//! `spar bench`: sandbox overhead and sandboxed vs native suite time; `spar bench serve` and
+//! `spar bench`: sandbox overhead and sandboxed vs native suite time; `spar bench serve`, `spar bench route` and
 //! `spar bench selfplay` for the server's and the self-play loop's throughput.
 
 use crate::bench::{self, BenchSettings};
-use crate::cli::args::{BenchArgs, BenchSelfplayArgs, BenchServeArgs, BenchTarget};
+use crate::cli::args::{BenchArgs, BenchRouteArgs, BenchSelfplayArgs, BenchServeArgs, BenchTarget};
 use crate::cli::context::Context;
 use crate::cli::output::print_json;
 use crate::protocol::{ValidationSettings, Validator};
 use crate::serve::bench::ServeBenchSettings;
+use crate::serve::route::bench::RouteBenchSettings;
 use anyhow::Context as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ pub fn execute(ctx: &Context, args: &BenchArgs) -> anyhow::Result<ExitCode> {
         None => runtime(ctx, args),
         Some(BenchTarget::Serve(args)) => serve(ctx, args),
         Some(BenchTarget::Selfplay(args)) => selfplay(ctx, args),
+        Some(BenchTarget::Route(args)) => route(ctx, args),
     }
 }
 
@@ -53,6 +55,24 @@ fn serve(ctx: &Context, args: &BenchServeArgs) -> anyhow::Result<ExitCode> {
     };
     let report = crate::serve::bench::bench(ctx.shared_python()?, project, &settings)?;
     print_report(&report, args.json)
+}
+
+fn route(ctx: &Context, args: &BenchRouteArgs) -> anyhow::Result<ExitCode> {
+    let project = ctx.open_project(&args.corpus)?;
+    // The servers it starts find the guest compiled and cached.
+    ctx.shared_python()?;
+    let settings = RouteBenchSettings {
+        spar_exe: std::env::current_exe().context("finding this spar binary")?,
+        project: project.name.clone(),
+        episodes: args.episodes,
+        concurrency: args.concurrency,
+        reads: args.reads,
+        workers: crate::par::cores(),
+        overhead_steps: args.overhead_steps,
+        test_args: project.test_command.args.clone(),
+        nonce: crate::serve::new_token(),
+    };
+    print_report(&crate::serve::route::bench::bench(&settings)?, args.json)
 }
 
 fn selfplay(ctx: &Context, args: &BenchSelfplayArgs) -> anyhow::Result<ExitCode> {

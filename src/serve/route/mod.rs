@@ -20,6 +20,7 @@ use super::{
     body_rejection, given_token, lock, token_matches, valid_node_name, ApiError,
     ConnectionSettings, ServeError, EPISODE_HEADER, OPENAPI,
 };
+pub mod bench;
 mod ws;
 
 use axum::body::{Body, Bytes};
@@ -84,11 +85,13 @@ struct Node {
 }
 
 impl Node {
-    /// Load per worker: what placement minimises.
+    /// Load per worker: what placement minimises. Open sessions (as last polled, plus those
+    /// placed since) say what will run there; the requests the router has in flight there now
+    /// (test runs, mostly) say what runs there at this moment, without waiting for a poll.
     fn load(&self) -> f64 {
         let sessions = self.sessions.load(Ordering::Relaxed) + self.placed.load(Ordering::Relaxed);
-        let busy = self.busy.load(Ordering::Relaxed);
-        (sessions + busy) as f64 / self.workers.load(Ordering::Relaxed).max(1) as f64
+        let running = self.inflight.load(Ordering::Relaxed);
+        (sessions + running) as f64 / self.workers.load(Ordering::Relaxed).max(1) as f64
     }
 
     fn mark_down(&self, why: String) {
