@@ -22,7 +22,8 @@
 //! - [`train`], [`eval`], [`plot`]: self-play training from sandbox rewards, held-out
 //!   evaluation, learning curves;
 //! - [`serve`]: the episodes as an HTTP/JSON server (sessions, OpenAI tool definitions,
-//!   OpenEnv routes) for RL frameworks and LLM agents outside spar;
+//!   OpenEnv routes) for RL frameworks and LLM agents outside spar, and the router that puts
+//!   many such servers behind one address;
 //! - [`native`]: the host virtual environment native baselines run in;
 //! - [`bench`], [`demo`]: the measurements and the demo the CLI offers;
 //! - [`cli`]: the command line: clap types resolved once into plain settings per command, one

@@ -49,13 +49,16 @@ fn a_two_node_ray_cluster_serves_one_client_and_survives_a_dead_node() {
     let python = clients_python();
     let dir = scratch("ray-cluster");
     let tasks = tasks(&dir);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ray_cluster_play.py");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("tests/clients/ray_cluster_play.py");
+    let example = root.join("clients/python/examples/ray_rollouts.py");
     let output = run_bounded(
         Command::new(python)
             .arg(script)
             .arg(SPAR)
             .arg(&tasks)
-            .arg(dir.join("cluster")),
+            .arg(dir.join("cluster"))
+            .arg(example),
         Duration::from_secs(600),
         "the Ray cluster script",
     );
@@ -64,6 +67,11 @@ fn a_two_node_ray_cluster_serves_one_client_and_survives_a_dead_node() {
     let placement = check(&checks, "placement");
     assert_eq!(placement["ray_nodes"], 2, "{placement}");
     assert_eq!(placement["nodes"], json!(["n0", "n1"]), "{placement}");
+
+    let rollouts = check(&checks, "async");
+    assert_eq!(rollouts["episodes"], 8, "{rollouts}");
+    assert_eq!(rollouts["nodes"], json!(["n0", "n1"]), "{rollouts}");
+    assert_eq!(rollouts["turns"], json!([2]), "{rollouts}");
 
     let injector = check(&checks, "injector");
     let owner = injector["artifact"]

@@ -1,10 +1,12 @@
 """spar_client.ray on a real local Ray cluster of two nodes (ray.cluster_utils.Cluster); run by
 tests/ray_cluster.rs with the client package and ray installed.
 
-Usage: ray_cluster_play.py SPAR_BINARY TASKS_JSONL OUT_DIR
+Usage: ray_cluster_play.py SPAR_BINARY TASKS_JSONL OUT_DIR RAY_ROLLOUTS_EXAMPLE
 Prints one JSON line per check; raises on the first failure; always stops the cluster.
 """
 
+import asyncio
+import importlib.util
 import json
 import os
 import signal
@@ -17,7 +19,7 @@ from ray.cluster_utils import Cluster
 from spar_client import SparError
 from spar_client.ray import SparCluster
 
-binary, tasks, out = sys.argv[1:4]
+binary, tasks, out, example = sys.argv[1:5]
 BUG = "sed -i 's/self.factor \\* other.factor,/self.factor \\/ other.factor,/' moneyunits/units.py"
 FIX = "sed -i '122s/self.factor \\/ other.factor,/self.factor * other.factor,/' moneyunits/units.py"
 
@@ -51,6 +53,21 @@ def placement(cluster, client):
     report("placement", nodes=sorted({node_of(s) for s in sessions}), ray_nodes=len(rays),
            spread=[node_of(s) for s in sessions])
     return finished
+
+
+def async_rollouts(cluster):
+    """The verl-style example's rollouts: one event loop, the async client, the router."""
+    spec = importlib.util.spec_from_file_location("ray_rollouts", example)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    async def run():
+        async with cluster.async_client() as client:
+            return await module.rollouts(client, 8, 4)
+
+    results = asyncio.run(run())
+    report("async", episodes=len(results), nodes=sorted({r["node"] for r in results}),
+           turns=sorted({r["turns"] for r in results}))
 
 
 def injector(client):
@@ -132,6 +149,7 @@ try:
                      serve_args=["--attempts", "2"]) as cluster:
         client = cluster.client()
         finished = placement(cluster, client)
+        async_rollouts(cluster)
         finished += injector(client)
         restart(cluster, client, "n1")
         finished += failure(cluster, client, "n0")
