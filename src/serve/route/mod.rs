@@ -771,3 +771,79 @@ pub async fn serve(
     super::listen::run(listener, router(route), &connections, shutdown).await;
     checker.abort();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route_with(nodes: &[(&str, bool, usize, usize)]) -> Arc<Route> {
+        let dir = std::env::temp_dir().join(format!("spar-route-unit-{}", std::process::id()));
+        let route = Route::new(RouteSettings {
+            token: "t".into(),
+            log: dir.join("episodes.jsonl"),
+            health_interval: Duration::from_secs(1),
+            max_body_bytes: 1 << 10,
+            connections: ConnectionSettings::default(),
+        })
+        .unwrap();
+        for &(name, alive, sessions, workers) in nodes {
+            let node = Node {
+                name: name.into(),
+                base: format!("http://127.0.0.1:1/{name}"),
+                auth: HeaderValue::from_static("Bearer t"),
+                alive: AtomicBool::new(alive),
+                down: Mutex::new(None),
+                sessions: AtomicUsize::new(sessions),
+                placed: AtomicUsize::new(0),
+                workers: AtomicUsize::new(workers),
+                busy: AtomicUsize::new(0),
+                inflight: AtomicUsize::new(0),
+            };
+            let mut map = route.nodes.write().unwrap();
+            map.insert(name.into(), Arc::new(node));
+        }
+        route
+    }
+
+    #[test]
+    fn placement_takes_the_live_node_with_least_load_per_worker_and_counts_it() {
+        // b has more sessions but four times the workers; c is dead.
+        let route = route_with(&[("a", true, 2, 1), ("b", true, 4, 4), ("c", false, 0, 8)]);
+        let picks: Vec<String> = (0..4)
+            .map(|_| route.place(&[]).unwrap().name.clone())
+            .collect();
+        // b: 1.0, then 1.25, 1.5, 1.75 as sessions are placed; a stays at 2.0.
+        assert_eq!(picks, ["b", "b", "b", "b"]);
+        assert_eq!(route.place(&["b".into()]).unwrap().name, "a");
+        let none = route.place(&["a".into(), "b".into()]).err().unwrap();
+        assert_eq!(none.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn ids_name_their_node_and_strangers_are_told_what_ids_look_like() {
+        let route = route_with(&[("n1", true, 0, 1)]);
+        assert_eq!(route.owner("n1.s0001", "session").unwrap().name, "n1");
+        assert_eq!(route.owner("n1.a.b", "artifact").unwrap().name, "n1");
+        let no_dot = route.owner("s0001", "session").err().unwrap();
+        assert!(no_dot.message.contains("NODE.ID"), "{}", no_dot.message);
+        let gone = route.owner("n2.s0001", "session").err().unwrap();
+        assert!(gone.message.contains("node \"n2\""), "{}", gone.message);
+    }
+
+    #[test]
+    fn a_finished_episode_is_taken_out_of_a_websocket_frame_and_logged() {
+        let route = route_with(&[]);
+        let frame =
+            json!({"type": "observation", "data": {"done": true, "episode": {"episode": "n1.s1"}}});
+        let stripped: Value =
+            serde_json::from_str(&route.strip_episode(&frame.to_string())).unwrap();
+        assert_eq!(
+            stripped,
+            json!({"type": "observation", "data": {"done": true}})
+        );
+        let plain = r#"{"type":"observation","data":{"done":false}}"#;
+        assert_eq!(route.strip_episode(plain), plain);
+        let log = std::fs::read_to_string(&route.settings.log).unwrap();
+        assert!(log.lines().any(|l| l.contains("n1.s1")), "{log}");
+    }
+}
