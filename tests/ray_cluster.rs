@@ -2,7 +2,8 @@
 //! Ray from PyPI in the client tests' virtual environment), with this build's `spar serve` on
 //! each node and `spar route` in front: sessions spread over both nodes, an injector's solver
 //! sessions follow its artifact to its node and its reward is reported as on one machine, a
-//! killed server is restarted and re-registered, a killed node's sessions fail with a clear
+//! killed server is restarted and re-registered, a killed router is restarted on its port
+//! with its nodes, a killed node's sessions fail with a clear
 //! error while the other node's go on, and no finished episode is missing from the router's log.
 
 mod common;
@@ -97,6 +98,11 @@ fn a_two_node_ray_cluster_serves_one_client_and_survives_a_dead_node() {
     assert_eq!(restart["pid_changed"], true, "{restart}");
     assert_eq!(restart["restarts"], 1, "{restart}");
     assert_eq!(restart["served"], "n1", "{restart}");
+
+    let router = check(&checks, "router_restart");
+    assert_eq!(router["restarts"], 1, "{router}");
+    assert_eq!(router["same_url"], true, "{router}");
+    assert_eq!(router["stepped"], true, "{router}");
 
     let failure = check(&checks, "failure");
     assert_eq!(failure["lost"][0], 410, "{failure}");

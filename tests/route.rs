@@ -311,3 +311,19 @@ fn spar_bench_route_measures_the_three_ways_and_the_overhead() {
         "{report}"
     );
 }
+
+#[test]
+fn a_malformed_nodes_file_is_refused_with_its_shape() {
+    let dir = scratch("route-nodes");
+    let file = dir.join("nodes.json");
+    std::fs::write(&file, r#"{"n0": {"url": "http://127.0.0.1:1"}}"#).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spar"))
+        .args(["route", "--port", "0", "--nodes"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("give a JSON object"), "{stderr}");
+    assert!(stderr.contains("token"), "{stderr}");
+}

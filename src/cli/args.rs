@@ -470,6 +470,10 @@ pub(super) struct RouteArgs {
     /// Directory for the router's episodes.jsonl (every episode that finished through it)
     #[arg(long, value_name = "DIR", default_value = "spar-route")]
     pub(super) out: PathBuf,
+    /// Nodes to start with, a JSON file `{"NAME": {"url": "http://HOST:PORT", "token": "..."}}`
+    /// (keep it private: it holds the nodes' tokens); more register at run time
+    #[arg(long, value_name = "FILE")]
+    pub(super) nodes: Option<PathBuf>,
     /// Milliseconds between reads of every node's health (its load and liveness)
     #[arg(long, value_name = "MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..))]
     pub(super) health_interval_ms: u64,

@@ -120,6 +120,22 @@ def one_on_each(client, names, first_seed):
     raise AssertionError(f"12 new sessions never reached all of {names}")
 
 
+def router_restart(cluster, client):
+    """The router's process dies; its actor restarts it on the same port with the nodes it
+    knew, and a session opened before goes on."""
+    session = client.create_session(seed=50)
+    before = cluster.router_info()
+    os.kill(before["pid"], signal.SIGKILL)
+    # A step sent while the router dies may have reached it: clients rightly do not resend
+    # it. One sent after finds the connection refused until the restart, and is retried.
+    wait_until("the router died", lambda: cluster.router_info()["restarts"] == 1)
+    step = session.step("bash", command="ls")
+    after = cluster.router_info()
+    session.close()
+    report("router_restart", restarts=after["restarts"], same_url=after["url"] == before["url"],
+           stepped="moneyunits" in step.observation)
+
+
 def failure(cluster, client, victim):
     doomed, survivor = one_on_each(client, [victim, "n1" if victim == "n0" else "n0"], 30)
     doomed.step("bash", command="ls")
@@ -152,6 +168,7 @@ try:
         async_rollouts(cluster)
         finished += injector(client)
         restart(cluster, client, "n1")
+        router_restart(cluster, client)
         finished += failure(cluster, client, "n0")
         logged = {episode["episode"] for episode in cluster.episodes()}
         report("log", finished=len(finished), missing=sorted(set(finished) - logged),

@@ -151,6 +151,14 @@ class _Supervised:
                 process.wait()
 
 
+def _reachable(address: str) -> str:
+    """The URL others reach a server at: its node's own address when it bound every one."""
+    host, port = address.rsplit(":", 1)
+    if host in ("0.0.0.0", "[::]"):
+        host = ray.util.get_node_ip_address()
+    return f"http://{host}:{port}"
+
+
 def _find_binary(binary: Optional[str]) -> str:
     path = binary or os.environ.get("SPAR_BIN") or shutil.which("spar")
     if not path:
@@ -171,8 +179,8 @@ def _check_binary(path: str) -> None:
 
 @ray.remote
 class SparRouter:
-    """Runs `spar route` on its node and keeps the node registrations, so that a restarted
-    router gets its nodes back."""
+    """Runs `spar route` on its node and keeps the node registrations in a file the router
+    reads at start-up, so that a restarted router has its nodes back before it listens."""
 
     def __init__(self, binary: str, host: str, port: int, out: str, start_timeout: float):
         _check_binary(binary)
@@ -182,20 +190,23 @@ class SparRouter:
         self.host = host or ray.util.get_node_ip_address()
         self.nodes: Dict[str, Dict[str, str]] = {}
         self._lock = threading.Lock()
-        argv = [binary, "route", "--host", self.host, "--port", str(port), "--out", out]
+        # The registrations a restarted router starts with (they hold the nodes' tokens).
+        self.nodes_file = os.path.join(out, "nodes.json")
+        self._write_nodes()
+        argv = [binary, "route", "--host", self.host, "--port", str(port), "--out", out,
+                "--nodes", self.nodes_file]
         env = {**os.environ, "SPAR_TOKEN": self.token}
         self.process = _Supervised(argv, env, os.path.join(out, "route.log"), start_timeout)
-        self.process.on_start = self._on_start
         address = self.process.start()
         # A restart keeps the port: clients hold the router's URL.
         self.process.argv[self.process.argv.index("--port") + 1] = address.rsplit(":", 1)[1]
-        self.url = f"http://{address}"
+        self.url = _reachable(address)
 
-    def _on_start(self, address: str) -> None:
-        with self._lock:
-            nodes = dict(self.nodes)
-        for name, node in nodes.items():
-            self._put(f"http://{address}", name, node)
+    def _write_nodes(self) -> None:
+        partial = self.nodes_file + ".partial"
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            json.dump(self.nodes, f)
+        os.replace(partial, self.nodes_file)
 
     def _put(self, url: str, name: str, node: Dict[str, str]) -> None:
         answer = httpx.put(
@@ -211,12 +222,19 @@ class SparRouter:
         """The router's URL and its clients' token."""
         return {"url": self.url, "token": self.token}
 
+    def info(self) -> Dict[str, Any]:
+        """Its URL, process id and restarts."""
+        process = self.process.process
+        return {"url": self.url, "pid": process.pid if process else None,
+                "restarts": self.process.restarts}
+
     def register(self, name: str, url: str, token: str) -> None:
         """Adds (or, for a restarted server, replaces) a node."""
         node = {"url": url, "token": token}
+        self._put(self.url, name, node)
         with self._lock:
             self.nodes[name] = node
-        self._put(self.url, name, node)
+            self._write_nodes()
 
     def episodes(self) -> List[Dict[str, Any]]:
         """Every episode that finished through the router (its episodes.jsonl)."""
@@ -264,10 +282,10 @@ class SparNode:
         env = {**os.environ, "SPAR_TOKEN": self.token}
         self.process = _Supervised(argv, env, os.path.join(out, "serve.log"), start_timeout)
         self.process.on_start = self._on_start
-        self.url = f"http://{self.process.start()}"
+        self.process.start()
 
     def _on_start(self, address: str) -> None:
-        self.url = f"http://{address}"
+        self.url = _reachable(address)
         ray.get(self.router.register.remote(self.name, self.url, self.token))
 
     def info(self) -> Dict[str, Any]:
@@ -351,6 +369,10 @@ class SparCluster:
     def info(self) -> Dict[str, Dict[str, Any]]:
         """Each live node's name, server URL, pid, restarts and Ray node id."""
         return dict(zip(self.nodes, ray.get([n.info.remote() for n in self.nodes.values()])))
+
+    def router_info(self) -> Dict[str, Any]:
+        """The router's URL, process id and restarts."""
+        return ray.get(self.router.info.remote())
 
     def health(self) -> Dict[str, Any]:
         """The router's `/v1/health`: live nodes, their sessions and busy workers."""

@@ -2,9 +2,10 @@
 
 use crate::cli::args::RouteArgs;
 use crate::cli::commands::serve::{stop_signal, token};
-use crate::serve::route::{self as routing, RouteSettings};
+use crate::serve::route::{self as routing, NodeRegistration, RouteSettings};
 use crate::serve::ConnectionSettings;
 use anyhow::Context as _;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub struct Route {
     settings: RouteSettings,
     addr: SocketAddr,
+    nodes: BTreeMap<String, NodeRegistration>,
 }
 
 impl Route {
@@ -30,9 +32,24 @@ impl Route {
                 shutdown_grace: args.shutdown_grace,
             },
         };
+        let nodes = match &args.nodes {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading --nodes {}", path.display()))?;
+                serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "--nodes {}: give a JSON object {{\"NAME\": {{\"url\": \
+                         \"http://HOST:PORT\", \"token\": \"...\"}}}}",
+                        path.display()
+                    )
+                })?
+            }
+            None => BTreeMap::new(),
+        };
         Ok(Route {
             settings,
             addr: SocketAddr::new(args.host, args.port),
+            nodes,
         })
     }
 
@@ -41,23 +58,30 @@ impl Route {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let Route { settings, addr } = self;
+        let Route {
+            settings,
+            addr,
+            nodes,
+        } = self;
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
                 format!("listening on {addr} (is another server on that port? try --port 0)")
             })?;
             let addr = listener.local_addr()?;
+            let log = settings.log.clone();
+            let token = settings.token.clone();
+            let route = routing::Route::new(settings)?;
+            // Before the address is printed: a restarted router has its nodes when it is found.
+            route.add_known_nodes(nodes).await?;
             println!("spar route listening on http://{addr}");
-            println!("token: {}", settings.token);
-            println!("openenv base url: http://{addr}/t/{}", settings.token);
-            println!("episodes: {}", settings.log.display());
+            println!("token: {token}");
+            println!("openenv base url: http://{addr}/t/{token}");
+            println!("episodes: {}", log.display());
             println!(
                 "register nodes: PUT http://{addr}/v1/nodes/NAME {{\"url\": \"http://HOST:PORT\", \
                  \"token\": \"NODE_TOKEN\"}} (spar serve --node-id NAME)"
             );
             std::io::stdout().flush()?;
-            let log = settings.log.clone();
-            let route = routing::Route::new(settings)?;
             routing::serve(route, listener, stop_signal()).await;
             eprintln!(
                 "spar route: stopped; finished episodes are in {}",

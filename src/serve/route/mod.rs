@@ -85,6 +85,37 @@ struct Node {
 }
 
 impl Node {
+    /// A node as registered (not checked yet: down until it is).
+    fn new(name: &str, registration: &NodeRegistration) -> Result<Node, ApiError> {
+        if !valid_node_name(name) {
+            return Err(ApiError::bad(
+                "a node name is 1 to 16 ASCII letters or digits, as given to spar serve --node-id",
+            ));
+        }
+        let base = registration.url.trim_end_matches('/').to_owned();
+        let authority = base.strip_prefix("http://").unwrap_or("");
+        if authority.is_empty() || authority.contains('/') || base.parse::<Uri>().is_err() {
+            return Err(ApiError::bad(format!(
+                "node url {:?} is not http://HOST:PORT (the address spar serve printed)",
+                registration.url
+            )));
+        }
+        let auth = HeaderValue::from_str(&format!("Bearer {}", registration.token))
+            .map_err(|_| ApiError::bad("the node token has characters a header cannot carry"))?;
+        Ok(Node {
+            name: name.to_owned(),
+            base,
+            auth,
+            alive: AtomicBool::new(false),
+            down: Mutex::new(Some("not checked yet".into())),
+            sessions: AtomicUsize::new(0),
+            placed: AtomicUsize::new(0),
+            workers: AtomicUsize::new(1),
+            busy: AtomicUsize::new(0),
+            inflight: AtomicUsize::new(0),
+        })
+    }
+
     /// Load per worker: what placement minimises. Open sessions (as last polled, plus those
     /// placed since) say what will run there; the requests the router has in flight there now
     /// (test runs, mostly) say what runs there at this moment, without waiting for a poll.
@@ -180,54 +211,59 @@ impl Route {
         }))
     }
 
-    /// Adds (or replaces: a restarted node) a node after checking that it answers as `name`.
+    /// Adds (or replaces: a restarted node) a node after checking that it answers as `name`
+    /// and takes its token.
     pub async fn add_node(&self, name: &str, node: NodeRegistration) -> Result<(), ApiError> {
-        if !valid_node_name(name) {
-            return Err(ApiError::bad(
-                "a node name is 1 to 16 ASCII letters or digits, as given to spar serve --node-id",
-            ));
-        }
-        let base = node.url.trim_end_matches('/').to_owned();
-        let authority = base.strip_prefix("http://").unwrap_or("");
-        if authority.is_empty() || authority.contains('/') || base.parse::<Uri>().is_err() {
-            return Err(ApiError::bad(format!(
-                "node url {:?} is not http://HOST:PORT (the address spar serve printed)",
-                node.url
-            )));
-        }
-        let auth = HeaderValue::from_str(&format!("Bearer {}", node.token))
-            .map_err(|_| ApiError::bad("the node token has characters a header cannot carry"))?;
-        let node = Arc::new(Node {
-            name: name.to_owned(),
-            base,
-            auth,
-            alive: AtomicBool::new(false),
-            down: Mutex::new(Some("not checked yet".into())),
-            sessions: AtomicUsize::new(0),
-            placed: AtomicUsize::new(0),
-            workers: AtomicUsize::new(1),
-            busy: AtomicUsize::new(0),
-            inflight: AtomicUsize::new(0),
-        });
+        let node = Arc::new(Node::new(name, &node)?);
         let health = self.health_of(&node).await.map_err(|why| {
             ApiError::bad(format!(
                 "node {name} at {} does not answer: {why}",
                 node.base
             ))
         })?;
-        if health["node"] != json!(name) {
+        self.verify(&node, &health).await?;
+        self.insert(node);
+        Ok(())
+    }
+
+    /// Nodes known before the router listens (`spar route --nodes FILE`, or a restarted
+    /// router's): each is checked as a registration is, except that one that does not answer
+    /// yet is kept, down, for the health checks to bring up when it does.
+    pub async fn add_known_nodes(
+        &self,
+        nodes: BTreeMap<String, NodeRegistration>,
+    ) -> Result<(), ApiError> {
+        for (name, registration) in nodes {
+            let node = Arc::new(Node::new(&name, &registration)?);
+            match self.health_of(&node).await {
+                Ok(health) => self.verify(&node, &health).await?,
+                Err(why) => {
+                    eprintln!("spar route: node {name} does not answer yet ({why}); kept, down");
+                    node.mark_down(why);
+                }
+            }
+            self.insert(node);
+        }
+        Ok(())
+    }
+
+    fn insert(&self, node: Arc<Node>) {
+        let mut nodes = self.nodes.write().unwrap_or_else(|e| e.into_inner());
+        nodes.insert(node.name.clone(), node);
+    }
+
+    /// Checks that the server answering `health` is the node it is registered as and takes
+    /// the token it was registered with; then takes its load.
+    async fn verify(&self, node: &Arc<Node>, health: &Value) -> Result<(), ApiError> {
+        if health["node"] != json!(node.name) {
             return Err(ApiError::bad(format!(
-                "the server at {} calls itself {}, not {name:?}: start it with spar serve \
-                 --node-id {name}",
-                node.base, health["node"]
+                "the server at {} calls itself {}, not {:?}: start it with spar serve \
+                 --node-id {}",
+                node.base, health["node"], node.name, node.name
             )));
         }
-        self.check_token(&node).await?;
-        self.update(&node, &health);
-        self.nodes
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), node);
+        self.check_token(node).await?;
+        self.update(node, health);
         Ok(())
     }
 
@@ -288,8 +324,14 @@ impl Route {
 
     /// The live node with the least load, counted as placed on; 503 when none is live.
     fn place(&self, except: &[String]) -> Result<Arc<Node>, ApiError> {
-        let node = self
-            .all_nodes()
+        let node = self.least_loaded(except)?;
+        node.placed.fetch_add(1, Ordering::Relaxed);
+        Ok(node)
+    }
+
+    /// The live node with the least load (not among `except`); 503 when none is live.
+    fn least_loaded(&self, except: &[String]) -> Result<Arc<Node>, ApiError> {
+        self.all_nodes()
             .into_iter()
             .filter(|n| n.alive.load(Ordering::Relaxed) && !except.contains(&n.name))
             .min_by(|a, b| a.load().total_cmp(&b.load()))
@@ -299,9 +341,7 @@ impl Route {
                     "no live spar serve node behind this router: start nodes and register them \
                      (PUT /v1/nodes/NAME), or wait for a restarting one",
                 )
-            })?;
-        node.placed.fetch_add(1, Ordering::Relaxed);
-        Ok(node)
+            })
     }
 
     /// A node's `/v1/health` answer, or why there is none.
