@@ -444,11 +444,12 @@ impl Server {
     /// Builds a session (blocking: opening a project or an artifact reads files).
     fn create(&self, mut request: CreateSession) -> Result<(Session, Observation), ApiError> {
         self.draw_from_pool(&mut request);
-        let id = self.public_id(&format!(
+        let plain = format!(
             "s{:08x}{:06}",
             self.nonce,
             self.next_id.fetch_add(1, Ordering::Relaxed)
-        ));
+        );
+        let id = self.public_id(&plain);
         let now = Instant::now();
         let mut record = EpisodeRecord {
             episode: id.clone(),
@@ -457,7 +458,8 @@ impl Server {
             ..EpisodeRecord::default()
         };
         let (env, counts_for, observation) = match request.role {
-            Role::Injector => self.injector_session(&request, &id, &mut record)?,
+            // The artifact's id gets the node's prefix once, not again inside its name.
+            Role::Injector => self.injector_session(&request, &plain, &mut record)?,
             Role::Solver => self.solver_session(&request, &mut record)?,
         };
         record.begin(&observation);

@@ -352,6 +352,9 @@ class SparCluster:
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
             ).remote(name, binary, cpus, host, list(serve_args), lines, os.path.join(out, name),
                      self.router, start_timeout)
+        print(f"spar_client.ray: starting spar serve on {len(self.nodes)} nodes behind {self.url} "
+              f"(a node's first start fetches and compiles the guest: minutes; logs: "
+              f"{out}/nK/serve.log on each node)", file=sys.stderr, flush=True)
         try:
             self.info()
         except Exception:
