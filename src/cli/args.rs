@@ -409,17 +409,8 @@ pub(super) struct ServeArgs {
     /// Close a session nobody stepped for this many seconds
     #[arg(long, value_name = "SECS", default_value = "600", value_parser = positive_secs)]
     pub(super) idle_timeout: Duration,
-    /// Open connections at most (lowered to what `ulimit -n` allows); when all are taken, the
-    /// one idle longest is closed to let a new client in
-    #[arg(long, default_value_t = crate::serve::listen::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
-    pub(super) max_connections: usize,
-    /// Seconds a client has to send a request's header (from connecting, or from its previous
-    /// answer: idle keep-alive connections close then), and again to send its body
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = positive_secs)]
-    pub(super) read_timeout: Duration,
-    /// Seconds the requests in flight get to finish after Ctrl-C (or SIGTERM)
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = positive_secs)]
-    pub(super) shutdown_grace: Duration,
+    #[command(flatten)]
+    pub(super) connections: ConnectionArgs,
     /// Wall-clock limit of one `run` tool call, in seconds
     #[arg(long, value_name = "SECS", default_value = "90", value_parser = positive_secs)]
     pub(super) run_timeout: Duration,
@@ -455,6 +446,33 @@ pub(super) struct ServeArgs {
     pub(super) node_id: Option<String>,
 }
 
+/// The listener's flags, shared by `spar serve` and `spar route`.
+#[derive(Args, Debug)]
+pub(super) struct ConnectionArgs {
+    /// Open connections at most (lowered to what `ulimit -n` allows); when all are taken, the
+    /// one idle longest is closed to let a new client in
+    #[arg(long, default_value_t = crate::serve::listen::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
+    pub(super) max_connections: usize,
+    /// Seconds a client has to send a request's header (from connecting, or from its previous
+    /// answer: idle keep-alive connections close then), and again to send its body
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = positive_secs)]
+    pub(super) read_timeout: Duration,
+    /// Seconds the requests in flight get to finish after Ctrl-C (or SIGTERM)
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = positive_secs)]
+    pub(super) shutdown_grace: Duration,
+}
+
+impl ConnectionArgs {
+    /// The listener's settings.
+    pub(super) fn settings(&self) -> crate::serve::ConnectionSettings {
+        crate::serve::ConnectionSettings {
+            max_connections: self.max_connections,
+            read_timeout: self.read_timeout,
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub(super) struct RouteArgs {
     /// Address to listen on; loopback unless clients on other machines use the router
@@ -480,15 +498,8 @@ pub(super) struct RouteArgs {
     /// Request bodies at most this many bytes
     #[arg(long, default_value_t = 4 << 20, value_parser = at_least_one)]
     pub(super) max_body_bytes: usize,
-    /// Open connections at most (lowered to what `ulimit -n` allows)
-    #[arg(long, default_value_t = crate::serve::listen::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
-    pub(super) max_connections: usize,
-    /// Seconds a client has to send a request's header, and again its body
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = positive_secs)]
-    pub(super) read_timeout: Duration,
-    /// Seconds the requests in flight get to finish after Ctrl-C (or SIGTERM)
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = positive_secs)]
-    pub(super) shutdown_grace: Duration,
+    #[command(flatten)]
+    pub(super) connections: ConnectionArgs,
 }
 
 /// Parses a cluster node's name (clap value parser): it becomes part of every id.

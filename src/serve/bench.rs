@@ -111,7 +111,7 @@ pub enum ServeBenchError {
 }
 
 /// The body of an answer with status `ok`, else the answer as an error.
-fn expect(
+pub(crate) fn expect(
     what: &'static str,
     answer: super::client::Answer,
     ok: u16,

@@ -363,18 +363,7 @@ impl Server {
         settings: ServeSettings,
         resolve: ProjectResolver,
     ) -> Result<Arc<Server>, ServeError> {
-        let log_error = |source| ServeError::Log {
-            path: settings.log.clone(),
-            source,
-        };
-        if let Some(parent) = settings.log.parent() {
-            std::fs::create_dir_all(parent).map_err(log_error)?;
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&settings.log)
-            .map_err(log_error)?;
+        let log = open_log(&settings.log)?;
         let nonce = crate::agents::Rng(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -391,7 +380,7 @@ impl Server {
             projects: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             artifacts: Mutex::new(HashMap::new()),
-            log: Mutex::new(log),
+            log,
             next_id: AtomicU64::new(1),
             nonce,
             finished: AtomicU64::new(0),
@@ -695,13 +684,8 @@ impl Server {
     }
 
     fn write_record(&self, record: &EpisodeRecord) -> Result<(), ApiError> {
-        let mut line =
-            serde_json::to_string(record).map_err(|e| ApiError::internal(e.to_string()))?;
-        line.push('\n');
-        let mut log = lock(&self.log);
-        // One write for the whole line: a process stopped mid-way leaves no half line.
-        log.write_all(line.as_bytes())
-            .and_then(|()| log.flush())
+        let line = serde_json::to_string(record).map_err(|e| ApiError::internal(e.to_string()))?;
+        append_line(&self.log, line)
             .map_err(|e| ApiError::internal(format!("writing the episode log: {e}")))?;
         self.finished.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -1193,6 +1177,31 @@ pub async fn serve(
     listen::run(listener, router(server), &connections, shutdown).await;
     sweeper.abort();
     Ok(())
+}
+
+/// An episode log opened for appending, its directory made first.
+fn open_log(path: &Path) -> Result<Mutex<std::fs::File>, ServeError> {
+    let log_error = |source| ServeError::Log {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(log_error)?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(log_error)?;
+    Ok(Mutex::new(log))
+}
+
+/// Appends `line` and a newline to an episode log in one write, so that a process stopped
+/// mid-way leaves no half line.
+fn append_line(log: &Mutex<std::fs::File>, mut line: String) -> std::io::Result<()> {
+    line.push('\n');
+    let mut log = lock(log);
+    log.write_all(line.as_bytes()).and_then(|()| log.flush())
 }
 
 /// A name [`ServeSettings::node`] accepts: 1 to 16 ASCII letters or digits, so that

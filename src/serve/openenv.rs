@@ -297,21 +297,25 @@ async fn websocket(
     State(server): State<Arc<Server>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    // Errors are JSON on every route, this one included.
-    let upgrade = upgrade.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            format!(
-                "{}: GET /ws is OpenEnv's WebSocket; connect with a WebSocket client \
-                 (ws://HOST:PORT/ws, or ws://HOST:PORT/t/TOKEN/ws)",
-                e.body_text()
-            ),
-        )
-    })?;
+    let upgrade = upgrade.map_err(not_a_websocket)?;
     let limit = server.settings.max_body_bytes;
     Ok(upgrade
         .max_message_size(limit)
         .on_upgrade(move |socket| serve_socket(server, socket)))
+}
+
+/// What a plain HTTP request to `/ws` hears: errors are JSON on every route, this one included.
+pub(super) fn not_a_websocket(
+    e: axum::extract::ws::rejection::WebSocketUpgradeRejection,
+) -> ApiError {
+    ApiError::new(
+        e.status(),
+        format!(
+            "{}: GET /ws is OpenEnv's WebSocket; connect with a WebSocket client \
+             (ws://HOST:PORT/ws, or ws://HOST:PORT/t/TOKEN/ws)",
+            e.body_text()
+        ),
+    )
 }
 
 /// Plays one connection's episodes until the client closes, idles past the idle timeout, or the

@@ -3,7 +3,6 @@
 use crate::cli::args::RouteArgs;
 use crate::cli::commands::serve::{stop_signal, token};
 use crate::serve::route::{self as routing, NodeRegistration, RouteSettings};
-use crate::serve::ConnectionSettings;
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -26,11 +25,7 @@ impl Route {
             log: args.out.join("episodes.jsonl"),
             health_interval: Duration::from_millis(args.health_interval_ms),
             max_body_bytes: args.max_body_bytes,
-            connections: ConnectionSettings {
-                max_connections: args.max_connections,
-                read_timeout: args.read_timeout,
-                shutdown_grace: args.shutdown_grace,
-            },
+            connections: args.connections.settings(),
         };
         let nodes = match &args.nodes {
             Some(path) => {

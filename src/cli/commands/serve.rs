@@ -6,7 +6,7 @@ use crate::corpus::{self, Store};
 use crate::episode::EnvSettings;
 use crate::inject::{InjectSettings, Injector, Strategy};
 use crate::serve::pool::TaskPool;
-use crate::serve::{ConnectionSettings, ServeSettings, Server};
+use crate::serve::{ServeSettings, Server};
 use anyhow::Context as _;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -52,11 +52,7 @@ impl Serve {
             workers: args.workers.unwrap_or_else(crate::par::cores).max(1),
             log: log.clone(),
             artifacts_dir,
-            connections: ConnectionSettings {
-                max_connections: args.max_connections,
-                read_timeout: args.read_timeout,
-                shutdown_grace: args.shutdown_grace,
-            },
+            connections: args.connections.settings(),
             node: args.node_id.clone(),
         };
         let store: Store = ctx.store.clone();

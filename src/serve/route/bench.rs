@@ -4,10 +4,10 @@
 //! that split the same workers. Also the router's overhead per step on its own: one session's
 //! sequential `read_file` steps, directly to a node and through the router, alternating.
 
-use crate::serve::bench::{latency, Latency, ServeBenchError};
-use crate::serve::client::{Answer, Client};
+use crate::serve::bench::{expect, latency, Latency, ServeBenchError};
+use crate::serve::client::Client;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -140,17 +140,6 @@ fn serve_args(workers: usize, node: Option<&str>, out: &std::path::Path) -> Vec<
     args
 }
 
-fn ok(what: &'static str, answer: Answer, status: u16) -> Result<Value, ServeBenchError> {
-    if answer.status == status {
-        return Ok(answer.body);
-    }
-    Err(ServeBenchError::Answer {
-        what,
-        status: answer.status,
-        body: answer.body.to_string(),
-    })
-}
-
 /// Runs the three ways and the overhead measurement.
 pub fn bench(settings: &RouteBenchSettings) -> Result<RouteBench, ServeBenchError> {
     let dir = std::env::temp_dir().join(format!("spar-bench-route-{}", std::process::id()));
@@ -225,7 +214,7 @@ async fn router(
     for (name, node) in nodes {
         let body = json!({"url": format!("http://{}", node.addr), "token": TOKEN});
         let path = format!("/v1/nodes/{name}");
-        ok(
+        expect(
             "registering a node",
             client.request("PUT", &path, Some(&body)).await?,
             200,
@@ -279,23 +268,12 @@ async fn episode(
     reads: &mut Vec<f64>,
     runs: &mut Vec<f64>,
 ) -> Result<(), ServeBenchError> {
-    let create = json!({"role": "injector", "project": settings.project, "seed": n});
-    let created = ok(
-        "creating a session",
-        client
-            .request("POST", "/v1/sessions", Some(&create))
-            .await?,
-        201,
-    )?;
-    let id = created["session_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let id = injector_session(client, &settings.project, n as u64).await?;
     let step = format!("/v1/sessions/{id}/step");
     let read = json!({"tool": "read_file", "path": "pyproject.toml"});
     for _ in 0..settings.reads {
         let t = Instant::now();
-        ok(
+        expect(
             "read_file",
             client.request("POST", &step, Some(&read)).await?,
             200,
@@ -306,16 +284,16 @@ async fn episode(
     // benchmarks, and leaves files that are not Python out of its key), so no memo answers.
     let content = format!("# {n} {} {phase}\n", settings.nonce);
     let marker = json!({"tool": "create", "path": format!("bench_{n}.py"), "content": content});
-    ok(
+    expect(
         "create",
         client.request("POST", &step, Some(&marker)).await?,
         200,
     )?;
     let t = Instant::now();
     let run = json!({"tool": "run", "args": settings.test_args});
-    ok("run", client.request("POST", &step, Some(&run)).await?, 200)?;
+    expect("run", client.request("POST", &step, Some(&run)).await?, 200)?;
     runs.push(t.elapsed().as_secs_f64() * 1e3);
-    ok(
+    expect(
         "closing",
         client
             .request("DELETE", &format!("/v1/sessions/{id}"), None)
@@ -323,6 +301,23 @@ async fn episode(
         200,
     )?;
     Ok(())
+}
+
+/// A new injector session's id.
+async fn injector_session(
+    client: &mut Client,
+    project: &str,
+    seed: u64,
+) -> Result<String, ServeBenchError> {
+    let create = json!({"role": "injector", "project": project, "seed": seed});
+    let answer = client
+        .request("POST", "/v1/sessions", Some(&create))
+        .await?;
+    let created = expect("creating a session", answer, 201)?;
+    Ok(created["session_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
 }
 
 /// One session on the node, its `read_file` steps sent alternately straight to the node and
@@ -334,18 +329,8 @@ async fn overhead(
 ) -> Result<(Latency, Latency), ServeBenchError> {
     let mut direct = Client::connect(node, TOKEN).await?;
     let mut routed = Client::connect(router, TOKEN).await?;
-    let create = json!({"role": "injector", "project": settings.project});
-    let created = ok(
-        "creating a session",
-        routed
-            .request("POST", "/v1/sessions", Some(&create))
-            .await?,
-        201,
-    )?;
-    let step = format!(
-        "/v1/sessions/{}/step",
-        created["session_id"].as_str().unwrap_or_default()
-    );
+    let id = injector_session(&mut routed, &settings.project, 0).await?;
+    let step = format!("/v1/sessions/{id}/step");
     let read = json!({"tool": "read_file", "path": "pyproject.toml"});
     let (mut straight, mut through) = (Vec::new(), Vec::new());
     let started = Instant::now();
@@ -355,7 +340,7 @@ async fn overhead(
             _ => (&mut routed, &mut through),
         };
         let t = Instant::now();
-        ok(
+        expect(
             "read_file",
             client.request("POST", &step, Some(&read)).await?,
             200,

@@ -20,6 +20,7 @@ use super::{
     body_rejection, given_token, lock, token_matches, valid_node_name, ApiError,
     ConnectionSettings, ServeError, EPISODE_HEADER, OPENAPI,
 };
+use crate::protocol::validate::error_chain;
 pub mod bench;
 mod ws;
 
@@ -37,7 +38,6 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -183,18 +183,7 @@ pub struct NodeRegistration {
 impl Route {
     /// A router with no nodes yet, its episode log opened for appending.
     pub fn new(settings: RouteSettings) -> Result<Arc<Route>, ServeError> {
-        let log_error = |source| ServeError::Log {
-            path: settings.log.clone(),
-            source,
-        };
-        if let Some(parent) = settings.log.parent() {
-            std::fs::create_dir_all(parent).map_err(log_error)?;
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&settings.log)
-            .map_err(log_error)?;
+        let log = super::open_log(&settings.log)?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(PROBE_TIMEOUT));
@@ -206,7 +195,7 @@ impl Route {
             settings,
             nodes: RwLock::new(BTreeMap::new()),
             client,
-            log: Mutex::new(log),
+            log,
             finished: AtomicU64::new(0),
         }))
     }
@@ -354,7 +343,7 @@ impl Route {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| error_text(&e))?;
+                .map_err(|e| error_chain(&e))?;
             if !response.status().is_success() {
                 return Err(format!("/v1/health answered {}", response.status()));
             }
@@ -415,7 +404,7 @@ impl Route {
             .map_err(|e| Forward::Refused(ApiError::bad(format!("the request: {e}"))))?;
         let _inflight = Inflight::new(node);
         let response = self.client.request(request).await.map_err(|e| {
-            let why = error_text(&e);
+            let why = error_chain(&e);
             match e.is_connect() {
                 true => Forward::Unreachable(why),
                 false => Forward::Broken(why),
@@ -460,11 +449,7 @@ impl Route {
     }
 
     fn append(&self, node: &str, episode: &Value) {
-        let mut line = episode.to_string();
-        line.push('\n');
-        let mut log = lock(&self.log);
-        // One write for the whole line: a router stopped mid-way leaves no half line.
-        match log.write_all(line.as_bytes()).and_then(|()| log.flush()) {
+        match super::append_line(&self.log, episode.to_string()) {
             Ok(()) => {
                 self.finished.fetch_add(1, Ordering::Relaxed);
             }
@@ -584,18 +569,6 @@ fn connection_broke(node: &Node, why: &str) -> ApiError {
          run: read the session (GET /v1/sessions/ID) before sending it again",
         node.name
     ))
-}
-
-/// An error with its causes: hyper's own text is only "client error (Connect)".
-fn error_text(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The routes: spar's API and OpenEnv's HTTP routes, forwarded; node registration; health.

@@ -25,15 +25,7 @@ pub(super) async fn websocket(
     State(route): State<Arc<Route>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, crate::serve::ApiError> {
-    let upgrade = upgrade.map_err(|e| {
-        crate::serve::ApiError::new(
-            e.status(),
-            format!(
-                "{}: GET /ws is OpenEnv's WebSocket; connect with a WebSocket client",
-                e.body_text()
-            ),
-        )
-    })?;
+    let upgrade = upgrade.map_err(crate::serve::openenv::not_a_websocket)?;
     let limit = route.settings.max_body_bytes;
     Ok(upgrade
         .max_message_size(limit)
