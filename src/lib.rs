@@ -19,6 +19,8 @@
 //! - [`rollout`]: the tokio scheduler and its one episode driver;
 //! - [`selfplay`]: the self-play loop's rounds;
 //! - [`policy`]: the Candle policy network that plays both roles, its features and its agent;
+//! - [`lm`]: the language-model policy (a local Qwen2/Qwen3 checkpoint acting through the
+//!   tools) and its GRPO training;
 //! - [`train`], [`eval`], [`plot`]: self-play training from sandbox rewards, held-out
 //!   evaluation, learning curves;
 //! - [`serve`]: the episodes as an HTTP/JSON server (sessions, OpenAI tool definitions,
@@ -42,6 +44,7 @@ pub mod eval;
 mod fsutil;
 pub mod guest;
 pub mod inject;
+pub mod lm;
 pub mod native;
 mod par;
 pub mod pip;

@@ -3,7 +3,7 @@
 //! is saved with the checkpoint so that `--resume` continues the optimizer where it stopped.
 
 use super::features::{Choice, Role, CANDIDATE_TOKENS, CONTEXT_TOKENS, DENSE, VOCAB};
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, TensorId, Var, D};
 use candle_nn::{Embedding, Linear, Module, VarBuilder, VarMap};
 use std::collections::HashMap;
 
@@ -355,6 +355,22 @@ impl AdamW {
     /// One update from `loss`'s gradients.
     pub fn backward_step(&mut self, loss: &Tensor) -> candle_core::Result<()> {
         let grads = loss.backward()?;
+        let grads: HashMap<TensorId, Tensor> = self
+            .params
+            .iter()
+            .filter_map(|(_, v)| Some((v.id(), grads.get(v)?.clone())))
+            .collect();
+        self.update(&grads)
+    }
+
+    /// The variables it updates, by name.
+    pub fn params(&self) -> &[(String, Var)] {
+        &self.params
+    }
+
+    /// One update from gradients gathered by the caller (accumulated over micro-batches, for
+    /// instance), by variable id; variables without one are left alone.
+    pub fn update(&mut self, grads: &HashMap<TensorId, Tensor>) -> candle_core::Result<()> {
         self.step += 1;
         let t = self.step as i32;
         let scale_m = 1.0 / (1.0 - BETA1.powi(t));
@@ -365,7 +381,7 @@ impl AdamW {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         for (name, theta) in &self.params {
-            let Some(g) = grads.get(theta) else {
+            let Some(g) = grads.get(&theta.id()) else {
                 continue;
             };
             let m = &moments[&format!("m.{name}")];

@@ -1,0 +1,219 @@
+//! The language model as an episode's agent: one ChatML conversation per episode, fed through
+//! the episode's own KV cache. Each observation becomes a tool response, each turn is sampled
+//! and its first tool call becomes the action; a turn without a usable call is answered with
+//! the error as the tool's response (as the HTTP API answers a malformed call), up to a
+//! budget. The whole token stream, which tokens the model wrote and their log-probabilities
+//! are the episode's [`Trajectory`], left in a sink for training when the episode ends.
+
+use super::chat::{opening, parse_tool_call, tool_response};
+use super::generate::{sample_turn, Sampling, TurnEnd};
+use super::model::KvCache;
+use super::LmPolicy;
+use crate::agents::llm::system_prompt;
+use crate::agents::Rng;
+use crate::episode::tools::{definitions, Profile};
+use crate::episode::{Action, Agent, Observation, View};
+use std::sync::{Arc, Mutex};
+
+/// Consecutive turns without a usable tool call before the episode is submitted as it is.
+const MAX_FUMBLES: usize = 3;
+
+/// One episode's tokens as the model saw and wrote them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trajectory {
+    /// Every token of the conversation, in order.
+    pub tokens: Vec<u32>,
+    /// Per token: the model wrote it (trained on) or not (prompt, observations: masked).
+    pub own: Vec<bool>,
+    /// Per token: its log-probability when sampled (0 where not the model's).
+    pub logprobs: Vec<f32>,
+    /// Turns the model took.
+    pub turns: u32,
+    /// Turns whose text held no usable tool call.
+    pub fumbles: u32,
+}
+
+impl Trajectory {
+    fn push(&mut self, tokens: &[u32], logprobs: Option<&[f32]>) {
+        self.tokens.extend_from_slice(tokens);
+        self.own
+            .extend(std::iter::repeat_n(logprobs.is_some(), tokens.len()));
+        match logprobs {
+            Some(lp) => self.logprobs.extend_from_slice(lp),
+            None => self.logprobs.extend(std::iter::repeat_n(0.0, tokens.len())),
+        }
+    }
+
+    /// Tokens the model wrote.
+    pub fn own_tokens(&self) -> usize {
+        self.own.iter().filter(|o| **o).count()
+    }
+}
+
+/// Where finished episodes leave their trajectories: `(episode key, trajectory)`.
+pub type TrajectorySink = Arc<Mutex<Vec<(String, Trajectory)>>>;
+
+/// How the model acts in episodes.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ActSettings {
+    /// How tokens are drawn.
+    pub sampling: Sampling,
+    /// The tools it is given.
+    pub tools: Profile,
+    /// Most tokens of one conversation (prompt, observations and turns); at the limit the
+    /// episode is submitted as it is.
+    pub max_context: usize,
+}
+
+impl Default for ActSettings {
+    fn default() -> Self {
+        ActSettings {
+            sampling: Sampling::default(),
+            tools: Profile::Spar,
+            max_context: 8192,
+        }
+    }
+}
+
+/// An episode played by the model.
+pub struct LmAgent {
+    policy: Arc<LmPolicy>,
+    settings: ActSettings,
+    cache: KvCache,
+    trajectory: Trajectory,
+    /// The last turn ended with the model's `<|im_end|>`.
+    closed: bool,
+    rng: Rng,
+    sink: Option<(String, TrajectorySink)>,
+    error: Option<String>,
+}
+
+impl LmAgent {
+    /// A fresh conversation drawing with `seed`; its trajectory goes to `sink` under `key`
+    /// when the agent is dropped.
+    pub fn new(
+        policy: Arc<LmPolicy>,
+        settings: ActSettings,
+        seed: u64,
+        sink: Option<(String, TrajectorySink)>,
+    ) -> Self {
+        LmAgent {
+            policy,
+            settings,
+            cache: KvCache::default(),
+            trajectory: Trajectory::default(),
+            closed: false,
+            rng: Rng(seed),
+            sink,
+            error: None,
+        }
+    }
+
+    /// The conversation so far.
+    pub fn trajectory(&self) -> &Trajectory {
+        &self.trajectory
+    }
+
+    /// Feeds `text` and samples one turn: its text, or `None` when the context is full or
+    /// the model failed (recorded as the harness error).
+    fn turn(&mut self, text: &str) -> Option<String> {
+        let chat = &self.policy.chat;
+        let context = match chat.encode(text) {
+            Ok(ids) => ids,
+            Err(e) => {
+                self.error = Some(e.to_string());
+                return None;
+            }
+        };
+        if self.cache.len() + context.len() + 1 >= self.settings.max_context {
+            return None;
+        }
+        let mut sampling = self.settings.sampling;
+        let room = self.settings.max_context - self.cache.len() - context.len();
+        sampling.max_turn_tokens = sampling.max_turn_tokens.min(room);
+        let model = &self.policy.model;
+        let turn = sample_turn(
+            model,
+            &mut self.cache,
+            &context,
+            &sampling,
+            &chat.stops,
+            &mut self.rng,
+        );
+        let turn = match turn {
+            Ok(turn) => turn,
+            Err(e) => {
+                self.error = Some(format!("the language model failed: {e}"));
+                return None;
+            }
+        };
+        self.trajectory.push(&context, None);
+        self.trajectory.push(&turn.tokens, Some(&turn.logprobs));
+        self.trajectory.turns += 1;
+        self.closed = turn.end == TurnEnd::Stop;
+        chat.decode(&turn.tokens).ok()
+    }
+}
+
+impl Agent for LmAgent {
+    fn name(&self) -> &str {
+        "lm"
+    }
+
+    fn act(&mut self, observation: &Observation, _: &View) -> Action {
+        let shown = if observation.error {
+            format!("error: {}", observation.text)
+        } else {
+            observation.text.clone()
+        };
+        let mut text = if self.trajectory.tokens.is_empty() {
+            let tools = definitions(self.settings.tools);
+            opening(&system_prompt(self.settings.tools), &tools, &shown)
+        } else {
+            tool_response(&shown, self.closed)
+        };
+        for _ in 0..MAX_FUMBLES {
+            let Some(answer) = self.turn(&text) else {
+                return Action::Submit;
+            };
+            match parse_tool_call(self.settings.tools, &answer) {
+                Ok(action) => return action,
+                Err(why) => {
+                    self.trajectory.fumbles += 1;
+                    text = tool_response(&format!("error: {why}"), self.closed);
+                }
+            }
+        }
+        Action::Submit
+    }
+
+    fn blocks(&self) -> bool {
+        // Sampling takes the CPU (or waits on the GPU) for far longer than a sandbox step.
+        true
+    }
+
+    fn usage(&self) -> Option<serde_json::Value> {
+        let t = &self.trajectory;
+        Some(serde_json::json!({
+            "prompt_tokens": t.tokens.len() - t.own_tokens(),
+            "completion_tokens": t.own_tokens(),
+            "turns": t.turns,
+            "fumbles": t.fumbles,
+        }))
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.error.clone()
+    }
+}
+
+impl Drop for LmAgent {
+    fn drop(&mut self) {
+        if let Some((key, sink)) = self.sink.take() {
+            let trajectory = std::mem::take(&mut self.trajectory);
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((key, trajectory));
+        }
+    }
+}
