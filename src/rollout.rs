@@ -11,7 +11,7 @@
 //! episode is recorded with the reason and the others go on; cancellation ends the episodes
 //! in flight as truncated, so none is lost.
 
-use crate::agents::{AgentFactory, AgentKind};
+use crate::agents::AgentFactory;
 use crate::corpus::OpenProject;
 use crate::episode::{
     Action, Agent, Assignment, Env, EnvSettings, EpisodeError, EpisodeRecord, EpisodeSpec,
@@ -138,18 +138,18 @@ impl Scheduler {
     pub async fn run_injector_episodes(
         self: &Arc<Self>,
         specs: Vec<InjectorSpec>,
-        kind: &AgentKind,
+        agent: (String, AgentFactory),
         env: EnvSettings,
     ) -> Vec<(EpisodeRecord, Option<Injected>)> {
         let play = |spec: &InjectorSpec| {
             let (scheduler, spec) = (self.clone(), spec.clone());
-            let (kind, env) = (kind.clone(), env.clone());
-            async move { scheduler.counted(scheduler.inject(spec, kind, env)).await }
+            let (agent, env) = (agent.clone(), env.clone());
+            async move { scheduler.counted(scheduler.inject(spec, agent, env)).await }
         };
         let crashed = |spec: &InjectorSpec, why: tokio::task::JoinError| {
-            let (project, agent) = (&spec.project.name, kind.to_string());
+            let project = &spec.project.name;
             let record =
-                EpisodeRecord::injector(project, spec.index, spec.round, &agent, spec.seed);
+                EpisodeRecord::injector(project, spec.index, spec.round, &agent.0, spec.seed);
             (record.failed(format!("the episode crashed: {why}")), None)
         };
         in_order(&specs, play, crashed).await
@@ -186,14 +186,13 @@ impl Scheduler {
     async fn inject(
         self: &Arc<Self>,
         spec: InjectorSpec,
-        kind: AgentKind,
+        (name, factory): (String, AgentFactory),
         settings: EnvSettings,
     ) -> (EpisodeRecord, Option<Injected>) {
-        let name = kind.to_string();
         let record =
             EpisodeRecord::injector(&spec.project.name, spec.index, spec.round, &name, spec.seed);
         let assignment = Assignment::Inject(&spec.project);
-        let mut agent = match kind.make(assignment, spec.seed, spec.index) {
+        let mut agent = match factory(assignment, spec.seed, spec.index) {
             Ok(agent) => agent,
             Err(e) => return (record.failed(error_chain(&e)), None),
         };

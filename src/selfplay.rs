@@ -272,9 +272,11 @@ impl Round<'_> {
             })
             .collect();
         let env = settings.env.clone();
-        let played = self
-            .runtime
-            .block_on(self.scheduler.run_injector_episodes(specs, agent, env));
+        let played = self.runtime.block_on(self.scheduler.run_injector_episodes(
+            specs,
+            (agent.to_string(), agent.factory()),
+            env,
+        ));
         for (record, injected) in played {
             into.validated += 1;
             match injected {

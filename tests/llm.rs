@@ -231,7 +231,11 @@ fn an_llm_injects_through_the_same_tools() {
     let llm = AgentKind::Llm(Some(client(&url)));
     let mut played = spar::rollout::runtime(2)
         .unwrap()
-        .block_on(scheduler.run_injector_episodes(vec![spec], &llm, EnvSettings::default()));
+        .block_on(scheduler.run_injector_episodes(
+            vec![spec],
+            (llm.to_string(), llm.factory()),
+            EnvSettings::default(),
+        ));
     let (record, injected) = played.remove(0);
     assert_eq!(record.role, "injector");
     assert_eq!(record.actions.last(), Some(&Action::Submit), "{record:?}");

@@ -324,9 +324,9 @@ pub(super) struct TrainArgs {
     /// for every seed; the injector's proposals join them)
     #[arg(long, default_value_t = 8)]
     pub(super) seed_bugs: usize,
-    /// AdamW learning rate
-    #[arg(long, default_value_t = 1e-2)]
-    pub(super) lr: f64,
+    /// AdamW learning rate [default: 1e-2 for the ranker, 1e-5 for a language model]
+    #[arg(long)]
+    pub(super) lr: Option<f64>,
     /// Entropy bonus
     #[arg(long, default_value_t = 0.01)]
     pub(super) entropy: f64,
@@ -339,6 +339,58 @@ pub(super) struct TrainArgs {
     /// Print each step's metrics as a JSON line instead of a progress bar
     #[arg(long)]
     pub(super) json: bool,
+    #[command(flatten)]
+    pub(super) lm: LmArgs,
+}
+
+/// Which policy `spar train` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum PolicyArg {
+    /// The network that ranks the candidate edits the engine lists (fast on a laptop)
+    Ranker,
+    /// A language model (--model) acting through the tools, trained with GRPO
+    Lm,
+}
+
+/// The language model of `spar train --policy lm`.
+#[derive(Args, Debug)]
+pub(super) struct LmArgs {
+    /// The policy to train
+    #[arg(long, value_enum, default_value = "ranker")]
+    pub(super) policy: PolicyArg,
+    /// The language model: a local Hugging Face checkpoint directory (config.json,
+    /// *.safetensors, tokenizer.json) of the Qwen2/Qwen2.5 or Qwen3 family; spar never
+    /// downloads weights
+    #[arg(long, value_name = "DIR")]
+    pub(super) model: Option<PathBuf>,
+    /// Rank of the LoRA adapters trained on every attention and MLP projection; 0 trains
+    /// every weight instead (small models)
+    #[arg(long, default_value_t = 16)]
+    pub(super) lora_rank: usize,
+    /// LoRA's alpha: the adapters' update is scaled by alpha / rank
+    #[arg(long, default_value_t = 32.0)]
+    pub(super) lora_alpha: f64,
+    /// Sampling temperature while acting (the trainer's log-probabilities use it too)
+    #[arg(long, default_value_t = 1.0)]
+    pub(super) temperature: f64,
+    /// Nucleus sampling: draw from the most likely tokens holding this much probability
+    #[arg(long, default_value_t = 1.0)]
+    pub(super) top_p: f64,
+    /// Most tokens of one model turn
+    #[arg(long, default_value_t = 512)]
+    pub(super) max_turn_tokens: usize,
+    /// Most tokens of one episode's conversation; at the limit the episode is submitted
+    #[arg(long, default_value_t = 8192)]
+    pub(super) max_context: usize,
+    /// Turns of one episode before it is truncated
+    #[arg(long, default_value_t = 16)]
+    pub(super) max_turns: u32,
+    /// Weight of the KL penalty to the base model (LoRA runs; 0: none)
+    #[arg(long, default_value_t = 0.0)]
+    pub(super) kl: f64,
+    /// The tools the model gets: spar, swe-agent (bash, str_replace_editor, submit) or r2e
+    #[arg(long, default_value = "spar")]
+    pub(super) tools: crate::episode::tools::Profile,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

@@ -27,6 +27,23 @@ pub fn injector_reward(valid: bool, solve_rate: f64, alpha: f64) -> f64 {
     }
 }
 
+/// Group-relative advantages: each reward minus its group's mean, over the group's standard
+/// deviation; 0 for a group whose rewards are all equal (it says nothing about which choice
+/// was better).
+pub fn group_advantages(rewards: &[f64]) -> Vec<f64> {
+    if rewards.is_empty() {
+        return Vec::new();
+    }
+    let n = rewards.len() as f64;
+    let mean = rewards.iter().sum::<f64>() / n;
+    let var = rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+    let std = var.sqrt();
+    if std < 1e-9 {
+        return vec![0.0; rewards.len()];
+    }
+    rewards.iter().map(|r| (r - mean) / std).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +61,15 @@ mod tests {
         solved[3] = true;
         assert_eq!(solve_rate(&solved), 0.125);
         assert_eq!(solve_rate(&[]), 0.0);
+    }
+
+    #[test]
+    fn advantages_are_relative_to_the_group() {
+        assert_eq!(group_advantages(&[1.0, 1.0, 1.0]), vec![0.0; 3]);
+        let a = group_advantages(&[1.0, -1.0, -1.0, -1.0]);
+        assert!(a[0] > 0.0 && a[1] < 0.0);
+        assert!(a.iter().sum::<f64>().abs() < 1e-9);
+        assert!((a[0] - 3f64.sqrt()).abs() < 1e-9);
+        assert!(group_advantages(&[]).is_empty());
     }
 }

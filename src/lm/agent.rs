@@ -86,6 +86,8 @@ pub struct LmAgent {
     rng: Rng,
     sink: Option<(String, TrajectorySink)>,
     error: Option<String>,
+    /// Time spent sampling, ms (the rest of the episode's wall time is the engine's).
+    generate_ms: f64,
 }
 
 impl LmAgent {
@@ -106,6 +108,7 @@ impl LmAgent {
             rng: Rng(seed),
             sink,
             error: None,
+            generate_ms: 0.0,
         }
     }
 
@@ -132,6 +135,7 @@ impl LmAgent {
         let room = self.settings.max_context - self.cache.len() - context.len();
         sampling.max_turn_tokens = sampling.max_turn_tokens.min(room);
         let model = &self.policy.model;
+        let started = std::time::Instant::now();
         let turn = sample_turn(
             model,
             &mut self.cache,
@@ -140,6 +144,7 @@ impl LmAgent {
             &chat.stops,
             &mut self.rng,
         );
+        self.generate_ms += started.elapsed().as_secs_f64() * 1e3;
         let turn = match turn {
             Ok(turn) => turn,
             Err(e) => {
@@ -199,6 +204,7 @@ impl Agent for LmAgent {
             "completion_tokens": t.own_tokens(),
             "turns": t.turns,
             "fumbles": t.fumbles,
+            "generate_ms": self.generate_ms,
         }))
     }
 
@@ -216,4 +222,24 @@ impl Drop for LmAgent {
                 .push((key, trajectory));
         }
     }
+}
+
+/// A factory of [`LmAgent`]s for the scheduler: each episode's trajectory goes to `sink`
+/// under the key its record carries (`TASK#ATTEMPT`, or `PROJECT@inject#INDEX`).
+pub fn factory(
+    policy: Arc<LmPolicy>,
+    settings: ActSettings,
+    sink: Option<TrajectorySink>,
+) -> crate::agents::AgentFactory {
+    Arc::new(move |assignment, seed, index| {
+        let key = match assignment {
+            crate::episode::Assignment::Solve(task) => format!("{}#{index}", task.id),
+            crate::episode::Assignment::Inject(project) => {
+                format!("{}@inject#{index}", project.name)
+            }
+        };
+        let sink = sink.clone().map(|s| (key, s));
+        let agent = LmAgent::new(policy.clone(), settings.clone(), seed, sink);
+        Ok(Box::new(agent) as Box<dyn Agent>)
+    })
 }

@@ -41,18 +41,6 @@ impl Default for GrpoSettings {
     }
 }
 
-/// Group-relative advantages: each reward minus the group's mean, over the group's standard
-/// deviation; all zero when the group agrees (nothing to learn from it).
-pub fn group_advantages(rewards: &[f64]) -> Vec<f64> {
-    let n = rewards.len().max(1) as f64;
-    let mean = rewards.iter().sum::<f64>() / n;
-    let std = (rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
-    rewards
-        .iter()
-        .map(|r| if std < 1e-9 { 0.0 } else { (r - mean) / std })
-        .collect()
-}
-
 /// What one optimizer step saw.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GrpoStats {

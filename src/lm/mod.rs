@@ -104,15 +104,7 @@ impl LmPolicy {
         trainable: Trainable,
         seed: u64,
     ) -> Result<LmPolicy, LmError> {
-        let cfg_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| LmError::Config {
-            path: cfg_path.clone(),
-            source: ConfigError::Unsupported(format!("cannot read it: {e}")),
-        })?;
-        let cfg = LmConfig::from_json(&text).map_err(|source| LmError::Config {
-            path: cfg_path,
-            source,
-        })?;
+        let cfg = read_config(dir)?;
         let chat = ChatTokenizer::from_file(&dir.join("tokenizer.json"))?;
         let dtype = match (trainable, device.is_cpu()) {
             (Trainable::Full, _) | (_, true) => DType::F32,
@@ -216,12 +208,33 @@ impl LmPolicy {
     }
 }
 
-/// Every `*.safetensors` of `dir` but adapters, in `dtype` on `device`.
-fn read_weights(
-    dir: &Path,
-    device: &Device,
-    dtype: DType,
-) -> Result<HashMap<String, Tensor>, LmError> {
+/// Checks that `dir` looks like a checkpoint spar runs (its config parses and is of a family
+/// spar runs; a tokenizer and weights are there) without loading the weights.
+pub fn check_dir(dir: &Path) -> Result<LmConfig, LmError> {
+    let config = read_config(dir)?;
+    let tokenizer = dir.join("tokenizer.json");
+    if !tokenizer.is_file() {
+        return Err(TokenizerError::Load {
+            path: tokenizer.display().to_string(),
+            why: "no such file (spar reads the checkpoint's own tokenizer.json)".into(),
+        }
+        .into());
+    }
+    weight_files(dir)?;
+    Ok(config)
+}
+
+fn read_config(dir: &Path) -> Result<LmConfig, LmError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| LmError::Config {
+        path: path.clone(),
+        source: ConfigError::Unsupported(format!("cannot read it: {e}")),
+    })?;
+    LmConfig::from_json(&text).map_err(|source| LmError::Config { path, source })
+}
+
+/// The weight files of `dir`: every `*.safetensors` but adapters, in name order.
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, LmError> {
     let entries = std::fs::read_dir(dir).map_err(|source| LmError::Io {
         path: dir.to_owned(),
         source,
@@ -238,8 +251,17 @@ fn read_weights(
     if files.is_empty() {
         return Err(LmError::NoWeights(dir.to_owned()));
     }
+    Ok(files)
+}
+
+/// Every `*.safetensors` of `dir` but adapters, in `dtype` on `device`.
+fn read_weights(
+    dir: &Path,
+    device: &Device,
+    dtype: DType,
+) -> Result<HashMap<String, Tensor>, LmError> {
     let mut weights = HashMap::new();
-    for file in files {
+    for file in weight_files(dir)? {
         for (name, t) in candle_core::safetensors::load(&file, device)? {
             weights.insert(name, t.to_dtype(dtype)?);
         }

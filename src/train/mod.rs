@@ -13,6 +13,7 @@
 //! weights (one step fresher than the uninterrupted run would have), and is deterministic
 //! from there.
 
+pub mod lm;
 mod run_dir;
 mod step;
 mod trainer;
@@ -20,6 +21,7 @@ mod trainer;
 pub use run_dir::{load_config, load_policy, CHECKPOINT, CONFIG, METRICS, MODEL};
 
 use crate::corpus::OpenProject;
+pub use crate::episode::rewards::group_advantages;
 use crate::episode::{EnvSettings, Task};
 use crate::guest::Python;
 use crate::inject::{coverage, InjectError, Injector};
@@ -123,6 +125,9 @@ pub enum TrainError {
         /// The project the pool names.
         project: String,
     },
+    /// The language model could not be loaded or saved.
+    #[error(transparent)]
+    Lm(#[from] crate::lm::LmError),
     /// The trainer thread stopped without an answer (it panicked).
     #[error("the trainer thread stopped")]
     TrainerGone,
@@ -171,6 +176,20 @@ pub struct TrainSettings {
     pub workers: usize,
     /// Save a checkpoint every this many steps (and at the end).
     pub checkpoint_every: usize,
+    /// The policy trained: the candidate ranker, or a language model.
+    #[serde(default)]
+    pub policy: PolicyChoice,
+}
+
+/// Which policy a run trains.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum PolicyChoice {
+    /// The network that ranks the candidate edits the engine lists (the laptop policy).
+    #[default]
+    Ranker,
+    /// A language model acting through the tools, trained with GRPO.
+    Lm(lm::LmTrainSettings),
 }
 
 /// The seed of the procedural bugs that start every run's pool: fixed, so that runs with
@@ -204,6 +223,7 @@ impl Default for TrainSettings {
             alpha: crate::episode::rewards::DEFAULT_ALPHA,
             workers: crate::par::cores(),
             checkpoint_every: 5,
+            policy: PolicyChoice::Ranker,
         }
     }
 }
@@ -249,6 +269,9 @@ pub struct StepMetrics {
     pub sandbox_runs: usize,
     /// Episodes that ended in a harness error.
     pub failed_episodes: usize,
+    /// The language model's tokens, time split and update (`--policy lm` runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lm: Option<lm::LmStepMetrics>,
 }
 
 /// What a finished or interrupted run reports.
@@ -264,23 +287,6 @@ pub struct TrainSummary {
     pub wall_s: f64,
     /// Stopped early by Ctrl-C.
     pub interrupted: bool,
-}
-
-/// Group-relative advantages: each reward minus its group's mean, over the group's standard
-/// deviation; 0 for a group whose rewards are all equal (it says nothing about which choice
-/// was better).
-pub fn group_advantages(rewards: &[f64]) -> Vec<f64> {
-    if rewards.is_empty() {
-        return Vec::new();
-    }
-    let n = rewards.len() as f64;
-    let mean = rewards.iter().sum::<f64>() / n;
-    let var = rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
-    let std = var.sqrt();
-    if std < 1e-9 {
-        return vec![0.0; rewards.len()];
-    }
-    rewards.iter().map(|r| (r - mean) / std).collect()
 }
 
 /// Fuel one solver `run` may use in `projects`: twice their costliest full suite. A
@@ -326,6 +332,12 @@ pub fn train(
 ) -> Result<TrainSummary, TrainError> {
     if projects.is_empty() {
         return Err(TrainError::NoProjects);
+    }
+    if let PolicyChoice::Lm(lm) = &settings.policy {
+        let (python, validator) = (python.clone(), validator.clone());
+        return lm::train_lm(
+            python, validator, projects, settings, lm, out, resume, env, on_step,
+        );
     }
     let started = Instant::now();
     let dev = device(settings.device)?;
@@ -550,15 +562,5 @@ mod tests {
         assert!(table.contains("50.0%"), "{table}");
         assert!(!table.contains("NaN"), "{table}");
         assert_eq!(table.lines().count(), 3);
-    }
-
-    #[test]
-    fn advantages_are_relative_to_the_group() {
-        assert_eq!(group_advantages(&[1.0, 1.0, 1.0]), vec![0.0; 3]);
-        let a = group_advantages(&[1.0, -1.0, -1.0, -1.0]);
-        assert!(a[0] > 0.0 && a[1] < 0.0);
-        assert!(a.iter().sum::<f64>().abs() < 1e-9);
-        assert!((a[0] - 3f64.sqrt()).abs() < 1e-9);
-        assert!(group_advantages(&[]).is_empty());
     }
 }

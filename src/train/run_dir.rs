@@ -14,7 +14,8 @@ pub const METRICS: &str = "metrics.jsonl";
 pub const CHECKPOINT: &str = "checkpoint";
 /// The weights inside a checkpoint.
 pub const MODEL: &str = "model.safetensors";
-const OPTIMIZER: &str = "optimizer.safetensors";
+/// The optimizer state inside a checkpoint.
+pub(super) const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.json";
 
 /// The checkpoint's bookkeeping besides the tensors.
@@ -65,6 +66,19 @@ impl RunDir {
         varmap: &candle_nn::VarMap,
         opt: &mut AdamW,
     ) -> Result<(RunDir, CheckpointState), TrainError> {
+        RunDir::resume_with(path, |dir| {
+            load_weights(varmap, &dir.join(MODEL))?;
+            opt.load(&dir.join(OPTIMIZER))?;
+            Ok(())
+        })
+    }
+
+    /// [`RunDir::resume`] for any policy: `load` restores its state from the checkpoint
+    /// directory.
+    pub fn resume_with(
+        path: &Path,
+        load: impl FnOnce(&Path) -> Result<(), TrainError>,
+    ) -> Result<(RunDir, CheckpointState), TrainError> {
         let run = RunDir {
             path: path.to_owned(),
         };
@@ -79,8 +93,7 @@ impl RunDir {
                 path: state_path,
                 source,
             })?;
-        load_weights(varmap, &run.checkpoint().join(MODEL))?;
-        opt.load(&run.checkpoint().join(OPTIMIZER))?;
+        load(&run.checkpoint())?;
         run.truncate_metrics(state.step)?;
         Ok((run, state))
     }
@@ -131,12 +144,25 @@ impl RunDir {
         opt: &AdamW,
         state: &CheckpointState,
     ) -> Result<(), TrainError> {
+        self.save_checkpoint_with(state, |tmp| {
+            varmap.save(tmp.join(MODEL))?;
+            opt.save(&tmp.join(OPTIMIZER))?;
+            Ok(())
+        })
+    }
+
+    /// [`RunDir::save_checkpoint`] for any policy: `write` puts its state into the new
+    /// checkpoint directory.
+    pub fn save_checkpoint_with(
+        &self,
+        state: &CheckpointState,
+        write: impl FnOnce(&Path) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
         let dir = self.checkpoint();
         let tmp = dir.with_extension("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-        varmap.save(tmp.join(MODEL))?;
-        opt.save(&tmp.join(OPTIMIZER))?;
+        write(&tmp)?;
         let json = serde_json::to_string_pretty(state).expect("state serializes");
         std::fs::write(tmp.join(STATE), json).map_err(io_err(&tmp))?;
         let old = dir.with_extension("old");

@@ -1,12 +1,18 @@
 //! `spar train`: train the policy network in both roles by self-play from sandbox rewards.
 
-use crate::cli::args::TrainArgs;
+use crate::cli::args::{PolicyArg, TrainArgs};
 use crate::cli::context::Context;
 use crate::corpus::{OpenProject, Split};
 use crate::guest::Python;
+use crate::lm::agent::ActSettings;
+use crate::lm::generate::Sampling;
+use crate::lm::grpo::GrpoSettings;
+use crate::lm::model::LoraSettings;
+use crate::lm::Trainable;
 use crate::policy::DeviceChoice;
 use crate::protocol::Validator;
-use crate::train::{self, StepMetrics, TrainSettings};
+use crate::train::lm::LmTrainSettings;
+use crate::train::{self, PolicyChoice, StepMetrics, TrainSettings};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,10 +134,54 @@ fn new_run(args: &TrainArgs) -> anyhow::Result<TrainSettings> {
         bugs_per_step: args.bugs_per_step,
         max_tries: args.max_tries,
         seed_bugs: args.seed_bugs,
-        lr: args.lr,
+        lr: args.lr.unwrap_or(1e-2),
         entropy: args.entropy,
         workers: args.workers.unwrap_or_else(crate::par::cores),
         checkpoint_every: args.checkpoint_every,
+        policy: policy(args)?,
         ..TrainSettings::default()
     })
+}
+
+/// The policy the flags ask for; a language model's directory is checked now.
+fn policy(args: &TrainArgs) -> anyhow::Result<PolicyChoice> {
+    let lm = &args.lm;
+    let model = match (lm.policy, &lm.model) {
+        (PolicyArg::Ranker, None) => return Ok(PolicyChoice::Ranker),
+        (PolicyArg::Ranker, Some(_)) => anyhow::bail!("--model is for --policy lm"),
+        (PolicyArg::Lm, None) => anyhow::bail!(
+            "--policy lm needs --model DIR: a local Hugging Face checkpoint of the Qwen2/Qwen3 \
+             family (for example `huggingface-cli download Qwen/Qwen2.5-0.5B-Instruct --local-dir DIR`)"
+        ),
+        (PolicyArg::Lm, Some(dir)) => std::path::absolute(dir)?,
+    };
+    crate::lm::check_dir(&model)?;
+    let trainable = match lm.lora_rank {
+        0 => Trainable::Full,
+        rank => Trainable::Adapters(LoraSettings {
+            rank,
+            alpha: lm.lora_alpha,
+        }),
+    };
+    let sampling = Sampling {
+        temperature: lm.temperature,
+        top_p: lm.top_p,
+        max_turn_tokens: lm.max_turn_tokens,
+    };
+    Ok(PolicyChoice::Lm(LmTrainSettings {
+        model,
+        trainable,
+        act: ActSettings {
+            sampling,
+            tools: lm.tools,
+            max_context: lm.max_context,
+        },
+        grpo: GrpoSettings {
+            lr: args.lr.unwrap_or(1e-5),
+            kl: lm.kl,
+            temperature: lm.temperature,
+            ..GrpoSettings::default()
+        },
+        max_turns: lm.max_turns,
+    }))
 }
