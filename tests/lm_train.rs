@@ -50,6 +50,7 @@ fn a_language_model_trains_through_the_tools_and_resumes() {
             },
             tools: Profile::Spar,
             max_context: 4096,
+            max_batch: 8,
         },
         grpo: GrpoSettings::default(),
         max_turns: 3,

@@ -385,6 +385,9 @@ pub(super) struct LmArgs {
     /// Turns of one episode before it is truncated
     #[arg(long, default_value_t = 16)]
     pub(super) max_turns: u32,
+    /// Most model turns generated together, across episodes (one batched pass per token)
+    #[arg(long, default_value_t = 16)]
+    pub(super) max_batch: usize,
     /// Weight of the KL penalty to the base model (LoRA runs; 0: none)
     #[arg(long, default_value_t = 0.0)]
     pub(super) kl: f64,
@@ -695,6 +698,37 @@ pub(super) enum BenchTarget {
     /// `spar route`: the same load on one server, on the router with one node and with two
     /// nodes, and the router's overhead per step
     Route(BenchRouteArgs),
+    /// The language-model policy with random weights of a real shape: prompt and generation
+    /// tokens per second (one sequence, and a batch across episodes) and one GRPO step
+    Lm(BenchLmArgs),
+}
+
+#[derive(Args, Debug)]
+pub(super) struct BenchLmArgs {
+    /// The model shape: qwen2-0.5b (Qwen2.5-0.5B) or tiny (the tests' two layers)
+    #[arg(long, default_value = "qwen2-0.5b")]
+    pub(super) shape: crate::lm::bench::Shape,
+    /// Where it runs: cpu, or cuda (needs a build with --features cuda)
+    #[arg(long, default_value = "cpu")]
+    pub(super) device: crate::policy::DeviceChoice,
+    /// Prompt tokens
+    #[arg(long, default_value_t = 256)]
+    pub(super) prompt_tokens: usize,
+    /// Tokens generated per sequence
+    #[arg(long, default_value_t = 32)]
+    pub(super) new_tokens: usize,
+    /// Sequences generated together
+    #[arg(long, default_value_t = 8)]
+    pub(super) batch: usize,
+    /// Tokens of the GRPO step's trajectory
+    #[arg(long, default_value_t = 512)]
+    pub(super) train_tokens: usize,
+    /// LoRA rank of the GRPO step
+    #[arg(long, default_value_t = 16)]
+    pub(super) lora_rank: usize,
+    /// Print one JSON object instead of a report
+    #[arg(long)]
+    pub(super) json: bool,
 }
 
 #[derive(Args, Debug)]

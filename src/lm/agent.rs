@@ -5,10 +5,10 @@
 //! budget. The whole token stream, which tokens the model wrote and their log-probabilities
 //! are the episode's [`Trajectory`], left in a sink for training when the episode ends.
 
+use super::batch::Generator;
 use super::chat::{opening, parse_tool_call, tool_response};
-use super::generate::{sample_turn, Sampling, TurnEnd};
+use super::generate::{Decoding, Sampling, TurnEnd};
 use super::model::KvCache;
-use super::LmPolicy;
 use crate::agents::llm::system_prompt;
 use crate::agents::Rng;
 use crate::episode::tools::{definitions, Profile};
@@ -63,6 +63,13 @@ pub struct ActSettings {
     /// Most tokens of one conversation (prompt, observations and turns); at the limit the
     /// episode is submitted as it is.
     pub max_context: usize,
+    /// Most turns generated together (one batched pass per token).
+    #[serde(default = "default_batch")]
+    pub max_batch: usize,
+}
+
+fn default_batch() -> usize {
+    16
 }
 
 impl Default for ActSettings {
@@ -71,18 +78,22 @@ impl Default for ActSettings {
             sampling: Sampling::default(),
             tools: Profile::Spar,
             max_context: 8192,
+            max_batch: default_batch(),
         }
     }
 }
 
 /// An episode played by the model.
 pub struct LmAgent {
-    policy: Arc<LmPolicy>,
+    generator: Arc<Generator>,
     settings: ActSettings,
     cache: KvCache,
     trajectory: Trajectory,
     /// The last turn ended with the model's `<|im_end|>`.
     closed: bool,
+    /// The last token drawn, which the cache has not seen yet (it is fed with the next
+    /// context, so the cache always matches the trajectory).
+    unfed: Option<u32>,
     rng: Rng,
     sink: Option<(String, TrajectorySink)>,
     error: Option<String>,
@@ -94,17 +105,18 @@ impl LmAgent {
     /// A fresh conversation drawing with `seed`; its trajectory goes to `sink` under `key`
     /// when the agent is dropped.
     pub fn new(
-        policy: Arc<LmPolicy>,
+        generator: Arc<Generator>,
         settings: ActSettings,
         seed: u64,
         sink: Option<(String, TrajectorySink)>,
     ) -> Self {
         LmAgent {
-            policy,
+            generator,
             settings,
             cache: KvCache::default(),
             trajectory: Trajectory::default(),
             closed: false,
+            unfed: None,
             rng: Rng(seed),
             sink,
             error: None,
@@ -120,7 +132,7 @@ impl LmAgent {
     /// Feeds `text` and samples one turn: its text, or `None` when the context is full or
     /// the model failed (recorded as the harness error).
     fn turn(&mut self, text: &str) -> Option<String> {
-        let chat = &self.policy.chat;
+        let chat = &self.generator.policy().chat;
         let context = match chat.encode(text) {
             Ok(ids) => ids,
             Err(e) => {
@@ -128,35 +140,39 @@ impl LmAgent {
                 return None;
             }
         };
-        if self.cache.len() + context.len() + 1 >= self.settings.max_context {
+        let used = self.cache.len() + usize::from(self.unfed.is_some());
+        if used + context.len() + 1 >= self.settings.max_context {
             return None;
         }
         let mut sampling = self.settings.sampling;
-        let room = self.settings.max_context - self.cache.len() - context.len();
+        let room = self.settings.max_context - used - context.len();
         sampling.max_turn_tokens = sampling.max_turn_tokens.min(room);
-        let model = &self.policy.model;
+        let cache = std::mem::take(&mut self.cache);
+        let rng = Rng(self.rng.0);
+        let feed: Vec<u32> = self.unfed.iter().chain(&context).copied().collect();
+        let turn = Decoding::new(feed, cache, sampling, chat.stops.clone(), rng);
         let started = std::time::Instant::now();
-        let turn = sample_turn(
-            model,
-            &mut self.cache,
-            &context,
-            &sampling,
-            &chat.stops,
-            &mut self.rng,
-        );
+        let done = self.generator.run(turn);
         self.generate_ms += started.elapsed().as_secs_f64() * 1e3;
-        let turn = match turn {
-            Ok(turn) => turn,
+        let done = match done {
+            Ok(done) => done,
             Err(e) => {
-                self.error = Some(format!("the language model failed: {e}"));
+                self.error = Some(e);
                 return None;
             }
         };
+        (self.cache, self.rng) = (done.cache, done.rng);
+        let turn = done.turn;
+        if turn.tokens.is_empty() {
+            // The model's context is full: nothing was fed, the episode ends here.
+            return None;
+        }
+        self.unfed = turn.tokens.last().copied();
         self.trajectory.push(&context, None);
         self.trajectory.push(&turn.tokens, Some(&turn.logprobs));
         self.trajectory.turns += 1;
         self.closed = turn.end == TurnEnd::Stop;
-        chat.decode(&turn.tokens).ok()
+        self.generator.policy().chat.decode(&turn.tokens).ok()
     }
 }
 
@@ -227,7 +243,7 @@ impl Drop for LmAgent {
 /// A factory of [`LmAgent`]s for the scheduler: each episode's trajectory goes to `sink`
 /// under the key its record carries (`TASK#ATTEMPT`, or `PROJECT@inject#INDEX`).
 pub fn factory(
-    policy: Arc<LmPolicy>,
+    generator: Arc<Generator>,
     settings: ActSettings,
     sink: Option<TrajectorySink>,
 ) -> crate::agents::AgentFactory {
@@ -239,7 +255,7 @@ pub fn factory(
             }
         };
         let sink = sink.clone().map(|s| (key, s));
-        let agent = LmAgent::new(policy.clone(), settings.clone(), seed, sink);
+        let agent = LmAgent::new(generator.clone(), settings.clone(), seed, sink);
         Ok(Box::new(agent) as Box<dyn Agent>)
     })
 }

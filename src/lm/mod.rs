@@ -6,13 +6,17 @@
 //! - [`model`]: the decoder, with LoRA adapters and per-episode KV caches.
 //! - [`chat`]: ChatML with tool definitions; tool calls read from the model's text.
 //! - [`generate`]: sampling one turn, keeping each token's log-probability.
+//! - [`batch`]: one generator thread stepping every episode's turn together.
 //! - [`agent`]: the [`agent::LmAgent`] that acts in an episode and records its trajectory.
 //! - [`grpo`]: group-relative advantages and the clipped objective over the model's tokens.
 //! - [`tiny`]: a tiny random checkpoint made on the spot, for tests and smoke runs.
+//! - [`bench`]: `spar bench lm`, with random weights of a real model's shape.
 //!
 //! spar never downloads weights: the user brings the checkpoint.
 
 pub mod agent;
+pub mod batch;
+pub mod bench;
 pub mod chat;
 pub mod config;
 pub mod generate;
@@ -106,29 +110,52 @@ impl LmPolicy {
     ) -> Result<LmPolicy, LmError> {
         let cfg = read_config(dir)?;
         let chat = ChatTokenizer::from_file(&dir.join("tokenizer.json"))?;
-        let dtype = match (trainable, device.is_cpu()) {
+        let weights = read_weights(dir, device, LmPolicy::dtype(trainable, device))?;
+        LmPolicy::from_weights(&cfg, chat, weights, device, trainable, seed, dir)
+    }
+
+    /// The dtype weights are kept in: f32 on the CPU and when every weight trains; bf16 for
+    /// a frozen base on a GPU.
+    pub fn dtype(trainable: Trainable, device: &Device) -> DType {
+        match (trainable, device.is_cpu()) {
             (Trainable::Full, _) | (_, true) => DType::F32,
             _ => DType::BF16,
-        };
-        let weights = read_weights(dir, device, dtype)?;
+        }
+    }
+
+    /// A policy over weights already in memory (`dir`: where they came from, for saving).
+    pub fn from_weights(
+        cfg: &LmConfig,
+        chat: ChatTokenizer,
+        weights: HashMap<String, Tensor>,
+        device: &Device,
+        trainable: Trainable,
+        seed: u64,
+        dir: &Path,
+    ) -> Result<LmPolicy, LmError> {
+        let dtype = LmPolicy::dtype(trainable, device);
+        let mut placed = HashMap::with_capacity(weights.len());
+        for (name, t) in weights {
+            placed.insert(name, t.to_device(device)?.to_dtype(dtype)?);
+        }
         let varmap = VarMap::new();
         let model = match trainable {
             Trainable::Frozen => {
-                Transformer::new(&cfg, VarBuilder::from_tensors(weights, dtype, device), None)?
+                Transformer::new(cfg, VarBuilder::from_tensors(placed, dtype, device), None)?
             }
             Trainable::Full => {
                 {
                     let mut data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-                    for (name, t) in weights {
+                    for (name, t) in placed {
                         data.insert(name, Var::from_tensor(&t)?);
                     }
                 }
-                Transformer::new(&cfg, VarBuilder::from_varmap(&varmap, dtype, device), None)?
+                Transformer::new(cfg, VarBuilder::from_varmap(&varmap, dtype, device), None)?
             }
             Trainable::Adapters(lora) => {
                 let adapters = VarBuilder::from_varmap(&varmap, DType::F32, device);
-                let base = VarBuilder::from_tensors(weights, dtype, device);
-                let model = Transformer::new(&cfg, base, Some((adapters, lora)))?;
+                let base = VarBuilder::from_tensors(placed, dtype, device);
+                let model = Transformer::new(cfg, base, Some((adapters, lora)))?;
                 seed_adapters(&varmap, seed)?;
                 model
             }

@@ -213,7 +213,7 @@ impl Layer {
 
 /// One sequence's cached keys and values, layer by layer: what generation feeds the next
 /// token against. Owned by its episode; the weights are not in it.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
     len: usize,
@@ -296,29 +296,44 @@ impl Transformer {
     pub fn forward(
         &self,
         tokens: &[u32],
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         pass: Pass,
     ) -> Result<Tensor> {
-        let offset = cache.as_ref().map_or(0, |c| c.len);
-        if offset + tokens.len() > self.cfg.max_position_embeddings {
-            candle_core::bail!(
-                "{} tokens exceed the model's context of {}",
-                offset + tokens.len(),
-                self.cfg.max_position_embeddings
-            );
+        let mut scratch = KvCache::default();
+        let cache = cache.unwrap_or(&mut scratch);
+        self.forward_batch(&mut [(tokens, cache)], pass)?
+            .unsqueeze(0)
+    }
+
+    /// One pass over a ragged batch: each sequence's new tokens after what its cache holds.
+    /// The projections and the MLP run once over every token of every sequence (the weights
+    /// are read once per batch); attention runs per sequence against its own cache. Returns
+    /// the hidden states `(all tokens, hidden)`, sequence after sequence.
+    pub fn forward_batch(&self, seqs: &mut [(&[u32], &mut KvCache)], pass: Pass) -> Result<Tensor> {
+        let mut spans = Vec::with_capacity(seqs.len());
+        let mut ids = Vec::new();
+        for (tokens, cache) in seqs.iter_mut() {
+            let offset = cache.len;
+            if offset + tokens.len() > self.cfg.max_position_embeddings || tokens.is_empty() {
+                candle_core::bail!(
+                    "{} tokens after {offset} do not fit the model's context of {}",
+                    tokens.len(),
+                    self.cfg.max_position_embeddings
+                );
+            }
+            cache.layers.resize_with(self.layers.len(), || None);
+            spans.push((ids.len(), tokens.len(), offset));
+            ids.extend_from_slice(tokens);
         }
-        let ids = Tensor::new(tokens, self.device())?;
-        let mut x = self.embed.index_select(&ids, 0)?.unsqueeze(0)?;
-        let mask = causal_mask(tokens.len(), offset, x.dtype(), self.device())?;
-        if let Some(c) = cache.as_deref_mut() {
-            c.layers.resize_with(self.layers.len(), || None);
-        }
+        let ids = Tensor::new(ids.as_slice(), self.device())?;
+        let mut x = self.embed.index_select(&ids, 0)?;
         for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = self.layer(layer, &x, offset, mask.as_ref(), slot, pass)?;
+            let mut slots: Vec<&mut Option<(Tensor, Tensor)>> =
+                seqs.iter_mut().map(|(_, c)| &mut c.layers[i]).collect();
+            x = self.layer(layer, &x, &spans, &mut slots, pass)?;
         }
-        if let Some(c) = cache {
-            c.len += tokens.len();
+        for (tokens, cache) in seqs.iter_mut() {
+            cache.len += tokens.len();
         }
         rms_norm(&x, &self.norm, self.cfg.rms_norm_eps, pass)
     }
@@ -338,15 +353,34 @@ impl Transformer {
         &self,
         layer: &Layer,
         x: &Tensor,
-        offset: usize,
-        mask: Option<&Tensor>,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        spans: &[(usize, usize, usize)],
+        caches: &mut [&mut Option<(Tensor, Tensor)>],
         pass: Pass,
     ) -> Result<Tensor> {
         let eps = self.cfg.rms_norm_eps;
         let normed = rms_norm(x, &layer.input_norm, eps, pass)?;
-        let attended = self.attention(layer, &normed, offset, mask, cache, pass)?;
-        let x = (x + attended)?;
+        let (q, k, v) = (
+            layer.q.forward(&normed, pass)?,
+            layer.k.forward(&normed, pass)?,
+            layer.v.forward(&normed, pass)?,
+        );
+        let mut outs = Vec::with_capacity(spans.len());
+        for (&(start, len, offset), cache) in spans.iter().zip(caches.iter_mut()) {
+            let part = |t: &Tensor| t.narrow(0, start, len);
+            outs.push(self.attention(
+                layer,
+                [part(&q)?, part(&k)?, part(&v)?],
+                offset,
+                cache,
+                pass,
+            )?);
+        }
+        let attended = if outs.len() == 1 {
+            outs.pop().expect("one")
+        } else {
+            Tensor::cat(&outs, 0)?
+        };
+        let x = (x + layer.o.forward(&attended, pass)?)?;
         let normed = rms_norm(&x, &layer.post_norm, eps, pass)?;
         let gate = candle_nn::ops::silu(&layer.gate.forward(&normed, pass)?)?;
         let mlp = layer
@@ -355,50 +389,43 @@ impl Transformer {
         x + mlp
     }
 
+    /// One sequence's attention: `qkv` are its rows of the projections, `(tokens, heads·hd)`;
+    /// returns `(tokens, heads·hd)`.
     fn attention(
         &self,
         layer: &Layer,
-        x: &Tensor,
+        [q, k, v]: [Tensor; 3],
         offset: usize,
-        mask: Option<&Tensor>,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: &mut Option<(Tensor, Tensor)>,
         pass: Pass,
     ) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
+        let t = q.dim(0)?;
         let (heads, kv_heads, hd) = (
             self.cfg.num_attention_heads,
             self.cfg.num_key_value_heads,
             self.cfg.head_dim(),
         );
-        let split = |y: Tensor, n: usize| y.reshape((b, t, n, hd))?.transpose(1, 2);
-        let mut q = split(layer.q.forward(x, pass)?, heads)?;
-        let mut k = split(layer.k.forward(x, pass)?, kv_heads)?;
-        let v = split(layer.v.forward(x, pass)?, kv_heads)?;
+        let split = |y: Tensor, n: usize| y.reshape((1, t, n, hd))?.transpose(1, 2);
+        let (mut q, mut k, v) = (split(q, heads)?, split(k, kv_heads)?, split(v, kv_heads)?);
         if let Some((qn, kn)) = &layer.qk_norm {
             q = rms_norm(&q, qn, self.cfg.rms_norm_eps, pass)?;
             k = rms_norm(&k, kn, self.cfg.rms_norm_eps, pass)?;
         }
         let q = self.rope.apply(&q, offset, pass)?;
         let k = self.rope.apply(&k, offset, pass)?;
-        let (k, v) = match cache {
-            Some(slot) => {
-                let (k, v) = match slot.take() {
-                    Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
-                    None => (k, v),
-                };
-                *slot = Some((k.clone(), v.clone()));
-                (k, v)
-            }
+        let (k, v) = match cache.take() {
+            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
             None => (k, v),
         };
+        *cache = Some((k.clone(), v.clone()));
         let (k, v) = (
             repeat_kv(k, heads / kv_heads)?,
             repeat_kv(v, heads / kv_heads)?,
         );
         let scale = 1.0 / (hd as f64).sqrt();
         let mut scores = (q.contiguous()?.matmul(&k.t()?.contiguous()?)? * scale)?;
-        if let Some(m) = mask {
-            scores = scores.broadcast_add(m)?;
+        if let Some(m) = causal_mask(t, offset, scores.dtype(), self.device())? {
+            scores = scores.broadcast_add(&m)?;
         }
         let weights = if pass.grad {
             candle_nn::ops::softmax(&scores, D::Minus1)?
@@ -406,8 +433,7 @@ impl Transformer {
             candle_nn::ops::softmax_last_dim(&scores)?
         };
         let out = weights.matmul(&v.contiguous()?)?;
-        let out = out.transpose(1, 2)?.reshape((b, t, heads * hd))?;
-        layer.o.forward(&out, pass)
+        out.transpose(1, 2)?.reshape((t, heads * hd))
     }
 }
 

@@ -359,3 +359,130 @@ fn grpo_learns_the_rewarded_tool_call() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn turns_generated_together_draw_what_each_draws_alone() {
+    use super::batch::Generator;
+    use super::generate::Decoding;
+    let dir = checkpoint(Family::Qwen3, "batch");
+    let policy = std::sync::Arc::new(load(&dir, Trainable::Frozen));
+    let sampling = Sampling {
+        temperature: 0.9,
+        top_p: 1.0,
+        max_turn_tokens: 12,
+    };
+    let contexts: Vec<Vec<u32>> = ["Fix the bug.", "def add(a, b):", "x"]
+        .iter()
+        .map(|t| {
+            policy
+                .chat
+                .encode(&format!("<|im_start|>user\n{t}<|im_end|>\n"))
+                .unwrap()
+        })
+        .collect();
+    let alone: Vec<_> = contexts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut cache = KvCache::default();
+            let stops = &policy.chat.stops;
+            sample_turn(
+                &policy.model,
+                &mut cache,
+                c,
+                &sampling,
+                stops,
+                &mut Rng(i as u64),
+            )
+            .unwrap()
+        })
+        .collect();
+    let generator = Generator::spawn(policy.clone(), 8);
+    let together: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = contexts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (generator, stops) = (generator.clone(), policy.chat.stops.clone());
+                let turn = Decoding::new(
+                    c.clone(),
+                    KvCache::default(),
+                    sampling,
+                    stops,
+                    Rng(i as u64),
+                );
+                s.spawn(move || generator.run(turn).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((a, b), c) in alone.iter().zip(&together).zip(&contexts) {
+        assert_eq!(a.tokens, b.turn.tokens);
+        assert!(max_diff(&a.logprobs, &b.turn.logprobs) < 1e-4);
+        // The cache holds the context and every drawn token but the last (not fed yet).
+        assert_eq!(b.cache.len(), c.len() + b.turn.tokens.len() - 1);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_agents_conversation_is_the_trajectory_it_trains_on() {
+    use super::agent::{ActSettings, LmAgent, TrajectorySink};
+    use super::batch::Generator;
+    use crate::episode::{Agent, Observation, View};
+    use crate::snapshot::Snapshot;
+    use crate::testrun::TestCommand;
+    let dir = checkpoint(Family::Qwen2, "agent");
+    let policy = std::sync::Arc::new(load(&dir, Trainable::Frozen));
+    let generator = Generator::spawn(policy.clone(), 4);
+    let settings = ActSettings {
+        sampling: Sampling {
+            temperature: 1.0,
+            top_p: 1.0,
+            max_turn_tokens: 6,
+        },
+        max_context: 4096,
+        ..ActSettings::default()
+    };
+    let sink: TrajectorySink = std::sync::Arc::default();
+    let mut agent = LmAgent::new(generator, settings, 9, Some(("t#0".into(), sink.clone())));
+    let state = Snapshot::empty();
+    let command = TestCommand::for_repo(&state, None, &[]);
+    let view = View {
+        specification: "",
+        state: &state,
+        test_command: &command,
+        turn: 0,
+    };
+    for text in ["Fix the bug.", "a.py\nb.py", "FAILED test_a.py::test_x"] {
+        let action = agent.act(
+            &Observation {
+                text: text.into(),
+                error: false,
+            },
+            &view,
+        );
+        // Random weights write no tool call: each act fumbles and submits.
+        assert!(matches!(action, Action::Submit), "{action:?}");
+    }
+    drop(agent);
+    let (key, t) = sink.lock().unwrap().pop().unwrap();
+    assert_eq!((key.as_str(), t.turns, t.fumbles), ("t#0", 9, 9));
+    let text = policy.chat.decode(&t.tokens).unwrap();
+    assert!(
+        text.contains("<tool_response>\nerror: no tool call"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<tool_response>\nFAILED test_a.py::test_x\n</tool_response>"),
+        "{text}"
+    );
+    // Every kept log-probability is the one a teacher-forced pass over the whole
+    // conversation gives: the cache saw exactly the tokens trained on.
+    let kept: Vec<f32> = (0..t.tokens.len())
+        .filter(|i| t.own[*i])
+        .map(|i| t.logprobs[i])
+        .collect();
+    assert!(max_diff(&kept, &recomputed(&policy, &t, 1.0)) < 1e-3);
+    std::fs::remove_dir_all(dir).unwrap();
+}

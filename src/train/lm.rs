@@ -20,6 +20,7 @@ use crate::episode::rewards::{group_advantages, injector_reward, solve_rate};
 use crate::episode::{episode_seed, EnvSettings, EpisodeRecord, EpisodeSpec, Task};
 use crate::guest::Python;
 use crate::lm::agent::{factory, ActSettings, Trajectory, TrajectorySink};
+use crate::lm::batch::Generator;
 use crate::lm::grpo::{GrpoSettings, GrpoStats, GrpoTrainer};
 use crate::lm::{LmPolicy, Trainable};
 use crate::protocol::Validator;
@@ -107,6 +108,7 @@ pub(super) fn train_lm(
     let scheduler = Scheduler::new(python, validator, settings.workers);
     scheduler.cancel_on_ctrl_c(&rt);
     let policy = Arc::new(policy);
+    let generator = Generator::spawn(policy.clone(), lm.act.max_batch);
     let ctx = LmStep {
         settings,
         lm,
@@ -115,7 +117,7 @@ pub(super) fn train_lm(
         scheduler: &scheduler,
         runtime: &rt,
         env: &env,
-        policy: &policy,
+        generator: &generator,
     };
     let (mut done, mut interrupted, mut metrics) = (resumed.step, false, Vec::new());
     for step in resumed.step..settings.steps {
@@ -184,7 +186,7 @@ struct LmStep<'a> {
     scheduler: &'a Arc<Scheduler>,
     runtime: &'a tokio::runtime::Runtime,
     env: &'a EnvSettings,
-    policy: &'a Arc<LmPolicy>,
+    generator: &'a Arc<Generator>,
 }
 
 impl LmStep<'_> {
@@ -274,7 +276,11 @@ impl LmStep<'_> {
                 round: step + 1,
             })
             .collect();
-        let agent = factory(self.policy.clone(), self.lm.act.clone(), Some(sink.clone()));
+        let agent = factory(
+            self.generator.clone(),
+            self.lm.act.clone(),
+            Some(sink.clone()),
+        );
         let played = self.runtime.block_on(self.scheduler.run_injector_episodes(
             specs,
             ("lm".into(), agent),
@@ -327,7 +333,11 @@ impl LmStep<'_> {
     fn solve(&self, step: usize, bugs: &[Arc<Task>], sink: &TrajectorySink) -> Vec<EpisodeRecord> {
         let s = self.settings;
         let specs = EpisodeSpec::attempts(bugs, s.attempts, s.seed, step);
-        let agent = factory(self.policy.clone(), self.lm.act.clone(), Some(sink.clone()));
+        let agent = factory(
+            self.generator.clone(),
+            self.lm.act.clone(),
+            Some(sink.clone()),
+        );
         self.runtime.block_on(self.scheduler.run_episodes(
             specs,
             ("lm".into(), agent),

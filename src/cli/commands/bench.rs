@@ -2,7 +2,9 @@
 //! `spar bench selfplay` for the server's and the self-play loop's throughput.
 
 use crate::bench::{self, BenchSettings};
-use crate::cli::args::{BenchArgs, BenchRouteArgs, BenchSelfplayArgs, BenchServeArgs, BenchTarget};
+use crate::cli::args::{
+    BenchArgs, BenchLmArgs, BenchRouteArgs, BenchSelfplayArgs, BenchServeArgs, BenchTarget,
+};
 use crate::cli::context::Context;
 use crate::cli::output::print_json;
 use crate::protocol::{ValidationSettings, Validator};
@@ -19,7 +21,21 @@ pub fn execute(ctx: &Context, args: &BenchArgs) -> anyhow::Result<ExitCode> {
         Some(BenchTarget::Serve(args)) => serve(ctx, args),
         Some(BenchTarget::Selfplay(args)) => selfplay(ctx, args),
         Some(BenchTarget::Route(args)) => route(ctx, args),
+        Some(BenchTarget::Lm(args)) => lm(args),
     }
+}
+
+fn lm(args: &BenchLmArgs) -> anyhow::Result<ExitCode> {
+    let device = crate::policy::device(args.device)?;
+    let settings = crate::lm::bench::LmBenchSettings {
+        shape: args.shape,
+        prompt_tokens: args.prompt_tokens.max(1),
+        new_tokens: args.new_tokens.max(1),
+        batch: args.batch.max(1),
+        train_tokens: args.train_tokens,
+        lora_rank: args.lora_rank.max(1),
+    };
+    print_report(&crate::lm::bench::bench(&settings, &device)?, args.json)
 }
 
 /// The hidden `bench-worker` command: one worker process of the processes-vs-threads figure.

@@ -175,6 +175,7 @@ fn policy(args: &TrainArgs) -> anyhow::Result<PolicyChoice> {
             sampling,
             tools: lm.tools,
             max_context: lm.max_context,
+            max_batch: lm.max_batch,
         },
         grpo: GrpoSettings {
             lr: args.lr.unwrap_or(1e-5),
