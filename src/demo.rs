@@ -252,8 +252,14 @@ pub fn self_play(
         untrained_seed: settings.seed,
         baselines: vec!["untrained".into(), "random".into()],
     };
-    let eval =
-        crate::eval::evaluate_all(python, validator, heldout, Some(net), &evaluation, cache)?;
+    let eval = crate::eval::evaluate_all(
+        python,
+        validator,
+        heldout,
+        Some(crate::eval::Trained::Ranker(net)),
+        &evaluation,
+        cache,
+    )?;
     let plot = out.join("curves.svg");
     crate::plot::write_svg(
         &out.join(crate::train::METRICS),

@@ -213,31 +213,54 @@ pub struct Evaluation {
     pub baselines: Vec<String>,
 }
 
+/// A trained policy to evaluate, and what its `untrained` baseline is.
+pub enum Trained {
+    /// A ranker network; untrained: the run's initial weights.
+    Ranker(crate::policy::PolicyNet),
+    /// A language model's trained agents and its base model's (`spar train --policy lm`).
+    Lm {
+        /// Agents of the trained model.
+        trained: AgentFactory,
+        /// Agents of the checkpoint it started from.
+        base: AgentFactory,
+    },
+}
+
 /// Evaluates `trained` (when given) and the baselines on the held-out bugs of `projects`.
 pub fn evaluate_all(
     python: Arc<Python>,
     validator: Arc<Validator>,
     projects: &[OpenProject],
-    trained: Option<crate::policy::PolicyNet>,
+    trained: Option<Trained>,
     settings: &Evaluation,
     cache: &Path,
 ) -> Result<Vec<EvalRow>, EvalError> {
     let mut agents: Vec<(String, AgentFactory)> = Vec::new();
-    if let Some(net) = trained {
-        agents.push((
+    let mut base = None;
+    match trained {
+        Some(Trained::Ranker(net)) => agents.push((
             "policy (trained)".into(),
             solver_factory(Arc::new(net), settings.max_tries, None),
-        ));
+        )),
+        Some(Trained::Lm { trained, base: b }) => {
+            agents.push(("lm (trained)".into(), trained));
+            base = Some(b);
+        }
+        None => {}
     }
     for name in &settings.baselines {
-        let factory = match name.as_str() {
-            "untrained" => {
+        let factory = match (name.as_str(), base.take()) {
+            ("untrained", Some(lm)) => {
+                agents.push(("lm (base)".into(), lm));
+                continue;
+            }
+            ("untrained", None) => {
                 let (varmap, _) = model::fresh(settings.untrained_seed, &candle_core::Device::Cpu)?;
                 solver_factory(Arc::new(model::frozen(&varmap)?), settings.max_tries, None)
             }
-            "random" => AgentKind::Random.factory(),
-            "heuristic" => AgentKind::Heuristic.factory(),
-            other => return Err(EvalError::UnknownBaseline(other.to_owned())),
+            ("random", _) => AgentKind::Random.factory(),
+            ("heuristic", _) => AgentKind::Heuristic.factory(),
+            (other, _) => return Err(EvalError::UnknownBaseline(other.to_owned())),
         };
         let label = if name == "untrained" {
             "policy (untrained)".to_owned()

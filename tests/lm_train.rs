@@ -7,6 +7,7 @@ mod common;
 use spar::corpus::Split;
 use spar::episode::tools::{definitions, Profile};
 use spar::episode::EnvSettings;
+use spar::eval::{evaluate_all, BugSet, Evaluation};
 use spar::lm::agent::ActSettings;
 use spar::lm::config::Family;
 use spar::lm::generate::Sampling;
@@ -88,6 +89,8 @@ fn a_language_model_trains_through_the_tools_and_resumes() {
     assert_eq!((m.proposals, m.episodes, m.bugs), (2, 2, 1), "{m:?}");
     assert_eq!(m.failed_episodes, 0, "{m:?}");
     let lm = m.lm.as_ref().expect("lm metrics");
+    // What the step cost, for the README (visible with --nocapture).
+    eprintln!("step metrics: {}", serde_json::to_string(m).unwrap());
     assert!(lm.generated_tokens >= 4 * 16, "{lm:?}");
     assert!(
         lm.turns_per_episode >= 1.0 && lm.generate_tokens_per_s > 0.0,
@@ -113,7 +116,7 @@ fn a_language_model_trains_through_the_tools_and_resumes() {
     };
     let resumed = train(
         common::python_arc(),
-        validator,
+        validator.clone(),
         &projects,
         &longer,
         &out,
@@ -130,6 +133,42 @@ fn a_language_model_trains_through_the_tools_and_resumes() {
             .count(),
         2
     );
+
+    // The run evaluates on held-out bugs next to the base model it started from.
+    let PolicyChoice::Lm(lm) = &longer.policy else {
+        unreachable!()
+    };
+    let trained = spar::train::lm::eval_agents(&out, &longer, lm).unwrap();
+    let evaluation = Evaluation {
+        bugs: BugSet {
+            per_project: 1,
+            seed: 11,
+        },
+        attempts: 2,
+        max_tries: 2,
+        seed: 0,
+        workers: 2,
+        untrained_seed: 0,
+        baselines: vec!["untrained".into()],
+    };
+    let heldout = [common::calc_project(Split::Heldout)];
+    let cache = scratch("cache");
+    let rows = evaluate_all(
+        common::python_arc(),
+        validator,
+        &heldout,
+        Some(trained),
+        &evaluation,
+        &cache,
+    )
+    .unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.agent.as_str()).collect();
+    assert_eq!(names, ["lm (trained)", "lm (base)"]);
+    assert!(
+        rows.iter().all(|r| r.bugs == 1 && r.failed_episodes == 0),
+        "{rows:?}"
+    );
+    std::fs::remove_dir_all(&cache).ok();
     std::fs::remove_dir_all(&out).ok();
     std::fs::remove_dir_all(&model).ok();
 }

@@ -123,33 +123,14 @@ pub fn bench(settings: &LmBenchSettings, device: &Device) -> Result<LmBenchRepor
     model.forward(&prompt, Some(&mut cache), Pass::GENERATE)?;
     sync(device)?;
     let prefill_tokens_per_s = prompt.len() as f64 / timer.elapsed().as_secs_f64();
-    let decode = |n: usize| -> Result<f64, LmError> {
-        let sampling = Sampling {
-            temperature: 1.0,
-            top_p: 1.0,
-            max_turn_tokens: settings.new_tokens,
-        };
-        let mut turns: Vec<Decoding> = (0..n)
-            .map(|i| {
-                Decoding::new(
-                    vec![prompt[0]],
-                    cache.clone(),
-                    sampling,
-                    Vec::new(),
-                    Rng(i as u64),
-                )
-            })
-            .collect();
-        let timer = Instant::now();
-        while turns.iter().any(|t| !t.done()) {
-            step(model, &mut turns.iter_mut().collect::<Vec<_>>())?;
-        }
-        sync(device)?;
-        let drawn: usize = turns.iter().map(|t| t.turn.tokens.len()).sum();
-        Ok(drawn as f64 / timer.elapsed().as_secs_f64())
-    };
-    let decode_tokens_per_s = decode(1)?;
-    let batched_decode_tokens_per_s = decode(settings.batch)?;
+    let decode_tokens_per_s = decode_rate(model, &cache, prompt[0], settings.new_tokens, 1)?;
+    let batched_decode_tokens_per_s = decode_rate(
+        model,
+        &cache,
+        prompt[0],
+        settings.new_tokens,
+        settings.batch,
+    )?;
     let grpo_step_s = grpo_step(&policy, settings, &mut rng)?;
     Ok(LmBenchReport {
         shape: settings.shape,
@@ -163,6 +144,39 @@ pub fn bench(settings: &LmBenchSettings, device: &Device) -> Result<LmBenchRepor
         train_tokens: settings.train_tokens,
         setup_s,
     })
+}
+
+/// Tokens per second of `n` sequences drawing `tokens` each after `cache`, stepped together.
+fn decode_rate(
+    model: &super::model::Transformer,
+    cache: &KvCache,
+    first: u32,
+    tokens: usize,
+    n: usize,
+) -> Result<f64, LmError> {
+    let sampling = Sampling {
+        temperature: 1.0,
+        top_p: 1.0,
+        max_turn_tokens: tokens,
+    };
+    let mut turns: Vec<Decoding> = (0..n)
+        .map(|i| {
+            Decoding::new(
+                vec![first],
+                cache.clone(),
+                sampling,
+                Vec::new(),
+                Rng(i as u64),
+            )
+        })
+        .collect();
+    let timer = Instant::now();
+    while turns.iter().any(|t| !t.done()) {
+        step(model, &mut turns.iter_mut().collect::<Vec<_>>())?;
+    }
+    sync(model.device())?;
+    let drawn: usize = turns.iter().map(|t| t.turn.tokens.len()).sum();
+    Ok(drawn as f64 / timer.elapsed().as_secs_f64())
 }
 
 /// One GRPO step over a random trajectory whose last quarter is the model's.

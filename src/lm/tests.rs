@@ -486,3 +486,43 @@ fn an_agents_conversation_is_the_trajectory_it_trains_on() {
     assert!(max_diff(&kept, &recomputed(&policy, &t, 1.0)) < 1e-3);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Needs a build with `--features cuda` and a GPU.
+#[cfg(feature = "cuda")]
+#[test]
+fn cpu_and_cuda_agree_on_logits_and_on_a_grpo_step() {
+    let dir = checkpoint(Family::Qwen2, "cuda");
+    let gpu = Device::new_cuda(0).expect("a CUDA GPU");
+    let on = |device: &Device| LmPolicy::load(&dir, device, Trainable::Full, 5).unwrap();
+    let (cpu, cuda) = (on(&Device::Cpu), on(&gpu));
+    let tokens = cpu
+        .chat
+        .encode(&format!("{PROMPT}{}", completion(CALLS[0])))
+        .unwrap();
+    let agree = |what: &str| {
+        let (a, b) = (
+            last_logits(&cpu, &tokens, Pass::GENERATE),
+            last_logits(&cuda, &tokens, Pass::GENERATE),
+        );
+        assert!(max_diff(&a, &b) < 1e-3, "{what}: {}", max_diff(&a, &b));
+    };
+    agree("forward");
+    let sampling = Sampling {
+        temperature: 1.0,
+        top_p: 1.0,
+        max_turn_tokens: 16,
+    };
+    let (t, _) = sample(&cpu, &sampling, 1);
+    for policy in [&cpu, &cuda] {
+        let settings = GrpoSettings {
+            lr: 1e-3,
+            ..GrpoSettings::default()
+        };
+        GrpoTrainer::new(policy, settings)
+            .unwrap()
+            .step(policy, &[(&t, 1.0)])
+            .unwrap();
+    }
+    agree("after a GRPO step");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -376,3 +376,30 @@ fn lm_metrics(records: &[&EpisodeRecord], batch: &[Sample]) -> LmStepMetrics {
         fumbles_per_episode: records.iter().map(|r| usage(r, "fumbles")).sum::<f64>() / n,
     }
 }
+
+/// Agents of a finished `--policy lm` run for evaluation: the trained model (its checkpoint
+/// in `run_dir`) and the base checkpoint it started from, each with its own generator.
+pub fn eval_agents(
+    run_dir: &Path,
+    settings: &TrainSettings,
+    lm: &LmTrainSettings,
+) -> Result<crate::eval::Trained, TrainError> {
+    let dev = crate::policy::device(settings.device)?;
+    let trained = LmPolicy::load(&lm.model, &dev, lm.trainable, settings.seed)?;
+    let checkpoint = run_dir.join(super::CHECKPOINT);
+    if !checkpoint.is_dir() {
+        return Err(TrainError::NoPolicy {
+            path: run_dir.to_owned(),
+        });
+    }
+    trained.restore(&checkpoint)?;
+    let base = LmPolicy::load(&lm.model, &dev, Trainable::Frozen, settings.seed)?;
+    let agents = |policy: LmPolicy| {
+        let generator = Generator::spawn(Arc::new(policy), lm.act.max_batch);
+        factory(generator, lm.act.clone(), None)
+    };
+    Ok(crate::eval::Trained::Lm {
+        trained: agents(trained),
+        base: agents(base),
+    })
+}

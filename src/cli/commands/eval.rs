@@ -5,10 +5,11 @@ use crate::cli::args::{BugsArg, EvalArgs};
 use crate::cli::context::Context;
 use crate::cli::output::print_json;
 use crate::corpus::{OpenProject, Split};
-use crate::eval::{self, BugSet, Evaluation};
+use crate::eval::{self, BugSet, Evaluation, Trained};
 use crate::guest::Python;
-use crate::policy::PolicyNet;
 use crate::protocol::Validator;
+use crate::train::{PolicyChoice, TrainSettings};
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 /// `spar eval`, resolved.
 pub struct Eval {
     projects: Vec<OpenProject>,
-    checkpoint: Option<PolicyNet>,
+    checkpoint: Option<Trained>,
     evaluation: Evaluation,
     cache: PathBuf,
     json: bool,
@@ -35,8 +36,8 @@ impl Eval {
         }
         let (checkpoint, run) = match &args.checkpoint {
             Some(path) => {
-                let (net, run) = crate::train::load_policy(path)?;
-                (Some(net), run)
+                let (trained, run) = trained(path)?;
+                (Some(trained), run)
             }
             None => (None, None),
         };
@@ -84,4 +85,17 @@ impl Eval {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The policy at `path`: a `--policy lm` run directory, or a ranker's run, checkpoint or
+/// weights file; with its run's settings when known.
+fn trained(path: &Path) -> anyhow::Result<(Trained, Option<TrainSettings>)> {
+    if let Ok(run) = crate::train::load_config(path) {
+        if let PolicyChoice::Lm(lm) = &run.policy {
+            let agents = crate::train::lm::eval_agents(path, &run, lm)?;
+            return Ok((agents, Some(run)));
+        }
+    }
+    let (net, run) = crate::train::load_policy(path)?;
+    Ok((Trained::Ranker(net), run))
 }
