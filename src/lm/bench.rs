@@ -118,6 +118,8 @@ pub fn bench(settings: &LmBenchSettings, device: &Device) -> Result<LmBenchRepor
         .map(|_| rng.below(cfg.vocab_size) as u32)
         .collect();
     let model = &policy.model;
+    // A first pass touches every weight's pages; time the second.
+    model.forward(&prompt, None, Pass::GENERATE)?;
     let mut cache = KvCache::default();
     let timer = Instant::now();
     model.forward(&prompt, Some(&mut cache), Pass::GENERATE)?;
