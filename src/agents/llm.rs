@@ -36,8 +36,9 @@ pub fn system_prompt(profile: Profile) -> String {
     )
 }
 
-/// Consecutive answers without a usable tool call before the episode is submitted as it is.
-const MAX_FUMBLES: usize = 3;
+/// Consecutive answers without a usable tool call before the episode is submitted as it is
+/// (the same for every model agent).
+pub const MAX_FUMBLES: usize = 3;
 
 /// Where the model is and how to talk to it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -254,12 +255,7 @@ impl Agent for LlmAgent {
     }
 
     fn act(&mut self, observation: &Observation, _: &View) -> Action {
-        let text = if observation.error {
-            format!("error: {}", observation.text)
-        } else {
-            observation.text.clone()
-        };
-        self.tell(&text);
+        self.tell(&observation.for_model());
         for _ in 0..MAX_FUMBLES {
             let reply = match self.client.complete(&self.messages, &mut self.usage) {
                 Ok(reply) => reply,

@@ -457,6 +457,17 @@ pub struct Observation {
     pub error: bool,
 }
 
+impl Observation {
+    /// The text a model is shown as the tool's answer: a failed call's text says so.
+    pub fn for_model(&self) -> String {
+        if self.error {
+            format!("error: {}", self.text)
+        } else {
+            self.text.clone()
+        }
+    }
+}
+
 /// Facts about a step for logs and schedulers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepInfo {

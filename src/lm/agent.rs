@@ -9,14 +9,11 @@ use super::batch::Generator;
 use super::chat::{opening, parse_tool_call, tool_response};
 use super::generate::{Decoding, Sampling, TurnEnd};
 use super::model::KvCache;
-use crate::agents::llm::system_prompt;
+use crate::agents::llm::{system_prompt, MAX_FUMBLES};
 use crate::agents::Rng;
 use crate::episode::tools::{definitions, Profile};
 use crate::episode::{Action, Agent, Observation, View};
 use std::sync::{Arc, Mutex};
-
-/// Consecutive turns without a usable tool call before the episode is submitted as it is.
-const MAX_FUMBLES: usize = 3;
 
 /// One episode's tokens as the model saw and wrote them.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -182,11 +179,7 @@ impl Agent for LmAgent {
     }
 
     fn act(&mut self, observation: &Observation, _: &View) -> Action {
-        let shown = if observation.error {
-            format!("error: {}", observation.text)
-        } else {
-            observation.text.clone()
-        };
+        let shown = observation.for_model();
         let mut text = if self.trajectory.tokens.is_empty() {
             let tools = definitions(self.settings.tools);
             opening(&system_prompt(self.settings.tools), &tools, &shown)

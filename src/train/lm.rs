@@ -9,10 +9,8 @@
 //! on the training device), so every episode is played with the latest weights.
 
 use super::run_dir::{CheckpointState, RunDir, OPTIMIZER};
-use super::step::Pool;
-use super::{
-    load_pool, run_fuel_cap, seed_bugs, StepMetrics, TrainError, TrainSettings, TrainSummary,
-};
+use super::step::{pick_bugs, Pool};
+use super::{start, StepMetrics, TrainError, TrainSettings, TrainSummary};
 use crate::agents::Rng;
 use crate::corpus::OpenProject;
 use crate::episode::record::mean;
@@ -24,11 +22,9 @@ use crate::lm::batch::Generator;
 use crate::lm::grpo::{GrpoSettings, GrpoStats, GrpoTrainer};
 use crate::lm::{LmPolicy, Trainable};
 use crate::protocol::Validator;
-use crate::rollout::{runtime, InjectorSpec, Scheduler};
-use crate::selfplay::SelfPlayError;
+use crate::rollout::{InjectorSpec, Scheduler};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -97,16 +93,17 @@ pub(super) fn train_lm(
         false => (RunDir::create(out, settings)?, CheckpointState::default()),
     };
     let mut log = run.metrics_log()?;
-    env.run_fuel = Some(run_fuel_cap(&python, &validator, projects)?);
     env.max_turns = lm.max_turns;
-    let dirs = match resume {
-        true => resumed.pool,
-        false => seed_bugs(&python, &validator, projects, settings, &run)?,
-    };
-    let mut pool = load_pool(&run, projects, dirs)?;
-    let rt = runtime(settings.workers).map_err(SelfPlayError::Runtime)?;
-    let scheduler = Scheduler::new(python, validator, settings.workers);
-    scheduler.cancel_on_ctrl_c(&rt);
+    let resumed_pool = resume.then(|| resumed.pool.clone());
+    let (mut pool, rt, scheduler) = start(
+        &python,
+        &validator,
+        projects,
+        settings,
+        &run,
+        resumed_pool,
+        &mut env,
+    )?;
     let policy = Arc::new(policy);
     let generator = Generator::spawn(policy.clone(), lm.act.max_batch);
     let ctx = LmStep {
@@ -136,11 +133,7 @@ pub(super) fn train_lm(
             l.grpo = stats;
         }
         m.wall_s = started.elapsed().as_secs_f64();
-        let line = serde_json::to_string(&m).expect("metrics serialize");
-        writeln!(log, "{line}").map_err(|source| TrainError::Io {
-            path: run.metrics(),
-            source,
-        })?;
+        run.log_step(&mut log, &m)?;
         on_step(&m);
         metrics.push(m);
         done = step + 1;
@@ -197,7 +190,8 @@ impl LmStep<'_> {
         let sink: TrajectorySink = Arc::new(Mutex::new(Vec::new()));
         let proposals = self.inject(step, pool, &sink)?;
         let mut rng = Rng(episode_seed(self.settings.seed, step, "bugs", 0));
-        let bugs = self.pick_bugs(&proposals, pool, &mut rng);
+        let found = proposals.iter().filter_map(|p| p.1.clone());
+        let bugs = pick_bugs(found, &pool.tasks, self.settings.bugs_per_step, &mut rng);
         let records = self.solve(step, &bugs, &sink);
         let rollout_s = started.elapsed().as_secs_f64();
         let mut trajectories: HashMap<String, Trajectory> = sink
@@ -287,46 +281,22 @@ impl LmStep<'_> {
             self.env.clone(),
         ));
         let mut proposals = Vec::new();
+        let mut fresh = Vec::new();
         for (record, injected) in played {
             let task = match injected {
-                Some(inj) => {
-                    let id = inj.artifact.id();
-                    let rel = PathBuf::from("artifacts").join(&id);
-                    let dir = self.run.path().join(&rel);
-                    if !dir.exists() {
-                        crate::inject::write_artifact(&inj.artifact, &inj.validation, &dir)?;
-                    }
-                    let task = Arc::new(Task::load(&dir, project).map_err(SelfPlayError::from)?);
-                    if !pool.tasks.iter().any(|t| t.id == id) {
-                        pool.dirs.push((project.name.clone(), rel));
-                        pool.tasks.push(task.clone());
-                    }
-                    Some(task)
-                }
+                Some(inj) => Some(pool.admit(
+                    self.run,
+                    project,
+                    &inj.artifact,
+                    &inj.validation,
+                    &mut fresh,
+                )?),
                 None => None,
             };
             proposals.push((record, task));
         }
+        pool.tasks.extend(fresh);
         Ok(proposals)
-    }
-
-    /// This step's valid proposals first, then a sample of the rest of the pool.
-    fn pick_bugs(&self, proposals: &[Proposal], pool: &Pool, rng: &mut Rng) -> Vec<Arc<Task>> {
-        let mut bugs: Vec<Arc<Task>> = Vec::new();
-        for task in proposals.iter().filter_map(|p| p.1.clone()) {
-            if !bugs.iter().any(|b| b.id == task.id) {
-                bugs.push(task);
-            }
-        }
-        let mut older: Vec<&Arc<Task>> = pool
-            .tasks
-            .iter()
-            .filter(|t| !bugs.iter().any(|b| b.id == t.id))
-            .collect();
-        while bugs.len() < self.settings.bugs_per_step && !older.is_empty() {
-            bugs.push(older.swap_remove(rng.below(older.len())).clone());
-        }
-        bugs
     }
 
     /// G solver episodes at each bug.

@@ -349,15 +349,16 @@ pub fn train(
     };
     let log = run.metrics_log()?;
     let prepared = prepare(&python, &validator, projects)?;
-    env.run_fuel = Some(run_fuel_cap(&python, &validator, projects)?);
-    let mut dirs = resumed.pool;
-    if !resume {
-        dirs = seed_bugs(&python, &validator, projects, settings, &run)?;
-    }
-    let mut pool = load_pool(&run, projects, dirs)?;
-    let runtime = runtime(settings.workers).map_err(SelfPlayError::Runtime)?;
-    let scheduler = Scheduler::new(python.clone(), validator.clone(), settings.workers);
-    scheduler.cancel_on_ctrl_c(&runtime);
+    let resumed_pool = resume.then(|| resumed.pool.clone());
+    let (mut pool, runtime, scheduler) = start(
+        &python,
+        &validator,
+        projects,
+        settings,
+        &run,
+        resumed_pool,
+        &mut env,
+    )?;
     let ctx = StepContext {
         settings,
         prepared: &prepared,
@@ -426,6 +427,30 @@ fn steps(
         }
     }
     Ok((sent, interrupted, trainer.finish(sent)?))
+}
+
+/// What every run needs before its first step: the fuel cap of a solver `run` in `env`, the
+/// bug pool (the checkpoint's when resuming, else a new run's seed bugs), and the scheduler on
+/// its runtime, cancelled by Ctrl-C.
+fn start(
+    python: &Arc<Python>,
+    validator: &Arc<Validator>,
+    projects: &[OpenProject],
+    settings: &TrainSettings,
+    run: &RunDir,
+    resumed_pool: Option<Vec<(String, PathBuf)>>,
+    env: &mut EnvSettings,
+) -> Result<(Pool, tokio::runtime::Runtime, Arc<Scheduler>), TrainError> {
+    env.run_fuel = Some(run_fuel_cap(python, validator, projects)?);
+    let dirs = match resumed_pool {
+        Some(dirs) => dirs,
+        None => seed_bugs(python, validator, projects, settings, run)?,
+    };
+    let pool = load_pool(run, projects, dirs)?;
+    let runtime = runtime(settings.workers).map_err(SelfPlayError::Runtime)?;
+    let scheduler = Scheduler::new(python.clone(), validator.clone(), settings.workers);
+    scheduler.cancel_on_ctrl_c(&runtime);
+    Ok((pool, runtime, scheduler))
 }
 
 /// Each project's injector (a baseline run) and coverage: memoized runs, a few seconds each.

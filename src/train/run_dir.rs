@@ -136,6 +136,13 @@ impl RunDir {
             .map_err(io_err(&path))
     }
 
+    /// Appends a step's metrics line to `log` (the metrics log [`RunDir::metrics_log`] opened).
+    pub fn log_step(&self, log: &mut std::fs::File, m: &StepMetrics) -> Result<(), TrainError> {
+        use std::io::Write;
+        let line = serde_json::to_string(m).expect("metrics serialize");
+        writeln!(log, "{line}").map_err(io_err(&self.metrics()))
+    }
+
     /// Saves a checkpoint: written beside, then swapped in, so that a crash mid-save leaves
     /// the previous checkpoint whole.
     pub fn save_checkpoint(

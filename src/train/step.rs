@@ -13,7 +13,7 @@ use crate::inject::{write_artifact, Injector};
 use crate::policy::features::{injector_choice, Choice};
 use crate::policy::model::{Decision, PolicyNet};
 use crate::policy::{sample, solver_factory, DecisionSink};
-use crate::protocol::Validator;
+use crate::protocol::{BugArtifact, ValidationReport, Validator};
 use crate::rollout::Scheduler;
 use crate::selfplay::SelfPlayError;
 use crate::snapshot::{FileChange, Snapshot};
@@ -36,6 +36,34 @@ pub(super) struct Prepared<'a> {
 pub(super) struct Pool {
     pub tasks: Vec<Arc<Task>>,
     pub dirs: Vec<(String, PathBuf)>,
+}
+
+impl Pool {
+    /// A valid bug found this step: its artifact written into the run's `artifacts/` (once),
+    /// and its task: the one the pool or `fresh` has, else loaded and added to `fresh` (kept
+    /// apart until the step's bugs are picked) and to the checkpoint's directories.
+    pub fn admit(
+        &mut self,
+        run: &RunDir,
+        project: &OpenProject,
+        artifact: &BugArtifact,
+        validation: &ValidationReport,
+        fresh: &mut Vec<Arc<Task>>,
+    ) -> Result<Arc<Task>, TrainError> {
+        let id = artifact.id();
+        let rel = PathBuf::from("artifacts").join(&id);
+        let dir = run.path().join(&rel);
+        if !dir.exists() {
+            write_artifact(artifact, validation, &dir)?;
+        }
+        if let Some(task) = self.tasks.iter().chain(fresh.iter()).find(|t| t.id == id) {
+            return Ok(task.clone());
+        }
+        let task = Arc::new(Task::load(&dir, project).map_err(SelfPlayError::from)?);
+        self.dirs.push((project.name.clone(), rel));
+        fresh.push(task.clone());
+        Ok(task)
+    }
 }
 
 /// What every step shares.
@@ -66,12 +94,8 @@ pub(super) fn play(
     let runs_before = ctx.validator.runs_executed() + ctx.validator.tool_runs_executed();
     let mut rng = Rng(episode_seed(ctx.settings.seed, step, "inject", 0));
     let (proposals, new_tasks) = propose(ctx, step, net, pool, &mut rng)?;
-    let bugs = pick_bugs(
-        &proposals,
-        &pool.tasks,
-        ctx.settings.bugs_per_step,
-        &mut rng,
-    );
+    let found = proposals.iter().filter_map(|p| p.task.clone());
+    let bugs = pick_bugs(found, &pool.tasks, ctx.settings.bugs_per_step, &mut rng);
     pool.tasks.extend(new_tasks);
     let (records, mut by_episode) = rollout(ctx, step, net, &bugs);
     let graded: Vec<&EpisodeRecord> = records.iter().filter(|r| r.error.is_none()).collect();
@@ -135,25 +159,13 @@ fn propose(
     let mut new_tasks: Vec<Arc<Task>> = Vec::new();
     for ((index, logp), outcome) in picks.iter().zip(built) {
         let task = match outcome? {
-            Ok((artifact, validation)) => {
-                let id = artifact.id();
-                let rel = PathBuf::from("artifacts").join(&id);
-                let dir = ctx.run.path().join(&rel);
-                if !dir.exists() {
-                    write_artifact(&artifact, &validation, &dir)?;
-                }
-                let known = pool.tasks.iter().chain(&new_tasks).find(|t| t.id == id);
-                Some(match known.cloned() {
-                    Some(task) => task,
-                    None => {
-                        let task = Task::load(&dir, prep.project).map_err(SelfPlayError::from)?;
-                        let task = Arc::new(task);
-                        pool.dirs.push((prep.project.name.clone(), rel));
-                        new_tasks.push(task.clone());
-                        task
-                    }
-                })
-            }
+            Ok((artifact, validation)) => Some(pool.admit(
+                ctx.run,
+                prep.project,
+                &artifact,
+                &validation,
+                &mut new_tasks,
+            )?),
             Err(_) => None,
         };
         let decision = Decision {
@@ -167,15 +179,16 @@ fn propose(
     Ok((proposals, new_tasks))
 }
 
-/// The solver's bugs: this step's valid proposals first, then a sample of the older pool.
-fn pick_bugs(
-    proposals: &[Proposal],
+/// The solver's bugs: this step's valid proposals (`found`) first, then a sample of the
+/// older pool.
+pub(super) fn pick_bugs(
+    found: impl IntoIterator<Item = Arc<Task>>,
     older: &[Arc<Task>],
     wanted: usize,
     rng: &mut Rng,
 ) -> Vec<Arc<Task>> {
     let mut bugs: Vec<Arc<Task>> = Vec::new();
-    for task in proposals.iter().filter_map(|p| p.task.clone()) {
+    for task in found {
         if !bugs.iter().any(|b| b.id == task.id) {
             bugs.push(task);
         }

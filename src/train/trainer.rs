@@ -7,7 +7,6 @@ use super::run_dir::{CheckpointState, RunDir};
 use super::{StepMetrics, TrainError, TrainSettings};
 use crate::policy::model::{self, AdamW, Decision, LossSettings, LossStats, PolicyNet};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
@@ -100,11 +99,7 @@ impl<F: FnMut(&StepMetrics)> TrainerState<'_, F> {
             false => epochs as f64 / m.train_s.max(1e-9),
         };
         m.wall_s = self.started.elapsed().as_secs_f64();
-        let line = serde_json::to_string(&m).expect("metrics serialize");
-        writeln!(self.log, "{line}").map_err(|source| TrainError::Io {
-            path: self.run.metrics(),
-            source,
-        })?;
+        self.run.log_step(&mut self.log, &m)?;
         (self.on_step)(&m);
         Ok(Trained {
             net: Arc::new(model::frozen(&self.varmap)?),
