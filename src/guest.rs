@@ -8,21 +8,24 @@
 //!
 //! Guest layout of every run: `/repo` (the repository, copy-on-write), `/site` (the wheels,
 //! read-only), `/spar/lib` (spar's guest helpers, read-only), `/spar/run` (their records for
-//! the host, writable), `/tmp`, `/dev/null`.
+//! the host, writable), `/tmp`, `/dev/null`; on the 3.15 guest also `/spar/pyc` (bytecode,
+//! read-only: see [`bytecode`]).
 
+mod bytecode;
 mod images;
 
 use crate::fsutil::{read_shared, sha256_hex, unique_suffix, write_atomic};
 use crate::sandbox::{
-    CaptureError, Determinism, GuestImage, Limits, Mount, RunRequest, RunResult, Sandbox,
+    CaptureError, Determinism, FsLimits, GuestImage, Limits, Mount, RunRequest, RunResult, Sandbox,
     SandboxError, SandboxSettings,
 };
 use crate::snapshot::{FileChange, Snapshot, SnapshotError};
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const RUNTIME_TOML: &str = include_str!("../guest-runtimes/python/runtime.toml");
 const SITECUSTOMIZE: &str = include_str!("../guest-runtimes/python/lib/sitecustomize.py");
@@ -36,6 +39,8 @@ const SPAR_WASI: &str = include_str!("../guest-runtimes/python/lib/spar_wasi.py"
 const SPAR_PYTEST: &str = include_str!("../guest-runtimes/python/lib/spar_pytest.py");
 /// How a program starts on a reactor interpreter, which always starts isolated.
 const SPAR_REACTOR: &str = include_str!("../guest-runtimes/python/lib/spar_reactor.py");
+/// Compiles a repository's modules for the bytecode cache without running any of them.
+const SPAR_COMPILE: &str = include_str!("../guest-runtimes/python/lib/spar_compile.py");
 /// The `-c` code that hands a reactor interpreter's command line to [`SPAR_REACTOR`].
 const REACTOR_PRELUDE: &str =
     "__import__('sys').path.insert(0, '/spar/lib') or __import__('spar_reactor').main()";
@@ -285,6 +290,12 @@ pub struct Python {
     snapshots: bool,
     /// The images runs resume from, captured on first use and kept on disk.
     images: images::Images,
+    /// The repository modules' bytecode, compiled once per source and kept on disk.
+    bytecode: bytecode::Bytecode,
+    /// The site's bytecode where runs look for it (see [`bytecode::under_prefix`]).
+    site_pycs: Snapshot,
+    /// The same for project dependencies, by their content hash.
+    deps_pycs: Mutex<HashMap<String, Snapshot>>,
     /// What found the runtime, to find its wheels again for a native baseline.
     settings: RuntimeSettings,
     /// The distributions every run can import, asked of the guest once.
@@ -352,17 +363,19 @@ impl Python {
         };
         let site_dir = fetcher.site(&sandbox, &mounts)?;
         mounts.site = Snapshot::from_dir_verbatim(&site_dir)?.0;
-        let images = images::Images::new(
-            settings.cache_dir.join("images"),
-            image_key(interpreter, &mounts),
-        );
+        let key = image_key(interpreter, &mounts);
+        let images = images::Images::new(settings.cache_dir.join("images"), key.clone());
+        let bytecode = bytecode::Bytecode::new(settings.cache_dir.join("bytecode"), key);
         Ok(Python {
             sandbox,
+            site_pycs: bytecode::under_prefix(&mounts.site),
             mounts,
             site_dir,
             interpreter_version: interpreter.version.clone(),
             snapshots: settings.snapshots,
             images,
+            bytecode,
+            deps_pycs: Mutex::new(HashMap::new()),
             settings: settings.clone(),
             provided: std::sync::OnceLock::new(),
             stdlib_modules: std::sync::OnceLock::new(),
@@ -460,14 +473,109 @@ impl Python {
         args: &[String],
         run: &PythonRun,
     ) -> Result<RunResult, GuestError> {
-        let request = request(&self.mounts, repo.clone(), args, run, false);
-        match self.image_for(repo, run.deps.as_ref()) {
+        let mut request = request(&self.mounts, repo.clone(), args, run, false);
+        if self.mounts.isolated {
+            self.mount_bytecode(&mut request, repo, run.deps.as_ref());
+        }
+        self.run_request(request, self.image_for(repo, run.deps.as_ref()))
+    }
+
+    /// Runs `request` from `image`, or from a plain start.
+    fn run_request(
+        &self,
+        request: RunRequest,
+        image: Option<Arc<GuestImage>>,
+    ) -> Result<RunResult, GuestError> {
+        match image {
             Some(image) => {
                 let code = resume_code(&request);
                 Ok(self.sandbox.resume(&image, request, &code)?)
             }
             None => Ok(self.sandbox.run(request)?),
         }
+    }
+
+    /// Mounts the bytecode of `repo`'s modules (compiled first where no run compiled them
+    /// yet), of the site and of `deps` under `/spar/pyc`, where the guest's
+    /// `sys.pycache_prefix` points.
+    fn mount_bytecode(&self, request: &mut RunRequest, repo: &Snapshot, deps: Option<&Snapshot>) {
+        let repo_pycs = self
+            .bytecode
+            .repo_tree(repo, |sources| self.compile_modules(sources));
+        let mut trees = vec![("repo", repo_pycs), ("site", self.site_pycs.clone())];
+        if let Some(deps) = deps {
+            trees.push(("deps", self.deps_pycs(deps)));
+        }
+        for (dir, snapshot) in trees {
+            request.mounts.push(Mount {
+                path: format!("{}/{dir}", bytecode::PYC_MOUNT),
+                snapshot,
+                writable: false,
+            });
+        }
+        request
+            .env
+            .push(("PYTHONPYCACHEPREFIX".into(), bytecode::PYC_MOUNT.to_owned()));
+    }
+
+    fn deps_pycs(&self, deps: &Snapshot) -> Snapshot {
+        let mut by_hash = self.deps_pycs.lock().unwrap_or_else(|e| e.into_inner());
+        if by_hash.len() >= 16 {
+            by_hash.clear();
+        }
+        by_hash
+            .entry(deps.content_hash().to_owned())
+            .or_insert_with(|| bytecode::under_prefix(deps))
+            .clone()
+    }
+
+    /// Compiles the modules of `sources` (mounted at `/repo`) in a run of `spar_compile.py`,
+    /// which reads them as data and never imports them.
+    fn compile_modules(&self, sources: Snapshot) -> Result<bytecode::CompileOutput, String> {
+        let run = PythonRun {
+            limits: Limits {
+                timeout: Duration::from_secs(600),
+                fs: FsLimits {
+                    max_bytes_written: 4 << 30,
+                    max_files_created: 1 << 20,
+                },
+                ..Limits::default()
+            },
+            ..PythonRun::default()
+        };
+        let args = [format!("{LIB_MOUNT}/spar_compile.py")];
+        let request = request(&self.mounts, sources, &args, &run, false);
+        let result = self
+            .run_request(request, self.image())
+            .map_err(|e| e.to_string())?;
+        if result.exit_code != Some(0) {
+            let stderr = String::from_utf8_lossy(&result.stderr);
+            let last = stderr.trim().lines().last().unwrap_or_default().to_owned();
+            return Err(format!(
+                "{}, exit code {:?}: {last}",
+                result.outcome.as_str(),
+                result.exit_code
+            ));
+        }
+        let listed: BTreeMap<String, Vec<String>> = serde_json::from_slice(&result.stdout)
+            .map_err(|e| format!("unreadable list of compiled modules: {e}"))?;
+        let written = result
+            .fs
+            .snapshot_of(RUN_MOUNT)
+            .unwrap_or_else(Snapshot::empty);
+        Ok(listed
+            .into_iter()
+            .map(|(source, pycs)| {
+                let pycs = pycs
+                    .iter()
+                    .filter_map(|pyc| {
+                        let path = pyc.strip_prefix("repo/")?;
+                        Some((path.to_owned(), written.file(&format!("pyc/{pyc}"))?))
+                    })
+                    .collect();
+                (source, pycs)
+            })
+            .collect())
     }
 
     /// The base image (pytest imported) runs resume from: captured once for a reactor
@@ -589,6 +697,7 @@ fn guest_lib() -> Result<Snapshot, SnapshotError> {
             ("spar_wasi.py".to_owned(), SPAR_WASI),
             ("spar_pytest.py".to_owned(), SPAR_PYTEST),
             ("spar_reactor.py".to_owned(), SPAR_REACTOR),
+            ("spar_compile.py".to_owned(), SPAR_COMPILE),
             (format!("{PLUGIN_DIST}/METADATA"), PLUGIN_METADATA),
             (
                 format!("{PLUGIN_DIST}/entry_points.txt"),

@@ -30,7 +30,8 @@ import sys, os
 print(sys.version_info[:2], os.getcwd(), open('hello.txt').read().strip())
 print(sys.path[:3], 'sitecustomize' in sys.modules)
 print(sorted(os.listdir('/')), sorted(os.environ) == sorted(
-    ['HOME', 'LANG', 'PYTHONDONTWRITEBYTECODE', 'PYTHONPATH', 'PYTHONUTF8', 'SPAR_CWD', 'TMPDIR']))
+    ['HOME', 'LANG', 'PYTHONDONTWRITEBYTECODE', 'PYTHONPATH', 'PYTHONPYCACHEPREFIX', 'PYTHONUTF8',
+     'SPAR_CWD', 'TMPDIR']))
 "#);
     assert_eq!(r.exit_code, Some(0), "{}", stderr(&r));
     assert_eq!(
@@ -254,4 +255,79 @@ fn standard_library_imports_share_the_base_image() {
     let base = python315().image().expect("the base image");
     let for_tree = python315().image_for(&tree, None).expect("an image");
     assert!(std::sync::Arc::ptr_eq(&base, &for_tree));
+}
+
+/// A repository's modules run from bytecode compiled before the run (pytest's assert-rewritten
+/// form for test modules too), which the run cannot change, which never stands in for a
+/// source that differs from it, and which leaves a run's result and fuel as they would be
+/// without it.
+#[test]
+fn repository_modules_run_from_bytecode_compiled_before_the_run() {
+    // Content no other test has, so the first run below finds nothing cached.
+    let unique = format!("{:?}", std::time::SystemTime::now());
+    let ops = format!("STAMP = {unique:?}\n\ndef double(x):\n    return x * 2\n");
+    let test = "from pkg.ops import double\n\ndef test_double():\n    assert double(3) == 6\n";
+    let tree = repo(&[
+        ("pkg/__init__.py", ""),
+        ("pkg/ops.py", &ops),
+        ("tests/test_ops.py", test),
+    ]);
+    let probe = r#"
+import os, sys, pytest
+import _pytest.assertion.rewrite as rewrite
+rewritten = []
+original = rewrite._rewrite_test
+rewrite._rewrite_test = lambda fn, config: rewritten.append(fn.name) or original(fn, config)
+code = pytest.main(['-q', '-p', 'no:cacheprovider', 'tests'])
+import pkg.ops
+print(int(code), rewritten, pkg.ops.__spec__.cached, os.path.exists(pkg.ops.__spec__.cached))
+try:
+    open('/spar/pyc/repo/pkg/ops.cpython-315.pyc', 'wb').write(b'junk')
+except OSError as e:
+    print(type(e).__name__)
+"#;
+    let first = python315()
+        .run(&tree, &code(probe), &PythonRun::default())
+        .unwrap();
+    assert_eq!(first.exit_code, Some(0), "{}", stderr(&first));
+    assert!(
+        stdout(&first).ends_with(
+            "0 [] /spar/pyc/repo/pkg/ops.cpython-315.pyc True
+OSError
+"
+        ),
+        "{}",
+        stdout(&first)
+    );
+    let again = python315()
+        .run(&tree, &code(probe), &PythonRun::default())
+        .unwrap();
+    assert_eq!(stdout(&again), stdout(&first));
+    assert_eq!(
+        again.fuel_used, first.fuel_used,
+        "the cache does not change a run's cost"
+    );
+
+    // A run that rewrites a module before importing it gets the new text, not the pyc mounted
+    // for the old one (same length, so only the source hash tells them apart).
+    let edit = "import pathlib\n\
+                p = pathlib.Path('pkg/ops.py'); p.write_text(p.read_text().replace('x * 2', 'x + 2'))\n\
+                from pkg.ops import double\nprint(double(5))";
+    let edited = python315()
+        .run(&tree, &code(edit), &PythonRun::default())
+        .unwrap();
+    assert_eq!(stdout(&edited), "7\n", "{}", stderr(&edited));
+
+    // A tree with that edit made gets bytecode of its own, and its test fails.
+    let broken = repo(&[
+        ("pkg/__init__.py", ""),
+        ("pkg/ops.py", &ops.replace("x * 2", "x + 2")),
+        ("tests/test_ops.py", test),
+    ]);
+    let command = TestCommand::for_repo(&broken, None, &[]);
+    let report = run_tests(python315(), &broken, &command, &PythonRun::default()).unwrap();
+    assert_eq!(
+        report.tests["tests/test_ops.py::test_double"],
+        TestStatus::Failed
+    );
 }

@@ -8,11 +8,11 @@
 //! any name the repository defines anywhere in its tree is left out, so a module cached in
 //! `sys.modules` at capture can never stand in for the repository's file of the same name.
 
-use crate::fsutil::{sha256_hex, write_atomic};
+use crate::fsutil::{prune_least_recently_used, sha256_hex, touch, write_atomic};
 use crate::sandbox::GuestImage;
 use crate::snapshot::Snapshot;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// At most this many modules are imported by one prelude; runs import the rest themselves.
@@ -181,7 +181,7 @@ impl Images {
                 Ok(image) => {
                     // A cache: when it cannot be written, the next process captures again.
                     if write_atomic(&image_file, &image.to_bytes()).is_ok() {
-                        prune(&self.dir, MAX_DISK_BYTES, &image_file);
+                        prune_least_recently_used(&self.dir, "img", MAX_DISK_BYTES, &image_file);
                     }
                     return Some(Arc::new(image));
                 }
@@ -195,42 +195,6 @@ impl Images {
         };
         eprintln!("spar: warning: guest runs start without this snapshot: {failure}");
         None
-    }
-}
-
-/// Marks an image as just used, for [`prune`]'s order (a failure only makes it look older).
-fn touch(file: &Path) {
-    let now = std::time::SystemTime::now();
-    let _ = std::fs::File::options()
-        .append(true)
-        .open(file)
-        .and_then(|f| f.set_modified(now));
-}
-
-/// Removes the least recently used `.img` files of `dir` until they take at most `max_bytes`,
-/// never `keep` (the image just written). Another process may be reading one: it has its bytes
-/// already, or it captures the image again.
-fn prune(dir: &Path, max_bytes: u64, keep: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut images: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "img"))
-        .filter_map(|e| {
-            let meta = e.metadata().ok()?;
-            Some((meta.modified().ok()?, meta.len(), e.path()))
-        })
-        .collect();
-    let mut total: u64 = images.iter().map(|(_, len, _)| len).sum();
-    images.sort();
-    for (_, len, path) in images {
-        if total <= max_bytes {
-            break;
-        }
-        if path != keep && std::fs::remove_file(&path).is_ok() {
-            total -= len;
-        }
     }
 }
 
@@ -320,36 +284,5 @@ mod tests {
         }
         assert_eq!(tried, ["transient"]);
         let _ = std::fs::remove_dir_all(dir);
-    }
-
-    #[test]
-    fn the_least_recently_used_images_go_first_and_never_the_new_one() {
-        let dir = std::env::temp_dir().join(format!("spar-prune-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let day = std::time::Duration::from_secs(86_400);
-        let now = std::time::SystemTime::now();
-        let write = |name: &str, days_ago: u32| {
-            let path = dir.join(name);
-            std::fs::write(&path, [0u8; 100]).unwrap();
-            let file = std::fs::File::options().append(true).open(&path).unwrap();
-            file.set_modified(now - day * days_ago).unwrap();
-            path
-        };
-        let oldest = write("a.img", 5);
-        let used = write("b.img", 4);
-        let newest = write("c.img", 3);
-        let written = write("d.img", 9);
-        let marker = write("e.failed", 10);
-        touch(&used);
-        prune(&dir, 250, &written);
-        assert!(
-            !oldest.exists() && !newest.exists(),
-            "oldest unused first, to the bound"
-        );
-        assert!(used.exists() && written.exists() && marker.exists());
-        prune(&dir, 0, &written);
-        assert!(written.exists(), "the image just written stays");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

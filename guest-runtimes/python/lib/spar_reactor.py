@@ -16,6 +16,18 @@ ARGV0 = "/usr/local/bin/python.wasm"
 #: The interpreter's own import path (its standard-library zip), kept by `prepare`.
 _BASE_PATH = []
 
+#: Modules every pytest session imports after start-up, preloaded with pytest: the debugging
+#: plugin imports pdb (and with it asyncio, code and the REPL) when it configures, the config
+#: reads pyproject.toml with tomllib, and pytest loads spar's own plugin. Together about 130 ms
+#: of every run in the guest.
+SESSION_MODULES = (
+    "pdb",
+    "tomllib",
+    "encodings.unicode_escape",
+    "_pytest._argcomplete",
+    "spar_pytest",
+)
+
 
 def main():
     path0, args = sys.argv[1], sys.argv[2:]
@@ -24,6 +36,7 @@ def main():
     import sitecustomize  # noqa: F401  (spar's start-up hook: working directory, WASI shims)
 
     sys.path.insert(0, path0 or os.getcwd())
+    _use_bytecode_cache()
     import _reactor
 
     status = _reactor.run([ARGV0, *args], dict(os.environ))
@@ -44,9 +57,9 @@ def prepare(preload=()):
     import pytest  # noqa: F401
     from _pytest.config import default_plugins
 
-    for name in default_plugins:
+    for name in [*("_pytest." + p for p in default_plugins), *SESSION_MODULES]:
         try:
-            importlib.import_module("_pytest." + name)
+            importlib.import_module(name)
         except ImportError:
             pass
     plugins = _pytest_plugin_roots() if preload else set()
@@ -109,6 +122,7 @@ def resume(path0, args, env):
     sys.path[:] = [path0 or os.getcwd()] + entries + _BASE_PATH
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
+    _use_bytecode_cache()
     if "random" in sys.modules:
         # Seeded from the run's own random source, as a fresh interpreter would be.
         sys.modules["random"].seed()
@@ -116,6 +130,13 @@ def resume(path0, args, env):
 
     status = _reactor.run([ARGV0, *args], dict(os.environ))
     _finish(status)
+
+
+def _use_bytecode_cache():
+    """Reads bytecode from where spar mounted it (PYTHONPYCACHEPREFIX, as a normal start
+    would; this interpreter starts isolated and ignores it). The files there are checked-hash
+    pycs, so a module whose source differs from what was compiled is compiled again."""
+    sys.pycache_prefix = os.environ.get("PYTHONPYCACHEPREFIX") or None
 
 
 def _finish(status):
