@@ -331,3 +331,54 @@ OSError
         TestStatus::Failed
     );
 }
+
+/// A session whose command line is spar's own starts from the pytest configuration made in the
+/// image: it must be the configuration a plain start makes (the same plugins, options and
+/// invocation), for spar's flags and for others (which make their own).
+#[test]
+fn the_configuration_made_in_the_image_is_the_one_a_plain_start_makes() {
+    let conftest = r#"
+import os
+def pytest_configure(config):
+    names = sorted(n for n, _ in config.pluginmanager.list_name_plugin() if not n.isdigit())
+    options = sorted(vars(config.option))
+    params = config.invocation_params
+    with open('/tmp/seen', 'w') as out:
+        print(names, options, params.args, params.dir, file=out)
+"#;
+    // Warnings are errors, as in many projects: pytest warns when a plugin it would rewrite
+    // was imported before the session (a prelude that imported spar's own plugin did that).
+    let tree = repo(&[
+        ("conftest.py", conftest),
+        ("pytest.ini", "[pytest]\nfilterwarnings = error\n"),
+        ("sub/test_a.py", "def test_a():\n    assert True\n"),
+    ]);
+    let pytest = |flags: &[&str]| {
+        let mut src = String::from("import pytest, sys\ncode = pytest.main([");
+        for flag in flags {
+            src.push_str(&format!("{flag:?}, "));
+        }
+        src.push_str("'-q'])\nprint(int(code), open('/tmp/seen').read().strip())");
+        code(&src)
+    };
+    let spar_flags = ["-p", "no:faulthandler", "-p", "no:cacheprovider"];
+    let other_flags = ["-p", "no:doctest"];
+    for flags in [&spar_flags[..], &other_flags[..], &[]] {
+        let run = PythonRun {
+            cwd: "sub".into(),
+            ..PythonRun::default()
+        };
+        let resumed = python315().run(&tree, &pytest(flags), &run).unwrap();
+        let plain = python315_plain().run(&tree, &pytest(flags), &run).unwrap();
+        assert_eq!(resumed.exit_code, Some(0), "{}", stderr(&resumed));
+        let seen = stdout(&resumed);
+        let last = seen.lines().last().unwrap_or_default().to_owned();
+        assert!(last.starts_with("0 ["), "{seen}");
+        assert!(last.ends_with("/repo/sub"), "{last}");
+        assert_eq!(
+            last,
+            stdout(&plain).lines().last().unwrap_or_default(),
+            "{flags:?}"
+        );
+    }
+}

@@ -17,15 +17,16 @@ ARGV0 = "/usr/local/bin/python.wasm"
 _BASE_PATH = []
 
 #: Modules every pytest session imports after start-up, preloaded with pytest: the debugging
-#: plugin imports pdb (and with it asyncio, code and the REPL) when it configures, the config
-#: reads pyproject.toml with tomllib, and pytest loads spar's own plugin. Together about 130 ms
-#: of every run in the guest.
+#: plugin imports pdb (and with it asyncio, code and the REPL) when it configures, and the
+#: config reads pyproject.toml with tomllib. Together about 130 ms of every run in the guest.
+#: Never a plugin that pytest loads by entry point (spar's own included): pytest rewrites
+#: those as it imports them, and warns when it cannot, which fails suites that make warnings
+#: errors.
 SESSION_MODULES = (
     "pdb",
     "tomllib",
     "encodings.unicode_escape",
     "_pytest._argcomplete",
-    "spar_pytest",
 )
 
 
@@ -62,6 +63,7 @@ def prepare(preload=()):
             importlib.import_module(name)
         except ImportError:
             pass
+    _prebuild_pytest_config()
     plugins = _pytest_plugin_roots() if preload else set()
     for name in preload:
         _preload(name, plugins)
@@ -82,6 +84,59 @@ def _freeze_objects():
 
     gc.collect()
     gc.freeze()
+
+
+#: The `-p` arguments spar's own test commands give pytest; a run whose command line gives
+#: exactly these starts from the configuration made in the image.
+PREBUILT_FOR = ("no:faulthandler", "no:cacheprovider")
+
+#: pytest's first configuration, made in the image by `_prebuild_pytest_config`, until a run
+#: takes it.
+_prebuilt = None
+
+
+def _prebuild_pytest_config():
+    """Makes, in the image, the first thing every pytest session makes: its configuration with
+    the default plugins registered (about 40 ms of each run in the guest). It depends only on
+    the `-p no:NAME` arguments of the command line (applied before the plugins register),
+    `PYTEST_DEBUG` and the invocation directory, which the run sets. A session whose command
+    line asks for other plugins to be left out, or a second session in the same run (pytester),
+    makes its own as usual."""
+    global _prebuilt
+    from _pytest import config as pytest_config
+
+    make = pytest_config.get_config
+    _prebuilt = make([word for name in PREBUILT_FOR for word in ("-p", name)])
+
+    def get_config(args=None, plugins=None, *, prog=None):
+        global _prebuilt
+        config, _prebuilt = _prebuilt, None
+        if (
+            config is None
+            or prog is not None
+            or os.environ.get("PYTEST_DEBUG")
+            or _left_out_plugins(args) != list(PREBUILT_FOR)
+        ):
+            return make(args, plugins, prog=prog)
+        config.invocation_params = pytest_config.Config.InvocationParams(
+            args=args or (), plugins=plugins, dir=__import__("pathlib").Path.cwd()
+        )
+        return config
+
+    pytest_config.get_config = get_config
+
+
+def _left_out_plugins(args):
+    """The `-p no:NAME` arguments of ARGS, read by pytest's own parser for them."""
+    from _pytest.config import PytestPluginManager
+
+    class Seen(list):
+        def consider_pluginarg(self, arg):
+            self.append(arg)
+
+    seen = Seen()
+    PytestPluginManager.consider_preparse(seen, list(args or ()), exclude_only=True)
+    return list(seen)
 
 
 def _preload(name, plugins):
