@@ -4,7 +4,8 @@ spar runs this script (never `-m`: the repository must not be on the import path
 modules to compile mounted at /repo, and keeps what it writes under OUT for every later run of
 the same sources, mounted read-only where PYTHONPYCACHEPREFIX points. Each module gets two
 checked-hash pycs (PEP 552): CPython's, and pytest's assert-rewritten one (pytest rewrites test
-modules, conftest files and plugins, and looks for that pyc first). Both record a hash of the
+modules, conftest files and plugins, and looks for that pyc first; spar makes it for files
+named as pytest names test modules by default, and conftest files). Both record a hash of the
 source they came from, so a run whose file differs compiles it again instead of using them.
 Nothing here imports or executes the repository's code: parsing and compiling do not run it.
 
@@ -58,11 +59,19 @@ def _compile(source, rewrite):
             invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
         )
         written.append(pyc)
-        if rewrite is not None:
+        if rewrite is not None and _rewritten_by_pytest(os.path.basename(source)):
             written.append(_rewritten(Path(source), rewrite))
     except (py_compile.PyCompileError, SyntaxError, ValueError, OSError, RecursionError):
         return []
     return [os.path.relpath(path, OUT) for path in written]
+
+
+def _rewritten_by_pytest(name):
+    """Whether pytest rewrites a module of this name with its default `python_files`
+    (`test_*.py`, `*_test.py`) or as a conftest. Other modules it rewrites (custom patterns,
+    `pytest.register_assert_rewrite`, plugins) it rewrites in the run, as before: rewriting
+    every module here would cost each changed source module twice its compile time."""
+    return name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py")
 
 
 def _rewritten(source, rewrite):
