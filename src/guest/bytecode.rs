@@ -10,10 +10,10 @@
 //! run faster but never change what it computes. Every module of a tree has its pycs before
 //! the run starts, so the fuel a run uses does not depend on what the cache held before.
 
-use crate::fsutil::{prune_least_recently_used, sha256_hex, touch, write_atomic};
+use crate::fsutil::{prune_least_recently_used, touch, write_atomic};
 use crate::snapshot::Snapshot;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -89,21 +89,24 @@ impl Bytecode {
         repo: &Snapshot,
         compile: impl FnOnce(Snapshot) -> Result<CompileOutput, String>,
     ) -> Snapshot {
+        let files = repo.files();
         let mut found = Vec::new();
         let mut missing = Vec::new();
-        for (path, contents) in repo.files() {
-            if !path.ends_with(".py") {
+        for (path, contents) in files.iter().filter(|(path, _)| path.ends_with(".py")) {
+            if let Some(compiled) = self.remembered(contents) {
+                found.push(compiled);
                 continue;
             }
-            match self.lookup(&path, &contents) {
+            let entry = self.entry_file(path, contents);
+            match self.load(&entry, contents) {
                 Some(compiled) => found.push(compiled),
-                None => missing.push((path, contents)),
+                None => missing.push((path.clone(), contents.clone(), entry)),
             }
         }
         if !missing.is_empty() {
             found.extend(self.compile_missing(missing, compile));
         }
-        let rewrites_in_run = rewrite_settings(repo);
+        let rewrites_in_run = rewrite_settings(&files);
         let pycs = found
             .iter()
             .flat_map(|compiled| compiled.iter())
@@ -112,24 +115,27 @@ impl Bytecode {
         Snapshot::from_files(pycs).unwrap_or_else(|_| Snapshot::empty())
     }
 
-    fn lookup(&self, path: &str, contents: &Arc<[u8]>) -> Option<Compiled> {
+    fn remembered(&self, contents: &Arc<[u8]>) -> Option<Compiled> {
         let address = Arc::as_ptr(contents) as *const u8 as usize;
-        if let Some((_, compiled)) = self.memory().get(&address) {
-            return Some(compiled.clone());
-        }
-        let file = self.entry_file(path, contents);
-        let compiled = Arc::new(decode(&std::fs::read(&file).ok()?)?);
-        touch(&file);
+        self.memory()
+            .get(&address)
+            .map(|(_, compiled)| compiled.clone())
+    }
+
+    /// The entry `entry` on disk, remembered for `contents` once read.
+    fn load(&self, entry: &Path, contents: &Arc<[u8]>) -> Option<Compiled> {
+        let compiled = Arc::new(decode(&std::fs::read(entry).ok()?)?);
+        touch(entry);
         self.remember(contents, &compiled);
         Some(compiled)
     }
 
     fn compile_missing(
         &self,
-        missing: Vec<(String, Arc<[u8]>)>,
+        missing: Vec<(String, Arc<[u8]>, PathBuf)>,
         compile: impl FnOnce(Snapshot) -> Result<CompileOutput, String>,
     ) -> Vec<Compiled> {
-        let sources = Snapshot::from_files(missing.iter().map(|(p, c)| (p.clone(), c.clone())));
+        let sources = Snapshot::from_files(missing.iter().map(|(p, c, _)| (p.clone(), c.clone())));
         let mut output = match sources.map_err(|e| e.to_string()).and_then(compile) {
             Ok(output) => output,
             Err(why) => {
@@ -139,9 +145,8 @@ impl Bytecode {
         };
         missing
             .into_iter()
-            .map(|(path, contents)| {
+            .map(|(path, contents, file)| {
                 let compiled = Arc::new(output.remove(&path).unwrap_or_default());
-                let file = self.entry_file(&path, &contents);
                 // A cache: when it cannot be written, the next process compiles again.
                 if write_atomic(&file, &encode(&compiled)).is_ok()
                     && self
@@ -158,12 +163,14 @@ impl Bytecode {
     }
 
     fn entry_file(&self, path: &str, contents: &[u8]) -> PathBuf {
-        let mut key = Vec::with_capacity(self.base_key.len() + path.len() + contents.len() + 2);
+        use sha2::{Digest, Sha256};
+        let mut key = Sha256::new();
         for part in [self.base_key.as_bytes(), path.as_bytes(), contents] {
-            key.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            key.extend_from_slice(part);
+            key.update((part.len() as u64).to_le_bytes());
+            key.update(part);
         }
-        self.dir.join(format!("{}.pyc", &sha256_hex(&key)[..32]))
+        let name = crate::snapshot::hex(&key.finalize());
+        self.dir.join(format!("{}.pyc", &name[..32]))
     }
 
     fn memory(&self) -> std::sync::MutexGuard<'_, Remembered> {
@@ -195,9 +202,10 @@ pub(super) fn under_prefix(tree: &Snapshot) -> Snapshot {
     Snapshot::from_files(pycs).unwrap_or_else(|_| Snapshot::empty())
 }
 
-/// Whether `repo` sets anything in [`REWRITE_SETTINGS`] in a pytest configuration file.
-fn rewrite_settings(repo: &Snapshot) -> bool {
-    repo.files().iter().any(|(path, contents)| {
+/// Whether a repository of `files` sets anything in [`REWRITE_SETTINGS`] in a pytest
+/// configuration file.
+fn rewrite_settings(files: &[(String, Arc<[u8]>)]) -> bool {
+    files.iter().any(|(path, contents)| {
         let name = path.rsplit('/').next().unwrap_or(path);
         PYTEST_CONFIG_FILES.contains(&name)
             && REWRITE_SETTINGS.iter().any(|setting| {

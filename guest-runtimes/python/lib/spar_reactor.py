@@ -118,8 +118,10 @@ def _prebuild_pytest_config():
             or _left_out_plugins(args) != list(PREBUILT_FOR)
         ):
             return make(args, plugins, prog=prog)
+        import pathlib
+
         config.invocation_params = pytest_config.Config.InvocationParams(
-            args=args or (), plugins=plugins, dir=__import__("pathlib").Path.cwd()
+            args=args or (), plugins=plugins, dir=pathlib.Path.cwd()
         )
         return config
 
