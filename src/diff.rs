@@ -7,9 +7,9 @@
 //! untouched because snapshots are immutable), and [`Patch::reverse`] swaps its direction.
 //! Line matching uses `similar`'s Myers diff; hunks carry three lines of context, like git.
 
+use crate::bytes::SharedBytes;
 use crate::snapshot::{FileChange, Snapshot, SnapshotError};
 use std::fmt;
-use std::sync::Arc;
 
 /// Lines of context around each hunk, as git and GNU diff use by default.
 const CONTEXT: usize = 3;
@@ -246,7 +246,7 @@ impl Patch {
             } else {
                 changes.push(FileChange::Written {
                     path,
-                    contents: Arc::from(result.into_bytes()),
+                    contents: SharedBytes::from(result.into_bytes()),
                 });
             }
         }
@@ -779,7 +779,7 @@ mod tests {
                         let i = rng.next(lines.len() as u64) as usize;
                         lines[i] = format!("changed {case}\n");
                     }
-                    *c = Arc::from(lines.concat().into_bytes());
+                    *c = SharedBytes::from(lines.concat().into_bytes());
                 }
                 Snapshot::from_files(files).unwrap()
             };

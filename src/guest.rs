@@ -14,7 +14,8 @@
 mod bytecode;
 mod images;
 
-use crate::fsutil::{read_shared, sha256_hex, unique_suffix, write_atomic};
+use crate::bytes::SharedBytes;
+use crate::fsutil::{sha256_hex, unique_suffix, write_atomic};
 use crate::sandbox::{
     CaptureError, Determinism, FsLimits, GuestImage, Limits, Mount, RunRequest, RunResult, Sandbox,
     SandboxError, SandboxSettings,
@@ -362,8 +363,8 @@ impl Python {
             isolated: interpreter.isolated,
         };
         let site_dir = fetcher.site(&sandbox, &mounts)?;
-        mounts.site = Snapshot::from_dir_verbatim(&site_dir)?.0;
-        let key = image_key(interpreter, &mounts);
+        mounts.site = Snapshot::from_cache_dir(&site_dir)?.0;
+        let key = image_key(interpreter, &mounts, &site_hash(&site_dir, &mounts.site));
         let images = images::Images::new(settings.cache_dir.join("images"), key.clone());
         let bytecode = bytecode::Bytecode::new(settings.cache_dir.join("bytecode"), key);
         Ok(Python {
@@ -812,7 +813,23 @@ fn capture_request(mounts: &GuestMounts, deps: Option<&Snapshot>) -> RunRequest 
 /// What every image of an interpreter depends on besides its prelude and `/deps`: the
 /// interpreter, the trees the prelude imports from, the capture run's argv, environment and
 /// mount points, and the Wasmtime version.
-fn image_key(interpreter: &InterpreterPin, mounts: &GuestMounts) -> String {
+/// The content hash of the site tree in `site_dir`, kept beside it (`site/KEY.sha256`): the
+/// tree never changes once renamed into place, and hashing it reads all of its 16 MB, which
+/// every process start otherwise paid.
+fn site_hash(site_dir: &Path, site: &Snapshot) -> String {
+    let kept = site_dir.with_extension("sha256");
+    if let Ok(hash) = std::fs::read_to_string(&kept) {
+        if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return hash;
+        }
+    }
+    let hash = site.content_hash().to_owned();
+    // A cache: when it cannot be written, the next process hashes again.
+    let _ = write_atomic(&kept, hash.as_bytes());
+    hash
+}
+
+fn image_key(interpreter: &InterpreterPin, mounts: &GuestMounts, site_hash: &str) -> String {
     let capture = capture_request(mounts, None);
     let layout = format!(
         "{:?} {:?} {:?}",
@@ -830,7 +847,7 @@ fn image_key(interpreter: &InterpreterPin, mounts: &GuestMounts) -> String {
             .stdlib
             .as_ref()
             .map_or("", |s| s.sha256.as_str()),
-        mounts.site.content_hash(),
+        site_hash,
         mounts.lib.content_hash(),
         &layout,
         crate::sandbox::WASMTIME_VERSION,
@@ -1002,7 +1019,7 @@ impl Fetcher<'_> {
             return Ok(None);
         };
         let path = self.stdlib_path(pin);
-        let bytes = read_shared(&path).map_err(|e| io_error(&path, e))?;
+        let bytes = SharedBytes::map_cache_file(&path).map_err(|e| io_error(&path, e))?;
         let (dir, name) = pin
             .guest_path
             .rsplit_once('/')
@@ -1087,6 +1104,8 @@ impl Fetcher<'_> {
             files.extend(unpack_wheel(&wheel)?);
         }
         let site = Snapshot::from_files(files.iter().map(|(p, c)| (p.as_str(), c.clone())))?;
+        // A hash kept from a tree of the same name that was deleted describes that tree.
+        let _ = std::fs::remove_file(site_dir.with_extension("sha256"));
         self.progress("precompiling the guest's site packages (once)...");
         let compiled = precompile(sandbox, guest, &site)?;
         let changes = compiled.changes_from(&site);

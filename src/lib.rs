@@ -2,6 +2,7 @@
 //! Wasmtime sandboxes.
 //!
 //! The layers, each depending only on those above it:
+//! - [`bytes`]: file contents shared without copying (heap bytes, or a mapped cache file);
 //! - [`snapshot`]: immutable, shareable repository file trees and the changes between them;
 //! - [`diff`]: unified diffs between snapshots: render, parse, apply, reverse;
 //! - [`sandbox`]: the Wasmtime/WASI sandbox that runs a guest over in-memory trees with limits;
@@ -35,6 +36,7 @@
 
 pub mod agents;
 pub mod bench;
+pub mod bytes;
 pub mod cli;
 pub mod corpus;
 pub mod demo;

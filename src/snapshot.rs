@@ -5,6 +5,7 @@
 //! run's [`FileChange`]s produces a new snapshot that shares every untouched subtree with the
 //! old one. Later layers (diffs, bug artifacts) express repository states as snapshots.
 
+use crate::bytes::SharedBytes;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,7 +54,7 @@ pub enum SnapshotError {
 #[derive(Clone, Debug)]
 pub enum Entry {
     /// A regular file and its contents.
-    File(Arc<[u8]>),
+    File(SharedBytes),
     /// A subdirectory.
     Dir(Arc<Dir>),
 }
@@ -83,7 +84,7 @@ pub enum FileChange {
         /// Path relative to the snapshot root, `/`-separated.
         path: String,
         /// The file's contents at the end of the run.
-        contents: Arc<[u8]>,
+        contents: SharedBytes,
     },
     /// A file that existed in the snapshot was removed.
     Deleted {
@@ -145,7 +146,7 @@ impl Snapshot {
     pub fn from_files<P, C>(files: impl IntoIterator<Item = (P, C)>) -> Result<Self, SnapshotError>
     where
         P: AsRef<str>,
-        C: Into<Arc<[u8]>>,
+        C: Into<SharedBytes>,
     {
         let mut root = Dir::default();
         for (path, contents) in files {
@@ -158,19 +159,23 @@ impl Snapshot {
     /// (`.git`, `__pycache__`, `*.pyc`, ...). Symbolic links and special files are skipped and
     /// listed in the returned [`SkippedPaths`].
     pub fn from_dir(path: &Path) -> Result<(Self, SkippedPaths), SnapshotError> {
-        Self::read_host_dir(path, true)
+        Self::read_host_dir(path, Reading::SkipCaches)
     }
 
     /// Reads a host directory into memory keeping everything [`Snapshot::from_dir`] leaves
     /// out but symbolic links and special files: for trees whose bytecode is wanted.
     pub fn from_dir_verbatim(path: &Path) -> Result<(Self, SkippedPaths), SnapshotError> {
-        Self::read_host_dir(path, false)
+        Self::read_host_dir(path, Reading::Verbatim)
     }
 
-    fn read_host_dir(
-        path: &Path,
-        skip_caches: bool,
-    ) -> Result<(Self, SkippedPaths), SnapshotError> {
+    /// [`Snapshot::from_dir_verbatim`] for a directory of spar's own cache, whose files are
+    /// never changed in place: large files are mapped rather than read (see
+    /// [`SharedBytes::map_cache_file`]).
+    pub fn from_cache_dir(path: &Path) -> Result<(Self, SkippedPaths), SnapshotError> {
+        Self::read_host_dir(path, Reading::Cache)
+    }
+
+    fn read_host_dir(path: &Path, how: Reading) -> Result<(Self, SkippedPaths), SnapshotError> {
         let meta = std::fs::metadata(path).map_err(|source| SnapshotError::Read {
             path: path.to_owned(),
             source,
@@ -179,7 +184,7 @@ impl Snapshot {
             return Err(SnapshotError::NotADirectory(path.to_owned()));
         }
         let mut skipped = SkippedPaths::default();
-        let root = read_dir(path, "", skip_caches, &mut skipped)?;
+        let root = read_dir(path, "", how, &mut skipped)?;
         Ok((Self::from_root(root), skipped))
     }
 
@@ -202,7 +207,7 @@ impl Snapshot {
     }
 
     /// The contents of the file at `path`, if it is a file.
-    pub fn file(&self, path: &str) -> Option<Arc<[u8]>> {
+    pub fn file(&self, path: &str) -> Option<SharedBytes> {
         match self.get(path)? {
             Entry::File(contents) => Some(contents),
             Entry::Dir(_) => None,
@@ -210,7 +215,7 @@ impl Snapshot {
     }
 
     /// Every file, as `(path, contents)` in sorted path order.
-    pub fn files(&self) -> Vec<(String, Arc<[u8]>)> {
+    pub fn files(&self) -> Vec<(String, SharedBytes)> {
         let mut out = Vec::new();
         collect_files(&self.inner.root, "", &mut out);
         out
@@ -357,10 +362,21 @@ fn insert_at(
     insert_at(child, rest, entry, depth + 1)
 }
 
+/// What a host directory is, for reading it into a snapshot.
+#[derive(Clone, Copy, PartialEq)]
+enum Reading {
+    /// A user's tree: VCS metadata and caches left out.
+    SkipCaches,
+    /// A user's tree, whole.
+    Verbatim,
+    /// A tree of spar's cache, whole, large files mapped.
+    Cache,
+}
+
 fn read_dir(
     host: &Path,
     rel: &str,
-    skip_caches: bool,
+    how: Reading,
     skipped: &mut SkippedPaths,
 ) -> Result<Dir, SnapshotError> {
     let read_err = |source| SnapshotError::Read {
@@ -375,7 +391,9 @@ fn read_dir(
             .file_name()
             .into_string()
             .map_err(|_| SnapshotError::NonUtf8Name(host_path.clone()))?;
-        if skip_caches && (IGNORED_NAMES.contains(&name.as_str()) || name.ends_with(".pyc")) {
+        if how == Reading::SkipCaches
+            && (IGNORED_NAMES.contains(&name.as_str()) || name.ends_with(".pyc"))
+        {
             continue;
         }
         let rel_path = if rel.is_empty() {
@@ -391,19 +409,16 @@ fn read_dir(
             skipped.symlinks.push(rel_path);
             continue;
         } else if file_type.is_dir() {
-            Entry::Dir(Arc::new(read_dir(
-                &host_path,
-                &rel_path,
-                skip_caches,
-                skipped,
-            )?))
+            Entry::Dir(Arc::new(read_dir(&host_path, &rel_path, how, skipped)?))
         } else if file_type.is_file() {
-            let contents =
-                crate::fsutil::read_shared(&host_path).map_err(|source| SnapshotError::Read {
-                    path: host_path.clone(),
-                    source,
-                })?;
-            Entry::File(contents)
+            let contents = match how {
+                Reading::Cache => SharedBytes::map_cache_file(&host_path),
+                Reading::SkipCaches | Reading::Verbatim => SharedBytes::read(&host_path),
+            };
+            Entry::File(contents.map_err(|source| SnapshotError::Read {
+                path: host_path.clone(),
+                source,
+            })?)
         } else {
             skipped.special.push(rel_path);
             continue;
@@ -413,7 +428,7 @@ fn read_dir(
     Ok(dir)
 }
 
-fn collect_files(dir: &Dir, prefix: &str, out: &mut Vec<(String, Arc<[u8]>)>) {
+fn collect_files(dir: &Dir, prefix: &str, out: &mut Vec<(String, SharedBytes)>) {
     for (name, entry) in &dir.entries {
         let path = join(prefix, name);
         match entry {
@@ -446,7 +461,7 @@ fn diff_dirs(base: Option<&Dir>, new: Option<&Dir>, prefix: &str, out: &mut Vec<
         let path = join(prefix, name);
         match (base_entries.get(name), new_entries.get(name)) {
             (Some(Entry::File(a)), Some(Entry::File(b))) => {
-                if !Arc::ptr_eq(a, b) && a[..] != b[..] {
+                if !SharedBytes::ptr_eq(a, b) && a[..] != b[..] {
                     out.push(FileChange::Written {
                         path,
                         contents: b.clone(),
@@ -484,7 +499,7 @@ mod tests {
     fn written(path: &str, text: &str) -> FileChange {
         FileChange::Written {
             path: path.to_owned(),
-            contents: Arc::from(text.as_bytes()),
+            contents: SharedBytes::from(text.as_bytes()),
         }
     }
 

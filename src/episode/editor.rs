@@ -7,10 +7,10 @@
 //! R2E-Gym's condensed view of long Python files and its refusal to view non-Python files are
 //! not reproduced (the whole file is shown, or the requested range).
 
+use crate::bytes::SharedBytes;
 use crate::snapshot::{Entry, FileChange, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Whose messages the editor speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ const TRUNCATED: &str = "<response clipped><NOTE>To save on context only part of
 /// (`None`: the file did not exist).
 #[derive(Clone, Debug, Default)]
 pub struct Editor {
-    history: BTreeMap<String, Vec<Option<Arc<[u8]>>>>,
+    history: BTreeMap<String, Vec<Option<SharedBytes>>>,
 }
 
 /// What a call did: its message, and whether it failed.
@@ -109,7 +109,7 @@ impl Editor {
         let change = match text {
             Some(text) => FileChange::Written {
                 path: path.to_owned(),
-                contents: Arc::from(text.into_bytes()),
+                contents: SharedBytes::from(text.into_bytes()),
             },
             None => FileChange::Deleted {
                 path: path.to_owned(),

@@ -1,8 +1,8 @@
 //! The spar profile's file tools over a snapshot (`list_dir`, `read_file`, `search`, `edit`,
 //! `create`) and R2E-Gym's `search`: pure functions of the tree, no guest.
 
+use crate::bytes::SharedBytes;
 use crate::snapshot::{Entry, FileChange, Snapshot};
-use std::sync::Arc;
 
 /// Whether the repository-relative `path` is `dir` or below it (`""` is the root, above
 /// everything).
@@ -128,7 +128,7 @@ pub(super) fn write(state: &Snapshot, path: &str, content: &str) -> Result<Snaps
     state
         .with_changes(&[FileChange::Written {
             path,
-            contents: Arc::from(content.as_bytes()),
+            contents: SharedBytes::from(content.as_bytes()),
         }])
         .map_err(|e| e.to_string())
 }

@@ -10,6 +10,7 @@
 //! run faster but never change what it computes. Every module of a tree has its pycs before
 //! the run starts, so the fuel a run uses does not depend on what the cache held before.
 
+use crate::bytes::SharedBytes;
 use crate::fsutil::{prune_least_recently_used, touch, write_atomic};
 use crate::snapshot::Snapshot;
 use std::collections::{BTreeMap, HashMap};
@@ -46,15 +47,15 @@ const PYTEST_CONFIG_FILES: &[&str] = &[
 
 /// What one source compiles to: each pyc's path under the repository's pyc directory, and its
 /// bytes. Empty when the source does not compile (the run then reports that itself).
-pub(super) type Compiled = Arc<Vec<(String, Arc<[u8]>)>>;
+pub(super) type Compiled = Arc<Vec<(String, SharedBytes)>>;
 
 /// What a compile run made of its sources: each source's path, relative to the repository,
 /// mapped to its pycs.
-pub(super) type CompileOutput = BTreeMap<String, Vec<(String, Arc<[u8]>)>>;
+pub(super) type CompileOutput = BTreeMap<String, Vec<(String, SharedBytes)>>;
 
 /// Sources remembered by the address of their shared contents, with the contents (which keep
 /// the address from being reused) and what they compile to.
-type Remembered = HashMap<usize, (Arc<[u8]>, Compiled)>;
+type Remembered = HashMap<usize, (SharedBytes, Compiled)>;
 
 /// The bytecode cache of one interpreter and site.
 pub(super) struct Bytecode {
@@ -115,15 +116,15 @@ impl Bytecode {
         Snapshot::from_files(pycs).unwrap_or_else(|_| Snapshot::empty())
     }
 
-    fn remembered(&self, contents: &Arc<[u8]>) -> Option<Compiled> {
-        let address = Arc::as_ptr(contents) as *const u8 as usize;
+    fn remembered(&self, contents: &SharedBytes) -> Option<Compiled> {
         self.memory()
-            .get(&address)
+            .get(&contents.address())
+            .filter(|(kept, _)| SharedBytes::ptr_eq(kept, contents))
             .map(|(_, compiled)| compiled.clone())
     }
 
     /// The entry `entry` on disk, remembered for `contents` once read.
-    fn load(&self, entry: &Path, contents: &Arc<[u8]>) -> Option<Compiled> {
+    fn load(&self, entry: &Path, contents: &SharedBytes) -> Option<Compiled> {
         let compiled = Arc::new(decode(&std::fs::read(entry).ok()?)?);
         touch(entry);
         self.remember(contents, &compiled);
@@ -132,7 +133,7 @@ impl Bytecode {
 
     fn compile_missing(
         &self,
-        missing: Vec<(String, Arc<[u8]>, PathBuf)>,
+        missing: Vec<(String, SharedBytes, PathBuf)>,
         compile: impl FnOnce(Snapshot) -> Result<CompileOutput, String>,
     ) -> Vec<Compiled> {
         let sources = Snapshot::from_files(missing.iter().map(|(p, c, _)| (p.clone(), c.clone())));
@@ -177,12 +178,12 @@ impl Bytecode {
         self.remembered.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn remember(&self, contents: &Arc<[u8]>, compiled: &Compiled) {
+    fn remember(&self, contents: &SharedBytes, compiled: &Compiled) {
         let mut memory = self.memory();
         if memory.len() >= MAX_REMEMBERED {
             memory.clear();
         }
-        let address = Arc::as_ptr(contents) as *const u8 as usize;
+        let address = contents.address();
         memory.insert(address, (contents.clone(), compiled.clone()));
     }
 }
@@ -204,7 +205,7 @@ pub(super) fn under_prefix(tree: &Snapshot) -> Snapshot {
 
 /// Whether a repository of `files` sets anything in [`REWRITE_SETTINGS`] in a pytest
 /// configuration file.
-fn rewrite_settings(files: &[(String, Arc<[u8]>)]) -> bool {
+fn rewrite_settings(files: &[(String, SharedBytes)]) -> bool {
     files.iter().any(|(path, contents)| {
         let name = path.rsplit('/').next().unwrap_or(path);
         PYTEST_CONFIG_FILES.contains(&name)
@@ -221,7 +222,7 @@ fn is_pytest_pyc(path: &str) -> bool {
 }
 
 /// An entry on disk: for each pyc, its path's length (u32) and path, its length (u64) and bytes.
-fn encode(compiled: &[(String, Arc<[u8]>)]) -> Vec<u8> {
+fn encode(compiled: &[(String, SharedBytes)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (path, bytes) in compiled {
         out.extend_from_slice(&(path.len() as u32).to_le_bytes());
@@ -233,7 +234,7 @@ fn encode(compiled: &[(String, Arc<[u8]>)]) -> Vec<u8> {
 }
 
 /// Reads an entry [`encode`] wrote; `None` for anything else (a damaged entry is compiled again).
-fn decode(mut data: &[u8]) -> Option<Vec<(String, Arc<[u8]>)>> {
+fn decode(mut data: &[u8]) -> Option<Vec<(String, SharedBytes)>> {
     let mut compiled = Vec::new();
     while !data.is_empty() {
         let path_len = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
@@ -242,7 +243,7 @@ fn decode(mut data: &[u8]) -> Option<Vec<(String, Arc<[u8]>)>> {
             .to_owned();
         data = &data[4 + path_len..];
         let len = usize::try_from(u64::from_le_bytes(data.get(..8)?.try_into().ok()?)).ok()?;
-        let bytes: Arc<[u8]> = data.get(8..8 + len)?.into();
+        let bytes: SharedBytes = data.get(8..8 + len)?.into();
         data = &data[8 + len..];
         compiled.push((path, bytes));
     }
@@ -373,7 +374,7 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_damaged_ones_are_refused() {
-        let entry: Vec<(String, Arc<[u8]>)> = vec![
+        let entry: Vec<(String, SharedBytes)> = vec![
             ("a.pyc".into(), b"one".to_vec().into()),
             ("b/c.pyc".into(), Vec::new().into()),
         ];

@@ -8,6 +8,7 @@
 //! any name the repository defines anywhere in its tree is left out, so a module cached in
 //! `sys.modules` at capture can never stand in for the repository's file of the same name.
 
+use crate::bytes::SharedBytes;
 use crate::fsutil::{prune_least_recently_used, sha256_hex, touch, write_atomic};
 use crate::sandbox::GuestImage;
 use crate::snapshot::Snapshot;
@@ -168,9 +169,9 @@ impl Images {
     ) -> Option<Arc<GuestImage>> {
         let image_file = self.dir.join(format!("{name}.img"));
         let failed_file = self.dir.join(format!("{name}.failed"));
-        if let Some(image) = std::fs::read(&image_file)
+        if let Some(image) = SharedBytes::map_cache_file(&image_file)
             .ok()
-            .and_then(|bytes| GuestImage::from_bytes(&bytes))
+            .and_then(GuestImage::from_bytes)
         {
             touch(&image_file);
             return Some(Arc::new(image));

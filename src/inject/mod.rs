@@ -12,6 +12,7 @@
 
 pub mod history;
 
+use crate::bytes::SharedBytes;
 use crate::corpus::OpenProject;
 use crate::diff::Patch;
 use crate::guest::{GuestError, Python, PythonRun};
@@ -237,7 +238,7 @@ fn code_files(repo: &Snapshot) -> Vec<(String, String)> {
 fn with_file(repo: &Snapshot, path: &str, text: String) -> Snapshot {
     repo.with_changes(&[FileChange::Written {
         path: path.to_owned(),
-        contents: Arc::from(text.into_bytes()),
+        contents: SharedBytes::from(text.into_bytes()),
     }])
     .unwrap_or_else(|_| repo.clone())
 }

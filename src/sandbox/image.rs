@@ -7,6 +7,7 @@
 //! Only memory is restored: the reactor's one mutable global, its shadow-stack pointer, is back
 //! at its initial value whenever an export returns, and its function table never changes.
 
+use crate::bytes::SharedBytes;
 use std::time::Duration;
 
 /// The granularity of the comparison with a fresh instance: a host page.
@@ -19,16 +20,31 @@ const MAGIC: &[u8; 8] = b"sparimg1";
 pub struct GuestImage {
     /// The memory's size at capture, in bytes.
     pub(super) size: usize,
-    /// The byte ranges that differ from a fresh instance's memory, by offset.
-    pub(super) ranges: Vec<(usize, Box<[u8]>)>,
+    /// Where each changed range's bytes are in `data`.
+    ranges: Vec<Range>,
+    /// The bytes of the ranges: a stored image (mapped from the cache, so a process reads
+    /// only the pages its restores touch), or the captured pages one after another.
+    data: SharedBytes,
     /// The guest clock's reading at capture; resumed runs' clocks start there.
     pub(super) elapsed: Duration,
+}
+
+/// A range of guest memory that differs from a fresh instance's.
+#[derive(Clone, Debug, PartialEq)]
+struct Range {
+    /// Its offset in guest memory.
+    at: usize,
+    /// Where its bytes start in the image's data.
+    from: usize,
+    /// Its length in bytes.
+    len: usize,
 }
 
 impl GuestImage {
     /// Keeps the parts of `captured` that differ from `fresh` (a new instance's memory).
     pub(super) fn diff(captured: &[u8], fresh: &[u8], elapsed: Duration) -> GuestImage {
-        let mut ranges: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut ranges: Vec<Range> = Vec::new();
+        let mut data = Vec::new();
         for (i, chunk) in captured.chunks(CHUNK).enumerate() {
             let at = i * CHUNK;
             let before = fresh
@@ -40,26 +56,34 @@ impl GuestImage {
                 continue;
             }
             match ranges.last_mut() {
-                Some((start, bytes)) if *start + bytes.len() == at => {
-                    bytes.extend_from_slice(chunk)
-                }
-                _ => ranges.push((at, chunk.to_vec())),
+                Some(last) if last.at + last.len == at => last.len += chunk.len(),
+                _ => ranges.push(Range {
+                    at,
+                    from: data.len(),
+                    len: chunk.len(),
+                }),
             }
+            data.extend_from_slice(chunk);
         }
         GuestImage {
             size: captured.len(),
-            ranges: ranges
-                .into_iter()
-                .map(|(at, bytes)| (at, bytes.into_boxed_slice()))
-                .collect(),
+            ranges,
+            data: data.into(),
             elapsed,
         }
     }
 
+    /// The changed ranges: their offsets in guest memory and their bytes.
+    fn parts(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        self.ranges
+            .iter()
+            .map(|r| (r.at, &self.data[r.from..r.from + r.len]))
+    }
+
     /// Writes the image over `memory`, which must already be `self.size` long.
     pub(super) fn restore(&self, memory: &mut [u8]) {
-        for (at, bytes) in &self.ranges {
-            memory[*at..*at + bytes.len()].copy_from_slice(bytes);
+        for (at, bytes) in self.parts() {
+            memory[at..at + bytes.len()].copy_from_slice(bytes);
         }
     }
 
@@ -75,18 +99,24 @@ impl GuestImage {
         ] {
             out.extend_from_slice(&n.to_le_bytes());
         }
-        for (at, bytes) in &self.ranges {
-            out.extend_from_slice(&(*at as u64).to_le_bytes());
+        for (at, bytes) in self.parts() {
+            out.extend_from_slice(&(at as u64).to_le_bytes());
             out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
             out.extend_from_slice(bytes);
         }
         out
     }
 
-    /// Reads what [`GuestImage::to_bytes`] wrote; `None` for anything else (a truncated or
-    /// foreign file), never a panic.
-    pub fn from_bytes(bytes: &[u8]) -> Option<GuestImage> {
-        let mut reader = Reader(bytes.strip_prefix(MAGIC.as_slice())?);
+    /// Reads what [`GuestImage::to_bytes`] wrote, without copying the ranges' bytes out of
+    /// `stored`; `None` for anything else (a truncated or foreign file), never a panic.
+    pub fn from_bytes(stored: SharedBytes) -> Option<GuestImage> {
+        let mut reader = Reader {
+            bytes: &stored,
+            at: MAGIC.len(),
+        };
+        if !stored.starts_with(MAGIC) {
+            return None;
+        }
         let (size, elapsed, count) = (reader.number()?, reader.number()?, reader.number()?);
         let mut ranges = Vec::new();
         let mut end = 0;
@@ -96,11 +126,14 @@ impl GuestImage {
                 return None;
             }
             end = at + len;
-            ranges.push((at, reader.take(len)?.into()));
+            let from = reader.at;
+            reader.take(len)?;
+            ranges.push(Range { at, from, len });
         }
         Some(GuestImage {
             size,
             ranges,
+            data: stored,
             elapsed: Duration::from_nanos(elapsed as u64),
         })
     }
@@ -112,18 +145,21 @@ impl GuestImage {
 
     /// The bytes the image holds (and each restore copies).
     pub fn stored_bytes(&self) -> usize {
-        self.ranges.iter().map(|(_, b)| b.len()).sum()
+        self.ranges.iter().map(|r| r.len).sum()
     }
 }
 
-/// The unread part of a stored image.
-struct Reader<'a>(&'a [u8]);
+/// A stored image, read from `at` on.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
 
 impl<'a> Reader<'a> {
     fn take(&mut self, len: usize) -> Option<&'a [u8]> {
-        let (head, tail) = self.0.split_at_checked(len)?;
-        self.0 = tail;
-        Some(head)
+        let taken = self.bytes.get(self.at..self.at.checked_add(len)?)?;
+        self.at += len;
+        Some(taken)
     }
 
     fn number(&mut self) -> Option<usize> {
@@ -151,16 +187,21 @@ mod tests {
         assert_eq!(memory, captured);
 
         let stored = image.to_bytes();
-        let back = GuestImage::from_bytes(&stored).expect("round trip");
-        assert_eq!(
-            (back.size, back.ranges.clone()),
-            (image.size, image.ranges.clone())
-        );
+        let back = GuestImage::from_bytes(stored.clone().into()).expect("round trip");
+        assert_eq!(back.size, image.size);
+        assert!(back.parts().eq(image.parts()));
+        let mut again = fresh.clone();
+        again.resize(5 * CHUNK, 0);
+        back.restore(&mut again);
+        assert_eq!(again, captured);
         for cut in [0, 8, 20, stored.len() - 1] {
             assert!(
-                GuestImage::from_bytes(&stored[..cut]).is_none(),
+                GuestImage::from_bytes(stored[..cut].into()).is_none(),
                 "cut at {cut}"
             );
         }
+        let mut foreign = stored.clone();
+        foreign[0] = b'x';
+        assert!(GuestImage::from_bytes(foreign.into()).is_none());
     }
 }

@@ -1,13 +1,14 @@
 //! The guest's file system: an in-memory tree that mounts shared [`Snapshot`]s copy-on-write.
 //!
 //! Every run gets its own [`Vfs`]. Directories are materialised from their snapshot lazily, the
-//! first time the guest looks inside them, and file contents stay shared (`Arc<[u8]>`) until the
+//! first time the guest looks inside them, and file contents stay shared (`SharedBytes`) until the
 //! guest writes to them, so an idle or read-mostly run costs little beyond what it touched.
 //! Nothing here reaches the host file system. Paths are resolved here, not by the host:
 //! absolute paths and `..` above the directory a lookup starts from are refused with
 //! `ENOTCAPABLE`.
 
 use super::abi::{Errno, Filetype};
+use crate::bytes::SharedBytes;
 use crate::snapshot::{self, FileChange, Snapshot};
 use std::collections::BTreeMap;
 use std::io::SeekFrom;
@@ -114,7 +115,7 @@ pub(crate) struct DirEntry {
 }
 
 enum Contents {
-    Shared(Arc<[u8]>),
+    Shared(SharedBytes),
     Owned(Vec<u8>),
 }
 

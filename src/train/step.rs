@@ -5,6 +5,7 @@ use super::run_dir::RunDir;
 use super::trainer::Batch;
 use super::{group_advantages, StepMetrics, TrainError, TrainSettings};
 use crate::agents::Rng;
+use crate::bytes::SharedBytes;
 use crate::corpus::OpenProject;
 use crate::episode::record::mean;
 use crate::episode::rewards::{injector_reward, solve_rate};
@@ -289,7 +290,7 @@ fn injector_advantages(
 fn with_file(repo: &Snapshot, path: &str, text: String) -> Snapshot {
     repo.with_changes(&[FileChange::Written {
         path: path.to_owned(),
-        contents: Arc::from(text.into_bytes()),
+        contents: SharedBytes::from(text.into_bytes()),
     }])
     .unwrap_or_else(|_| repo.clone())
 }

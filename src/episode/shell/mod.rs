@@ -18,11 +18,11 @@ mod commands;
 pub mod parse;
 mod sed;
 
+use crate::bytes::SharedBytes;
 use crate::guest::REPO_MOUNT;
 use crate::snapshot::{Entry, FileChange, Snapshot};
 use parse::{AndOr, Command, Join, Redirect, Streams};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 /// What a command line printed (stdout and stderr in the order the commands ran) and the exit
 /// status of its last pipeline.
@@ -422,7 +422,7 @@ impl Proc<'_> {
         }
         self.change(&[FileChange::Written {
             path: path.to_owned(),
-            contents: Arc::from(contents),
+            contents: SharedBytes::from(contents),
         }])
     }
 

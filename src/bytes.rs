@@ -1,0 +1,200 @@
+//! File contents that snapshots, sandbox file systems and caches share without copying: bytes
+//! on the heap, or a read-only mapping of a file in spar's own cache.
+//!
+//! Every guest process mounts the interpreter's 54 MB standard-library zip, the site packages
+//! (16 MB in about a thousand files) and reads a guest image (19 MB or more). Reading them cost
+//! a copy and a page fault per page of fresh memory on every process start, although a run
+//! reads little of them: a mapping costs neither until a page is touched, and then only a
+//! page-cache lookup.
+
+use std::fmt;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Immutable bytes, cheap to clone (a reference count), compared by content.
+#[derive(Clone)]
+pub struct SharedBytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Heap(Arc<[u8]>),
+    Mapped(Arc<memmap2::Mmap>),
+}
+
+/// Files smaller than this are read rather than mapped: a mapping costs a system call to make
+/// and one to undo, and a kernel memory area while it lives.
+const MAP_AT_LEAST: u64 = 64 * 1024;
+
+impl SharedBytes {
+    /// Reads `path` whole, mapping it when it is large.
+    ///
+    /// Only for files in spar's cache: they are written beside their target and renamed into
+    /// place, never changed in place, and pruning unlinks them, which leaves a live mapping
+    /// intact. A mapped file truncated by someone else would make reading it fault; that is
+    /// why a user's files (repositories, corpora) are always read with [`SharedBytes::read`].
+    pub fn map_cache_file(path: &Path) -> std::io::Result<SharedBytes> {
+        let file = std::fs::File::open(path)?;
+        if file.metadata()?.len() < MAP_AT_LEAST {
+            return Self::read_open(file);
+        }
+        // SAFETY: see above: files of spar's cache are replaced by rename, never modified.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(SharedBytes(Repr::Mapped(Arc::new(map))))
+    }
+
+    /// Reads `path` whole into memory, with one copy.
+    pub fn read(path: &Path) -> std::io::Result<SharedBytes> {
+        Self::read_open(std::fs::File::open(path)?)
+    }
+
+    fn read_open(mut file: std::fs::File) -> std::io::Result<SharedBytes> {
+        use std::io::Read;
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| std::io::Error::other("file too large for this machine's memory"))?;
+        // One allocation, read into directly: `fs::read(path)?.into()` would copy the `Vec`
+        // into the `Arc` and fault every page twice.
+        // SAFETY: all-zero bytes are valid `u8`s.
+        let mut contents: Arc<[u8]> = unsafe { Arc::new_zeroed_slice(len).assume_init() };
+        let buffer = Arc::get_mut(&mut contents).expect("a new Arc has no other owner");
+        file.read_exact(buffer)?;
+        // A file that grew since its length was read would be cut short: say so rather than
+        // return part of it.
+        if file.read(&mut [0u8; 1])? != 0 {
+            return Err(std::io::Error::other("the file changed while it was read"));
+        }
+        Ok(SharedBytes(Repr::Heap(contents)))
+    }
+
+    /// Whether `a` and `b` are the same bytes in memory (not just equal ones).
+    pub fn ptr_eq(a: &SharedBytes, b: &SharedBytes) -> bool {
+        a.as_ptr() == b.as_ptr() && a.len() == b.len()
+    }
+
+    /// The address of the first byte: equal for clones, distinct for live buffers (an empty
+    /// buffer's address is not distinct).
+    pub fn address(&self) -> usize {
+        self.as_ptr() as usize
+    }
+}
+
+impl Deref for SharedBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Heap(bytes) => bytes,
+            Repr::Mapped(map) => map,
+        }
+    }
+}
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for SharedBytes {
+    fn eq(&self, other: &SharedBytes) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl Eq for SharedBytes {}
+
+impl fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match self.0 {
+            Repr::Heap(_) => "heap",
+            Repr::Mapped(_) => "mapped",
+        };
+        write!(f, "SharedBytes({} bytes, {how})", self.len())
+    }
+}
+
+impl From<Arc<[u8]>> for SharedBytes {
+    fn from(bytes: Arc<[u8]>) -> SharedBytes {
+        SharedBytes(Repr::Heap(bytes))
+    }
+}
+
+impl From<Vec<u8>> for SharedBytes {
+    fn from(bytes: Vec<u8>) -> SharedBytes {
+        SharedBytes(Repr::Heap(bytes.into()))
+    }
+}
+
+impl From<Box<[u8]>> for SharedBytes {
+    fn from(bytes: Box<[u8]>) -> SharedBytes {
+        SharedBytes(Repr::Heap(bytes.into()))
+    }
+}
+
+impl From<&[u8]> for SharedBytes {
+    fn from(bytes: &[u8]) -> SharedBytes {
+        SharedBytes(Repr::Heap(bytes.into()))
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for SharedBytes {
+    fn from(bytes: &[u8; N]) -> SharedBytes {
+        SharedBytes(Repr::Heap(bytes[..].into()))
+    }
+}
+
+impl From<&Vec<u8>> for SharedBytes {
+    fn from(bytes: &Vec<u8>) -> SharedBytes {
+        SharedBytes(Repr::Heap(bytes[..].into()))
+    }
+}
+
+impl From<String> for SharedBytes {
+    fn from(text: String) -> SharedBytes {
+        text.into_bytes().into()
+    }
+}
+
+impl From<&str> for SharedBytes {
+    fn from(text: &str) -> SharedBytes {
+        text.as_bytes().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_files_are_read_and_large_ones_mapped_with_the_same_bytes() {
+        let dir = std::env::temp_dir().join(format!("spar-bytes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let small = dir.join("small");
+        let large = dir.join("large");
+        let empty = dir.join("empty");
+        std::fs::write(&small, b"hello").unwrap();
+        let big: Vec<u8> = (0..MAP_AT_LEAST as usize * 2).map(|i| i as u8).collect();
+        std::fs::write(&large, &big).unwrap();
+        std::fs::write(&empty, b"").unwrap();
+
+        let read = SharedBytes::map_cache_file(&small).unwrap();
+        assert_eq!(&read[..], b"hello");
+        assert!(format!("{read:?}").contains("heap"));
+        let mapped = SharedBytes::map_cache_file(&large).unwrap();
+        assert!(format!("{mapped:?}").contains("mapped"));
+        assert_eq!(mapped, SharedBytes::from(big.clone()));
+        assert_eq!(SharedBytes::read(&large).unwrap()[..], big[..]);
+        assert!(SharedBytes::map_cache_file(&empty).unwrap().is_empty());
+        assert!(SharedBytes::read(&empty).unwrap().is_empty());
+        assert!(SharedBytes::read(&dir.join("missing")).is_err());
+        assert!(SharedBytes::map_cache_file(&dir.join("missing")).is_err());
+
+        // An unlinked file stays readable through its mapping (pruning the cache unlinks).
+        std::fs::remove_file(&large).unwrap();
+        assert_eq!(mapped[..], big[..]);
+        let clone = mapped.clone();
+        assert!(SharedBytes::ptr_eq(&clone, &mapped));
+        assert!(!SharedBytes::ptr_eq(&SharedBytes::from(big), &mapped));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
