@@ -712,7 +712,11 @@ fn make_engine(settings: &SandboxSettings) -> Result<Engine, SandboxError> {
         // Keeping a run's touched pages resident for the next run in the same slot avoids
         // madvise/page-fault churn that otherwise dominates short runs.
         .linear_memory_keep_resident(32 << 20)
-        .table_keep_resident(1 << 20);
+        .table_keep_resident(1 << 20)
+        // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), a slot is reset by rewriting only the
+        // pages its run wrote instead of all 32 MB kept resident: a resumed `-c pass` run went
+        // from 12.0 ms to 3.4 ms. Older kernels fall back to the full rewrite.
+        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = Config::new();
     config
         .consume_fuel(true)
