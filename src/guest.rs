@@ -1332,3 +1332,31 @@ mod script_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod site_hash_tests {
+    use super::site_hash;
+    use crate::snapshot::Snapshot;
+
+    #[test]
+    fn the_site_hash_is_kept_beside_the_tree_and_a_damaged_one_is_redone() {
+        let dir = std::env::temp_dir().join(format!("spar-site-hash-{}", std::process::id()));
+        let site_dir = dir.join("0123456789abcdef");
+        std::fs::create_dir_all(&site_dir).unwrap();
+        std::fs::write(site_dir.join("mod.py"), "X = 1\n").unwrap();
+        let site = Snapshot::from_cache_dir(&site_dir).unwrap().0;
+        let kept = dir.join("0123456789abcdef.sha256");
+
+        assert_eq!(site_hash(&site_dir, &site), site.content_hash());
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), site.content_hash());
+        // The kept hash is what later processes use, without hashing the tree again.
+        let other = "f".repeat(64);
+        std::fs::write(&kept, &other).unwrap();
+        assert_eq!(site_hash(&site_dir, &site), other);
+        // Anything but 64 hex digits is not a hash: computed again and kept.
+        std::fs::write(&kept, "not a hash").unwrap();
+        assert_eq!(site_hash(&site_dir, &site), site.content_hash());
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), site.content_hash());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
