@@ -7,15 +7,6 @@ use std::path::Path;
 /// Writes `bytes` to `path` so that readers see either the old file or the complete new one:
 /// the data goes to a unique temporary file beside it, which is then renamed into place.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomic_with(path, |file| file.write_all(bytes))
-}
-
-/// [`write_atomic`] for a file that `write` fills (positioned writes, holes) in the temporary
-/// file before it is renamed into place.
-pub(crate) fn write_atomic_with(
-    path: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
@@ -25,7 +16,7 @@ pub(crate) fn write_atomic_with(
     ));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
-        write(&mut file)?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();

@@ -17,8 +17,8 @@ mod images;
 use crate::bytes::SharedBytes;
 use crate::fsutil::{sha256_hex, unique_suffix, write_atomic};
 use crate::sandbox::{
-    CaptureError, Captured, Determinism, FsLimits, GuestImage, Limits, Mount, RunRequest,
-    RunResult, Sandbox, SandboxError, SandboxSettings,
+    CaptureError, Determinism, FsLimits, GuestImage, Limits, Mount, RunRequest, RunResult, Sandbox,
+    SandboxError, SandboxSettings,
 };
 use crate::snapshot::{FileChange, Snapshot, SnapshotError};
 use serde::Deserialize;
@@ -645,7 +645,7 @@ impl Python {
         &self,
         mut preload: Vec<String>,
         deps: Option<&Snapshot>,
-    ) -> Result<Captured, images::CaptureFailure> {
+    ) -> Result<GuestImage, images::CaptureFailure> {
         loop {
             let request = capture_request(&self.mounts, deps);
             let refused = match self.sandbox.capture(request, &image_prelude(&preload)) {

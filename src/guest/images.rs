@@ -8,8 +8,9 @@
 //! any name the repository defines anywhere in its tree is left out, so a module cached in
 //! `sys.modules` at capture can never stand in for the repository's file of the same name.
 
+use crate::bytes::SharedBytes;
 use crate::fsutil::{prune_least_recently_used, sha256_hex, touch, write_atomic};
-use crate::sandbox::{Captured, GuestImage};
+use crate::sandbox::GuestImage;
 use crate::snapshot::Snapshot;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -146,7 +147,7 @@ impl Images {
     pub(super) fn get(
         &self,
         parts: &[&str],
-        capture: impl FnOnce() -> Result<Captured, CaptureFailure>,
+        capture: impl FnOnce() -> Result<GuestImage, CaptureFailure>,
     ) -> Option<Arc<GuestImage>> {
         let name = sha256_hex(
             [self.base_key.as_str(), &parts.join("\n")]
@@ -164,25 +165,27 @@ impl Images {
     fn load_or_capture(
         &self,
         name: &str,
-        capture: impl FnOnce() -> Result<Captured, CaptureFailure>,
+        capture: impl FnOnce() -> Result<GuestImage, CaptureFailure>,
     ) -> Option<Arc<GuestImage>> {
         let image_file = self.dir.join(format!("{name}.img"));
         let failed_file = self.dir.join(format!("{name}.failed"));
-        if let Some(image) = GuestImage::open(&image_file) {
+        if let Some(image) = SharedBytes::map_cache_file(&image_file)
+            .ok()
+            .and_then(GuestImage::from_bytes)
+        {
             touch(&image_file);
             return Some(Arc::new(image));
         }
         let failure = match std::fs::read_to_string(&failed_file) {
             Ok(why) => why,
             Err(_) => match capture() {
-                // Runs map the image from its file, so one that cannot be written is not used.
-                Ok(captured) => match GuestImage::write(&image_file, &captured) {
-                    Ok(image) => {
+                Ok(image) => {
+                    // A cache: when it cannot be written, the next process captures again.
+                    if write_atomic(&image_file, &image.to_bytes()).is_ok() {
                         prune_least_recently_used(&self.dir, "img", MAX_DISK_BYTES, &image_file);
-                        return Some(Arc::new(image));
                     }
-                    Err(e) => format!("writing {}: {e}", image_file.display()),
-                },
+                    return Some(Arc::new(image));
+                }
                 Err(failure) => {
                     if failure.permanent {
                         let _ = write_atomic(&failed_file, failure.why.as_bytes());

@@ -16,13 +16,12 @@ pub mod vfs;
 mod wasi;
 
 pub use host::{Determinism, OutputLimitExceeded};
-use image::FreshMemory;
-pub use image::{Captured, GuestImage};
+pub use image::GuestImage;
 pub use vfs::{FsLimitExceeded, FsLimits, Mount, Vfs};
 pub use wasi::GuestExit;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use wasi::{WasiCtx, WasiSetup};
 use wasmtime::{
@@ -357,10 +356,6 @@ struct Guest {
     engine: Engine,
     pre: InstancePre<RunState>,
     entry: Entry,
-    /// Where a new instance's memory is kept for resumed runs (named by the module's sha256).
-    fresh_path: PathBuf,
-    /// That memory, once the first resumed run has seen it.
-    fresh: OnceLock<Result<FreshMemory, String>>,
 }
 
 impl Sandbox {
@@ -373,7 +368,7 @@ impl Sandbox {
     ) -> Result<Self, SandboxError> {
         let engine = make_engine(settings)?;
         let module = cached_module(&engine, path, sha256, &settings.cache_dir)?;
-        Self::with_module(engine, module, sha256, settings)
+        Self::with_module(engine, module, settings)
     }
 
     /// Builds a sandbox around a module given as WebAssembly text or binary, compiled in memory
@@ -381,13 +376,12 @@ impl Sandbox {
     pub fn from_bytes(wasm: &[u8], settings: &SandboxSettings) -> Result<Self, SandboxError> {
         let engine = make_engine(settings)?;
         let module = Module::new(&engine, wasm).map_err(|e| SandboxError::Compile(e.into()))?;
-        Self::with_module(engine, module, &crate::fsutil::sha256_hex(wasm), settings)
+        Self::with_module(engine, module, settings)
     }
 
     fn with_module(
         engine: Engine,
         module: Module,
-        sha256: &str,
         settings: &SandboxSettings,
     ) -> Result<Self, SandboxError> {
         let entry = Entry::of(&module)?;
@@ -406,16 +400,7 @@ impl Sandbox {
             .map_err(|e| SandboxError::Compile(e.into()))?;
         spawn_epoch_ticker(&engine);
         Ok(Sandbox {
-            guest: Arc::new(Guest {
-                engine,
-                pre,
-                entry,
-                fresh_path: settings
-                    .cache_dir
-                    .join("compiled")
-                    .join(format!("{}.fresh", &sha256[..sha256.len().min(16)])),
-                fresh: OnceLock::new(),
-            }),
+            guest: Arc::new(Guest { engine, pre, entry }),
             slots: Slots {
                 free: Mutex::new(settings.max_concurrent_runs),
                 freed: Condvar::new(),
@@ -438,12 +423,12 @@ impl Sandbox {
         &self,
         request: RunRequest,
         prelude: &str,
-    ) -> Result<Result<Captured, CaptureError>, SandboxError> {
+    ) -> Result<Result<GuestImage, CaptureError>, SandboxError> {
         if self.guest.entry != Entry::Reactor {
             return Ok(Err(CaptureError::NotAReactor));
         }
         let (result, memory) = self.on_deep_thread(request, Start::Capture(prelude))?;
-        let (memory, elapsed, open) = match (result.outcome, result.exit_code, memory) {
+        let (fresh, memory, elapsed, open) = match (result.outcome, result.exit_code, memory) {
             (Outcome::Completed, Some(0), Some(captured)) => captured,
             (outcome, status, _) => {
                 let stderr = String::from_utf8_lossy(&result.stderr);
@@ -458,7 +443,7 @@ impl Sandbox {
         if open > 0 {
             return Ok(Err(CaptureError::OpenFiles(open)));
         }
-        Ok(Ok(Captured { memory, elapsed }))
+        Ok(Ok(GuestImage::diff(&memory, &fresh, elapsed)))
     }
 
     /// Runs `code` (one turn) in a fresh instance whose memory is `image`'s: the work of the
@@ -477,7 +462,7 @@ impl Sandbox {
         &self,
         request: RunRequest,
         start: Start<'_>,
-    ) -> Result<(RunResult, Option<CapturedRun>), SandboxError> {
+    ) -> Result<(RunResult, Option<Captured>), SandboxError> {
         let _slot = self.slots.acquire();
         if threads::current_stack_holds(RUN_THREAD_STACK) {
             return self.guest.run_here(request, &start);
@@ -495,9 +480,9 @@ impl Sandbox {
     }
 }
 
-/// The memory of the instance a capture ran in as the prelude left it, the clock's reading at
-/// capture, and the files the guest left open.
-type CapturedRun = (Vec<u8>, Duration, usize);
+/// The memory of the instance a capture ran in as it was instantiated and as the prelude left
+/// it, the clock's reading at capture, and the files the guest left open.
+type Captured = (Vec<u8>, Vec<u8>, Duration, usize);
 
 /// [`Start`] with owned parts, to send to a pooled thread.
 enum OwnedStart {
@@ -528,7 +513,7 @@ impl Guest {
         &self,
         request: RunRequest,
         start: &Start<'_>,
-    ) -> Result<(RunResult, Option<CapturedRun>), SandboxError> {
+    ) -> Result<(RunResult, Option<Captured>), SandboxError> {
         let started = Instant::now();
         let limits = request.limits;
         let after = match start {
@@ -564,7 +549,8 @@ impl Guest {
         let memory_hit = store.data().memory.hit;
         let open = store.data().wasi.open_files();
         drop(store);
-        let captured = captured.map(|memory| (memory, capture_clock.elapsed(), open));
+        let captured =
+            captured.map(|(fresh, memory)| (fresh, memory, capture_clock.elapsed(), open));
 
         let (outcome, exit_code, trap) = match result {
             Ok(status) => (Outcome::Completed, Some(status), None),
@@ -615,13 +601,14 @@ impl Guest {
 
 impl Guest {
     /// Instantiates the guest and runs it as `start` says; the exit status when it returns.
-    /// For [`Start::Capture`], `captured` receives the memory once the prelude has succeeded. `started` is called once, as the guest's own code
+    /// For [`Start::Capture`], `captured` receives the memory as instantiated and, once the
+    /// prelude has succeeded, as it left it. `started` is called once, as the guest's own code
     /// begins.
     fn start(
         &self,
         store: &mut Store<RunState>,
         start: &Start<'_>,
-        captured: &mut Option<Vec<u8>>,
+        captured: &mut Option<(Vec<u8>, Vec<u8>)>,
         started: &mut dyn FnMut(),
     ) -> wasmtime::Result<i32> {
         let instance = self.pre.instantiate(&mut *store)?;
@@ -640,39 +627,25 @@ impl Guest {
             }
             (Entry::Reactor, Start::Capture(code)) => {
                 let memory = exported_memory(&instance, &mut *store)?;
+                let fresh = memory.data(&*store).to_vec();
                 started();
                 initialize(&instance, store)?;
                 let status = turn(&instance, store, code)?;
                 if status == 0 {
-                    *captured = Some(memory.data(&*store).to_vec());
+                    *captured = Some((fresh, memory.data(&*store).to_vec()));
                 }
                 Ok(status)
             }
             (Entry::Reactor, Start::Resume(image, code)) => {
                 let memory = exported_memory(&instance, &mut *store)?;
-                let fresh = self.fresh_memory(memory.data(&*store))?;
                 let pages = memory.page_size(&*store);
                 let missing = (image.size as u64).saturating_sub(memory.data_size(&*store) as u64);
                 memory.grow(&mut *store, missing.div_ceil(pages))?;
-                // Kept to the end of the run, then the slot's memory is put back.
-                let _mapped = image.map_over(memory.data_mut(&mut *store), fresh)?;
+                image.restore(memory.data_mut(&mut *store));
                 started();
                 turn(&instance, store, code)
             }
         }
-    }
-}
-
-impl Guest {
-    /// A new instance's memory, `memory`, kept in a file for resumed runs to map back.
-    fn fresh_memory(&self, memory: &[u8]) -> wasmtime::Result<&FreshMemory> {
-        self.fresh
-            .get_or_init(|| {
-                FreshMemory::keep(&self.fresh_path, memory)
-                    .map_err(|e| format!("keeping {}: {e}", self.fresh_path.display()))
-            })
-            .as_ref()
-            .map_err(|e| wasmtime::format_err!("a new instance's memory for resumed runs: {e}"))
     }
 }
 
