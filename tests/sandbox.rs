@@ -547,3 +547,60 @@ print()
          ENOTEMPTY EROFS ENOTSUP EEXIST ENOENT ENOTDIR \n"
     );
 }
+
+/// A reactor whose data segment puts 7 at address 1024. Turn `w` writes 42 there and, after
+/// growing memory by a page, 9 at 70000 (the image); turn `x` overwrites both (a resumed run's
+/// own writes); any other turn, and `run` (a plain start), reports what it sees.
+const IMAGE_GUEST: &str = r#"(module
+  (memory (export "memory") 1)
+  (data (i32.const 1024) "\07")
+  (func (export "_initialize"))
+  (func (export "host_alloc") (param i32) (result i32) (i32.const 4096))
+  (func $seen (result i32)
+    (if (result i32) (i32.gt_u (memory.size) (i32.const 1))
+      (then (i32.add (i32.load8_u (i32.const 1024)) (i32.load8_u (i32.const 70000))))
+      (else (i32.add (i32.load8_u (i32.const 1024)) (i32.const 100)))))
+  (func (export "turn") (param $p i32) (param $n i32) (result i32)
+    (if (i32.eq (i32.load8_u (local.get $p)) (i32.const 119))
+      (then
+        (drop (memory.grow (i32.const 1)))
+        (i32.store8 (i32.const 1024) (i32.const 42))
+        (i32.store8 (i32.const 70000) (i32.const 9))
+        (return (i32.const 0))))
+    (if (i32.eq (i32.load8_u (local.get $p)) (i32.const 120))
+      (then
+        (i32.store8 (i32.const 1024) (i32.const 1))
+        (i32.store8 (i32.const 70000) (i32.const 1))
+        (return (i32.const 2))))
+    (call $seen))
+  (func (export "run") (result i32) (call $seen)))"#;
+
+/// With one slot, plain starts and resumed runs alternate in the same memory and each sees only
+/// its own start: the slot is reset (only the pages a run wrote, where the kernel can tell)
+/// to a new instance's memory after every run.
+#[test]
+fn resumed_and_plain_runs_share_a_slot_and_each_sees_its_own_start() {
+    let cache = std::env::temp_dir().join(format!("spar-test-image-{}", std::process::id()));
+    let mut settings = SandboxSettings::new(cache.clone());
+    settings.max_concurrent_runs = 1;
+    let sandbox = Sandbox::from_bytes(IMAGE_GUEST.as_bytes(), &settings).unwrap();
+    let plain = |sandbox: &Sandbox| sandbox.run(bare_request()).unwrap().exit_code;
+    assert_eq!(plain(&sandbox), Some(107), "a new instance: 7, one page");
+
+    let image = std::sync::Arc::new(sandbox.capture(bare_request(), "w").unwrap().unwrap());
+    assert_eq!(image.memory_bytes(), 2 << 16);
+    let resume = |code: &str| {
+        sandbox
+            .resume(&image, bare_request(), code)
+            .unwrap()
+            .exit_code
+    };
+    for _ in 0..3 {
+        assert_eq!(resume("r"), Some(51), "the image: 42 and 9, two pages");
+        assert_eq!(plain(&sandbox), Some(107), "not the image");
+        assert_eq!(resume("x"), Some(2));
+        assert_eq!(plain(&sandbox), Some(107), "not the last run's writes");
+        assert_eq!(resume("r"), Some(51), "nor does the image");
+    }
+    let _ = std::fs::remove_dir_all(cache);
+}
