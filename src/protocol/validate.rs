@@ -432,9 +432,16 @@ impl Validator {
     ) -> Result<OracleRun, GuestError> {
         let mut options = oracle.run.clone();
         options.limits.timeout = self.settings.test_timeout;
+        // The built-in parser reads only per-test statuses, so failures need no tracebacks;
+        // an artifact's own parser gets the log the test script prints.
+        let quiet = oracle.command.without_tracebacks();
+        let command = match oracle.parser {
+            None => &quiet,
+            Some(_) => oracle.command,
+        };
         // The shared suite runner: a test that stops the interpreter is an error and the
         // tests after it still run.
-        let suite = crate::testrun::run_suite(python, state, oracle.command, &options)?;
+        let suite = crate::testrun::run_suite(python, state, command, &options)?;
         let result = suite.result;
         let stdout = String::from_utf8_lossy(&result.stdout);
         let stderr = String::from_utf8_lossy(&result.stderr);
