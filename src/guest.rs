@@ -810,9 +810,6 @@ fn capture_request(mounts: &GuestMounts, deps: Option<&Snapshot>) -> RunRequest 
     request
 }
 
-/// What every image of an interpreter depends on besides its prelude and `/deps`: the
-/// interpreter, the trees the prelude imports from, the capture run's argv, environment and
-/// mount points, and the Wasmtime version.
 /// The content hash of the site tree in `site_dir`, kept beside it (`site/KEY.sha256`): the
 /// tree never changes once renamed into place, and hashing it reads all of its 16 MB, which
 /// every process start otherwise paid.
@@ -829,6 +826,9 @@ fn site_hash(site_dir: &Path, site: &Snapshot) -> String {
     hash
 }
 
+/// What every image of an interpreter depends on besides its prelude and `/deps`: the
+/// interpreter, the trees the prelude imports from, the capture run's argv, environment and
+/// mount points, and the Wasmtime version.
 fn image_key(interpreter: &InterpreterPin, mounts: &GuestMounts, site_hash: &str) -> String {
     let capture = capture_request(mounts, None);
     let layout = format!(
