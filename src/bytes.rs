@@ -113,20 +113,8 @@ impl fmt::Debug for SharedBytes {
     }
 }
 
-impl From<Arc<[u8]>> for SharedBytes {
-    fn from(bytes: Arc<[u8]>) -> SharedBytes {
-        SharedBytes(Repr::Heap(bytes))
-    }
-}
-
 impl From<Vec<u8>> for SharedBytes {
     fn from(bytes: Vec<u8>) -> SharedBytes {
-        SharedBytes(Repr::Heap(bytes.into()))
-    }
-}
-
-impl From<Box<[u8]>> for SharedBytes {
-    fn from(bytes: Box<[u8]>) -> SharedBytes {
         SharedBytes(Repr::Heap(bytes.into()))
     }
 }
@@ -134,30 +122,6 @@ impl From<Box<[u8]>> for SharedBytes {
 impl From<&[u8]> for SharedBytes {
     fn from(bytes: &[u8]) -> SharedBytes {
         SharedBytes(Repr::Heap(bytes.into()))
-    }
-}
-
-impl<const N: usize> From<&[u8; N]> for SharedBytes {
-    fn from(bytes: &[u8; N]) -> SharedBytes {
-        SharedBytes(Repr::Heap(bytes[..].into()))
-    }
-}
-
-impl From<&Vec<u8>> for SharedBytes {
-    fn from(bytes: &Vec<u8>) -> SharedBytes {
-        SharedBytes(Repr::Heap(bytes[..].into()))
-    }
-}
-
-impl From<String> for SharedBytes {
-    fn from(text: String) -> SharedBytes {
-        text.into_bytes().into()
-    }
-}
-
-impl From<&str> for SharedBytes {
-    fn from(text: &str) -> SharedBytes {
-        text.as_bytes().into()
     }
 }
 

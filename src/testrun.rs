@@ -174,14 +174,15 @@ impl TestCommand {
     /// The same command with pytest's tracebacks left out (`--tb=no`), for runs whose log is
     /// read only for per-test results: formatting a failure's traceback costs the guest about
     /// 7 ms, and a broken candidate fix fails dozens of tests. The statuses pytest reports are
-    /// the same. Other runners' commands are returned unchanged.
+    /// the same. Other command lines (unittest, pytest not run as a module) are unchanged.
     pub fn without_tracebacks(&self) -> TestCommand {
         let mut command = self.clone();
-        if self.runner != Runner::Pytest {
+        let Some(at) = self.pytest_options_at() else {
             return command;
-        }
-        let mut args = Vec::with_capacity(self.args.len() + 1);
-        let mut given = self.args.iter();
+        };
+        let mut args = self.args[..at].to_vec();
+        args.push("--tb=no".to_owned());
+        let mut given = self.args[at..].iter();
         while let Some(arg) = given.next() {
             if arg == "--tb" {
                 given.next();
@@ -189,13 +190,20 @@ impl TestCommand {
                 args.push(arg.clone());
             }
         }
-        let at = args
-            .windows(2)
-            .position(|w| w[0] == "-m" && w[1] == "pytest")
-            .map_or(args.len(), |i| i + 2);
-        args.insert(at, "--tb=no".to_owned());
         command.args = args;
         command
+    }
+
+    /// Where options for pytest go: right after `-m pytest`. `None` for unittest and for
+    /// command lines that do not run pytest as a module, which run as given.
+    pub(crate) fn pytest_options_at(&self) -> Option<usize> {
+        if self.runner != Runner::Pytest {
+            return None;
+        }
+        self.args
+            .windows(2)
+            .position(|w| w[0] == "-m" && w[1] == "pytest")
+            .map(|i| i + 2)
     }
 
     /// Parses a log of this command into per-test results.

@@ -110,13 +110,13 @@ impl GuestImage {
     /// Reads what [`GuestImage::to_bytes`] wrote, without copying the ranges' bytes out of
     /// `stored`; `None` for anything else (a truncated or foreign file), never a panic.
     pub fn from_bytes(stored: SharedBytes) -> Option<GuestImage> {
+        if !stored.starts_with(MAGIC) {
+            return None;
+        }
         let mut reader = Reader {
             bytes: &stored,
             at: MAGIC.len(),
         };
-        if !stored.starts_with(MAGIC) {
-            return None;
-        }
         let (size, elapsed, count) = (reader.number()?, reader.number()?, reader.number()?);
         let mut ranges = Vec::new();
         let mut end = 0;

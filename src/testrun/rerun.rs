@@ -10,7 +10,7 @@
 //! the same way: the module is reported and left out (`--ignore`). The wall clock, the fuel
 //! budget and the output cap are shared by all the runs: each rerun gets what is left.
 
-use super::{Runner, TestCommand, TestStatus};
+use super::{TestCommand, TestStatus};
 use crate::guest::{GuestError, Python, PythonRun, RUN_MOUNT};
 use crate::sandbox::{Limits, Outcome, RunResult};
 use crate::snapshot::Snapshot;
@@ -45,7 +45,8 @@ pub fn run_suite(
     command: &TestCommand,
     options: &PythonRun,
 ) -> Result<SuiteRun, GuestError> {
-    let Some(at) = pytest_position(command) else {
+    // The plugin's options go where pytest's do; other command lines run once as given.
+    let Some(at) = command.pytest_options_at() else {
         let result = python.run(repo, &command.args, options)?;
         let tests = parse_result(command, &result);
         return Ok(SuiteRun {
@@ -104,19 +105,6 @@ fn parse_result(command: &TestCommand, result: &RunResult) -> BTreeMap<String, T
         &String::from_utf8_lossy(&result.stdout),
         &String::from_utf8_lossy(&result.stderr),
     )
-}
-
-/// Where to put the plugin's options: right after `-m pytest`. `None` for unittest and for
-/// command lines that do not run pytest as a module, which run once as given.
-fn pytest_position(command: &TestCommand) -> Option<usize> {
-    if command.runner != Runner::Pytest {
-        return None;
-    }
-    command
-        .args
-        .windows(2)
-        .position(|w| w[0] == "-m" && w[1] == "pytest")
-        .map(|i| i + 2)
 }
 
 /// What the runs so far have settled.
@@ -408,6 +396,7 @@ fn merge(mut before: RunResult, after: RunResult) -> RunResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testrun::Runner;
 
     #[test]
     fn progress_names_the_running_test_and_the_open_collector() {
@@ -485,7 +474,7 @@ mod tests {
             args: ["-m", "pytest", "-v", "tests"].map(String::from).to_vec(),
             module_prefix: String::new(),
         };
-        let at = pytest_position(&command).unwrap();
+        let at = command.pytest_options_at().unwrap();
         let mut state = Reruns::default();
         assert_eq!(
             state.args(&command.args, at),
@@ -515,6 +504,6 @@ mod tests {
             runner: Runner::Unittest,
             ..command
         };
-        assert_eq!(pytest_position(&unittest), None);
+        assert_eq!(unittest.pytest_options_at(), None);
     }
 }
