@@ -3,8 +3,13 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-/// Applies `f` to every item on up to `workers` threads; results keep the items' order.
-pub fn map<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// Applies `f` to every item on up to `workers` threads; results keep the items' order and
+/// may borrow from the items.
+pub fn map<'a, T: Sync, R: Send>(
+    items: &'a [T],
+    workers: usize,
+    f: impl Fn(&'a T) -> R + Sync,
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|scope| {

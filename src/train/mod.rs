@@ -291,14 +291,14 @@ pub struct TrainSummary {
 
 /// Fuel one solver `run` may use in `projects`: twice their costliest full suite. A
 /// repair candidate that makes a loop spin forever then ends in seconds instead of at the 90 s
-/// wall-clock limit, identically on every machine (so its result memoizes).
+/// wall-clock limit, identically on every machine (so its result memoizes). The suites run
+/// at once, one a core.
 pub fn run_fuel_cap(
     python: &Python,
     validator: &Validator,
     projects: &[OpenProject],
 ) -> Result<u64, crate::protocol::validate::ValidationError> {
-    let mut most = 0;
-    for project in projects {
+    let fuel = crate::par::map(projects, crate::par::cores(), |project| {
         let test_files: Vec<String> = project
             .repo
             .files()
@@ -312,8 +312,11 @@ pub fn run_fuel_cap(
             test_files: &test_files,
             run: &project.run,
         };
-        most = most.max(validator.run(python, &project.repo, &oracle)?.fuel);
-    }
+        Ok(validator.run(python, &project.repo, &oracle)?.fuel)
+    });
+    let most = fuel
+        .into_iter()
+        .try_fold(0, |most, f| f.map(|f| most.max(f)))?;
     Ok(most.saturating_mul(2))
 }
 
@@ -453,22 +456,22 @@ fn start(
     Ok((pool, runtime, scheduler))
 }
 
-/// Each project's injector (a baseline run) and coverage: memoized runs, a few seconds each.
+/// Each project's injector (a baseline run) and coverage: memoized runs, a few seconds each,
+/// one project a core.
 fn prepare<'a>(
     python: &'a Python,
     validator: &'a Validator,
     projects: &'a [OpenProject],
 ) -> Result<Vec<Prepared<'a>>, TrainError> {
-    projects
-        .iter()
-        .map(|project| {
-            Ok(Prepared {
-                project,
-                injector: Injector::new(python, validator, project)?,
-                covered: coverage(python, project)?,
-            })
+    crate::par::map(projects, crate::par::cores(), |project| {
+        Ok(Prepared {
+            project,
+            injector: Injector::new(python, validator, project)?,
+            covered: coverage(python, project)?,
         })
-        .collect()
+    })
+    .into_iter()
+    .collect()
 }
 
 /// The procedural bugs that start a new run's pool (the same for every training seed).
