@@ -91,19 +91,24 @@ pub fn heldout_tasks(
     if projects.is_empty() {
         return Err(EvalError::NoHeldout);
     }
-    let mut tasks = Vec::new();
-    for project in projects {
-        if project.split != Split::Heldout {
-            return Err(EvalError::NotHeldout(project.name.clone()));
-        }
-        let dirs = procedural_bug_set(
+    if let Some(project) = projects.iter().find(|p| p.split != Split::Heldout) {
+        return Err(EvalError::NotHeldout(project.name.clone()));
+    }
+    // One project a core: each project's injector validates only a core's worth of
+    // candidates at a time.
+    let made = crate::par::map(projects, crate::par::cores(), |project| {
+        procedural_bug_set(
             python,
             validator,
             project,
             bugs.per_project,
             bugs.seed,
             &cache.join("heldout-bugs"),
-        )?;
+        )
+    });
+    let mut tasks = Vec::new();
+    for (project, dirs) in projects.iter().zip(made) {
+        let dirs = dirs?;
         if dirs.len() < bugs.per_project {
             return Err(EvalError::TooFewBugs {
                 project: project.name.clone(),

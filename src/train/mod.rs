@@ -474,7 +474,9 @@ fn prepare<'a>(
     .collect()
 }
 
-/// The procedural bugs that start a new run's pool (the same for every training seed).
+/// The procedural bugs that start a new run's pool (the same for every training seed), made
+/// one project a core: each project's injector validates only a core's worth of candidates at
+/// a time, and waits for the slowest of them.
 fn seed_bugs(
     python: &Python,
     validator: &Validator,
@@ -482,22 +484,23 @@ fn seed_bugs(
     settings: &TrainSettings,
     run: &RunDir,
 ) -> Result<Vec<(String, PathBuf)>, TrainError> {
-    let mut dirs = Vec::new();
     if settings.seed_bugs == 0 {
-        return Ok(dirs);
+        return Ok(Vec::new());
     }
-    for project in projects {
-        let out = run.path().join(SEED_BUGS);
-        let bugs = settings.seed_bugs;
-        let made = crate::inject::procedural_bug_set(
+    let out = run.path().join(SEED_BUGS);
+    let made = crate::par::map(projects, crate::par::cores(), |project| {
+        crate::inject::procedural_bug_set(
             python,
             validator,
             project,
-            bugs,
+            settings.seed_bugs,
             SEED_BUGS_SEED,
             &out,
-        )?;
-        for dir in made {
+        )
+    });
+    let mut dirs = Vec::new();
+    for (project, made) in projects.iter().zip(made) {
+        for dir in made? {
             let rel = dir.strip_prefix(run.path()).unwrap_or(&dir).to_owned();
             dirs.push((project.name.clone(), rel));
         }
