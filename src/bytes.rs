@@ -19,7 +19,12 @@ pub struct SharedBytes(Repr);
 #[derive(Clone)]
 enum Repr {
     Heap(Arc<[u8]>),
-    Mapped(Arc<memmap2::Mmap>),
+    /// `len` bytes from `start` of a mapping that may hold other files too (a pack).
+    Mapped {
+        map: Arc<memmap2::Mmap>,
+        start: usize,
+        len: usize,
+    },
 }
 
 /// Files smaller than this are read rather than mapped: a mapping costs a system call to make
@@ -38,9 +43,39 @@ impl SharedBytes {
         if file.metadata()?.len() < MAP_AT_LEAST {
             return Self::read_open(file);
         }
-        // SAFETY: see above: files of spar's cache are replaced by rename, never modified.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(SharedBytes(Repr::Mapped(Arc::new(map))))
+        Self::map_open(&file)
+    }
+
+    /// Maps `path` whole, whatever its size: for a cache file that holds many files, handed
+    /// out with [`SharedBytes::slice`]. The same rules as [`SharedBytes::map_cache_file`].
+    pub fn map_cache_pack(path: &Path) -> std::io::Result<SharedBytes> {
+        Self::map_open(&std::fs::File::open(path)?)
+    }
+
+    fn map_open(file: &std::fs::File) -> std::io::Result<SharedBytes> {
+        // SAFETY: see map_cache_file: files of spar's cache are replaced by rename, never
+        // modified.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        let len = map.len();
+        Ok(SharedBytes(Repr::Mapped {
+            map: Arc::new(map),
+            start: 0,
+            len,
+        }))
+    }
+
+    /// The bytes in `range`, sharing a mapping's pages (heap bytes are copied); `None` when
+    /// the range is out of bounds.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Option<SharedBytes> {
+        self.get(range.clone())?;
+        Some(SharedBytes(match &self.0 {
+            Repr::Heap(bytes) => Repr::Heap(bytes[range].into()),
+            Repr::Mapped { map, start, .. } => Repr::Mapped {
+                map: map.clone(),
+                start: start + range.start,
+                len: range.len(),
+            },
+        }))
     }
 
     /// Reads `path` whole into memory, with one copy.
@@ -84,7 +119,7 @@ impl Deref for SharedBytes {
     fn deref(&self) -> &[u8] {
         match &self.0 {
             Repr::Heap(bytes) => bytes,
-            Repr::Mapped(map) => map,
+            Repr::Mapped { map, start, len } => &map[*start..start + len],
         }
     }
 }
@@ -107,7 +142,7 @@ impl fmt::Debug for SharedBytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let how = match self.0 {
             Repr::Heap(_) => "heap",
-            Repr::Mapped(_) => "mapped",
+            Repr::Mapped { .. } => "mapped",
         };
         write!(f, "SharedBytes({} bytes, {how})", self.len())
     }

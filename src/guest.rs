@@ -1104,8 +1104,9 @@ impl Fetcher<'_> {
             files.extend(unpack_wheel(&wheel)?);
         }
         let site = Snapshot::from_files(files.iter().map(|(p, c)| (p.as_str(), c.clone())))?;
-        // A hash kept from a tree of the same name that was deleted describes that tree.
+        // A hash or pack kept from a tree of the same name that was deleted describes that tree.
         let _ = std::fs::remove_file(site_dir.with_extension("sha256"));
+        let _ = std::fs::remove_file(Snapshot::pack_path(&site_dir));
         self.progress("precompiling the guest's site packages (once)...");
         let compiled = precompile(sandbox, guest, &site)?;
         let changes = compiled.changes_from(&site);

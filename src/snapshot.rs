@@ -5,6 +5,8 @@
 //! run's [`FileChange`]s produces a new snapshot that shares every untouched subtree with the
 //! old one. Later layers (diffs, bug artifacts) express repository states as snapshots.
 
+mod pack;
+
 use crate::bytes::SharedBytes;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -168,11 +170,30 @@ impl Snapshot {
         Self::read_host_dir(path, Reading::Verbatim)
     }
 
-    /// [`Snapshot::from_dir_verbatim`] for a directory of spar's own cache, whose files are
-    /// never changed in place: large files are mapped rather than read (see
-    /// [`SharedBytes::map_cache_file`]).
+    /// [`Snapshot::from_dir_verbatim`] for a directory of spar's own cache, which is renamed
+    /// into place whole and never changed after: from its pack (`DIR.pack`, one mapping; see
+    /// [`Snapshot::pack_path`]), else read with large files mapped (see
+    /// [`SharedBytes::map_cache_file`]) and packed for the next process. Whoever replaces
+    /// such a directory removes its pack first.
     pub fn from_cache_dir(path: &Path) -> Result<(Self, SkippedPaths), SnapshotError> {
-        Self::read_host_dir(path, Reading::Cache)
+        let packed = Self::pack_path(path);
+        if let Some(root) = pack::map(&packed) {
+            return Ok((Self::from_root(root), SkippedPaths::default()));
+        }
+        let (snapshot, skipped) = Self::read_host_dir(path, Reading::Cache)?;
+        if skipped.symlinks.is_empty() && skipped.special.is_empty() {
+            // A cache: when it cannot be written, the next process reads the directory again.
+            let _ = crate::fsutil::write_atomic(&packed, &pack::encode(snapshot.root()));
+        }
+        Ok((snapshot, skipped))
+    }
+
+    /// Where [`Snapshot::from_cache_dir`] keeps the tree at `dir` as one file: beside it, its
+    /// name with `.pack` added.
+    pub fn pack_path(dir: &Path) -> PathBuf {
+        let mut name = dir.file_name().unwrap_or_default().to_owned();
+        name.push(".pack");
+        dir.with_file_name(name)
     }
 
     fn read_host_dir(path: &Path, how: Reading) -> Result<(Self, SkippedPaths), SnapshotError> {
