@@ -350,10 +350,7 @@ impl Python {
         if let Some(n) = settings.max_concurrent_runs {
             sandbox_settings.max_concurrent_runs = n;
         }
-        let compiled_before = settings.cache_dir.join("compiled").exists();
-        if settings.progress && !compiled_before {
-            eprintln!("spar: compiling the guest interpreter (once; cached afterwards)...");
-        }
+        sandbox_settings.progress = settings.progress;
         let sandbox = Sandbox::load(&wasm, &interpreter.sha256, &sandbox_settings)?;
         let mut mounts = GuestMounts {
             site: Snapshot::empty(),

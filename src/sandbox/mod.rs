@@ -231,6 +231,9 @@ pub struct SandboxSettings {
     pub cache_dir: PathBuf,
     /// How many runs may be in flight at once; further runs wait for a slot.
     pub max_concurrent_runs: u32,
+    /// Say on stderr when a module is compiled (a minute or more for an interpreter) and,
+    /// on a terminal, how long it has taken so far.
+    pub progress: bool,
 }
 
 impl SandboxSettings {
@@ -240,6 +243,7 @@ impl SandboxSettings {
         SandboxSettings {
             cache_dir,
             max_concurrent_runs: (cores * 2).max(8),
+            progress: false,
         }
     }
 }
@@ -367,7 +371,7 @@ impl Sandbox {
         settings: &SandboxSettings,
     ) -> Result<Self, SandboxError> {
         let engine = make_engine(settings)?;
-        let module = cached_module(&engine, path, sha256, &settings.cache_dir)?;
+        let module = cached_module(&engine, path, sha256, settings)?;
         Self::with_module(engine, module, settings)
     }
 
@@ -731,6 +735,40 @@ fn make_engine(settings: &SandboxSettings) -> Result<Engine, SandboxError> {
     Engine::new(&config).map_err(|e| SandboxError::Engine(e.into()))
 }
 
+/// What a user sees while a module compiles: a line on stderr, a ticking count of seconds on a
+/// terminal, and the time it took.
+struct CompileProgress {
+    started: std::time::Instant,
+    ticker: indicatif::ProgressBar,
+}
+
+impl CompileProgress {
+    fn start(module: &Path) -> CompileProgress {
+        let name = module.file_name().unwrap_or_default().to_string_lossy();
+        eprintln!(
+            "spar: compiling {name} to machine code (once, cached afterwards; about a minute on 2 cores for the interpreter)..."
+        );
+        // Drawn only when stderr is a terminal; logs keep the two lines.
+        let ticker = indicatif::ProgressBar::new_spinner().with_style(
+            indicatif::ProgressStyle::with_template("{spinner} compiling {elapsed}")
+                .expect("a valid template"),
+        );
+        ticker.enable_steady_tick(std::time::Duration::from_millis(200));
+        CompileProgress {
+            started: std::time::Instant::now(),
+            ticker,
+        }
+    }
+
+    fn finish(self) {
+        self.ticker.finish_and_clear();
+        eprintln!(
+            "spar: compiled in {:.0} s",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
 fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     std::thread::Builder::new()
@@ -750,7 +788,7 @@ fn cached_module(
     engine: &Engine,
     path: &Path,
     sha256: &str,
-    cache_dir: &Path,
+    settings: &SandboxSettings,
 ) -> Result<Module, SandboxError> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -761,7 +799,7 @@ fn cached_module(
         WASMTIME_VERSION,
         hasher.finish()
     );
-    let cached = cache_dir.join("compiled").join(key);
+    let cached = settings.cache_dir.join("compiled").join(key);
     if cached.exists() {
         // SAFETY: the file was written by `Module::serialize` below into our own cache
         // directory, and Wasmtime checks that it matches this engine's version and settings.
@@ -781,7 +819,11 @@ fn cached_module(
             actual,
         });
     }
+    let compiling = settings.progress.then(|| CompileProgress::start(path));
     let module = Module::new(engine, &bytes).map_err(|e| SandboxError::Compile(e.into()))?;
+    if let Some(progress) = compiling {
+        progress.finish();
+    }
     let serialized = module
         .serialize()
         .map_err(|e| SandboxError::Compile(e.into()))?;
