@@ -12,7 +12,7 @@ use crate::corpus::{OpenProject, Split};
 use crate::episode::EpisodeSpec;
 use crate::episode::{EnvSettings, Task};
 use crate::guest::Python;
-use crate::inject::{procedural_bug_set, InjectError};
+use crate::inject::{procedural_bug_sets, InjectError};
 use crate::policy::{model, solver_factory};
 use crate::protocol::Validator;
 use crate::rollout::{runtime, Scheduler};
@@ -94,21 +94,16 @@ pub fn heldout_tasks(
     if let Some(project) = projects.iter().find(|p| p.split != Split::Heldout) {
         return Err(EvalError::NotHeldout(project.name.clone()));
     }
-    // One project a core: each project's injector validates only a core's worth of
-    // candidates at a time.
-    let made = crate::par::map(projects, crate::par::cores(), |project| {
-        procedural_bug_set(
-            python,
-            validator,
-            project,
-            bugs.per_project,
-            bugs.seed,
-            &cache.join("heldout-bugs"),
-        )
-    });
+    let made = procedural_bug_sets(
+        python,
+        validator,
+        projects,
+        bugs.per_project,
+        bugs.seed,
+        &cache.join("heldout-bugs"),
+    )?;
     let mut tasks = Vec::new();
     for (project, dirs) in projects.iter().zip(made) {
-        let dirs = dirs?;
         if dirs.len() < bugs.per_project {
             return Err(EvalError::TooFewBugs {
                 project: project.name.clone(),

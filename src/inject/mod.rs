@@ -742,6 +742,24 @@ fn weaken(state: &Snapshot, broken: &[String]) -> Option<Snapshot> {
     Some(weakened)
 }
 
+/// [`procedural_bug_set`] for each of `projects`, in their order, made one project a core:
+/// each project's injector validates only a core's worth of candidates at a time and waits for
+/// the slowest of them, so projects side by side keep the cores busy.
+pub fn procedural_bug_sets(
+    python: &Python,
+    validator: &Validator,
+    projects: &[OpenProject],
+    count: usize,
+    seed: u64,
+    root: &Path,
+) -> Result<Vec<Vec<PathBuf>>, InjectError> {
+    crate::par::map(projects, crate::par::cores(), |project| {
+        procedural_bug_set(python, validator, project, count, seed, root)
+    })
+    .into_iter()
+    .collect()
+}
+
 /// `count` procedural bugs in `project` made with `seed`, as artifact directories, made once and
 /// kept under `root/PROJECT-HASH-seedS-nN/` (a bug set that evaluations and training runs can
 /// share). Fewer than `count` come back when the project offers fewer valid bugs.

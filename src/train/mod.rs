@@ -474,9 +474,7 @@ fn prepare<'a>(
     .collect()
 }
 
-/// The procedural bugs that start a new run's pool (the same for every training seed), made
-/// one project a core: each project's injector validates only a core's worth of candidates at
-/// a time, and waits for the slowest of them.
+/// The procedural bugs that start a new run's pool (the same for every training seed).
 fn seed_bugs(
     python: &Python,
     validator: &Validator,
@@ -487,20 +485,17 @@ fn seed_bugs(
     if settings.seed_bugs == 0 {
         return Ok(Vec::new());
     }
-    let out = run.path().join(SEED_BUGS);
-    let made = crate::par::map(projects, crate::par::cores(), |project| {
-        crate::inject::procedural_bug_set(
-            python,
-            validator,
-            project,
-            settings.seed_bugs,
-            SEED_BUGS_SEED,
-            &out,
-        )
-    });
+    let made = crate::inject::procedural_bug_sets(
+        python,
+        validator,
+        projects,
+        settings.seed_bugs,
+        SEED_BUGS_SEED,
+        &run.path().join(SEED_BUGS),
+    )?;
     let mut dirs = Vec::new();
     for (project, made) in projects.iter().zip(made) {
-        for dir in made? {
+        for dir in made {
             let rel = dir.strip_prefix(run.path()).unwrap_or(&dir).to_owned();
             dirs.push((project.name.clone(), rel));
         }
