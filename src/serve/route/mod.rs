@@ -76,8 +76,15 @@ struct Node {
     /// Why it is down, once it is.
     down: Mutex<Option<String>>,
     sessions: AtomicUsize,
-    /// Sessions placed on it since its last health answer.
+    /// Sessions placed on it so far (never decreases).
     placed: AtomicUsize,
+    /// Of those, the ones whose placing request had been answered (never decreases): once a
+    /// node answered a create, its own session count includes that session.
+    settled: AtomicUsize,
+    /// `settled` as it was when the last health answer used was asked for: placements beyond
+    /// it are not in `sessions` yet. A count taken when the answer arrives would drop
+    /// sessions created while the health request was on its way.
+    reflected: AtomicUsize,
     workers: AtomicUsize,
     busy: AtomicUsize,
     /// Requests the router is forwarding to it now.
@@ -110,6 +117,8 @@ impl Node {
             down: Mutex::new(Some("not checked yet".into())),
             sessions: AtomicUsize::new(0),
             placed: AtomicUsize::new(0),
+            settled: AtomicUsize::new(0),
+            reflected: AtomicUsize::new(0),
             workers: AtomicUsize::new(1),
             busy: AtomicUsize::new(0),
             inflight: AtomicUsize::new(0),
@@ -117,10 +126,13 @@ impl Node {
     }
 
     /// Load per worker: what placement minimises. Open sessions (as last polled, plus those
-    /// placed since) say what will run there; the requests the router has in flight there now
-    /// (test runs, mostly) say what runs there at this moment, without waiting for a poll.
+    /// placed that the poll could not see) say what will run there; the requests the router
+    /// has in flight there now (test runs, mostly) say what runs there at this moment, without
+    /// waiting for a poll.
     fn load(&self) -> f64 {
-        let sessions = self.sessions.load(Ordering::Relaxed) + self.placed.load(Ordering::Relaxed);
+        let placed = self.placed.load(Ordering::Relaxed);
+        let unseen = placed.saturating_sub(self.reflected.load(Ordering::Relaxed));
+        let sessions = self.sessions.load(Ordering::Relaxed) + unseen;
         let running = self.inflight.load(Ordering::Relaxed);
         (sessions + running) as f64 / self.workers.load(Ordering::Relaxed).max(1) as f64
     }
@@ -243,12 +255,12 @@ impl Route {
 
     /// Checks that the server answering `health` is the node it is registered as and takes
     /// the token it was registered with; then takes its load.
-    async fn verify(&self, node: &Arc<Node>, health: &Value) -> Result<(), ApiError> {
-        if health["node"] != json!(node.name) {
+    async fn verify(&self, node: &Arc<Node>, health: &Health) -> Result<(), ApiError> {
+        if health.report["node"] != json!(node.name) {
             return Err(ApiError::bad(format!(
                 "the server at {} calls itself {}, not {:?}: start it with spar serve \
                  --node-id {}",
-                node.base, health["node"], node.name, node.name
+                node.base, health.report["node"], node.name, node.name
             )));
         }
         self.check_token(node).await?;
@@ -311,11 +323,10 @@ impl Route {
         })
     }
 
-    /// The live node with the least load, counted as placed on; 503 when none is live.
-    fn place(&self, except: &[String]) -> Result<Arc<Node>, ApiError> {
-        let node = self.least_loaded(except)?;
-        node.placed.fetch_add(1, Ordering::Relaxed);
-        Ok(node)
+    /// The live node with the least load, counted as placed on until the placement is
+    /// dropped and a later health answer includes it; 503 when none is live.
+    fn place(&self, except: &[String]) -> Result<Placement, ApiError> {
+        Ok(Placement::on(self.least_loaded(except)?))
     }
 
     /// The live node with the least load (not among `except`); 503 when none is live.
@@ -334,7 +345,8 @@ impl Route {
     }
 
     /// A node's `/v1/health` answer, or why there is none.
-    async fn health_of(&self, node: &Node) -> Result<Value, String> {
+    async fn health_of(&self, node: &Node) -> Result<Health, String> {
+        let settled_before = node.settled.load(Ordering::Relaxed);
         let request = hyper::Request::get(format!("{}/v1/health", node.base))
             .body(Body::empty())
             .map_err(|e| e.to_string())?;
@@ -350,20 +362,25 @@ impl Route {
             let body = axum::body::to_bytes(Body::new(response.into_body()), 1 << 20)
                 .await
                 .map_err(|e| e.to_string())?;
-            serde_json::from_slice::<Value>(&body).map_err(|e| e.to_string())
+            let report = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            Ok(Health {
+                report,
+                settled_before,
+            })
         });
         answer
             .await
             .unwrap_or_else(|_| Err(format!("no health answer within {PROBE_TIMEOUT:?}")))
     }
 
-    fn update(&self, node: &Node, health: &Value) {
-        let count = |key: &str| health[key].as_u64().unwrap_or(0) as usize;
+    fn update(&self, node: &Node, health: &Health) {
+        let count = |key: &str| health.report[key].as_u64().unwrap_or(0) as usize;
         node.sessions.store(count("sessions"), Ordering::Relaxed);
         node.workers
             .store(count("workers").max(1), Ordering::Relaxed);
         node.busy.store(count("busy_workers"), Ordering::Relaxed);
-        node.placed.store(0, Ordering::Relaxed);
+        node.reflected
+            .fetch_max(health.settled_before, Ordering::Relaxed);
         *lock(&node.down) = None;
         if !node.alive.swap(true, Ordering::Relaxed) {
             eprintln!("spar route: node {} is up at {}", node.name, node.base);
@@ -518,24 +535,52 @@ impl Route {
             ));
         }
         if let Some(id) = fields.get("artifact_id").and_then(Value::as_str) {
-            let node = self.owner(id, "artifact")?;
-            return self.sticky(&node, Method::POST, path, body).await;
+            let placement = Placement::on(self.owner(id, "artifact")?);
+            return self.sticky(&placement.node, Method::POST, path, body).await;
         }
         let mut tried = Vec::new();
         loop {
-            let node = self.place(&tried)?;
-            match self.forward(&node, Method::POST, path, body.clone()).await {
+            let placement = self.place(&tried)?;
+            let node = &placement.node;
+            match self.forward(node, Method::POST, path, body.clone()).await {
                 Ok(response) => return Ok(response),
                 Err(Forward::Refused(e)) => return Err(e),
                 Err(Forward::Unreachable(why)) => node.mark_down(why),
                 Err(Forward::Broken(why)) => {
-                    if !self.died(&node).await {
-                        return Err(connection_broke(&node, &why));
+                    if !self.died(node).await {
+                        return Err(connection_broke(node, &why));
                     }
                 }
             }
             tried.push(node.name.clone());
         }
+    }
+}
+
+/// A node's `/v1/health` answer with what it can already count.
+struct Health {
+    report: Value,
+    /// The node's `settled` placements when the request left: its count includes those.
+    settled_before: usize,
+}
+
+/// A session being placed on a node: the node counts it as load until it is dropped (the
+/// placing request answered) and a health answer asked for after that includes it.
+struct Placement {
+    node: Arc<Node>,
+}
+
+impl Placement {
+    /// A session placed on `node` (chosen by load, or the node its artifact lives on).
+    fn on(node: Arc<Node>) -> Placement {
+        node.placed.fetch_add(1, Ordering::Relaxed);
+        Placement { node }
+    }
+}
+
+impl Drop for Placement {
+    fn drop(&mut self) {
+        self.node.settled.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -693,8 +738,7 @@ async fn openenv_state(
 
 /// OpenEnv's `/schema` and `/metadata`: every node answers the same, so any live one does.
 async fn any_node(State(route): State<Arc<Route>>, uri: Uri) -> Result<Response, ApiError> {
-    let node = route.place(&[])?;
-    node.placed.fetch_sub(1, Ordering::Relaxed);
+    let node = route.least_loaded(&[])?;
     route
         .sticky(&node, Method::GET, uri.path(), Bytes::new())
         .await
@@ -808,6 +852,8 @@ mod tests {
                 down: Mutex::new(None),
                 sessions: AtomicUsize::new(sessions),
                 placed: AtomicUsize::new(0),
+                settled: AtomicUsize::new(0),
+                reflected: AtomicUsize::new(0),
                 workers: AtomicUsize::new(workers),
                 busy: AtomicUsize::new(0),
                 inflight: AtomicUsize::new(0),
@@ -819,15 +865,39 @@ mod tests {
     }
 
     #[test]
+    fn a_health_answer_asked_for_before_a_session_was_made_does_not_forget_it() {
+        let route = route_with(&[("a", true, 0, 1), ("b", true, 0, 1)]);
+        let report = |sessions: usize| json!({"sessions": sessions, "workers": 1});
+        let early = |node: &Node| Health {
+            report: report(0),
+            settled_before: node.settled.load(Ordering::Relaxed),
+        };
+        let first = route.place(&[]).unwrap();
+        let asked_before = early(&first.node);
+        let node = first.node.clone();
+        drop(first);
+        // The node made the session after it answered the health request.
+        route.update(&node, &asked_before);
+        assert_eq!(node.load(), 1.0);
+        assert_ne!(route.place(&[]).unwrap().node.name, node.name);
+        let asked_after = Health {
+            report: report(1),
+            settled_before: node.settled.load(Ordering::Relaxed),
+        };
+        route.update(&node, &asked_after);
+        assert_eq!(node.load(), 1.0, "counted once, by the node");
+    }
+
+    #[test]
     fn placement_takes_the_live_node_with_least_load_per_worker_and_counts_it() {
         // b has more sessions but four times the workers; c is dead.
         let route = route_with(&[("a", true, 2, 1), ("b", true, 4, 4), ("c", false, 0, 8)]);
         let picks: Vec<String> = (0..4)
-            .map(|_| route.place(&[]).unwrap().name.clone())
+            .map(|_| route.place(&[]).unwrap().node.name.clone())
             .collect();
         // b: 1.0, then 1.25, 1.5, 1.75 as sessions are placed; a stays at 2.0.
         assert_eq!(picks, ["b", "b", "b", "b"]);
-        assert_eq!(route.place(&["b".into()]).unwrap().name, "a");
+        assert_eq!(route.place(&["b".into()]).unwrap().node.name, "a");
         let none = route.place(&["a".into(), "b".into()]).err().unwrap();
         assert_eq!(none.status, StatusCode::SERVICE_UNAVAILABLE);
     }

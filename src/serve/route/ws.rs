@@ -4,7 +4,7 @@
 //! connection that resets onto another node's artifact moves there; frames pass through as
 //! they are, except that a finished episode's record is taken out for the router's log.
 
-use super::{Node, Route};
+use super::{Node, Placement, Route};
 use crate::serve::openenv::error_frame;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -36,12 +36,15 @@ pub(super) async fn websocket(
 struct Carrier {
     route: Arc<Route>,
     upstream: Option<(Arc<Node>, Upstream)>,
+    /// The placement of the episode a reset is making on the node, until the node answers it.
+    pending: Option<Placement>,
 }
 
 async fn carry(route: Arc<Route>, mut client: WebSocket) {
     let mut carrier = Carrier {
         route,
         upstream: None,
+        pending: None,
     };
     loop {
         tokio::select! {
@@ -59,6 +62,7 @@ async fn carry(route: Arc<Route>, mut client: WebSocket) {
                 }
             }
             frame = carrier.next() => {
+                carrier.pending = None;
                 let reply = match frame {
                     Some(text) => carrier.route.strip_episode(&text),
                     None => carrier.lost().await,
@@ -128,13 +132,15 @@ impl Carrier {
         }
         let mut tried = Vec::new();
         loop {
-            let node = match &wanted {
-                Some(node) => node.clone(),
+            let placement = match &wanted {
+                Some(node) => Placement::on(node.clone()),
                 None => self.route.place(&tried).map_err(error_of)?,
             };
+            let node = placement.node.clone();
             match connect(&node).await {
                 Ok(upstream) => {
                     self.upstream = Some((node, upstream));
+                    self.pending = Some(placement);
                     return Ok(());
                 }
                 Err(why) => {
