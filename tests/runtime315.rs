@@ -333,13 +333,17 @@ OSError
 }
 
 /// A session whose command line is spar's own starts from the pytest configuration made in the
-/// image: it must be the configuration a plain start makes (the same plugins, options and
-/// invocation), for spar's flags and for others (which make their own).
+/// image (whatever program name pytest gives itself: `pytest.main()` here, `python -m pytest`
+/// for spar's test command): it must be the configuration a plain start makes (the same
+/// plugins, options and invocation), for spar's flags and for others (which make their own).
 #[test]
 fn the_configuration_made_in_the_image_is_the_one_a_plain_start_makes() {
     let conftest = r#"
-import os
+import gc, os
 def pytest_configure(config):
+    # Objects made in the image are frozen there, out of the collector's lists.
+    with open('/tmp/origin', 'w') as out:
+        print(not any(o is config for o in gc.get_objects()), file=out)
     names = sorted(n for n, _ in config.pluginmanager.list_name_plugin() if not n.isdigit())
     options = sorted(vars(config.option))
     params = config.invocation_params
@@ -358,7 +362,8 @@ def pytest_configure(config):
         for flag in flags {
             src.push_str(&format!("{flag:?}, "));
         }
-        src.push_str("'-q'])\nprint(int(code), open('/tmp/seen').read().strip())");
+        src.push_str("'-q'])\nprint(open('/tmp/origin').read().strip())");
+        src.push_str("\nprint(int(code), open('/tmp/seen').read().strip())");
         code(&src)
     };
     let spar_flags = ["-p", "no:faulthandler", "-p", "no:cacheprovider"];
@@ -375,6 +380,8 @@ def pytest_configure(config):
         let last = seen.lines().last().unwrap_or_default().to_owned();
         assert!(last.starts_with("0 ["), "{seen}");
         assert!(last.ends_with("/repo/sub"), "{last}");
+        let made_in_image = seen.lines().rev().nth(1) == Some("True");
+        assert_eq!(made_in_image, flags == spar_flags, "{flags:?}: {seen}");
         assert_eq!(
             last,
             stdout(&plain).lines().last().unwrap_or_default(),

@@ -25,6 +25,8 @@ _BASE_PATH = []
 SESSION_MODULES = (
     "pdb",
     "tomllib",
+    # Distribution metadata (terminal's header asks for pluggy's version): the email parser.
+    "importlib.metadata._adapters",
     "encodings.unicode_escape",
     "_pytest._argcomplete",
 )
@@ -70,8 +72,23 @@ def prepare(preload=()):
     # Runs see other trees at /repo and /deps: forget every directory listing seen so far.
     sys.path_importer_cache.clear()
     importlib.invalidate_caches()
+    _index_stdlib()
     os.chdir("/")
     _freeze_objects()
+
+
+def _index_stdlib():
+    """Keeps what runs would otherwise read again from the standard-library zip, which never
+    changes: its importer (holding the zip's directory) and its distributions' metadata index.
+    Without the importer, the first metadata lookup of a run (pytest makes one while it parses
+    its arguments) parses the zip's directory itself: about 80 ms in the guest."""
+    import importlib.metadata
+    import zipimport
+
+    for path in _BASE_PATH:
+        if path.endswith(".zip"):
+            sys.path_importer_cache[path] = zipimport.zipimporter(path)
+    list(importlib.metadata.distributions(path=_BASE_PATH))
 
 
 def _freeze_objects():
@@ -113,7 +130,6 @@ def _prebuild_pytest_config():
         config, _prebuilt = _prebuilt, None
         if (
             config is None
-            or prog is not None
             or os.environ.get("PYTEST_DEBUG")
             or _left_out_plugins(args) != list(PREBUILT_FOR)
         ):
@@ -123,6 +139,10 @@ def _prebuild_pytest_config():
         config.invocation_params = pytest_config.Config.InvocationParams(
             args=args or (), plugins=plugins, dir=pathlib.Path.cwd()
         )
+        if prog is not None:
+            # pytest 9 always names its program ("python -m pytest", "pytest.main()") and uses
+            # the name only in usage and error messages.
+            config._parser.prog = prog
         return config
 
     pytest_config.get_config = get_config
@@ -183,15 +203,12 @@ def _preload_failed(name, error):
 def resume(path0, args, env):
     """Runs one program in an interpreter restored from an image: the run's own environment,
     import path, working directory and random seed first, then ARGS as `python ARGS...`."""
-    import importlib
-
     os.environ.clear()
     os.environ.update(env)
     entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.chdir(env.get("SPAR_CWD") or "/")
     sys.path[:] = [path0 or os.getcwd()] + entries + _BASE_PATH
-    sys.path_importer_cache.clear()
-    importlib.invalidate_caches()
+    # The image's caches know only the standard library (see `prepare`): nothing to forget.
     _use_bytecode_cache()
     if "random" in sys.modules:
         # Seeded from the run's own random source, as a fresh interpreter would be.
