@@ -25,7 +25,7 @@ _BASE_PATH = []
 SESSION_MODULES = (
     "pdb",
     "tomllib",
-    # Distribution metadata (terminal's header asks for pluggy's version): the email parser.
+    # Distribution metadata, which the session header reads for each plugin's name and version.
     "importlib.metadata._adapters",
     "encodings.unicode_escape",
     "_pytest._argcomplete",
