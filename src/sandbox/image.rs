@@ -13,6 +13,36 @@ use std::time::Duration;
 /// The granularity of the comparison with a fresh instance: a host page.
 const CHUNK: usize = 4096;
 
+/// Faults `range` in with one call when its memory is new (the first run in a pool slot, as in
+/// every `spar test` process): 20 MB of image copied into fresh pages otherwise takes 5,000
+/// page faults one at a time, and a whole `spar run -c pass` process went from 28 to 23-24 ms.
+/// A slot that ran before keeps its pages resident, and is left alone: walking 5,000 resident
+/// pages cost reused slots 0.2 ms a run. Advice only: where it fails (kernels before 5.14),
+/// the copy faults as before.
+#[cfg(target_os = "linux")]
+fn prefault(range: &mut [u8]) {
+    const PAGE: usize = 4096;
+    if range.is_empty() {
+        return;
+    }
+    let start = range.as_mut_ptr() as usize;
+    let first = start & !(PAGE - 1);
+    let mut resident = 0u8;
+    // SAFETY: `first` is the page holding the range's first byte, which the slice owns; mincore
+    // and madvise only read the page tables and fault pages in, never change their contents.
+    unsafe {
+        let known = libc::mincore(first as *mut libc::c_void, PAGE, &mut resident) == 0;
+        if known && resident & 1 == 1 {
+            return;
+        }
+        let len = (start + range.len() - first).div_ceil(PAGE) * PAGE;
+        libc::madvise(first as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn prefault(_: &mut [u8]) {}
+
 /// The first bytes of a stored image, with the format's version.
 const MAGIC: &[u8; 8] = b"sparimg1";
 
@@ -83,7 +113,9 @@ impl GuestImage {
     /// Writes the image over `memory`, which must already be `self.size` long.
     pub(super) fn restore(&self, memory: &mut [u8]) {
         for (at, bytes) in self.parts() {
-            memory[at..at + bytes.len()].copy_from_slice(bytes);
+            let target = &mut memory[at..at + bytes.len()];
+            prefault(target);
+            target.copy_from_slice(bytes);
         }
     }
 
