@@ -15,7 +15,8 @@ const CHUNK: usize = 4096;
 
 /// Faults `range` in with one call when its memory is new (the first run in a pool slot, as in
 /// every `spar test` process): 20 MB of image copied into fresh pages otherwise takes 5,000
-/// page faults one at a time, and a whole `spar run -c pass` process went from 28 to 23-24 ms.
+/// page faults one at a time (a whole `spar run -c pass` process: 30 -> 26 ms, 7,405 -> 2,473
+/// page faults).
 /// A slot that ran before keeps its pages resident, and is left alone: walking 5,000 resident
 /// pages cost reused slots 0.2 ms a run. Advice only: where it fails (kernels before 5.14),
 /// the copy faults as before.

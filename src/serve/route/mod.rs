@@ -7,7 +7,7 @@
 //! `artifact_id` run on the node that holds the artifact, so its solve rate, and the injector's
 //! reward, are collected there exactly as on one machine. New sessions go to the live node with
 //! the least load per worker: open sessions and busy workers from each node's `/v1/health`
-//! (polled), plus the sessions placed since the last poll. Nodes join and leave at run time
+//! (polled), plus the sessions placed that the last poll could not have counted yet. Nodes join and leave at run time
 //! (`PUT` / `DELETE /v1/nodes/{name}`); `spar_client.ray` registers each node actor's server.
 //!
 //! A node that stops answering is marked down: new sessions avoid it, and requests on its
