@@ -609,20 +609,23 @@ impl Python {
         self.image_with(&preload, deps).or_else(|| self.image())
     }
 
-    /// `sys.stdlib_module_names` of the guest, from one run on the base image.
+    /// `sys.stdlib_module_names` of the guest, from one run on the base image the first time
+    /// (then from the image cache).
     fn stdlib_modules(&self) -> &BTreeSet<String> {
         self.stdlib_modules.get_or_init(|| {
-            let args = ["-c".to_owned(), LIST_STDLIB.to_owned()];
-            let run = Snapshot::empty();
-            match self.run(&run, &args, &PythonRun::default()) {
-                Ok(result) if result.exit_code == Some(0) => {
-                    String::from_utf8_lossy(&result.stdout)
-                        .lines()
-                        .map(str::to_owned)
-                        .collect()
+            self.images.stdlib_names(|| {
+                let args = ["-c".to_owned(), LIST_STDLIB.to_owned()];
+                let result = self.run(&Snapshot::empty(), &args, &PythonRun::default());
+                match result {
+                    Ok(result) if result.exit_code == Some(0) => Some(
+                        String::from_utf8_lossy(&result.stdout)
+                            .lines()
+                            .map(str::to_owned)
+                            .collect(),
+                    ),
+                    _ => None,
                 }
-                _ => BTreeSet::new(),
-            }
+            })
         })
     }
 

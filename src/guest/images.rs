@@ -162,6 +162,33 @@ impl Images {
             .clone()
     }
 
+    /// The interpreter's standard-library module names: kept on disk beside the images (they
+    /// depend only on the interpreter, which is part of every image's key), else asked of the
+    /// guest by `ask` and kept. Asking is a whole guest run, which every process that chose an
+    /// image for a repository importing anything paid before its own run (12 ms of a 37 ms
+    /// `spar test` of a small unittest suite). Empty, and asked again next time, when `ask`
+    /// fails.
+    pub(super) fn stdlib_names(
+        &self,
+        ask: impl FnOnce() -> Option<BTreeSet<String>>,
+    ) -> BTreeSet<String> {
+        let key = sha256_hex(self.base_key.as_bytes());
+        let file = self.dir.join(format!("stdlib-{}.names", &key[..32]));
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            let names: BTreeSet<String> = text.lines().map(str::to_owned).collect();
+            if text.ends_with('\n') && !names.is_empty() {
+                return names;
+            }
+        }
+        let Some(names) = ask() else {
+            return BTreeSet::new();
+        };
+        let text: String = names.iter().map(|name| format!("{name}\n")).collect();
+        // A cache: when it cannot be written, the next process asks again.
+        let _ = write_atomic(&file, text.as_bytes());
+        names
+    }
+
     fn load_or_capture(
         &self,
         name: &str,
@@ -284,6 +311,46 @@ mod tests {
             });
         }
         assert_eq!(tried, ["transient"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn stdlib_names_are_asked_once_per_interpreter_and_kept_on_disk() {
+        let dir = std::env::temp_dir().join(format!(
+            "spar-images-test-{}",
+            crate::fsutil::unique_suffix()
+        ));
+        let names: BTreeSet<String> = ["os", "sys"].map(String::from).into();
+        let asks = std::cell::Cell::new(0);
+        let ask = |answer: Option<&BTreeSet<String>>| {
+            asks.set(asks.get() + 1);
+            answer.cloned()
+        };
+        let images = Images::new(dir.clone(), "base".into());
+        assert!(images.stdlib_names(|| ask(None)).is_empty());
+        assert_eq!(images.stdlib_names(|| ask(Some(&names))), names);
+        let next_process = Images::new(dir.clone(), "base".into());
+        assert_eq!(next_process.stdlib_names(|| ask(None)), names);
+        assert_eq!(
+            asks.get(),
+            2,
+            "a failed ask is not kept; a kept answer is not asked again"
+        );
+        let other_interpreter = Images::new(dir.clone(), "other".into());
+        assert!(other_interpreter.stdlib_names(|| ask(None)).is_empty());
+        // A cut-off file is asked again rather than trusted.
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "names"))
+            .unwrap();
+        std::fs::write(&file, "os\nsy").unwrap();
+        assert_eq!(
+            Images::new(dir.clone(), "base".into()).stdlib_names(|| ask(Some(&names))),
+            names
+        );
+        assert_eq!(asks.get(), 4);
         let _ = std::fs::remove_dir_all(dir);
     }
 }
