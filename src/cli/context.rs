@@ -46,17 +46,21 @@ impl Context {
 
     /// A validator whose runs also persist in the cache (for train, eval and the demo: their
     /// held-out bugs and baselines repeat from one invocation to the next), namespaced by the
-    /// guest runtime so that a new interpreter or new site packages never see old results.
+    /// guest runtime so that a new interpreter, new site packages or new guest-side files (the
+    /// start-up hook, the reactor, the pytest plugin: they change what a run costs and reports)
+    /// never see old results.
     pub fn persistent_validator(&self, python: &Python) -> Arc<Validator> {
         let site = python
             .site_dir()
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let lib = python.lib_hash();
         let dir = self.runtime.cache_dir.join("run-memo").join(format!(
-            "spar-{}-python-{}-site-{site}",
+            "spar-{}-python-{}-site-{site}-lib-{}",
             env!("CARGO_PKG_VERSION"),
-            python.interpreter_version()
+            python.interpreter_version(),
+            &lib[..lib.len().min(16)]
         ));
         Arc::new(Validator::new(ValidationSettings::default()).with_disk_memo(dir))
     }
