@@ -160,9 +160,70 @@ impl From<&[u8]> for SharedBytes {
     }
 }
 
+/// Reads the little-endian fields of spar's own cache formats (guest images, packed trees,
+/// bytecode entries), every read checked against the bytes there are: a damaged or foreign
+/// file gives `None`, never a panic or a read past its end.
+pub(crate) struct LeReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> LeReader<'a> {
+    /// A reader of `bytes` from offset `at` on.
+    pub(crate) fn new(bytes: &'a [u8], at: usize) -> LeReader<'a> {
+        LeReader { bytes, at }
+    }
+
+    /// The next `len` bytes.
+    pub(crate) fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let taken = self.bytes.get(self.at..self.at.checked_add(len)?)?;
+        self.at += len;
+        Some(taken)
+    }
+
+    /// The offset of the next byte.
+    pub(crate) fn position(&self) -> usize {
+        self.at
+    }
+
+    /// Whether every byte has been read.
+    pub(crate) fn is_done(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+
+    pub(crate) fn u16(&mut self) -> Option<usize> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?).into())
+    }
+
+    pub(crate) fn u32(&mut self) -> Option<usize> {
+        usize::try_from(u32::from_le_bytes(self.take(4)?.try_into().ok()?)).ok()
+    }
+
+    pub(crate) fn u64(&mut self) -> Option<usize> {
+        usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn le_fields_are_read_in_order_and_never_past_the_end() {
+        let mut bytes = vec![9u8];
+        bytes.extend_from_slice(&7u16.to_le_bytes());
+        bytes.extend_from_slice(&70_000u32.to_le_bytes());
+        bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        let mut reader = LeReader::new(&bytes, 1);
+        assert_eq!(reader.u16(), Some(7));
+        assert_eq!(reader.u32(), Some(70_000));
+        assert_eq!(reader.position(), 7);
+        assert_eq!(reader.u64(), Some(1 << 40));
+        assert!(reader.is_done());
+        assert_eq!(reader.take(1), None);
+        assert_eq!(LeReader::new(&bytes, 10).u64(), None, "a field cut off");
+        assert_eq!(LeReader::new(&bytes, 1).take(usize::MAX), None);
+    }
 
     #[test]
     fn small_files_are_read_and_large_ones_mapped_with_the_same_bytes() {

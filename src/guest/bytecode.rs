@@ -10,7 +10,7 @@
 //! run faster but never change what it computes. Every module of a tree has its pycs before
 //! the run starts, so the fuel a run uses does not depend on what the cache held before.
 
-use crate::bytes::SharedBytes;
+use crate::bytes::{LeReader, SharedBytes};
 use crate::fsutil::{prune_least_recently_used, touch, write_atomic};
 use crate::snapshot::Snapshot;
 use std::collections::{BTreeMap, HashMap};
@@ -234,18 +234,14 @@ fn encode(compiled: &[(String, SharedBytes)]) -> Vec<u8> {
 }
 
 /// Reads an entry [`encode`] wrote; `None` for anything else (a damaged entry is compiled again).
-fn decode(mut data: &[u8]) -> Option<Vec<(String, SharedBytes)>> {
+fn decode(data: &[u8]) -> Option<Vec<(String, SharedBytes)>> {
+    let mut reader = LeReader::new(data, 0);
     let mut compiled = Vec::new();
-    while !data.is_empty() {
-        let path_len = u32::from_le_bytes(data.get(..4)?.try_into().ok()?) as usize;
-        let path = std::str::from_utf8(data.get(4..4 + path_len)?)
-            .ok()?
-            .to_owned();
-        data = &data[4 + path_len..];
-        let len = usize::try_from(u64::from_le_bytes(data.get(..8)?.try_into().ok()?)).ok()?;
-        let bytes: SharedBytes = data.get(8..8 + len)?.into();
-        data = &data[8 + len..];
-        compiled.push((path, bytes));
+    while !reader.is_done() {
+        let path_len = reader.u32()?;
+        let path = std::str::from_utf8(reader.take(path_len)?).ok()?.to_owned();
+        let len = reader.u64()?;
+        compiled.push((path, reader.take(len)?.into()));
     }
     Some(compiled)
 }

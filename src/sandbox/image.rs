@@ -7,7 +7,7 @@
 //! Only memory is restored: the reactor's one mutable global, its shadow-stack pointer, is back
 //! at its initial value whenever an export returns, and its function table never changes.
 
-use crate::bytes::SharedBytes;
+use crate::bytes::{LeReader, SharedBytes};
 use std::time::Duration;
 
 /// The granularity of the comparison with a fresh instance: a host page.
@@ -146,20 +146,17 @@ impl GuestImage {
         if !stored.starts_with(MAGIC) {
             return None;
         }
-        let mut reader = Reader {
-            bytes: &stored,
-            at: MAGIC.len(),
-        };
-        let (size, elapsed, count) = (reader.number()?, reader.number()?, reader.number()?);
+        let mut reader = LeReader::new(&stored, MAGIC.len());
+        let (size, elapsed, count) = (reader.u64()?, reader.u64()?, reader.u64()?);
         let mut ranges = Vec::new();
         let mut end = 0;
         for _ in 0..count {
-            let (at, len) = (reader.number()?, reader.number()?);
+            let (at, len) = (reader.u64()?, reader.u64()?);
             if at < end || at.checked_add(len)? > size {
                 return None;
             }
             end = at + len;
-            let from = reader.at;
+            let from = reader.position();
             reader.take(len)?;
             ranges.push(Range { at, from, len });
         }
@@ -179,24 +176,6 @@ impl GuestImage {
     /// The bytes the image holds (and each restore copies).
     pub fn stored_bytes(&self) -> usize {
         self.ranges.iter().map(|r| r.len).sum()
-    }
-}
-
-/// A stored image, read from `at` on.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
-        let taken = self.bytes.get(self.at..self.at.checked_add(len)?)?;
-        self.at += len;
-        Some(taken)
-    }
-
-    fn number(&mut self) -> Option<usize> {
-        usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()
     }
 }
 

@@ -11,7 +11,7 @@
 //! (u64 each) or the directory, in the same form. The data section follows.
 
 use super::{Dir, Entry};
-use crate::bytes::SharedBytes;
+use crate::bytes::{LeReader, SharedBytes};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -64,45 +64,35 @@ pub(super) fn map(path: &Path) -> Option<Dir> {
 
 /// Parses a pack, checking every length and offset against the bytes there are.
 pub(super) fn decode(bytes: &SharedBytes) -> Option<Dir> {
-    let rest = bytes.strip_prefix(MAGIC.as_slice())?;
-    let data_at = usize::try_from(u64::from_le_bytes(rest.get(..8)?.try_into().ok()?)).ok()?;
-    let data = bytes.slice(data_at..bytes.len())?;
+    let mut header = LeReader::new(bytes, 0);
+    (header.take(MAGIC.len())? == MAGIC).then_some(())?;
+    let data_at = header.u64()?;
     let mut reader = Reader {
-        index: bytes.get(MAGIC.len() + 8..data_at)?,
-        data,
+        index: LeReader::new(bytes.get(..data_at)?, header.position()),
+        data: bytes.slice(data_at..bytes.len())?,
     };
     let root = reader.dir(0)?;
-    reader.index.is_empty().then_some(root)
+    reader.index.is_done().then_some(root)
 }
 
 struct Reader<'a> {
-    index: &'a [u8],
+    index: LeReader<'a>,
     data: SharedBytes,
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        let (head, tail) = self.index.split_at_checked(n)?;
-        self.index = tail;
-        Some(head)
-    }
-
-    fn u64(&mut self) -> Option<usize> {
-        usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()
-    }
-
     fn dir(&mut self, depth: usize) -> Option<Dir> {
         if depth > MAX_DEPTH {
             return None;
         }
-        let count = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
+        let count = self.index.u32()?;
         let mut entries = BTreeMap::new();
         for _ in 0..count {
-            let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
-            let name = std::str::from_utf8(self.take(len)?).ok()?.to_owned();
-            let entry = match self.take(1)?[0] {
+            let len = self.index.u16()?;
+            let name = std::str::from_utf8(self.index.take(len)?).ok()?.to_owned();
+            let entry = match self.index.take(1)?[0] {
                 0 => {
-                    let (at, len) = (self.u64()?, self.u64()?);
+                    let (at, len) = (self.index.u64()?, self.index.u64()?);
                     Entry::File(self.data.slice(at..at.checked_add(len)?)?)
                 }
                 1 => Entry::Dir(Arc::new(self.dir(depth + 1)?)),
