@@ -291,6 +291,8 @@ pub struct Python {
     snapshots: bool,
     /// The images runs resume from, captured on first use and kept on disk.
     images: images::Images,
+    /// The import lines of the repository files runs have seen, to choose their images.
+    import_scan: images::ImportScan,
     /// The repository modules' bytecode, compiled once per source and kept on disk.
     bytecode: bytecode::Bytecode,
     /// The site's bytecode where runs look for it (see [`bytecode::under_prefix`]).
@@ -372,6 +374,7 @@ impl Python {
             interpreter_version: interpreter.version.clone(),
             snapshots: settings.snapshots,
             images,
+            import_scan: images::ImportScan::default(),
             bytecode,
             deps_pycs: Mutex::new(HashMap::new()),
             settings: settings.clone(),
@@ -589,7 +592,7 @@ impl Python {
         if !self.snapshots || !self.mounts.isolated {
             return None;
         }
-        let mut preload = images::third_party_imports(repo);
+        let mut preload = self.import_scan.third_party_imports(repo);
         if !preload.is_empty() {
             // Runs import the standard library and pytest themselves (pytest is in the base
             // image): leaving them out lets every repository that imports nothing else share
