@@ -325,10 +325,10 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
-/// Runs `runs` jobs on one thread, then `runs` jobs on each core at once. Each core's worker
-/// first runs two jobs untimed: a run in a pool slot no run has used costs several times a
-/// warm one (the slot's memory is faulted in), and over a few dozen runs that alone cut the
-/// measured scaling from about 1.8x to 1.1x on the 2-core machine.
+/// Runs `runs` jobs on one thread, then `runs` jobs on each core at once, after two untimed
+/// jobs per core: a run in a pool slot no run has used costs several times a warm one (the
+/// slot's memory is faulted in). Timed cold over 30 runs a thread, `-c pass` on 2 threads
+/// measured 1.1x to 1.6x of one thread from one bench to the next; warm over 100, 1.9-2.0x.
 fn throughput(
     cores: usize,
     runs: usize,

@@ -74,14 +74,16 @@ impl ImportScan {
     /// The modules the import lines of one file name, read once per file contents.
     fn imports_of(&self, bytes: &SharedBytes) -> Arc<[String]> {
         let key = bytes.address();
-        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, modules)) = files
+        let known = self
+            .lock()
             .by_file
             .get(&key)
             .filter(|(kept, _)| SharedBytes::ptr_eq(kept, bytes))
-        {
-            return modules.clone();
+            .map(|(_, modules)| modules.clone());
+        if let Some(modules) = known {
+            return modules;
         }
+        // Read without the lock: other runs' lookups need not wait for a large file.
         let modules: Arc<[String]> = std::str::from_utf8(bytes)
             .map(|text| {
                 imported_modules(text)
@@ -90,14 +92,22 @@ impl ImportScan {
                     .collect()
             })
             .unwrap_or_default();
+        let mut files = self.lock();
         if files.bytes + bytes.len() > MAX_SCANNED_BYTES {
             files.by_file.clear();
             files.bytes = 0;
         }
         files.bytes += bytes.len();
         files.reads += 1;
-        files.by_file.insert(key, (bytes.clone(), modules.clone()));
+        if let Some((kept, _)) = files.by_file.insert(key, (bytes.clone(), modules.clone())) {
+            // Another run read the same file meanwhile.
+            files.bytes -= kept.len();
+        }
         modules
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ScannedFiles> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -324,7 +334,7 @@ mod tests {
             ("notes.txt", "import requests\n"),
         ]);
         let scan = ImportScan::default();
-        let reads = || scan.files.lock().unwrap().reads;
+        let reads = || scan.lock().reads;
         assert_eq!(scan.third_party_imports(&tree), ["numpy", "yaml"]);
         assert_eq!(reads(), 2);
         assert_eq!(scan.third_party_imports(&tree), ["numpy", "yaml"]);
