@@ -7,10 +7,11 @@
 //! reads little of them: a mapping costs neither until a page is touched, and then only a
 //! page-cache lookup.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Immutable bytes, cheap to clone (a reference count), compared by content.
 #[derive(Clone)]
@@ -160,6 +161,68 @@ impl From<&[u8]> for SharedBytes {
     }
 }
 
+/// Values worked out from file contents, remembered by the contents' address: snapshots of one
+/// repository share the contents of the files they did not change, so most lookups find them
+/// without reading or hashing them. Each entry holds the contents, so their address cannot be
+/// reused for other bytes while it is remembered. Past `max_entries` entries, or `max_bytes` of
+/// contents kept alive, it starts again empty.
+pub(crate) struct ContentMemo<V> {
+    kept: Mutex<Kept<V>>,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+struct Kept<V> {
+    by_address: HashMap<usize, (SharedBytes, V)>,
+    /// The bytes of the contents the entries hold.
+    bytes: usize,
+}
+
+impl<V: Clone> ContentMemo<V> {
+    /// An empty memo with these bounds.
+    pub(crate) fn new(max_entries: usize, max_bytes: usize) -> ContentMemo<V> {
+        ContentMemo {
+            kept: Mutex::new(Kept {
+                by_address: HashMap::new(),
+                bytes: 0,
+            }),
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    /// The value remembered for these very bytes (not merely equal ones).
+    pub(crate) fn get(&self, contents: &SharedBytes) -> Option<V> {
+        self.lock()
+            .by_address
+            .get(&contents.address())
+            .filter(|(kept, _)| SharedBytes::ptr_eq(kept, contents))
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Remembers `value` for `contents`, in place of anything remembered at their address.
+    pub(crate) fn insert(&self, contents: &SharedBytes, value: V) {
+        let mut kept = self.lock();
+        if kept.by_address.len() >= self.max_entries
+            || kept.bytes.saturating_add(contents.len()) > self.max_bytes
+        {
+            kept.by_address.clear();
+            kept.bytes = 0;
+        }
+        kept.bytes += contents.len();
+        let replaced = kept
+            .by_address
+            .insert(contents.address(), (contents.clone(), value));
+        if let Some((old, _)) = replaced {
+            kept.bytes -= old.len();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept<V>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Reads the little-endian fields of spar's own cache formats (guest images, packed trees,
 /// bytecode entries), every read checked against the bytes there are: a damaged or foreign
 /// file gives `None`, never a panic or a read past its end.
@@ -207,6 +270,35 @@ impl<'a> LeReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_memo_answers_for_the_same_bytes_only_and_starts_again_past_its_bounds() {
+        let a = SharedBytes::from(&b"import os"[..]);
+        let equal = SharedBytes::from(&b"import os"[..]);
+        let memo = ContentMemo::new(2, 1 << 20);
+        memo.insert(&a, 1);
+        assert_eq!(memo.get(&a.clone()), Some(1), "a clone is the same bytes");
+        assert_eq!(memo.get(&equal), None, "equal bytes elsewhere are not");
+        memo.insert(&equal, 2);
+        let third = SharedBytes::from(&b"x"[..]);
+        memo.insert(&third, 3);
+        assert_eq!(
+            (memo.get(&a), memo.get(&third)),
+            (None, Some(3)),
+            "two entries at most"
+        );
+
+        let small = ContentMemo::new(usize::MAX, 12);
+        small.insert(&a, 1);
+        small.insert(&a, 1);
+        assert_eq!(small.get(&a), Some(1), "replacing an entry frees its bytes");
+        small.insert(&equal, 2);
+        assert_eq!(
+            (small.get(&a), small.get(&equal)),
+            (None, Some(2)),
+            "12 bytes at most"
+        );
+    }
 
     #[test]
     fn le_fields_are_read_in_order_and_never_past_the_end() {

@@ -10,13 +10,13 @@
 //! run faster but never change what it computes. Every module of a tree has its pycs before
 //! the run starts, so the fuel a run uses does not depend on what the cache held before.
 
-use crate::bytes::{LeReader, SharedBytes};
+use crate::bytes::{ContentMemo, LeReader, SharedBytes};
 use crate::fsutil::{prune_least_recently_used, touch, write_atomic};
 use crate::snapshot::Snapshot;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Where runs find bytecode: `sys.pycache_prefix` (PYTHONPYCACHEPREFIX). The repository's pycs
 /// are under `repo/`, the site's and the project dependencies' under `site/` and `deps/`.
@@ -53,21 +53,15 @@ pub(super) type Compiled = Arc<Vec<(String, SharedBytes)>>;
 /// mapped to its pycs.
 pub(super) type CompileOutput = BTreeMap<String, Vec<(String, SharedBytes)>>;
 
-/// Sources remembered by the address of their shared contents, with the contents (which keep
-/// the address from being reused) and what they compile to.
-type Remembered = HashMap<usize, (SharedBytes, Compiled)>;
-
 /// The bytecode cache of one interpreter and site.
 pub(super) struct Bytecode {
     dir: PathBuf,
     /// Everything a pyc depends on besides its source: interpreter, site (pytest's version),
     /// spar's guest-side files (the compile script).
     base_key: String,
-    /// Sources seen by this process, by the address of their shared contents (each entry holds
-    /// the contents, so the address cannot be reused while it is remembered): snapshots of
-    /// the same repository share the contents of the files they did not change, so most
-    /// sources of a run are found here without hashing them.
-    remembered: Mutex<Remembered>,
+    /// Sources seen by this process, by their shared contents: most sources of a run are found
+    /// here without hashing them.
+    remembered: ContentMemo<Compiled>,
     written: AtomicUsize,
 }
 
@@ -77,7 +71,7 @@ impl Bytecode {
         Bytecode {
             dir,
             base_key,
-            remembered: Mutex::new(HashMap::new()),
+            remembered: ContentMemo::new(MAX_REMEMBERED, usize::MAX),
             written: AtomicUsize::new(0),
         }
     }
@@ -94,7 +88,7 @@ impl Bytecode {
         let mut found = Vec::new();
         let mut missing = Vec::new();
         for (path, contents) in files.iter().filter(|(path, _)| path.ends_with(".py")) {
-            if let Some(compiled) = self.remembered(contents) {
+            if let Some(compiled) = self.remembered.get(contents) {
                 found.push(compiled);
                 continue;
             }
@@ -116,18 +110,11 @@ impl Bytecode {
         Snapshot::from_files(pycs).unwrap_or_else(|_| Snapshot::empty())
     }
 
-    fn remembered(&self, contents: &SharedBytes) -> Option<Compiled> {
-        self.memory()
-            .get(&contents.address())
-            .filter(|(kept, _)| SharedBytes::ptr_eq(kept, contents))
-            .map(|(_, compiled)| compiled.clone())
-    }
-
     /// The entry `entry` on disk, remembered for `contents` once read.
     fn load(&self, entry: &Path, contents: &SharedBytes) -> Option<Compiled> {
         let compiled = Arc::new(decode(&std::fs::read(entry).ok()?)?);
         touch(entry);
-        self.remember(contents, &compiled);
+        self.remembered.insert(contents, compiled.clone());
         Some(compiled)
     }
 
@@ -157,7 +144,7 @@ impl Bytecode {
                 {
                     prune_least_recently_used(&self.dir, "pyc", MAX_DISK_BYTES, &file);
                 }
-                self.remember(&contents, &compiled);
+                self.remembered.insert(&contents, compiled.clone());
                 compiled
             })
             .collect()
@@ -172,19 +159,6 @@ impl Bytecode {
         }
         let name = crate::snapshot::hex(&key.finalize());
         self.dir.join(format!("{}.pyc", &name[..32]))
-    }
-
-    fn memory(&self) -> std::sync::MutexGuard<'_, Remembered> {
-        self.remembered.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn remember(&self, contents: &SharedBytes, compiled: &Compiled) {
-        let mut memory = self.memory();
-        if memory.len() >= MAX_REMEMBERED {
-            memory.clear();
-        }
-        let address = contents.address();
-        memory.insert(address, (contents.clone(), compiled.clone()));
     }
 }
 

@@ -8,12 +8,13 @@
 //! any name the repository defines anywhere in its tree is left out, so a module cached in
 //! `sys.modules` at capture can never stand in for the repository's file of the same name.
 
-use crate::bytes::SharedBytes;
+use crate::bytes::{ContentMemo, SharedBytes};
 use crate::fsutil::{prune_least_recently_used, sha256_hex, touch, write_atomic};
 use crate::sandbox::GuestImage;
 use crate::snapshot::Snapshot;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// At most this many modules are imported by one prelude; runs import the rest themselves.
@@ -26,27 +27,26 @@ const MAX_DISK_BYTES: u64 = 4 << 30;
 
 /// The import lines of the Python files runs have seen, remembered per file: an episode's runs
 /// differ from the last by a few files, and reading every file's lines again cost each run of a
-/// 98-file tree 3.7 ms (0.3 ms for exprcalc's). A file is known by its bytes' address, as in
-/// the bytecode cache: the entry holds those bytes, so the address cannot be reused while it
-/// is remembered.
-#[derive(Default)]
+/// 98-file tree 3.7 ms (0.3 ms for exprcalc's). Files are known by their bytes, as in the
+/// bytecode cache ([`ContentMemo`]).
 pub(super) struct ImportScan {
-    files: Mutex<ScannedFiles>,
-}
-
-#[derive(Default)]
-struct ScannedFiles {
-    /// A file's bytes (kept alive) and the modules its import lines name, by the bytes'
-    /// address.
-    by_file: HashMap<usize, (SharedBytes, Arc<[String]>)>,
-    /// The bytes the entries keep alive.
-    bytes: usize,
+    /// The modules each file's import lines name.
+    files: ContentMemo<Arc<[String]>>,
     /// Files read so far (for tests: how many lookups missed).
-    reads: usize,
+    reads: AtomicUsize,
 }
 
 /// The file bytes [`ImportScan`] keeps alive at most; past it, it starts again empty.
 const MAX_SCANNED_BYTES: usize = 64 << 20;
+
+impl Default for ImportScan {
+    fn default() -> ImportScan {
+        ImportScan {
+            files: ContentMemo::new(usize::MAX, MAX_SCANNED_BYTES),
+            reads: AtomicUsize::new(0),
+        }
+    }
+}
 
 impl ImportScan {
     /// The third-party modules `repo`'s Python files import (`import a.b`, `from a.b import
@@ -73,17 +73,9 @@ impl ImportScan {
 
     /// The modules the import lines of one file name, read once per file contents.
     fn imports_of(&self, bytes: &SharedBytes) -> Arc<[String]> {
-        let key = bytes.address();
-        let known = self
-            .lock()
-            .by_file
-            .get(&key)
-            .filter(|(kept, _)| SharedBytes::ptr_eq(kept, bytes))
-            .map(|(_, modules)| modules.clone());
-        if let Some(modules) = known {
+        if let Some(modules) = self.files.get(bytes) {
             return modules;
         }
-        // Read without the lock: other runs' lookups need not wait for a large file.
         let modules: Arc<[String]> = std::str::from_utf8(bytes)
             .map(|text| {
                 imported_modules(text)
@@ -92,22 +84,9 @@ impl ImportScan {
                     .collect()
             })
             .unwrap_or_default();
-        let mut files = self.lock();
-        if files.bytes + bytes.len() > MAX_SCANNED_BYTES {
-            files.by_file.clear();
-            files.bytes = 0;
-        }
-        files.bytes += bytes.len();
-        files.reads += 1;
-        if let Some((kept, _)) = files.by_file.insert(key, (bytes.clone(), modules.clone())) {
-            // Another run read the same file meanwhile.
-            files.bytes -= kept.len();
-        }
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.files.insert(bytes, modules.clone());
         modules
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ScannedFiles> {
-        self.files.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -334,7 +313,7 @@ mod tests {
             ("notes.txt", "import requests\n"),
         ]);
         let scan = ImportScan::default();
-        let reads = || scan.lock().reads;
+        let reads = || scan.reads.load(Ordering::Relaxed);
         assert_eq!(scan.third_party_imports(&tree), ["numpy", "yaml"]);
         assert_eq!(reads(), 2);
         assert_eq!(scan.third_party_imports(&tree), ["numpy", "yaml"]);
