@@ -229,6 +229,9 @@ pub struct RuntimeSettings {
     /// Whether runs of a reactor interpreter (3.15) resume from an image taken after pytest is
     /// imported, instead of starting the interpreter every time.
     pub snapshots: bool,
+    /// Whether a run resumed from an image may reuse an earlier run's instance, with the pages
+    /// that run wrote written back (see [`SandboxSettings::reuse_instances`]).
+    pub reuse_instances: bool,
 }
 
 impl RuntimeSettings {
@@ -245,6 +248,7 @@ impl RuntimeSettings {
                 .and_then(|name| name.parse().ok())
                 .unwrap_or_default(),
             snapshots: true,
+            reuse_instances: true,
         }
     }
 }
@@ -353,6 +357,7 @@ impl Python {
             sandbox_settings.max_concurrent_runs = n;
         }
         sandbox_settings.progress = settings.progress;
+        sandbox_settings.reuse_instances = settings.reuse_instances;
         let sandbox = Sandbox::load(&wasm, &interpreter.sha256, &sandbox_settings)?;
         let mut mounts = GuestMounts {
             site: Snapshot::empty(),

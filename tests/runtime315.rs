@@ -389,3 +389,67 @@ def pytest_configure(config):
         );
     }
 }
+
+/// A run resumed in an instance an earlier run used (the only slot, so every run gets it
+/// whenever the last one left it intact) starts from exactly the memory a fresh instance would:
+/// the same output and the same fuel, to the unit, as on a sandbox that never reuses, after
+/// runs that write a lot, grow the memory, run out of fuel, exit mid-way or fail.
+#[test]
+fn a_reused_instance_starts_every_run_as_a_fresh_one_would() {
+    let load = |reuse: bool| {
+        let mut settings = spar::guest::RuntimeSettings::new(None);
+        settings.max_concurrent_runs = Some(1);
+        settings.interpreter = spar::guest::Interpreter::Cpython315;
+        settings.reuse_instances = reuse;
+        spar::guest::Python::new(&settings).expect("the guest runtime is available")
+    };
+    let (reusing, fresh) = (load(true), load(false));
+    let repo = repo(&[("mod.py", "X = 1\n")]);
+    let probe = code(
+        "import sys, json, mod\n\
+         print(hasattr(sys, 'leak'), hasattr(json, 'leak'), mod.X, len(sys.modules))\n\
+         sys.leak = json.leak = 1\n\
+         mod.X = 2\n\
+         kept = [bytearray(4096) for _ in range(2000)]\n",
+    );
+    let warm = std::cell::Cell::new(0);
+    let run = |python: &spar::guest::Python, args: &[String], run: &PythonRun| {
+        let r = python.run(&repo, args, run).unwrap();
+        warm.set(warm.get() + usize::from(r.warm));
+        (r.outcome, r.exit_code, stdout(&r), r.fuel_used)
+    };
+    let baseline = run(&fresh, &probe, &PythonRun::default());
+    assert_eq!(baseline.1, Some(0));
+    assert!(baseline.2.starts_with("False False 1 "), "{}", baseline.2);
+    let mut short = PythonRun::default();
+    short.limits.fuel = Some(baseline.3 / 2);
+    let others: [(&[String], &PythonRun); 6] = [
+        (&probe, &PythonRun::default()),
+        (&code("x = bytearray(300 << 20)"), &PythonRun::default()),
+        (&probe, &short),
+        (
+            &code("import os, sys; sys.leak = 1; os._exit(3)"),
+            &PythonRun::default(),
+        ),
+        (
+            &code("import sys; sys.leak = 1; raise SystemExit(2)"),
+            &PythonRun::default(),
+        ),
+        (
+            &code("import sys; sys.leak = 1; 1 / 0"),
+            &PythonRun::default(),
+        ),
+    ];
+    for (args, settings) in others {
+        let before = run(&reusing, args, settings);
+        assert_eq!(
+            run(&reusing, &probe, &PythonRun::default()),
+            baseline,
+            "after {args:?} ({before:?})"
+        );
+    }
+    assert_eq!(run(&reusing, &probe, &short).0, Outcome::Timeout);
+    // Only the runs after one that grew the memory, ran out of fuel or exited mid-way start
+    // in a new instance (and the first of the 13).
+    assert_eq!(warm.get(), 13 - 4, "runs that reused an instance");
+}

@@ -8,6 +8,7 @@
 //! at its initial value whenever an export returns, and its function table never changes.
 
 use crate::bytes::{LeReader, SharedBytes};
+use std::ops::Range as Span;
 use std::time::Duration;
 
 /// The granularity of the comparison with a fresh instance: a host page.
@@ -120,6 +121,46 @@ impl GuestImage {
         }
     }
 
+    /// Writes back `range` of a memory that held this image before a run wrote to it: the
+    /// image's bytes where it holds them, else `fresh`'s (a new instance's memory, kept as an
+    /// image of an empty one), else zeros.
+    pub(super) fn rewrite(&self, fresh: &GuestImage, memory: &mut [u8], range: Span<usize>) {
+        let mut at = range.start;
+        while at < range.end {
+            let (end, bytes) = self.segment(at, range.end);
+            match bytes {
+                Some(bytes) => memory[at..end].copy_from_slice(bytes),
+                None => {
+                    let mut gap = at;
+                    while gap < end {
+                        let (until, bytes) = fresh.segment(gap, end);
+                        match bytes {
+                            Some(bytes) => memory[gap..until].copy_from_slice(bytes),
+                            None => memory[gap..until].fill(0),
+                        }
+                        gap = until;
+                    }
+                }
+            }
+            at = end;
+        }
+    }
+
+    /// From `at`, up to `limit`: where the image's next stretch ends, with its bytes when the
+    /// image holds that stretch (`None`: a stretch the image leaves as a fresh instance has it).
+    fn segment(&self, at: usize, limit: usize) -> (usize, Option<&[u8]>) {
+        let i = self.ranges.partition_point(|r| r.at + r.len <= at);
+        match self.ranges.get(i) {
+            Some(r) if r.at <= at => {
+                let end = (r.at + r.len).min(limit);
+                let bytes = &self.data[r.from + (at - r.at)..r.from + (end - r.at)];
+                (end, Some(bytes))
+            }
+            Some(r) => (r.at.min(limit), None),
+            None => (limit, None),
+        }
+    }
+
     /// The image as bytes, to keep on disk: a header, then each range's offset, length and
     /// bytes (little-endian `u64`s).
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -197,6 +238,17 @@ mod tests {
         memory.resize(5 * CHUNK, 0);
         image.restore(&mut memory);
         assert_eq!(memory, captured);
+
+        // A run writes over parts the image holds, parts only a fresh instance holds and
+        // parts that were zero; rewriting exactly what it wrote gives the image back.
+        let fresh_image = GuestImage::diff(&fresh, &[], Duration::ZERO);
+        let mut run = memory.clone();
+        for at in [5, CHUNK + 9, 2 * CHUNK, 3 * CHUNK + 1, 5 * CHUNK - 1] {
+            run[at] = 0xee;
+        }
+        image.rewrite(&fresh_image, &mut run, 1..3 * CHUNK + 2);
+        image.rewrite(&fresh_image, &mut run, 5 * CHUNK - 4..5 * CHUNK);
+        assert_eq!(run, captured);
 
         let stored = image.to_bytes();
         let back = GuestImage::from_bytes(stored.clone().into()).expect("round trip");

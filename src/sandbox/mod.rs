@@ -5,12 +5,16 @@
 //! `Engine` with the pooling allocator, one `Linker`, the compiled module (cached on disk,
 //! keyed by module hash, Wasmtime version and engine configuration) and its `InstancePre`.
 //! Each [`Sandbox::run`] gets a fresh `Store`, WASI context and [`Vfs`], so no state survives
-//! from one run to the next. Nothing from the host is visible to the guest: no host files,
+//! from one run to the next. A run resumed from an image may reuse the instance of an earlier
+//! run of the same image, with every page that run wrote written back first (see `slots`):
+//! it starts from exactly the memory a fresh instance would. Nothing from the host is visible to the guest: no host files,
 //! environment variables, network, clock or entropy unless [`Determinism::Host`] asks for it.
 
 mod abi;
+mod dirty;
 mod host;
 mod image;
+mod slots;
 mod threads;
 pub mod vfs;
 mod wasi;
@@ -20,8 +24,9 @@ pub use image::GuestImage;
 pub use vfs::{FsLimitExceeded, FsLimits, Mount, Vfs};
 pub use wasi::GuestExit;
 
+use slots::{Slots, Warm};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasi::{WasiCtx, WasiSetup};
 use wasmtime::{
@@ -216,6 +221,9 @@ pub struct RunResult {
     /// The part of `duration` before the guest's own code began: the store, the instance and,
     /// for a run resumed from an image, writing the image into its memory.
     pub startup: Duration,
+    /// Whether the run reused the instance of an earlier run of the same image (whose written
+    /// pages were written back, so it began as a fresh instance would) instead of a new one.
+    pub warm: bool,
     /// Fuel consumed: a deterministic measure of the work done.
     pub fuel_used: u64,
     /// For [`Outcome::Trap`], what trapped.
@@ -234,6 +242,11 @@ pub struct SandboxSettings {
     /// Say on stderr when a module is compiled (a minute or more for an interpreter) and,
     /// on a terminal, how long it has taken so far.
     pub progress: bool,
+    /// Keep an instance resumed from an image for the next run of the same image, writing
+    /// back only the pages its run wrote, where the kernel can track them (Linux 6.7+
+    /// userfaultfd); `false` gives every run a fresh instance (to compare, or to rule reuse
+    /// out).
+    pub reuse_instances: bool,
 }
 
 impl SandboxSettings {
@@ -244,6 +257,7 @@ impl SandboxSettings {
             cache_dir,
             max_concurrent_runs: (cores * 2).max(8),
             progress: false,
+            reuse_instances: true,
         }
     }
 }
@@ -256,6 +270,8 @@ struct RunState {
 struct MemoryCap {
     max: usize,
     hit: bool,
+    /// A table grew: the instance is not what a fresh one would be even once its memory is.
+    table_grew: bool,
 }
 
 /// Raised as a trap when the guest tries to grow its memory past the cap.
@@ -283,33 +299,8 @@ impl ResourceLimiter for MemoryCap {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        self.table_grew = true;
         Ok(desired <= 1 << 20)
-    }
-}
-
-/// Counting semaphore over the pooling allocator's instance slots.
-struct Slots {
-    free: Mutex<u32>,
-    freed: Condvar,
-}
-
-impl Slots {
-    fn acquire(&self) -> SlotGuard<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= 1;
-        SlotGuard(self)
-    }
-}
-
-struct SlotGuard<'a>(&'a Slots);
-
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.freed.notify_one();
     }
 }
 
@@ -360,6 +351,11 @@ struct Guest {
     engine: Engine,
     pre: InstancePre<RunState>,
     entry: Entry,
+    /// Whether resumed runs may reuse a warm instance.
+    reuse: bool,
+    /// A new instance's memory (as an image of an empty one): what a warm instance's pages
+    /// outside its image are written back to.
+    fresh: OnceLock<GuestImage>,
 }
 
 impl Sandbox {
@@ -404,11 +400,14 @@ impl Sandbox {
             .map_err(|e| SandboxError::Compile(e.into()))?;
         spawn_epoch_ticker(&engine);
         Ok(Sandbox {
-            guest: Arc::new(Guest { engine, pre, entry }),
-            slots: Slots {
-                free: Mutex::new(settings.max_concurrent_runs),
-                freed: Condvar::new(),
-            },
+            guest: Arc::new(Guest {
+                engine,
+                pre,
+                entry,
+                reuse: settings.reuse_instances,
+                fresh: OnceLock::new(),
+            }),
+            slots: Slots::new(settings.max_concurrent_runs),
             threads: threads::GuestThreads::new(RUN_THREAD_STACK),
         })
     }
@@ -467,9 +466,16 @@ impl Sandbox {
         request: RunRequest,
         start: Start<'_>,
     ) -> Result<(RunResult, Option<Captured>), SandboxError> {
-        let _slot = self.slots.acquire();
+        let image = match start {
+            Start::Resume(image, _) => Some(image),
+            _ => None,
+        };
+        let mut lease = self.slots.acquire(image);
+        let warm = lease.warm.take();
         if threads::current_stack_holds(RUN_THREAD_STACK) {
-            return self.guest.run_here(request, &start);
+            let (result, captured, keep) = self.guest.run_here(request, &start, warm)?;
+            lease.keep = keep;
+            return Ok((result, captured));
         }
         let guest = Arc::clone(&self.guest);
         // The pool's jobs outlive this borrow only on paper: `run` waits for the job to end.
@@ -478,9 +484,12 @@ impl Sandbox {
             Start::Capture(code) => OwnedStart::Capture(code.to_owned()),
             Start::Resume(image, code) => OwnedStart::Resume(image.clone(), code.to_owned()),
         };
-        self.threads
-            .run(move || guest.run_here(request, &start.borrow()))
-            .map_err(|e| SandboxError::Setup(e.into()))?
+        let (result, captured, keep) = self
+            .threads
+            .run(move || guest.run_here(request, &start.borrow(), warm))
+            .map_err(|e| SandboxError::Setup(e.into()))??;
+        lease.keep = keep;
+        Ok((result, captured))
     }
 }
 
@@ -512,12 +521,15 @@ impl Drop for Sandbox {
 }
 
 impl Guest {
-    /// Runs the guest on this thread, which must have a stack of [`RUN_THREAD_STACK`].
+    /// Runs the guest on this thread, which must have a stack of [`RUN_THREAD_STACK`]. A
+    /// resumed run uses `warm` when it is given one of its image; the third value is the
+    /// instance to keep warm for the next run of the same image.
     fn run_here(
         &self,
         request: RunRequest,
         start: &Start<'_>,
-    ) -> Result<(RunResult, Option<Captured>), SandboxError> {
+        warm: Option<Warm>,
+    ) -> Result<(RunResult, Option<Captured>, Option<Warm>), SandboxError> {
         let started = Instant::now();
         let limits = request.limits;
         let after = match start {
@@ -530,7 +542,6 @@ impl Guest {
         let fs = Vfs::new(request.mounts, limits.fs, Arc::new(move || fs_clock.now()));
         let output = host::Output::new(limits.max_output_bytes);
 
-        let setup = |e: wasmtime::Error| SandboxError::Setup(e.into());
         let wasi = WasiCtx::new(WasiSetup {
             args: request.argv,
             env: request.env,
@@ -541,18 +552,38 @@ impl Guest {
             stdin: request.stdin,
             output: output.clone(),
         });
-
-        let mut store = self.store(wasi, &limits).map_err(setup)?;
+        let state = RunState {
+            wasi,
+            memory: MemoryCap {
+                max: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+                hit: false,
+                table_grew: false,
+            },
+        };
+        let mut live = match warm.and_then(|warm| self.rewind(warm)) {
+            Some(mut warm) => {
+                *warm.store.data_mut() = state;
+                Live::Warm(warm)
+            }
+            None => Live::Fresh(Store::new(&self.engine, state)),
+        };
+        let mut instance = live.instance();
+        let warm = instance.is_some();
+        let store = live.store();
+        limit(store, &limits).map_err(|e| SandboxError::Setup(e.into()))?;
         let budget = limits.fuel.unwrap_or(u64::MAX);
         let mut captured = None;
         let mut startup = Duration::ZERO;
-        let result = self.start(&mut store, start, &mut captured, &mut || {
+        let result = self.start(store, start, &mut instance, &mut captured, &mut || {
             startup = started.elapsed()
         });
         let fuel_used = budget - store.get_fuel().unwrap_or(0);
         let memory_hit = store.data().memory.hit;
         let open = store.data().wasi.open_files();
-        drop(store);
+        let keep = match (&result, start) {
+            (Ok(_), Start::Resume(image, _)) if self.reuse => self.keep(live, instance, image),
+            _ => None,
+        };
         let captured =
             captured.map(|(fresh, memory)| (fresh, memory, capture_clock.elapsed(), open));
 
@@ -574,37 +605,107 @@ impl Guest {
             stderr,
             duration: started.elapsed(),
             startup,
+            warm,
             fuel_used,
             trap,
             fs,
         };
-        Ok((result, captured))
+        Ok((result, captured, keep))
     }
 
-    /// A store for one run: the memory cap, fuel and the wall-clock deadline.
-    fn store(&self, wasi: WasiCtx, limits: &Limits) -> wasmtime::Result<Store<RunState>> {
-        let mut store = Store::new(
-            &self.engine,
-            RunState {
-                wasi,
-                memory: MemoryCap {
-                    max: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
-                    hit: false,
-                },
-            },
-        );
-        store.limiter(|s| &mut s.memory);
-        store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
-        let ticks = u64::try_from(limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()))
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
-        store.set_epoch_deadline(ticks);
-        Ok(store)
+    /// Writes back the pages the warm instance's last run wrote; `None` (the instance dropped)
+    /// if the kernel would not say which.
+    fn rewind(&self, warm: Warm) -> Option<Warm> {
+        let fresh = self.fresh.get()?;
+        let mut warm = warm;
+        let written = warm.tracked.written()?;
+        let memory = warm.memory.data_mut(&mut warm.store);
+        for range in written {
+            warm.image.rewrite(fresh, memory, range);
+        }
+        warm.tracked.protect()?;
+        Some(warm)
+    }
+
+    /// The instance to keep for the next run of `image`, after a run that returned normally,
+    /// left the memory the image's size and grew no table; a new one is registered with the
+    /// kernel and written back whole, once.
+    fn keep(
+        &self,
+        live: Live,
+        instance: Option<(Instance, Memory)>,
+        image: &Arc<GuestImage>,
+    ) -> Option<Warm> {
+        let (instance, memory) = instance?;
+        let intact = |store: &Store<RunState>| {
+            memory.data_size(store) == image.size && !store.data().memory.table_grew
+        };
+        match live {
+            Live::Warm(warm) => intact(&warm.store).then_some(warm),
+            Live::Fresh(store) => {
+                if !intact(&store) {
+                    return None;
+                }
+                let fresh = self.fresh.get()?;
+                let tracked =
+                    dirty::Tracked::register(memory.data_ptr(&store), memory.data_size(&store))?;
+                let mut warm = Warm {
+                    tracked,
+                    store,
+                    instance,
+                    memory,
+                    image: Arc::clone(image),
+                };
+                // Pages only read or never touched are as a fresh instance has them, which is
+                // what the image says too (the restore wrote every page it holds).
+                for range in warm.tracked.resident()? {
+                    let bytes = warm.memory.data_mut(&mut warm.store);
+                    image.rewrite(fresh, bytes, range);
+                }
+                warm.tracked.protect()?;
+                Some(warm)
+            }
+        }
     }
 }
 
+/// A run's store: a new one, or a warm instance's (which also holds its instance).
+enum Live {
+    Fresh(Store<RunState>),
+    Warm(Warm),
+}
+
+impl Live {
+    fn store(&mut self) -> &mut Store<RunState> {
+        match self {
+            Live::Fresh(store) => store,
+            Live::Warm(warm) => &mut warm.store,
+        }
+    }
+
+    fn instance(&self) -> Option<(Instance, Memory)> {
+        match self {
+            Live::Fresh(_) => None,
+            Live::Warm(warm) => Some((warm.instance, warm.memory)),
+        }
+    }
+}
+
+/// A run's limits on a store: fuel and the wall-clock deadline.
+fn limit(store: &mut Store<RunState>, limits: &Limits) -> wasmtime::Result<()> {
+    store.limiter(|s| &mut s.memory);
+    store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
+    let ticks = u64::try_from(limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()))
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    store.set_epoch_deadline(ticks);
+    Ok(())
+}
+
 impl Guest {
-    /// Instantiates the guest and runs it as `start` says; the exit status when it returns.
+    /// Runs the guest as `start` says, in `instance` when it holds one (a warm instance's,
+    /// whose memory is already its image's) and otherwise in a new instance, which `instance`
+    /// then receives for a resumed run; the exit status when it returns.
     /// For [`Start::Capture`], `captured` receives the memory as instantiated and, once the
     /// prelude has succeeded, as it left it. `started` is called once, as the guest's own code
     /// begins.
@@ -612,42 +713,55 @@ impl Guest {
         &self,
         store: &mut Store<RunState>,
         start: &Start<'_>,
+        instance: &mut Option<(Instance, Memory)>,
         captured: &mut Option<(Vec<u8>, Vec<u8>)>,
         started: &mut dyn FnMut(),
     ) -> wasmtime::Result<i32> {
-        let instance = self.pre.instantiate(&mut *store)?;
+        if let (Some((warm, _)), Start::Resume(_, code)) = (*instance, start) {
+            started();
+            return turn(&warm, store, code);
+        }
+        let new = self.pre.instantiate(&mut *store)?;
+        // Instantiating asks the limiter for the tables' first elements too.
+        store.data_mut().memory.table_grew = false;
         match (self.entry, start) {
             (Entry::Command, _) => {
-                let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+                let start = new.get_typed_func::<(), ()>(&mut *store, "_start")?;
                 started();
                 start.call(&mut *store, ())?;
                 Ok(0)
             }
             (Entry::Reactor, Start::Entry) => {
                 started();
-                initialize(&instance, store)?;
-                let run = instance.get_typed_func::<(), i32>(&mut *store, "run")?;
+                initialize(&new, store)?;
+                let run = new.get_typed_func::<(), i32>(&mut *store, "run")?;
                 run.call(&mut *store, ())
             }
             (Entry::Reactor, Start::Capture(code)) => {
-                let memory = exported_memory(&instance, &mut *store)?;
+                let memory = exported_memory(&new, &mut *store)?;
                 let fresh = memory.data(&*store).to_vec();
                 started();
-                initialize(&instance, store)?;
-                let status = turn(&instance, store, code)?;
+                initialize(&new, store)?;
+                let status = turn(&new, store, code)?;
                 if status == 0 {
                     *captured = Some((fresh, memory.data(&*store).to_vec()));
                 }
                 Ok(status)
             }
             (Entry::Reactor, Start::Resume(image, code)) => {
-                let memory = exported_memory(&instance, &mut *store)?;
+                let memory = exported_memory(&new, &mut *store)?;
+                if self.reuse {
+                    self.fresh.get_or_init(|| {
+                        GuestImage::diff(memory.data(&*store), &[], Duration::ZERO)
+                    });
+                }
                 let pages = memory.page_size(&*store);
                 let missing = (image.size as u64).saturating_sub(memory.data_size(&*store) as u64);
                 memory.grow(&mut *store, missing.div_ceil(pages))?;
                 image.restore(memory.data_mut(&mut *store));
+                *instance = Some((new, memory));
                 started();
-                turn(&instance, store, code)
+                turn(&new, store, code)
             }
         }
     }

@@ -387,6 +387,7 @@ fn merge(mut before: RunResult, after: RunResult) -> RunResult {
         stderr: before.stderr,
         duration: before.duration + after.duration,
         startup: before.startup + after.startup,
+        warm: before.warm && after.warm,
         fuel_used: before.fuel_used.saturating_add(after.fuel_used),
         trap: after.trap,
         fs: after.fs,

@@ -75,6 +75,7 @@ def prepare(preload=()):
     _index_stdlib()
     os.chdir("/")
     _freeze_objects()
+    _reserve_heap()
 
 
 def _index_stdlib():
@@ -101,6 +102,20 @@ def _freeze_objects():
 
     gc.collect()
     gc.freeze()
+
+
+#: What the image's allocator holds free, in MiB (see `_reserve_heap`).
+HEAP_RESERVE_MB = 64
+
+
+def _reserve_heap():
+    """Grows the memory once, in the image, and gives the space back to the allocator (which
+    never returns memory to WebAssembly): a run's allocations then come from it instead of
+    growing the memory, and spar hands the run's instance to the next run of the image only
+    when the memory has not grown. The reserve's pages are zero, so the image stores none of
+    them and a fresh instance never touches those a run does not use."""
+    block = bytearray(HEAP_RESERVE_MB << 20)
+    del block
 
 
 #: The `-p` arguments spar's own test commands give pytest; a run whose command line gives
@@ -232,4 +247,4 @@ def _finish(status):
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(status)
+    raise SystemExit(status)
