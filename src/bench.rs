@@ -152,6 +152,11 @@ pub struct RunParts {
     /// Time before the guest's own code runs (`python -c pass`): the store, the instance and,
     /// for a guest with an image, writing the image into its memory.
     pub startup: Latency,
+    /// How many of those runs reused the instance of an earlier run (its written pages
+    /// written back) instead of a new instance with the whole image copied in.
+    pub warm_runs: usize,
+    /// The same start-up with a new instance for every run, for a guest with an image.
+    pub fresh_instance_startup: Option<Latency>,
     /// What `import pytest` adds to a run's wall time over `python -c pass`, median ms.
     pub import_pytest_ms: f64,
     /// The same with the interpreter started from scratch, for a guest with an image.
@@ -189,7 +194,15 @@ fn measure(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchR
         let (samples, _) = sandboxed_samples(plain, settings)?;
         suite.plain_start_median_ms = Some(median_ms(samples));
     }
-    let parts = run_parts(&python, plain.as_ref())?;
+    // The same runs with a new instance every time instead of a reused one.
+    let fresh = match python.image() {
+        Some(_) => Some(Python::new(&RuntimeSettings {
+            reuse_instances: false,
+            ..runtime.clone()
+        })?),
+        None => None,
+    };
+    let parts = run_parts(&python, plain.as_ref(), fresh.as_ref())?;
     Ok(BenchReport {
         cores,
         trivial,
@@ -274,7 +287,11 @@ fn python_pass(
 /// What a guest run spends before its own code, and what `import pytest` adds to a run's
 /// wall time over `-c pass`, medians of 30 runs. (The guest's own clock cannot time it: it is
 /// deterministic, a function of the run's seed and its calls, not of the host's time.)
-fn run_parts(python: &Python, plain: Option<&Python>) -> Result<RunParts, BenchError> {
+fn run_parts(
+    python: &Python,
+    plain: Option<&Python>,
+    fresh: Option<&Python>,
+) -> Result<RunParts, BenchError> {
     let runs = 30;
     let samples = |python: &Python, code: &str| -> Result<Vec<RunResult>, BenchError> {
         let args = ["-c".to_owned(), code.to_owned()];
@@ -297,8 +314,15 @@ fn run_parts(python: &Python, plain: Option<&Python>) -> Result<RunParts, BenchE
         Some(plain) => Some(import_ms(plain, &samples(plain, "pass")?)?),
         None => None,
     };
+    let startup = |runs: &[RunResult]| Latency::of(runs.iter().map(|r| r.startup).collect());
+    let fresh_instance_startup = match fresh {
+        Some(fresh) => Some(startup(&samples(fresh, "pass")?)),
+        None => None,
+    };
     Ok(RunParts {
-        startup: Latency::of(pass.iter().map(|r| r.startup).collect()),
+        startup: startup(&pass),
+        warm_runs: pass.iter().filter(|r| r.warm).count(),
+        fresh_instance_startup,
         import_pytest_ms: import_ms(python, &pass)?,
         plain_import_pytest_ms,
     })
@@ -583,6 +607,14 @@ impl fmt::Display for BenchReport {
         rate(f, "python -c pass, throughput", &self.python_throughput)?;
         let p = &self.parts;
         latency(f, "start-up before the guest's code", &p.startup)?;
+        writeln!(
+            f,
+            "{:<34} {} of those runs reused an instance (pages the last run wrote written back)",
+            "", p.warm_runs
+        )?;
+        if let Some(fresh) = &p.fresh_instance_startup {
+            latency(f, "  the same, a new instance each", fresh)?;
+        }
         write!(
             f,
             "{:<34} median {:>9.1} ms",

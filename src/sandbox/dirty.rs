@@ -10,6 +10,11 @@
 
 use std::ops::Range;
 
+/// Whether the kernel tracks written pages for spar here.
+pub(super) fn available() -> bool {
+    sys::tracker().is_some()
+}
+
 /// A registered range of guest memory. Dropping it unregisters the range, which also lifts the
 /// protection, so the pool's own reset of the slot (which counts every present page as
 /// written) sees every page the guest touched.

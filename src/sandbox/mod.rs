@@ -6,9 +6,9 @@
 //! keyed by module hash, Wasmtime version and engine configuration) and its `InstancePre`.
 //! Each [`Sandbox::run`] gets a fresh `Store`, WASI context and [`Vfs`], so no state survives
 //! from one run to the next. A run resumed from an image may reuse the instance of an earlier
-//! run of the same image, with every page that run wrote written back first (see `slots`):
-//! it starts from exactly the memory a fresh instance would. Nothing from the host is visible to the guest: no host files,
-//! environment variables, network, clock or entropy unless [`Determinism::Host`] asks for it.
+//! run of the same image, with every page that run wrote written back first (see `slots`): it
+//! starts from exactly the memory a fresh instance would. Nothing from the host is visible to
+//! the guest: no host files, environment variables, network, clock or entropy unless [`Determinism::Host`] asks for it.
 
 mod abi;
 mod dirty;
@@ -26,6 +26,7 @@ pub use wasi::GuestExit;
 
 use slots::{Slots, Warm};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasi::{WasiCtx, WasiSetup};
@@ -165,7 +166,9 @@ impl Outcome {
 pub struct Limits {
     /// Wall-clock time before the run is interrupted.
     pub timeout: Duration,
-    /// Cap on the guest's linear memory, in bytes.
+    /// Cap on the guest's linear memory, in bytes. A run resumed from an image starts with the
+    /// image's memory (which holds free heap for the run) even where that is larger, and may
+    /// not grow past the larger of the two.
     pub memory_bytes: u64,
     /// Optional fuel budget (roughly, wasm instructions); fuel used is reported either way.
     pub fuel: Option<u64>,
@@ -304,6 +307,13 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
+/// Whether this machine lets spar track the pages a run writes (userfaultfd's asynchronous
+/// write protection and `PAGEMAP_SCAN`, Linux 6.7+, not refused by a seccomp filter), which a
+/// resumed run needs to reuse an earlier run's instance.
+pub fn instance_reuse_available() -> bool {
+    dirty::available()
+}
+
 /// How a module is started, read off its exports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Entry {
@@ -356,6 +366,10 @@ struct Guest {
     /// A new instance's memory (as an image of an empty one): what a warm instance's pages
     /// outside its image are written back to.
     fresh: OnceLock<GuestImage>,
+    /// Resumed runs so far. The first is never kept warm: a process that runs once (`spar
+    /// test`, `spar run`) would pay for keeping it (reading a new instance's whole memory,
+    /// 20,000 more page faults: a `-c pass` process 55 -> 110 ms) and never reuse it.
+    resumes: AtomicUsize,
 }
 
 impl Sandbox {
@@ -406,6 +420,7 @@ impl Sandbox {
                 entry,
                 reuse: settings.reuse_instances,
                 fresh: OnceLock::new(),
+                resumes: AtomicUsize::new(0),
             }),
             slots: Slots::new(settings.max_concurrent_runs),
             threads: threads::GuestThreads::new(RUN_THREAD_STACK),
@@ -615,9 +630,8 @@ impl Guest {
 
     /// Writes back the pages the warm instance's last run wrote; `None` (the instance dropped)
     /// if the kernel would not say which.
-    fn rewind(&self, warm: Warm) -> Option<Warm> {
+    fn rewind(&self, mut warm: Warm) -> Option<Warm> {
         let fresh = self.fresh.get()?;
-        let mut warm = warm;
         let written = warm.tracked.written()?;
         let memory = warm.memory.data_mut(&mut warm.store);
         for range in written {
@@ -705,7 +719,7 @@ fn limit(store: &mut Store<RunState>, limits: &Limits) -> wasmtime::Result<()> {
 impl Guest {
     /// Runs the guest as `start` says, in `instance` when it holds one (a warm instance's,
     /// whose memory is already its image's) and otherwise in a new instance, which `instance`
-    /// then receives for a resumed run; the exit status when it returns.
+    /// then receives for a resumed run that may be kept warm; the exit status when it returns.
     /// For [`Start::Capture`], `captured` receives the memory as instantiated and, once the
     /// prelude has succeeded, as it left it. `started` is called once, as the guest's own code
     /// begins.
@@ -750,16 +764,23 @@ impl Guest {
             }
             (Entry::Reactor, Start::Resume(image, code)) => {
                 let memory = exported_memory(&new, &mut *store)?;
-                if self.reuse {
+                let keepable = self.reuse && self.resumes.fetch_add(1, Ordering::Relaxed) > 0;
+                if keepable {
                     self.fresh.get_or_init(|| {
                         GuestImage::diff(memory.data(&*store), &[], Duration::ZERO)
                     });
                 }
+                // The image's size is spar's doing (it holds free heap the run allocates
+                // from, see spar_reactor.py), not the run's: the cap bounds growth past it.
+                let cap = &mut store.data_mut().memory.max;
+                *cap = (*cap).max(image.size);
                 let pages = memory.page_size(&*store);
                 let missing = (image.size as u64).saturating_sub(memory.data_size(&*store) as u64);
                 memory.grow(&mut *store, missing.div_ceil(pages))?;
                 image.restore(memory.data_mut(&mut *store));
-                *instance = Some((new, memory));
+                if keepable {
+                    *instance = Some((new, memory));
+                }
                 started();
                 turn(&new, store, code)
             }
