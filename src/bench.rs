@@ -182,26 +182,23 @@ fn measure(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchR
     let python = Python::new(runtime)?;
     let (python_startup, python_throughput) = python_pass(&python, runtime, settings, cores)?;
     let mut suite = suite_times(&python, runtime, settings)?;
-    // The same runs with the interpreter started from scratch every time.
-    let plain = match python.image() {
-        Some(_) => Some(Python::new(&RuntimeSettings {
-            snapshots: false,
-            ..runtime.clone()
-        })?),
-        None => None,
+    // The same guest with one setting changed, to compare, where it has an image at all.
+    let variant = |change: fn(&mut RuntimeSettings)| -> Result<Option<Python>, BenchError> {
+        if python.image().is_none() {
+            return Ok(None);
+        }
+        let mut settings = runtime.clone();
+        change(&mut settings);
+        Ok(Some(Python::new(&settings)?))
     };
+    // The same runs with the interpreter started from scratch every time.
+    let plain = variant(|s| s.snapshots = false)?;
     if let Some(plain) = &plain {
         let (samples, _) = sandboxed_samples(plain, settings)?;
         suite.plain_start_median_ms = Some(median_ms(samples));
     }
     // The same runs with a new instance every time instead of a reused one.
-    let fresh = match python.image() {
-        Some(_) => Some(Python::new(&RuntimeSettings {
-            reuse_instances: false,
-            ..runtime.clone()
-        })?),
-        None => None,
-    };
+    let fresh = variant(|s| s.reuse_instances = false)?;
     let parts = run_parts(&python, plain.as_ref(), fresh.as_ref())?;
     Ok(BenchReport {
         cores,
