@@ -634,10 +634,10 @@ impl Guest {
         let fresh = self.fresh.get()?;
         let written = warm.tracked.written()?;
         let memory = warm.memory.data_mut(&mut warm.store);
-        for range in written {
-            warm.image.rewrite(fresh, memory, range);
+        for range in &written {
+            warm.image.rewrite(fresh, memory, range.clone());
         }
-        warm.tracked.protect()?;
+        warm.tracked.rearm(written)?;
         Some(warm)
     }
 

@@ -13,6 +13,9 @@ import sys
 
 ARGV0 = "/usr/local/bin/python.wasm"
 
+#: Where the host leaves a resumed run's program (see `resume`).
+RESUME_FILE = "/spar/run/resume.json"
+
 #: The interpreter's own import path (its standard-library zip), kept by `prepare`.
 _BASE_PATH = []
 
@@ -56,6 +59,7 @@ def prepare(preload=()):
     _BASE_PATH[:] = [p for p in sys.path if p.startswith("/usr/local/lib")]
     import sitecustomize  # noqa: F401  (spar's start-up hook: WASI shims)
     import importlib
+    import json  # noqa: F401  (for `resume`)
 
     import pytest  # noqa: F401
     from _pytest.config import default_plugins
@@ -215,9 +219,23 @@ def _preload_failed(name, error):
     raise SystemExit(3)
 
 
-def resume(path0, args, env):
+def resume():
     """Runs one program in an interpreter restored from an image: the run's own environment,
-    import path, working directory and random seed first, then ARGS as `python ARGS...`."""
+    import path, working directory and random seed first, then ARGS as `python ARGS...`. The
+    host leaves PATH0, ARGS and the environment in RESUME_FILE, which goes before the program
+    starts."""
+    import json
+
+    fd = os.open(RESUME_FILE, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    program = json.loads(b"".join(chunks))
+    os.unlink(RESUME_FILE)
+    path0, args, env = program["path0"], program["args"], program["env"]
     os.environ.clear()
     os.environ.update(env)
     entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
