@@ -42,7 +42,7 @@ def main():
     import sitecustomize  # noqa: F401  (spar's start-up hook: working directory, WASI shims)
 
     sys.path.insert(0, path0 or os.getcwd())
-    _use_bytecode_cache()
+    _use_bytecode_cache(os.environ)
     import _reactor
 
     status = _reactor.run([ARGV0, *args], dict(os.environ))
@@ -236,27 +236,25 @@ def resume():
     program = json.loads(b"".join(chunks))
     os.unlink(RESUME_FILE)
     path0, args, env = program["path0"], program["args"], program["env"]
-    os.environ.clear()
-    os.environ.update(env)
     entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.chdir(env.get("SPAR_CWD") or "/")
     sys.path[:] = [path0 or os.getcwd()] + entries + _BASE_PATH
     # The image's caches know only the standard library (see `prepare`): nothing to forget.
-    _use_bytecode_cache()
-    if "random" in sys.modules:
-        # Seeded from the run's own random source, as a fresh interpreter would be.
-        sys.modules["random"].seed()
+    _use_bytecode_cache(env)
     import _reactor
 
-    status = _reactor.run([ARGV0, *args], dict(os.environ))
+    # The reactor's `run` sets os.environ to ENV and reseeds `random` (and numpy's) from the
+    # run's own random source, as a fresh interpreter would have seeded it.
+    status = _reactor.run([ARGV0, *args], env)
     _finish(status)
 
 
-def _use_bytecode_cache():
-    """Reads bytecode from where spar mounted it (PYTHONPYCACHEPREFIX, as a normal start
-    would; this interpreter starts isolated and ignores it). The files there are checked-hash
-    pycs, so a module whose source differs from what was compiled is compiled again."""
-    sys.pycache_prefix = os.environ.get("PYTHONPYCACHEPREFIX") or None
+def _use_bytecode_cache(environ):
+    """Reads bytecode from where spar mounted it (PYTHONPYCACHEPREFIX in ENVIRON, as a normal
+    start would; this interpreter starts isolated and ignores it). The files there are
+    checked-hash pycs, so a module whose source differs from what was compiled is compiled
+    again."""
+    sys.pycache_prefix = environ.get("PYTHONPYCACHEPREFIX") or None
 
 
 def _finish(status):
