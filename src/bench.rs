@@ -379,25 +379,47 @@ fn throughput(
     })
 }
 
-/// Runs `runs` `python -c pass` runs in each of `cores` worker processes at once.
+/// Runs `runs` `python -c pass` runs in each of `cores` worker processes at once, timed from
+/// when every worker has loaded the guest and made its warm-up runs (as [`throughput`] warms
+/// its threads) to when the last one is done: process start-up is the same for any number of
+/// runs, and at a millisecond a run it would be most of what was timed.
 fn process_throughput(
     exe: &Path,
     runtime: &RuntimeSettings,
     cores: usize,
     runs: usize,
 ) -> Result<f64, BenchError> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
     let worker_error =
         |detail: String| BenchError::GuestFailed("a bench worker process".into(), detail);
-    let started = Instant::now();
-    let children = (0..cores)
+    let mut children = (0..cores)
         .map(|_| {
             spar_command(exe, runtime)
                 .args(["bench-worker", "--runs", &runs.to_string()])
-                .stdout(std::process::Stdio::null())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
                 .spawn()
                 .map_err(|e| worker_error(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    for child in &mut children {
+        let mut ready = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        BufReader::new(stdout)
+            .read_line(&mut ready)
+            .map_err(|e| worker_error(e.to_string()))?;
+        if ready.trim() != WORKER_READY {
+            return Err(worker_error(
+                "it stopped before its warm-up runs ended".into(),
+            ));
+        }
+    }
+    let started = Instant::now();
+    for child in &mut children {
+        // Closing its stdin is the signal to start.
+        drop(child.stdin.take());
+    }
     for mut child in children {
         let status = child.wait().map_err(|e| worker_error(e.to_string()))?;
         if !status.success() {
@@ -406,6 +428,9 @@ fn process_throughput(
     }
     Ok((runs * cores) as f64 / started.elapsed().as_secs_f64())
 }
+
+/// What a bench worker prints once warm, before it waits for the signal to start.
+const WORKER_READY: &str = "ready";
 
 /// `spar` with the same cache, guest runtime and image setting as this process, quiet.
 fn spar_command(exe: &Path, runtime: &RuntimeSettings) -> Command {
@@ -421,11 +446,13 @@ fn spar_command(exe: &Path, runtime: &RuntimeSettings) -> Command {
     command
 }
 
-/// The body of a worker process for [`process_throughput`]: `runs` sequential `python -c pass`.
+/// The body of a worker process for [`process_throughput`]: two warm-up runs, then
+/// [`WORKER_READY`] on stdout, then, once stdin closes, `runs` sequential `python -c pass`.
 pub fn worker(runtime: &RuntimeSettings, runs: usize) -> Result<(), BenchError> {
+    use std::io::{Read, Write};
     let python = Python::new(runtime)?;
     let pass = ["-c".to_owned(), "pass".to_owned()];
-    for _ in 0..runs {
+    let run = || -> Result<(), BenchError> {
         let result = python.run(&Snapshot::empty(), &pass, &PythonRun::default())?;
         if result.exit_code != Some(0) {
             return Err(BenchError::GuestFailed(
@@ -433,6 +460,22 @@ pub fn worker(runtime: &RuntimeSettings, runs: usize) -> Result<(), BenchError> 
                 result.outcome.as_str().into(),
             ));
         }
+        Ok(())
+    };
+    run()?;
+    run()?;
+    let mut stdout = std::io::stdout();
+    if writeln!(stdout, "{WORKER_READY}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        // The parent went away: there is no one to measure for.
+        return Ok(());
+    }
+    // Closed, or unreadable: either way, the signal to start.
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    for _ in 0..runs {
+        run()?;
     }
     Ok(())
 }
