@@ -83,7 +83,7 @@ impl Tracked {
     }
 
     /// Protects the written pages among `ranges`, walking only the stretches around them: a
-    /// light run writes a few hundred pages within 20 of the memory's 110 MB, and walking all
+    /// light run writes a few hundred pages within 32 of the memory's 113 MB, and walking all
     /// of it cost as much as writing them back.
     fn protect_stretches(&self, ranges: &[Range<usize>]) -> Option<()> {
         let tracker = sys::tracker()?;
