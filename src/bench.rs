@@ -8,7 +8,7 @@ use crate::sandbox::{
     Determinism, Limits, RunRequest, RunResult, Sandbox, SandboxError, SandboxSettings,
 };
 use crate::snapshot::{Snapshot, SnapshotError};
-use crate::testrun::{Runner, TestCommand, TestStatus};
+use crate::testrun::{Runner, TestCommand, TestReport, TestStatus};
 use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -110,6 +110,11 @@ pub struct SuiteTimes {
     pub tests: usize,
     /// Median wall time of one run in the sandbox, in this process, ms.
     pub sandbox_median_ms: f64,
+    /// Those runs' start-up before the guest's code: for a run that reused an instance, writing
+    /// back every page the suite's run before it wrote.
+    pub startup: Latency,
+    /// How many of those runs reused an instance.
+    pub warm_runs: usize,
     /// Median wall time natively (a virtual environment's interpreter, whole process), ms.
     pub native_median_ms: f64,
     /// `sandbox / native`.
@@ -194,8 +199,8 @@ fn measure(runtime: &RuntimeSettings, settings: &BenchSettings) -> Result<BenchR
     // The same runs with the interpreter started from scratch every time.
     let plain = variant(|s| s.snapshots = false)?;
     if let Some(plain) = &plain {
-        let (samples, _) = sandboxed_samples(plain, settings)?;
-        suite.plain_start_median_ms = Some(median_ms(samples));
+        let samples = sandboxed_samples(plain, settings)?;
+        suite.plain_start_median_ms = Some(median_ms(samples.wall));
     }
     // The same runs with a new instance every time instead of a reused one.
     let fresh = variant(|s| s.reuse_instances = false)?;
@@ -485,30 +490,52 @@ fn median_ms(mut samples: Vec<Duration>) -> f64 {
     samples[samples.len() / 2].as_secs_f64() * 1e3
 }
 
-/// The suite's sandboxed wall times (after one warm-up run) and its number of tests.
+/// The suite's sandboxed runs in this process, after one warm-up run.
+struct SuiteSamples {
+    /// Each run's wall time.
+    wall: Vec<Duration>,
+    /// Each run's start-up before the guest's code.
+    startup: Vec<Duration>,
+    /// How many of the runs reused the instance of the run before.
+    warm: usize,
+    /// Tests in the suite.
+    tests: usize,
+}
+
 fn sandboxed_samples(
     python: &Python,
     settings: &BenchSettings,
-) -> Result<(Vec<Duration>, usize), BenchError> {
+) -> Result<SuiteSamples, BenchError> {
     let (repo, _) = Snapshot::from_dir(&settings.suite)?;
     let command = TestCommand::for_repo(&repo, Some(Runner::Pytest), &[]);
     let name = settings.suite.display().to_string();
     let sandboxed = || {
         let started = Instant::now();
-        let report = crate::testrun::run_tests(python, &repo, &command, &PythonRun::default())?;
+        let suite = crate::testrun::run_suite(python, &repo, &command, &PythonRun::default())?;
+        let (startup, warm) = (suite.result.startup, suite.result.warm);
+        let report = TestReport::from_suite(suite);
         if !report.all_passed() {
             return Err(BenchError::GuestFailed(
                 name.clone(),
                 format!("{} failed, {} errors", report.failed, report.errors),
             ));
         }
-        Ok((started.elapsed(), report.tests.len()))
+        Ok((started.elapsed(), startup, warm, report.tests.len()))
     };
-    let (_, tests) = sandboxed()?;
-    let samples = (0..settings.suite_runs)
-        .map(|_| sandboxed().map(|(d, _)| d))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((samples, tests))
+    let (.., tests) = sandboxed()?;
+    let mut samples = SuiteSamples {
+        wall: Vec::new(),
+        startup: Vec::new(),
+        warm: 0,
+        tests,
+    };
+    for _ in 0..settings.suite_runs {
+        let (wall, startup, warm, _) = sandboxed()?;
+        samples.wall.push(wall);
+        samples.startup.push(startup);
+        samples.warm += usize::from(warm);
+    }
+    Ok(samples)
 }
 
 fn suite_times(
@@ -517,7 +544,7 @@ fn suite_times(
     settings: &BenchSettings,
 ) -> Result<SuiteTimes, BenchError> {
     let (repo, _) = Snapshot::from_dir(&settings.suite)?;
-    let (sandbox_samples, tests) = sandboxed_samples(python, settings)?;
+    let samples = sandboxed_samples(python, settings)?;
     let native_error = |detail: String| BenchError::Native {
         python: settings.host_python.clone(),
         detail,
@@ -541,12 +568,14 @@ fn suite_times(
         Some(exe) => Some(median_ms(process_samples(exe, runtime, settings)?)),
         None => None,
     };
-    let sandbox_median_ms = median_ms(sandbox_samples);
+    let sandbox_median_ms = median_ms(samples.wall);
     let native_median_ms = median_ms(native_samples);
     Ok(SuiteTimes {
         suite: settings.suite.display().to_string(),
-        tests,
+        tests: samples.tests,
         sandbox_median_ms,
+        startup: Latency::of(samples.startup),
+        warm_runs: samples.warm,
         native_median_ms,
         ratio: sandbox_median_ms / native_median_ms,
         process_median_ms,
@@ -681,6 +710,13 @@ impl fmt::Display for BenchReport {
             f,
             "  sandboxed, one run inside a live process {:>8.1} ms   {:.2}x native",
             s.sandbox_median_ms, s.ratio
+        )?;
+        writeln!(
+            f,
+            "    its start-up before the guest's code   median {:>6.2} ms  ({} of {} runs reused the instance of the run before)",
+            s.startup.median_us / 1e3,
+            s.warm_runs,
+            s.startup.runs
         )?;
         if let Some(plain) = s.plain_start_median_ms {
             writeln!(
