@@ -263,15 +263,10 @@ fn python_pass(
     settings: &BenchSettings,
     cores: usize,
 ) -> Result<(Latency, Throughput), BenchError> {
-    let empty = Snapshot::empty();
     let pass = ["-c".to_owned(), "pass".to_owned()];
     let run = || {
         let started = Instant::now();
-        let result = python.run(&empty, &pass, &PythonRun::default())?;
-        if result.exit_code != Some(0) {
-            let outcome = result.outcome.as_str().into();
-            return Err(BenchError::GuestFailed("python -c pass".into(), outcome));
-        }
+        guest_run(python, &pass, "python -c pass")?;
         Ok(started.elapsed())
     };
     run()?;
@@ -457,16 +452,7 @@ pub fn worker(runtime: &RuntimeSettings, runs: usize) -> Result<(), BenchError> 
     use std::io::{Read, Write};
     let python = Python::new(runtime)?;
     let pass = ["-c".to_owned(), "pass".to_owned()];
-    let run = || -> Result<(), BenchError> {
-        let result = python.run(&Snapshot::empty(), &pass, &PythonRun::default())?;
-        if result.exit_code != Some(0) {
-            return Err(BenchError::GuestFailed(
-                "python -c pass".into(),
-                result.outcome.as_str().into(),
-            ));
-        }
-        Ok(())
-    };
+    let run = || guest_run(&python, &pass, "python -c pass").map(drop);
     run()?;
     run()?;
     let mut stdout = std::io::stdout();
