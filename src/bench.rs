@@ -115,6 +115,8 @@ pub struct SuiteTimes {
     pub startup: Latency,
     /// How many of those runs reused an instance.
     pub warm_runs: usize,
+    /// The median 4 KiB pages those that reused one wrote back first.
+    pub written_back_pages: usize,
     /// Median wall time natively (a virtual environment's interpreter, whole process), ms.
     pub native_median_ms: f64,
     /// `sandbox / native`.
@@ -160,6 +162,8 @@ pub struct RunParts {
     /// How many of those runs reused the instance of an earlier run (its written pages
     /// written back) instead of a new instance with the whole image copied in.
     pub warm_runs: usize,
+    /// The median 4 KiB pages those runs wrote back first.
+    pub written_back_pages: usize,
     /// The same start-up with a new instance for every run, for a guest with an image.
     pub fresh_instance_startup: Option<Latency>,
     /// What `import pytest` adds to a run's wall time over `python -c pass`, median ms.
@@ -319,10 +323,26 @@ fn run_parts(
     Ok(RunParts {
         startup: startup(&pass),
         warm_runs: pass.iter().filter(|r| r.warm).count(),
+        written_back_pages: median_written_back_pages(&pass),
         fresh_instance_startup,
         import_pytest_ms: import_ms(python, &pass)?,
         plain_import_pytest_ms,
     })
+}
+
+/// The unit [`RunResult::written_back`] is reported in: the kernel tracks writes per page.
+const PAGE: usize = 4096;
+
+/// The median 4 KiB pages written back before those of `runs` that reused an instance.
+fn median_written_back_pages(runs: &[RunResult]) -> usize {
+    let warm = runs.iter().filter(|r| r.warm);
+    median_pages(warm.map(|r| r.written_back / PAGE).collect())
+}
+
+/// The median of `pages`; 0 for none.
+fn median_pages(mut pages: Vec<usize>) -> usize {
+    pages.sort_unstable();
+    pages.get(pages.len() / 2).copied().unwrap_or(0)
 }
 
 /// One run over an empty repository that must exit 0.
@@ -484,6 +504,8 @@ struct SuiteSamples {
     startup: Vec<Duration>,
     /// How many of the runs reused the instance of the run before.
     warm: usize,
+    /// For each run that did, the 4 KiB pages written back first.
+    written_back_pages: Vec<usize>,
     /// Tests in the suite.
     tests: usize,
 }
@@ -498,7 +520,8 @@ fn sandboxed_samples(
     let sandboxed = || {
         let started = Instant::now();
         let suite = crate::testrun::run_suite(python, &repo, &command, &PythonRun::default())?;
-        let (startup, warm) = (suite.result.startup, suite.result.warm);
+        let result = &suite.result;
+        let (startup, warm, written_back) = (result.startup, result.warm, result.written_back);
         let report = TestReport::from_suite(suite);
         if !report.all_passed() {
             return Err(BenchError::GuestFailed(
@@ -506,20 +529,25 @@ fn sandboxed_samples(
                 format!("{} failed, {} errors", report.failed, report.errors),
             ));
         }
-        Ok((started.elapsed(), startup, warm, report.tests.len()))
+        let run = (started.elapsed(), startup, warm, written_back);
+        Ok((run, report.tests.len()))
     };
-    let (.., tests) = sandboxed()?;
+    let (_, tests) = sandboxed()?;
     let mut samples = SuiteSamples {
         wall: Vec::new(),
         startup: Vec::new(),
         warm: 0,
+        written_back_pages: Vec::new(),
         tests,
     };
     for _ in 0..settings.suite_runs {
-        let (wall, startup, warm, _) = sandboxed()?;
+        let ((wall, startup, warm, written_back), _) = sandboxed()?;
         samples.wall.push(wall);
         samples.startup.push(startup);
-        samples.warm += usize::from(warm);
+        if warm {
+            samples.warm += 1;
+            samples.written_back_pages.push(written_back / PAGE);
+        }
     }
     Ok(samples)
 }
@@ -562,6 +590,7 @@ fn suite_times(
         sandbox_median_ms,
         startup: Latency::of(samples.startup),
         warm_runs: samples.warm,
+        written_back_pages: median_pages(samples.written_back_pages),
         native_median_ms,
         ratio: sandbox_median_ms / native_median_ms,
         process_median_ms,
@@ -664,8 +693,8 @@ impl fmt::Display for BenchReport {
         latency(f, "start-up before the guest's code", &p.startup)?;
         writeln!(
             f,
-            "{:<34} {} of those runs reused an instance (pages the last run wrote written back)",
-            "", p.warm_runs
+            "{:<34} {} of those runs reused an instance (the pages the last run wrote written back: median {})",
+            "", p.warm_runs, p.written_back_pages
         )?;
         if let Some(fresh) = &p.fresh_instance_startup {
             latency(f, "  the same, a new instance each", fresh)?;
@@ -699,10 +728,11 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "    its start-up before the guest's code   median {:>6.2} ms  ({} of {} runs reused the instance of the run before)",
+            "    its start-up before the guest's code   median {:>6.2} ms  ({} of {} runs reused the instance of the run before, writing back a median {} pages)",
             s.startup.median_us / 1e3,
             s.warm_runs,
-            s.startup.runs
+            s.startup.runs,
+            s.written_back_pages
         )?;
         if let Some(plain) = s.plain_start_median_ms {
             writeln!(

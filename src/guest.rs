@@ -13,12 +13,13 @@
 
 mod bytecode;
 mod images;
+mod immortal;
 
 use crate::bytes::SharedBytes;
 use crate::fsutil::{sha256_hex, unique_suffix, write_atomic};
 use crate::sandbox::{
     CaptureError, Determinism, FsLimits, GuestImage, Limits, Mount, RunRequest, RunResult, Sandbox,
-    SandboxError, SandboxSettings,
+    SandboxError, SandboxSettings, Vfs,
 };
 use crate::snapshot::{FileChange, Snapshot, SnapshotError};
 use serde::Deserialize;
@@ -657,7 +658,11 @@ impl Python {
     ) -> Result<GuestImage, images::CaptureFailure> {
         loop {
             let request = capture_request(&self.mounts, deps);
-            let refused = match self.sandbox.capture(request, &image_prelude(&preload)) {
+            let immortalize = |fs: &Vfs, memory: &mut [u8]| {
+                immortal::make_immortal(fs, RUN_MOUNT, memory).map(drop)
+            };
+            let prelude = image_prelude(&preload);
+            let refused = match self.sandbox.capture(request, &prelude, &immortalize) {
                 Ok(Ok(image)) => return Ok(image),
                 Ok(Err(refused)) => refused,
                 Err(failed) => {

@@ -219,6 +219,36 @@ print(random.random(), time.monotonic() > 0, time.time() > 1.7e9)
     assert_eq!(lines[3].lines().next(), lines[0].lines().next());
 }
 
+/// The image's objects are immortal, so runs stop writing the pages that hold them each time
+/// they use one; what a run makes counts its references as usual, a plain start has no such
+/// objects, and image objects a run drops are whole again in the next run.
+#[test]
+fn the_images_objects_are_immortal_and_a_runs_own_are_not() {
+    let src = r#"
+import sys, pytest, _pytest.config as config
+mine = object()
+print(*map(sys._is_immortal, [pytest.main, config.Config, sys.modules, mine]))
+before = sys.getrefcount(pytest.main), sys.getrefcount(mine)
+held = [pytest.main, mine] * 100
+print(sys.getrefcount(pytest.main) == before[0], sys.getrefcount(mine) == before[1] + 100)
+del sys.modules['pytest'], config.Config, held
+"#;
+    let repo = repo(&[("mod.py", "X = 1\n")]);
+    let outputs: Vec<String> = [python315(), python315(), python315_plain()]
+        .iter()
+        .map(|python| {
+            let r = python
+                .run(&repo, &code(src), &PythonRun::default())
+                .unwrap();
+            assert_eq!(r.exit_code, Some(0), "{}", stderr(&r));
+            stdout(&r)
+        })
+        .collect();
+    assert_eq!(outputs[0], "True True True False\nTrue True\n");
+    assert_eq!(outputs[1], outputs[0], "the next run of the image");
+    assert_eq!(outputs[2], "False False False False\nFalse True\n");
+}
+
 /// A repository that imports third-party modules resumes from an image that has them imported
 /// already, except a module the repository defines itself (its own file must win) and one whose
 /// import fails in the guest (matplotlib cannot read its data from the interpreter's zip).

@@ -587,7 +587,12 @@ fn resumed_and_plain_runs_share_a_slot_and_each_sees_its_own_start() {
     let plain = |sandbox: &Sandbox| sandbox.run(bare_request()).unwrap().exit_code;
     assert_eq!(plain(&sandbox), Some(107), "a new instance: 7, one page");
 
-    let image = std::sync::Arc::new(sandbox.capture(bare_request(), "w").unwrap().unwrap());
+    let image = std::sync::Arc::new(
+        sandbox
+            .capture(bare_request(), "w", &|_, _| Ok(()))
+            .unwrap()
+            .unwrap(),
+    );
     assert_eq!(image.memory_bytes(), 2 << 16);
     let resume = |code: &str| {
         sandbox

