@@ -115,8 +115,8 @@ pub struct SuiteTimes {
     pub startup: Latency,
     /// How many of those runs reused an instance.
     pub warm_runs: usize,
-    /// The median 4 KiB pages those that reused one wrote back first.
-    pub written_back_pages: usize,
+    /// The median 4 KiB pages those that reused one wrote back first; `None` if none did.
+    pub written_back_pages: Option<usize>,
     /// Median wall time natively (a virtual environment's interpreter, whole process), ms.
     pub native_median_ms: f64,
     /// `sandbox / native`.
@@ -162,8 +162,8 @@ pub struct RunParts {
     /// How many of those runs reused the instance of an earlier run (its written pages
     /// written back) instead of a new instance with the whole image copied in.
     pub warm_runs: usize,
-    /// The median 4 KiB pages those runs wrote back first.
-    pub written_back_pages: usize,
+    /// The median 4 KiB pages those runs wrote back first; `None` if none reused an instance.
+    pub written_back_pages: Option<usize>,
     /// The same start-up with a new instance for every run, for a guest with an image.
     pub fresh_instance_startup: Option<Latency>,
     /// What `import pytest` adds to a run's wall time over `python -c pass`, median ms.
@@ -330,19 +330,25 @@ fn run_parts(
     })
 }
 
-/// The unit [`RunResult::written_back`] is reported in: the kernel tracks writes per page.
+/// The unit the bench reports [`RunResult::written_back`] (bytes) in: the kernel notes writes
+/// per page, and the development machine's pages are 4 KiB.
 const PAGE: usize = 4096;
 
+/// ", WHAT: median N pages" for a report line, or nothing when no run reused an instance.
+fn written_back(pages: Option<usize>, what: &str) -> String {
+    pages.map_or_else(String::new, |n| format!(", {what}: median {n} pages"))
+}
+
 /// The median 4 KiB pages written back before those of `runs` that reused an instance.
-fn median_written_back_pages(runs: &[RunResult]) -> usize {
+fn median_written_back_pages(runs: &[RunResult]) -> Option<usize> {
     let warm = runs.iter().filter(|r| r.warm);
     median_pages(warm.map(|r| r.written_back / PAGE).collect())
 }
 
-/// The median of `pages`; 0 for none.
-fn median_pages(mut pages: Vec<usize>) -> usize {
+/// The median of `pages`; `None` for none.
+fn median_pages(mut pages: Vec<usize>) -> Option<usize> {
     pages.sort_unstable();
-    pages.get(pages.len() / 2).copied().unwrap_or(0)
+    pages.get(pages.len() / 2).copied()
 }
 
 /// One run over an empty repository that must exit 0.
@@ -502,9 +508,8 @@ struct SuiteSamples {
     wall: Vec<Duration>,
     /// Each run's start-up before the guest's code.
     startup: Vec<Duration>,
-    /// How many of the runs reused the instance of the run before.
-    warm: usize,
-    /// For each run that did, the 4 KiB pages written back first.
+    /// For each run that reused the instance of the run before, the 4 KiB pages written back
+    /// first.
     written_back_pages: Vec<usize>,
     /// Tests in the suite.
     tests: usize,
@@ -536,7 +541,6 @@ fn sandboxed_samples(
     let mut samples = SuiteSamples {
         wall: Vec::new(),
         startup: Vec::new(),
-        warm: 0,
         written_back_pages: Vec::new(),
         tests,
     };
@@ -545,7 +549,6 @@ fn sandboxed_samples(
         samples.wall.push(wall);
         samples.startup.push(startup);
         if warm {
-            samples.warm += 1;
             samples.written_back_pages.push(written_back / PAGE);
         }
     }
@@ -589,7 +592,7 @@ fn suite_times(
         tests: samples.tests,
         sandbox_median_ms,
         startup: Latency::of(samples.startup),
-        warm_runs: samples.warm,
+        warm_runs: samples.written_back_pages.len(),
         written_back_pages: median_pages(samples.written_back_pages),
         native_median_ms,
         ratio: sandbox_median_ms / native_median_ms,
@@ -693,8 +696,13 @@ impl fmt::Display for BenchReport {
         latency(f, "start-up before the guest's code", &p.startup)?;
         writeln!(
             f,
-            "{:<34} {} of those runs reused an instance (the pages the last run wrote written back: median {})",
-            "", p.warm_runs, p.written_back_pages
+            "{:<34} {} of those runs reused an instance{}",
+            "",
+            p.warm_runs,
+            written_back(
+                p.written_back_pages,
+                "the pages the last run wrote written back"
+            )
         )?;
         if let Some(fresh) = &p.fresh_instance_startup {
             latency(f, "  the same, a new instance each", fresh)?;
@@ -728,11 +736,11 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "    its start-up before the guest's code   median {:>6.2} ms  ({} of {} runs reused the instance of the run before, writing back a median {} pages)",
+            "    its start-up before the guest's code   median {:>6.2} ms  ({} of {} runs reused the instance of the run before{})",
             s.startup.median_us / 1e3,
             s.warm_runs,
             s.startup.runs,
-            s.written_back_pages
+            written_back(s.written_back_pages, "writing back")
         )?;
         if let Some(plain) = s.plain_start_median_ms {
             writeln!(

@@ -18,8 +18,8 @@ mod immortal;
 use crate::bytes::SharedBytes;
 use crate::fsutil::{sha256_hex, unique_suffix, write_atomic};
 use crate::sandbox::{
-    CaptureError, Determinism, FsLimits, GuestImage, Limits, Mount, RunRequest, RunResult, Sandbox,
-    SandboxError, SandboxSettings, Vfs,
+    BoxError, CaptureError, Determinism, FsLimits, GuestImage, Limits, Mount, RunRequest,
+    RunResult, Sandbox, SandboxError, SandboxSettings, Vfs,
 };
 use crate::snapshot::{FileChange, Snapshot, SnapshotError};
 use serde::Deserialize;
@@ -658,8 +658,8 @@ impl Python {
     ) -> Result<GuestImage, images::CaptureFailure> {
         loop {
             let request = capture_request(&self.mounts, deps);
-            let immortalize = |fs: &Vfs, memory: &mut [u8]| {
-                immortal::make_immortal(fs, RUN_MOUNT, memory).map(drop)
+            let immortalize = |fs: &Vfs, memory: &mut [u8]| -> Result<(), BoxError> {
+                Ok(immortal::make_immortal(fs, RUN_MOUNT, memory)?)
             };
             let prelude = image_prelude(&preload);
             let refused = match self.sandbox.capture(request, &prelude, &immortalize) {
@@ -842,7 +842,8 @@ fn site_hash(site_dir: &Path, site: &Snapshot) -> String {
 
 /// What every image of an interpreter depends on besides its prelude and `/deps`: the
 /// interpreter, the trees the prelude imports from, the capture run's argv, environment and
-/// mount points, and the Wasmtime version.
+/// mount points, the Wasmtime version and what the capture does to the memory last
+/// ([`immortal::EDIT_VERSION`]).
 fn image_key(interpreter: &InterpreterPin, mounts: &GuestMounts, site_hash: &str) -> String {
     let capture = capture_request(mounts, None);
     let layout = format!(
@@ -865,6 +866,7 @@ fn image_key(interpreter: &InterpreterPin, mounts: &GuestMounts, site_hash: &str
         mounts.lib.content_hash(),
         &layout,
         crate::sandbox::WASMTIME_VERSION,
+        immortal::EDIT_VERSION,
     ]
     .join("\n")
 }

@@ -227,26 +227,38 @@ fn the_images_objects_are_immortal_and_a_runs_own_are_not() {
     let src = r#"
 import sys, pytest, _pytest.config as config
 mine = object()
-print(*map(sys._is_immortal, [pytest.main, config.Config, sys.modules, mine]))
+print(*map(sys._is_immortal, [pytest.main, config.Config, sys.modules, pytest.__version__, mine]))
 before = sys.getrefcount(pytest.main), sys.getrefcount(mine)
 held = [pytest.main, mine] * 100
 print(sys.getrefcount(pytest.main) == before[0], sys.getrefcount(mine) == before[1] + 100)
-del sys.modules['pytest'], config.Config, held
+del sys.modules['pytest'], config.Config, pytest.__version__, held
 "#;
+    // Its own, with one slot: the runs after the first reuse the instance the run before left.
+    let mut settings = spar::guest::RuntimeSettings::new(None);
+    settings.max_concurrent_runs = Some(1);
+    settings.interpreter = spar::guest::Interpreter::Cpython315;
+    let python = spar::guest::Python::new(&settings).expect("the guest runtime is available");
     let repo = repo(&[("mod.py", "X = 1\n")]);
-    let outputs: Vec<String> = [python315(), python315(), python315_plain()]
-        .iter()
-        .map(|python| {
-            let r = python
-                .run(&repo, &code(src), &PythonRun::default())
-                .unwrap();
-            assert_eq!(r.exit_code, Some(0), "{}", stderr(&r));
-            stdout(&r)
-        })
-        .collect();
-    assert_eq!(outputs[0], "True True True False\nTrue True\n");
-    assert_eq!(outputs[1], outputs[0], "the next run of the image");
-    assert_eq!(outputs[2], "False False False False\nFalse True\n");
+    let run = |python: &spar::guest::Python| {
+        let r = python
+            .run(&repo, &code(src), &PythonRun::default())
+            .unwrap();
+        assert_eq!(r.exit_code, Some(0), "{}", stderr(&r));
+        (stdout(&r), r.warm)
+    };
+    let runs: Vec<(String, bool)> = (0..3).map(|_| run(&python)).collect();
+    assert_eq!(runs[0].0, "True True True True False\nTrue True\n");
+    for (out, _) in &runs[1..] {
+        assert_eq!(
+            out, &runs[0].0,
+            "the image's objects a run dropped are whole again"
+        );
+    }
+    if spar::sandbox::instance_reuse_available() {
+        assert!(runs[2].1, "the third run reused the second's instance");
+    }
+    let (plain, _) = run(python315_plain());
+    assert_eq!(plain, "False False False False False\nFalse True\n");
 }
 
 /// A repository that imports third-party modules resumes from an image that has them imported
@@ -442,10 +454,18 @@ fn a_reused_instance_starts_every_run_as_a_fresh_one_would() {
          mod.X = 2\n\
          kept = [bytearray(4096) for _ in range(2000)]\n",
     );
-    let warm = std::cell::Cell::new(0);
+    let (warm, written_back) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
     let run = |python: &spar::guest::Python, args: &[String], run: &PythonRun| {
         let r = python.run(&repo, args, run).unwrap();
         warm.set(warm.get() + usize::from(r.warm));
+        if r.warm {
+            written_back.set(written_back.get().max(r.written_back));
+        } else {
+            assert_eq!(
+                r.written_back, 0,
+                "a new instance has nothing to write back"
+            );
+        }
         (r.outcome, r.exit_code, stdout(&r), r.fuel_used)
     };
     let baseline = run(&fresh, &probe, &PythonRun::default());
@@ -487,6 +507,7 @@ fn a_reused_instance_starts_every_run_as_a_fresh_one_would() {
     // Only the runs after one that grew the memory, ran out of fuel or exited mid-way start
     // in a new instance, and the first two of the 13 (the first of a process is never kept).
     assert_eq!(warm.get(), 13 - 5, "runs that reused an instance");
+    assert!(written_back.get() > 1 << 20, "{}", written_back.get());
 }
 
 /// The image holds free heap for runs, so its memory is larger than some caps a user may give;

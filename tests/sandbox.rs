@@ -595,10 +595,14 @@ fn resumed_and_plain_runs_share_a_slot_and_each_sees_its_own_start() {
     );
     assert_eq!(image.memory_bytes(), 2 << 16);
     let resume = |code: &str| {
-        sandbox
-            .resume(&image, bare_request(), code)
-            .unwrap()
-            .exit_code
+        let run = sandbox.resume(&image, bare_request(), code).unwrap();
+        if !run.warm {
+            assert_eq!(
+                run.written_back, 0,
+                "a new instance has nothing to write back"
+            );
+        }
+        run.exit_code
     };
     for _ in 0..3 {
         assert_eq!(resume("r"), Some(51), "the image: 42 and 9, two pages");
@@ -607,5 +611,42 @@ fn resumed_and_plain_runs_share_a_slot_and_each_sees_its_own_start() {
         assert_eq!(plain(&sandbox), Some(107), "not the last run's writes");
         assert_eq!(resume("r"), Some(51), "nor does the image");
     }
+    let _ = std::fs::remove_dir_all(cache);
+}
+
+/// A capture's last step sees the memory as the prelude left it and what it writes is the
+/// image; one that refuses refuses the capture for good.
+#[test]
+fn a_capture_ends_with_its_edit_which_can_refuse_it() {
+    let cache = std::env::temp_dir().join(format!("spar-test-edit-{}", std::process::id()));
+    let sandbox =
+        Sandbox::from_bytes(IMAGE_GUEST.as_bytes(), &SandboxSettings::new(cache.clone())).unwrap();
+    let edit = |_: &spar::sandbox::Vfs, memory: &mut [u8]| {
+        assert_eq!(memory[1024], 42, "the prelude's write");
+        memory[1024] = 5;
+        Ok(())
+    };
+    let image = std::sync::Arc::new(
+        sandbox
+            .capture(bare_request(), "w", &edit)
+            .unwrap()
+            .unwrap(),
+    );
+    let run = sandbox.resume(&image, bare_request(), "r").unwrap();
+    assert_eq!(
+        run.exit_code,
+        Some(14),
+        "5 from the edit and 9 from the prelude"
+    );
+
+    let refuse = |_: &spar::sandbox::Vfs, _: &mut [u8]| Err("no".into());
+    let Err(refused) = sandbox.capture(bare_request(), "w", &refuse).unwrap() else {
+        panic!("an edit that refuses refuses the capture");
+    };
+    assert!(
+        matches!(refused, spar::sandbox::CaptureError::Edit(_)),
+        "{refused}"
+    );
+    assert!(refused.is_permanent());
     let _ = std::fs::remove_dir_all(cache);
 }

@@ -52,7 +52,8 @@ pub const RUN_THREAD_STACK: usize = GUEST_STACK + (4 << 20);
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
 /// Boxed error from Wasmtime, kept as a `source`.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Any error, boxed, for what spar only passes on.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Harness failures: the sandbox itself could not do its job. A guest that fails, crashes or
 /// hits a limit is not an error; see [`Outcome`].
@@ -117,14 +118,15 @@ pub enum CaptureError {
     #[error("the prelude left {0} file(s) open")]
     OpenFiles(usize),
     /// The capture's last step (a [`CaptureEdit`]) refused what the prelude left.
-    #[error("the image could not be finished: {0}")]
-    Edit(String),
+    #[error("the image could not be finished")]
+    Edit(#[source] BoxError),
 }
 
 /// The last step of a capture, given the files the prelude left and the memory as it left it,
 /// which it may rewrite before the memory becomes the image (spar's Python guest makes the
-/// image's objects immortal). An `Err` refuses the capture, saying why.
-pub type CaptureEdit<'a> = &'a dyn Fn(&Vfs, &mut [u8]) -> Result<(), String>;
+/// image's objects immortal). An `Err` refuses the capture, saying why. Whatever it does must
+/// be part of the key the images are cached by.
+pub type CaptureEdit<'a> = &'a dyn Fn(&Vfs, &mut [u8]) -> Result<(), BoxError>;
 
 impl CaptureError {
     /// Whether capturing again with the same module, trees and prelude must fail the same way:
@@ -237,7 +239,9 @@ pub struct RunResult {
     pub warm: bool,
     /// For a run that reused an instance, the bytes of its memory written back from the image
     /// first (the pages the run before it wrote, and the pages the runs before wrote each time;
-    /// see `dirty`): what most of a heavy run's start-up is spent on. 0 for a new instance.
+    /// see `dirty`): what most of a heavy run's start-up is spent on. 0 for a new instance, and
+    /// for the first run in an instance kept from a new one's run (written back whole as that
+    /// run ended); for a result that merges several runs (a rerun), their sum.
     pub written_back: usize,
     /// Fuel consumed: a deterministic measure of the work done.
     pub fuel_used: u64,

@@ -373,7 +373,8 @@ fn note(log: &mut Vec<u8>, text: &str) {
 }
 
 /// The runs so far and the next one as one result: logs in order (an earlier run's trap noted
-/// where it happened), fuel and time summed, the later run's ending and file system.
+/// where it happened), fuel, time and bytes written back summed, warm only if both were, the
+/// later run's ending and file system.
 fn merge(mut before: RunResult, after: RunResult) -> RunResult {
     if let Some(trap) = &before.trap {
         note(&mut before.stderr, &format!("guest trapped: {trap}"));

@@ -112,15 +112,21 @@ def _list_image_objects():
     a run stops writing to every page that holds an image object it touches, and the next run
     has fewer pages to write back (`-c pass`: 312 -> 229; exprcalc's suite: 2,866 -> 2,115).
     The objects are the collector's and what they refer to two levels down (the strings, numbers
-    and tuples of them it does not track).
+    and tuples of them it does not track). They stay alive in _IMAGE_OBJECTS, the few that the
+    prelude's own frames held at this point included.
 
-    Nothing here may leave garbage in the image, which would store it: the seen-set is a bitmap
-    that the second pass clears again, and the addresses go out in small chunks."""
+    Only for a 32-bit build with the global interpreter lock, where every object starts with
+    its 32-bit count: the layout the host writes to. Nothing here may leave garbage in the
+    image, which would store it: the seen-set is a bitmap that the second pass clears again, and
+    the addresses go out in small chunks."""
     import array
     import gc
 
     global _IMAGE_OBJECTS
+    if sys.maxsize != 2**31 - 1 or not sys._is_gil_enabled():
+        return
     gc.collect()
+    collecting = gc.isenabled()
     gc.disable()
     try:
         tracked = gc.get_objects()
@@ -144,7 +150,8 @@ def _list_image_objects():
                     f.write(chunk.tobytes())
                     del chunk[:]
     finally:
-        gc.enable()
+        if collecting:
+            gc.enable()
 
 
 def _untracked_referents(objects):
@@ -159,6 +166,7 @@ def _untracked_referents(objects):
 
 
 def _with_untracked_referents(objects):
+    """OBJECTS, then `_untracked_referents` of them."""
     yield from objects
     yield from _untracked_referents(objects)
 
@@ -183,8 +191,7 @@ def _freeze_objects():
     """Moves every object the prelude made into the collector's permanent generation: they live
     as long as the interpreter anyway, and a full collection (pytest runs several when a session
     ends) then walks only what the run itself made instead of every module imported above.
-    Cycles that are garbage already are collected first, so nothing is kept that a plain start
-    would free."""
+    Cycles that are garbage already are collected first, so no garbage cycle is kept."""
     import gc
 
     gc.collect()
