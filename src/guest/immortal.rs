@@ -9,8 +9,8 @@
 //! the objects it makes immortal itself. (CPython's own `_Py_SetImmortal` also stops the collector
 //! tracking the object; here the prelude moves them all into the collector's permanent generation
 //! instead, with `gc.freeze`.) In `spar bench`, the pages written back before a run fell from
-//! 312 to 229 for `-c pass` and from 2,866 to 2,115 for exprcalc's suite, whose start-up fell
-//! from 1.9 to 1.5 ms.
+//! 317 to 233 for `-c pass` and from 2,869 to 2,119 for exprcalc's suite, whose start-up fell
+//! from 1.9 to 1.5 ms (README, **Immortal image objects**).
 //!
 //! What a test can see of an image object (objects a run makes count as usual):
 //! - `sys.getrefcount` reports the immortal count, and stays the same whatever holds it;

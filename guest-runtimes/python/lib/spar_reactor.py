@@ -110,7 +110,7 @@ def _list_image_objects():
     """Lists the image's objects in IMAGE_OBJECTS_FILE (their addresses, 32-bit little-endian)
     for the host, which makes them immortal: CPython then stops counting references to them, so
     a run stops writing to every page that holds an image object it touches, and the next run
-    has fewer pages to write back (`-c pass`: 312 -> 229; exprcalc's suite: 2,866 -> 2,115).
+    has fewer pages to write back (`-c pass`: 317 -> 233; exprcalc's suite: 2,869 -> 2,119).
     The objects are the collector's and what they refer to two levels down (the strings, numbers
     and tuples of them it does not track). They stay alive in _IMAGE_OBJECTS, the few that the
     prelude's own frames held at this point included.
