@@ -342,13 +342,13 @@ fn written_back(pages: Option<usize>, what: &str) -> String {
 /// The median 4 KiB pages written back before those of `runs` that reused an instance.
 fn median_written_back_pages(runs: &[RunResult]) -> Option<usize> {
     let warm = runs.iter().filter(|r| r.warm);
-    median_pages(warm.map(|r| r.written_back / PAGE).collect())
+    middle(warm.map(|r| r.written_back / PAGE).collect())
 }
 
-/// The median of `pages`; `None` for none.
-fn median_pages(mut pages: Vec<usize>) -> Option<usize> {
-    pages.sort_unstable();
-    pages.get(pages.len() / 2).copied()
+/// The median of `samples` (the upper one of an even count); `None` for none.
+fn middle<T: Ord + Copy>(mut samples: Vec<T>) -> Option<T> {
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied()
 }
 
 /// One run over an empty repository that must exit 0.
@@ -497,9 +497,8 @@ pub fn worker(runtime: &RuntimeSettings, runs: usize) -> Result<(), BenchError> 
     Ok(())
 }
 
-fn median_ms(mut samples: Vec<Duration>) -> f64 {
-    samples.sort();
-    samples[samples.len() / 2].as_secs_f64() * 1e3
+fn median_ms(samples: Vec<Duration>) -> f64 {
+    middle(samples).expect("at least one sample").as_secs_f64() * 1e3
 }
 
 /// The suite's sandboxed runs in this process, after one warm-up run.
@@ -593,7 +592,7 @@ fn suite_times(
         sandbox_median_ms,
         startup: Latency::of(samples.startup),
         warm_runs: samples.written_back_pages.len(),
-        written_back_pages: median_pages(samples.written_back_pages),
+        written_back_pages: middle(samples.written_back_pages),
         native_median_ms,
         ratio: sandbox_median_ms / native_median_ms,
         process_median_ms,

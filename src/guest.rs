@@ -656,11 +656,11 @@ impl Python {
         mut preload: Vec<String>,
         deps: Option<&Snapshot>,
     ) -> Result<GuestImage, images::CaptureFailure> {
+        let immortalize = |fs: &Vfs, memory: &mut [u8]| -> Result<(), BoxError> {
+            Ok(immortal::make_immortal(fs, RUN_MOUNT, memory)?)
+        };
         loop {
             let request = capture_request(&self.mounts, deps);
-            let immortalize = |fs: &Vfs, memory: &mut [u8]| -> Result<(), BoxError> {
-                Ok(immortal::make_immortal(fs, RUN_MOUNT, memory)?)
-            };
             let prelude = image_prelude(&preload);
             let refused = match self.sandbox.capture(request, &prelude, &immortalize) {
                 Ok(Ok(image)) => return Ok(image),

@@ -51,8 +51,7 @@ pub const RUN_THREAD_STACK: usize = GUEST_STACK + (4 << 20);
 /// The pinned Wasmtime version (Cargo.toml), part of the compiled-module cache key.
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
-/// Boxed error from Wasmtime, kept as a `source`.
-/// Any error, boxed, for what spar only passes on.
+/// Any error, boxed and kept as a `source`: Wasmtime's, or a [`CaptureEdit`]'s.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Harness failures: the sandbox itself could not do its job. A guest that fails, crashes or
