@@ -415,8 +415,7 @@ fn scheduler_oracle_solves_all_random_far_fewer_and_a_crash_stops_nothing() {
 
 #[test]
 fn cli_selfplay_writes_rounds_and_episodes() {
-    let out = std::env::temp_dir().join(format!("spar-selfplay-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out = common::scratch("selfplay").join("out");
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_spar"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
@@ -557,8 +556,7 @@ fn injector_episodes_submit_bugs_through_the_same_tools() {
 
 #[test]
 fn cli_selfplay_with_an_agent_in_the_injector_role() {
-    let out = std::env::temp_dir().join(format!("spar-selfplay-inj-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out = common::scratch("selfplay-inj").join("out");
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_spar"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([

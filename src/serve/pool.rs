@@ -180,5 +180,6 @@ mod tests {
             Err(PoolError::Empty { .. })
         ));
         assert!(TaskPool::default().draw(1).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

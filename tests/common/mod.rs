@@ -5,12 +5,31 @@
 pub mod server;
 pub mod venv;
 
-/// A fresh, empty scratch directory for this test process, named `name`.
+/// A fresh, empty scratch directory for this test process, named `name`, removed when the
+/// process exits.
 pub fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("spar-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    let mut dirs = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+    if dirs.is_empty() {
+        // SAFETY: registers a plain function that only removes directories; libtest leaves
+        // through `exit` (returning from main or `process::exit`), which runs it once.
+        unsafe { libc::atexit(remove_scratch) };
+    }
+    dirs.push(dir.clone());
     dir
+}
+
+/// Every directory [`scratch`] made in this process.
+static SCRATCH: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the scratch directories at exit: tests share some of them, so no one test can.
+extern "C" fn remove_scratch() {
+    let dirs = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+    for dir in dirs.iter() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 use spar::guest::{Interpreter, Python, RuntimeSettings};

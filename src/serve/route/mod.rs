@@ -834,7 +834,10 @@ mod tests {
     use super::*;
 
     fn route_with(nodes: &[(&str, bool, usize, usize)]) -> Arc<Route> {
-        let dir = std::env::temp_dir().join(format!("spar-route-unit-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "spar-route-unit-{}",
+            crate::fsutil::unique_suffix()
+        ));
         let route = Route::new(RouteSettings {
             token: "t".into(),
             log: dir.join("episodes.jsonl"),
@@ -843,6 +846,8 @@ mod tests {
             connections: ConnectionSettings::default(),
         })
         .unwrap();
+        // The route keeps its log open; nothing here reads it back.
+        std::fs::remove_dir_all(&dir).unwrap();
         for &(name, alive, sessions, workers) in nodes {
             let node = Node {
                 name: name.into(),
