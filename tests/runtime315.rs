@@ -261,6 +261,32 @@ del sys.modules['pytest'], config.Config, pytest.__version__, held
     assert_eq!(plain, "False False False False False\nFalse True\n");
 }
 
+/// The image holds no free blocks: its prelude's were taken for good, so a run's small objects
+/// come from the top of the heap, above all of them, not from holes all over the image.
+#[test]
+fn a_runs_small_objects_come_from_the_top_of_the_heap() {
+    let src = "import spar_reactor\n\
+               taken = [b for blocks in spar_reactor._FILLED for b in blocks if b is not None]\n\
+               top = max(map(id, taken))\n\
+               mine = [object() for _ in range(200)] + [bytes(100) for _ in range(200)]\n\
+               print(len(taken) > 1000, sum(id(x) > top for x in mine))";
+    let tree = repo(&[("mod.py", "X = 1\n")]);
+    let r = python315()
+        .run(&tree, &code(src), &PythonRun::default())
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{}", stderr(&r));
+    // A few land in blocks the run itself freed (image objects it dropped); before the blocks
+    // were taken, the prelude's 7,500 free 16-byte blocks alone held every `object()`.
+    let out = stdout(&r);
+    let above: usize = out
+        .trim()
+        .strip_prefix("True ")
+        .unwrap_or("0")
+        .parse()
+        .unwrap();
+    assert!(above > 360, "{out}");
+}
+
 /// A repository that imports third-party modules resumes from an image that has them imported
 /// already, except a module the repository defines itself (its own file must win) and one whose
 /// import fails in the guest (matplotlib cannot read its data from the interpreter's zip).
@@ -508,6 +534,43 @@ fn a_reused_instance_starts_every_run_as_a_fresh_one_would() {
     // in a new instance, and the first two of the 13 (the first of a process is never kept).
     assert_eq!(warm.get(), 13 - 5, "runs that reused an instance");
     assert!(written_back.get() > 1 << 20, "{}", written_back.get());
+}
+
+/// Runs that write many pages in a row leave those pages writable for the next (sparing it a
+/// fault each); light runs after them stop having those pages written back after two runs
+/// instead of after the next relearn.
+#[test]
+fn light_runs_after_heavy_ones_soon_write_back_only_their_own_pages() {
+    if !spar::sandbox::instance_reuse_available() {
+        eprintln!("userfaultfd write protection is not available here: nothing to check");
+        return;
+    }
+    let mut settings = spar::guest::RuntimeSettings::new(None);
+    settings.max_concurrent_runs = Some(1);
+    settings.interpreter = spar::guest::Interpreter::Cpython315;
+    let python = spar::guest::Python::new(&settings).expect("the guest runtime is available");
+    let repo = repo(&[("mod.py", "X = 1\n")]);
+    let heavy = code("kept = [bytearray(4096) for _ in range(3000)]; sum(range(3_000_000))");
+    let light = code("pass");
+    let written_back = |args: &[String]| {
+        let r = python.run(&repo, args, &PythonRun::default()).unwrap();
+        assert_eq!(
+            r.exit_code,
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        r.written_back
+    };
+    let heavy_pages: Vec<usize> = (0..4).map(|_| written_back(&heavy)).collect();
+    let light_pages: Vec<usize> = (0..4).map(|_| written_back(&light)).collect();
+    // The first light run has the last heavy run's pages written back, the second those the
+    // heavy runs kept writable; from the third on, only what light runs write.
+    assert!(light_pages[1] > 2000 * 4096, "{light_pages:?}");
+    assert!(
+        light_pages[2] * 4 < heavy_pages[3] && light_pages[3] * 4 < heavy_pages[3],
+        "heavy {heavy_pages:?}, light {light_pages:?}"
+    );
 }
 
 /// The image holds free heap for runs, so its memory is larger than some caps a user may give;

@@ -27,6 +27,8 @@ pub(super) struct Tracked {
     last: Vec<Range<usize>>,
     /// Calls to [`Tracked::rearm`] so far.
     rearms: u32,
+    /// The fuel the run that wrote `last` used.
+    last_fuel: u64,
 }
 
 impl Tracked {
@@ -39,6 +41,7 @@ impl Tracked {
             len,
             last: Vec::new(),
             rearms: 0,
+            last_fuel: 0,
         };
         tracker.register(tracked.start, len).then_some(())?;
         // From here on, dropping `tracked` unregisters.
@@ -68,17 +71,26 @@ impl Tracked {
     /// since and nothing else written) that the run before did not write too. Pages that two
     /// runs in a row wrote stay writable: the next run very likely writes them again, and a
     /// protected page costs it a fault on its first write (about 0.6 us; a `-c pass` run writes
-    /// the same 340 pages every time). They keep being listed as written, so they are still
+    /// the same 120 pages every time). They keep being listed as written, so they are still
     /// written back before every run; every [`RELEARN`]th call protects them all again, so a
     /// page that runs stopped writing stops being written back.
-    pub(super) fn rearm(&mut self, written: Vec<Range<usize>>) -> Option<()> {
+    ///
+    /// `fuel` is what the run that wrote `written` used. A run that used far less than the one
+    /// before ([`LIGHTER`]) is another kind of work (`python -c` between test suites), and the
+    /// pages the heavier runs kept writable would otherwise be written back before each light
+    /// run until the next relearn (2,000 pages instead of 120): so it protects them all too.
+    pub(super) fn rearm(&mut self, written: Vec<Range<usize>>, fuel: u64) -> Option<()> {
         self.rearms = self.rearms.wrapping_add(1);
-        let protect = if self.rearms.is_multiple_of(RELEARN) {
+        let lighter = fuel.saturating_mul(LIGHTER) < self.last_fuel;
+        let protect = if lighter || self.rearms.is_multiple_of(RELEARN) {
             written.clone()
         } else {
             subtract(&written, &self.last)
         };
-        self.last = written;
+        self.last_fuel = fuel;
+        // What a lighter run wrote itself is not known (the kept pages are listed either way):
+        // the next rearm keeps nothing writable.
+        self.last = if lighter { Vec::new() } else { written };
         self.protect_stretches(&protect)
     }
 
@@ -105,6 +117,11 @@ impl Tracked {
 
 /// How often [`Tracked::rearm`] protects every written page, pages runs keep writing included.
 const RELEARN: u32 = 16;
+
+/// How many times less fuel than the run before makes a run another kind of work, for
+/// [`Tracked::rearm`]: a suite run uses 1.5e9, `python -c pass` 1e6, and runs of one kind
+/// rarely differ by more than 2x.
+const LIGHTER: u64 = 8;
 
 /// The parts of `ranges` outside `minus` (both in order, neither overlapping itself).
 fn subtract(ranges: &[Range<usize>], minus: &[Range<usize>]) -> Vec<Range<usize>> {
@@ -477,22 +494,40 @@ mod tests {
         for page in [0, 2, 5, far / PAGE + 1] {
             memory.write(page);
         }
-        tracked.rearm(tracked.written().unwrap()).unwrap();
+        tracked.rearm(tracked.written().unwrap(), 100).unwrap();
         assert_eq!(pages_of(&tracked), []);
         for page in [2, 6] {
             memory.write(page);
         }
-        tracked.rearm(tracked.written().unwrap()).unwrap();
+        tracked.rearm(tracked.written().unwrap(), 100).unwrap();
         assert_eq!(pages_of(&tracked), [(2, 3)], "written by two runs in a row");
         for _ in 2..RELEARN - 1 {
-            tracked.rearm(tracked.written().unwrap()).unwrap();
+            tracked.rearm(tracked.written().unwrap(), 100).unwrap();
             assert_eq!(pages_of(&tracked), [(2, 3)]);
         }
-        tracked.rearm(tracked.written().unwrap()).unwrap();
+        tracked.rearm(tracked.written().unwrap(), 100).unwrap();
         assert_eq!(
             pages_of(&tracked),
             [],
             "the RELEARN-th rearm protects it again"
+        );
+
+        // A run far lighter than the one before protects what the heavier ones kept writable.
+        for _ in 0..2 {
+            memory.write(2);
+            tracked.rearm(tracked.written().unwrap(), 100).unwrap();
+        }
+        assert_eq!(pages_of(&tracked), [(2, 3)]);
+        tracked
+            .rearm(tracked.written().unwrap(), 100 / LIGHTER)
+            .unwrap();
+        assert_eq!(pages_of(&tracked), [], "a lighter run protects them all");
+        memory.write(2);
+        tracked.rearm(tracked.written().unwrap(), 100).unwrap();
+        assert_eq!(
+            pages_of(&tracked),
+            [],
+            "nor does the next: what it wrote is not known"
         );
     }
 

@@ -619,7 +619,11 @@ impl Guest {
         let keep = match (&result, start) {
             (Ok(_), Start::Resume(image, _)) if self.reuse => self.keep(live, instance, image),
             _ => None,
-        };
+        }
+        .map(|warm| Warm {
+            fuel: fuel_used,
+            ..warm
+        });
         let captured =
             captured.map(|(fresh, memory)| (fresh, memory, capture_clock.elapsed(), open));
 
@@ -660,7 +664,7 @@ impl Guest {
             warm.image.rewrite(fresh, memory, range.clone());
         }
         let bytes = written.iter().map(|range| range.len()).sum();
-        warm.tracked.rearm(written)?;
+        warm.tracked.rearm(written, warm.fuel)?;
         Some((warm, bytes))
     }
 
@@ -692,6 +696,7 @@ impl Guest {
                     instance,
                     memory,
                     image: Arc::clone(image),
+                    fuel: 0,
                 };
                 // Pages only read or never touched are as a fresh instance has them, which is
                 // what the image says too (the restore wrote every page it holds).

@@ -37,6 +37,8 @@ pub(super) struct Warm {
     pub(super) memory: Memory,
     /// Held, so that no other image can take this one's address while it is compared by it.
     pub(super) image: Arc<GuestImage>,
+    /// The fuel its last run used (see [`Tracked::rearm`]).
+    pub(super) fuel: u64,
 }
 
 /// A slot held for one run, with the warm instance it may reuse; given back on drop.

@@ -833,11 +833,21 @@ pub async fn serve(
 mod tests {
     use super::*;
 
+    /// A route over `nodes` whose log nothing reads back.
     fn route_with(nodes: &[(&str, bool, usize, usize)]) -> Arc<Route> {
-        let dir = std::env::temp_dir().join(format!(
-            "spar-route-unit-{}",
-            crate::fsutil::unique_suffix()
-        ));
+        let dir = scratch();
+        let route = route_in(&dir, nodes);
+        // The route keeps its log open.
+        std::fs::remove_dir_all(&dir).unwrap();
+        route
+    }
+
+    fn scratch() -> std::path::PathBuf {
+        let name = format!("spar-route-unit-{}", crate::fsutil::unique_suffix());
+        std::env::temp_dir().join(name)
+    }
+
+    fn route_in(dir: &std::path::Path, nodes: &[(&str, bool, usize, usize)]) -> Arc<Route> {
         let route = Route::new(RouteSettings {
             token: "t".into(),
             log: dir.join("episodes.jsonl"),
@@ -846,8 +856,6 @@ mod tests {
             connections: ConnectionSettings::default(),
         })
         .unwrap();
-        // The route keeps its log open; nothing here reads it back.
-        std::fs::remove_dir_all(&dir).unwrap();
         for &(name, alive, sessions, workers) in nodes {
             let node = Node {
                 name: name.into(),
@@ -920,7 +928,8 @@ mod tests {
 
     #[test]
     fn a_finished_episode_is_taken_out_of_a_websocket_frame_and_logged() {
-        let route = route_with(&[]);
+        let dir = scratch();
+        let route = route_in(&dir, &[]);
         let frame =
             json!({"type": "observation", "data": {"done": true, "episode": {"episode": "n1.s1"}}});
         let stripped: Value =
@@ -932,6 +941,7 @@ mod tests {
         let plain = r#"{"type":"observation","data":{"done":false}}"#;
         assert_eq!(route.strip_episode(plain), plain);
         let log = std::fs::read_to_string(&route.settings.log).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
         assert!(log.lines().any(|l| l.contains("n1.s1")), "{log}");
     }
 }
