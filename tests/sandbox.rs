@@ -614,6 +614,54 @@ fn resumed_and_plain_runs_share_a_slot_and_each_sees_its_own_start() {
     let _ = std::fs::remove_dir_all(cache);
 }
 
+/// Runs of one image from more threads than slots share the instances: each run starts from
+/// the image whatever the run before wrote, whether its instance was written back while no one
+/// waited, while this run waited for it, or not kept at all; no run waits forever.
+#[test]
+fn concurrent_runs_of_an_image_share_its_instances_and_each_starts_from_it() {
+    let cache = std::env::temp_dir().join(format!("spar-test-share-{}", std::process::id()));
+    let mut settings = SandboxSettings::new(cache.clone());
+    settings.max_concurrent_runs = 2;
+    let sandbox =
+        std::sync::Arc::new(Sandbox::from_bytes(IMAGE_GUEST.as_bytes(), &settings).unwrap());
+    let image = std::sync::Arc::new(
+        sandbox
+            .capture(bare_request(), "w", &|_, _| Ok(()))
+            .unwrap()
+            .unwrap(),
+    );
+    let (done, finished) = std::sync::mpsc::channel();
+    for thread in 0..4 {
+        let (sandbox, image, done) = (sandbox.clone(), image.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut warm = 0;
+            for i in 0..25 {
+                let code = if (i + thread) % 2 == 0 { "x" } else { "r" };
+                let run = sandbox.resume(&image, bare_request(), code).unwrap();
+                let want = if code == "x" { 2 } else { 51 };
+                assert_eq!(run.exit_code, Some(want), "thread {thread}, run {i}");
+                warm += usize::from(run.warm);
+            }
+            done.send(warm).unwrap();
+        });
+    }
+    drop(done);
+    let warm: Vec<usize> = (0..4)
+        .map(|_| {
+            finished
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .expect("every thread finishes its runs (a failed one says why above)")
+        })
+        .collect();
+    if spar::sandbox::instance_reuse_available() {
+        assert!(
+            warm.iter().sum::<usize>() > 50,
+            "runs reused instances: {warm:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(cache);
+}
+
 /// A capture's last step sees the memory as the prelude left it and what it writes is the
 /// image; one that refuses refuses the capture for good.
 #[test]
