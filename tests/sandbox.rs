@@ -615,8 +615,7 @@ fn resumed_and_plain_runs_share_a_slot_and_each_sees_its_own_start() {
 }
 
 /// Runs of one image from more threads than slots share the instances: each run starts from
-/// the image whatever the run before wrote, whether its instance was written back while no one
-/// waited, while this run waited for it, or not kept at all; no run waits forever.
+/// the image whatever the run before in its instance wrote, and no run waits forever.
 #[test]
 fn concurrent_runs_of_an_image_share_its_instances_and_each_starts_from_it() {
     let cache = std::env::temp_dir().join(format!("spar-test-share-{}", std::process::id()));

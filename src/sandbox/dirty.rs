@@ -3,8 +3,8 @@
 //! protected page only marks it written (no signal, no handler thread), and `PAGEMAP_SCAN` lists
 //! the written pages and protects them again.
 //!
-//! spar keeps an instance resumed from an image between runs and, once a run has returned,
-//! writes back only the pages it wrote instead of the whole image (see [`super::slots`]).
+//! spar keeps an instance resumed from an image between runs and, before the next run, writes
+//! back only the pages the last run wrote instead of the whole image (see [`super::slots`]).
 //! Pages that runs keep writing are left writable and written back every time
 //! ([`Tracked::rearm`]), which spares each run a fault per page.
 //! Where the kernel or a seccomp filter refuses userfaultfd, [`Tracked::register`] says so with

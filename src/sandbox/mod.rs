@@ -6,8 +6,8 @@
 //! keyed by module hash, Wasmtime version and engine configuration) and its `InstancePre`.
 //! Each [`Sandbox::run`] gets a fresh `Store`, WASI context and [`Vfs`], so no state survives
 //! from one run to the next. A run resumed from an image may reuse the instance of an earlier
-//! run of the same image, with every page that run wrote written back as it returned (see
-//! `slots`): it starts from exactly the memory a fresh instance would. Nothing from the host is visible to
+//! run of the same image, with every page that run wrote written back first (see `slots`): it
+//! starts from exactly the memory a fresh instance would. Nothing from the host is visible to
 //! the guest: no host files, environment variables, network, clock or entropy unless [`Determinism::Host`] asks for it.
 
 mod abi;
@@ -231,19 +231,16 @@ pub struct RunResult {
     /// Host wall-clock time of the run, instantiation included.
     pub duration: Duration,
     /// The part of `duration` before the guest's own code began: the store, the instance and,
-    /// for a run resumed from an image, writing the image into its memory, or waiting for the
-    /// instance it reuses to be written back after the run before. Both count from the call;
-    /// only waiting for a free run slot (other runs in flight) is left out.
+    /// for a run resumed from an image, writing the image into its memory.
     pub startup: Duration,
     /// Whether the run reused the instance of an earlier run of the same image (whose written
     /// pages were written back, so it began as a fresh instance would) instead of a new one.
     pub warm: bool,
     /// For a run that reused an instance, the bytes of its memory written back from the image
-    /// before it began (the pages the run before it wrote, and the pages the runs before wrote
-    /// each time; see `dirty`), once that run had returned: a run that comes sooner waits for
-    /// it as part of its `startup`. 0 for a new instance, and for the first run in an instance
-    /// kept from a new one's run (written back whole as that run ended); for a result that
-    /// merges several runs (a rerun), their sum.
+    /// first (the pages the run before it wrote, and the pages the runs before wrote each time;
+    /// see `dirty`): what most of a heavy run's start-up is spent on. 0 for a new instance, and
+    /// for the first run in an instance kept from a new one's run (written back whole as that
+    /// run ended); for a result that merges several runs (a rerun), their sum.
     pub written_back: usize,
     /// Fuel consumed: a deterministic measure of the work done.
     pub fuel_used: u64,
@@ -360,7 +357,7 @@ impl Entry {
 /// A compiled guest, ready to run many times concurrently. Build one per process and share it.
 pub struct Sandbox {
     guest: Arc<Guest>,
-    slots: Arc<Slots>,
+    slots: Slots,
     threads: Arc<threads::GuestThreads>,
 }
 
@@ -503,28 +500,30 @@ impl Sandbox {
         request: RunRequest,
         start: Start<'_>,
     ) -> Result<(RunResult, Option<Captured>), SandboxError> {
-        // A run's start-up counts from here, less any wait for a free slot.
-        let submitted = Instant::now();
+        let image = match start {
+            Start::Resume(image, _) => Some(image),
+            _ => None,
+        };
+        let mut lease = self.slots.acquire(image);
+        let warm = lease.warm.take();
         if threads::current_stack_holds(RUN_THREAD_STACK) {
-            let (output, then) = self
-                .guest
-                .run_in_slot(&self.slots, request, &start, submitted);
-            if let Some(then) = then {
-                then();
-            }
-            return output;
+            let (result, captured, keep) = self.guest.run_here(request, &start, warm)?;
+            lease.keep = keep;
+            return Ok((result, captured));
         }
         let guest = Arc::clone(&self.guest);
-        let slots = Arc::clone(&self.slots);
         // The pool's jobs outlive this borrow only on paper: `run` waits for the job to end.
         let start = match start {
             Start::Entry => OwnedStart::Entry,
             Start::Capture(code) => OwnedStart::Capture(code.to_owned()),
             Start::Resume(image, code) => OwnedStart::Resume(image.clone(), code.to_owned()),
         };
-        self.threads
-            .run(move || guest.run_in_slot(&slots, request, &start.borrow(), submitted))
-            .map_err(|e| SandboxError::Setup(e.into()))?
+        let (result, captured, keep) = self
+            .threads
+            .run(move || guest.run_here(request, &start.borrow(), warm))
+            .map_err(|e| SandboxError::Setup(e.into()))??;
+        lease.keep = keep;
+        Ok((result, captured))
     }
 }
 
@@ -564,8 +563,8 @@ impl Guest {
         request: RunRequest,
         start: &Start<'_>,
         warm: Option<Warm>,
-        started: Instant,
-    ) -> Result<(RunResult, Option<Captured>, Option<Kept>), SandboxError> {
+    ) -> Result<(RunResult, Option<Captured>, Option<Warm>), SandboxError> {
+        let started = Instant::now();
         let limits = request.limits;
         let after = match start {
             Start::Resume(image, _) => image.elapsed,
@@ -596,9 +595,9 @@ impl Guest {
             },
         };
         let mut written_back = 0;
-        let mut live = match warm {
-            Some(mut warm) => {
-                written_back = warm.written_back;
+        let mut live = match warm.and_then(|warm| self.rewind(warm)) {
+            Some((mut warm, bytes)) => {
+                written_back = bytes;
                 *warm.store.data_mut() = state;
                 Live::Warm(warm)
             }
@@ -617,18 +616,14 @@ impl Guest {
         let fuel_used = budget - store.get_fuel().unwrap_or(0);
         let memory_hit = store.data().memory.hit;
         let open = store.data().wasi.open_files();
-        let kept = match (&result, start, instance) {
-            (Ok(_), Start::Resume(image, _), Some((instance, memory))) if self.reuse => {
-                Some(Kept {
-                    live,
-                    instance,
-                    memory,
-                    image: Arc::clone(image),
-                    fuel: fuel_used,
-                })
-            }
+        let keep = match (&result, start) {
+            (Ok(_), Start::Resume(image, _)) if self.reuse => self.keep(live, instance, image),
             _ => None,
-        };
+        }
+        .map(|warm| Warm {
+            fuel: fuel_used,
+            ..warm
+        });
         let captured =
             captured.map(|(fresh, memory)| (fresh, memory, capture_clock.elapsed(), open));
 
@@ -656,75 +651,43 @@ impl Guest {
             trap,
             fs,
         };
-        Ok((result, captured, kept))
+        Ok((result, captured, keep))
     }
 
-    /// Takes a slot for the run (a warm instance of its image if one is idle, or soon will be)
-    /// and runs it ([`Guest::run_here`]); returns what the caller gets, and the work left for
-    /// once it has it: settling the instance to keep ([`Guest::settle`]). `submitted` is when
-    /// the caller asked for the run.
-    fn run_in_slot(
-        self: &Arc<Self>,
-        slots: &Arc<Slots>,
-        request: RunRequest,
-        start: &Start<'_>,
-        submitted: Instant,
-    ) -> (RunOutput, Option<threads::Then>) {
-        let image = match start {
-            Start::Resume(image, _) => Some(*image),
-            _ => None,
-        };
-        let mut lease = slots.acquire(image);
-        let warm = lease.warm.take();
-        // Waiting for another run's slot is queueing; waiting for this image's instance to be
-        // written back (here, or behind it on this thread) is part of this run's start-up.
-        let started = submitted + lease.queued;
-        match self.run_here(request, start, warm, started) {
-            Ok((result, captured, Some(kept))) => {
-                let settling = lease.settle(&kept.image);
-                let guest = Arc::clone(self);
-                let then: threads::Then = Box::new(move || settling.finish(guest.settle(kept)));
-                (Ok((result, captured)), Some(then))
-            }
-            Ok((result, captured, None)) => (Ok((result, captured)), None),
-            Err(e) => (Err(e), None),
+    /// Writes back the pages the warm instance's last run wrote, and says how many bytes that
+    /// was; `None` (the instance dropped) if the kernel would not say which.
+    fn rewind(&self, mut warm: Warm) -> Option<(Warm, usize)> {
+        let fresh = self.fresh.get()?;
+        let written = warm.tracked.written()?;
+        let memory = warm.memory.data_mut(&mut warm.store);
+        for range in &written {
+            warm.image.rewrite(fresh, memory, range.clone());
         }
+        let bytes = written.iter().map(|range| range.len()).sum();
+        warm.tracked.rearm(written, warm.fuel)?;
+        Some((warm, bytes))
     }
 
-    /// Makes the instance a run left ready for the next run of its image: the pages the run
-    /// wrote written back (a new instance: registered with the kernel and written back whole,
-    /// once); `None` (the instance dropped) if the run grew the memory or a table, or the
-    /// kernel would not say which pages it wrote.
-    fn settle(&self, kept: Kept) -> Option<Warm> {
-        let Kept {
-            live,
-            instance,
-            memory,
-            image,
-            fuel,
-        } = kept;
+    /// The instance to keep for the next run of `image`, after a run that returned normally,
+    /// left the memory the image's size and grew no table; a new one is registered with the
+    /// kernel and written back whole, once.
+    fn keep(
+        &self,
+        live: Live,
+        instance: Option<(Instance, Memory)>,
+        image: &Arc<GuestImage>,
+    ) -> Option<Warm> {
+        let (instance, memory) = instance?;
         let intact = |store: &Store<RunState>| {
             memory.data_size(store) == image.size && !store.data().memory.table_grew
         };
-        let fresh = self.fresh.get()?;
         match live {
-            Live::Warm(mut warm) => {
-                if !intact(&warm.store) {
-                    return None;
-                }
-                let written = warm.tracked.written()?;
-                let bytes = warm.memory.data_mut(&mut warm.store);
-                for range in &written {
-                    image.rewrite(fresh, bytes, range.clone());
-                }
-                warm.written_back = written.iter().map(|range| range.len()).sum();
-                warm.tracked.rearm(written, fuel)?;
-                Some(warm)
-            }
+            Live::Warm(warm) => intact(&warm.store).then_some(warm),
             Live::Fresh(store) => {
                 if !intact(&store) {
                     return None;
                 }
+                let fresh = self.fresh.get()?;
                 let tracked =
                     dirty::Tracked::register(memory.data_ptr(&store), memory.data_size(&store))?;
                 let mut warm = Warm {
@@ -732,34 +695,20 @@ impl Guest {
                     store,
                     instance,
                     memory,
-                    image,
-                    written_back: 0,
+                    image: Arc::clone(image),
+                    fuel: 0,
                 };
                 // Pages only read or never touched are as a fresh instance has them, which is
                 // what the image says too (the restore wrote every page it holds).
                 for range in warm.tracked.resident()? {
                     let bytes = warm.memory.data_mut(&mut warm.store);
-                    warm.image.rewrite(fresh, bytes, range);
+                    image.rewrite(fresh, bytes, range);
                 }
                 warm.tracked.protect()?;
                 Some(warm)
             }
         }
     }
-}
-
-/// What a run returns to its caller: its result, and for a capture the memory it captured.
-type RunOutput = Result<(RunResult, Option<Captured>), SandboxError>;
-
-/// The instance of a resumed run that returned normally, to keep for the next run of its image
-/// once [`Guest::settle`] has written back what the run wrote.
-struct Kept {
-    live: Live,
-    instance: Instance,
-    memory: Memory,
-    image: Arc<GuestImage>,
-    /// The fuel the run used.
-    fuel: u64,
 }
 
 /// A run's store: a new one, or a warm instance's (which also holds its instance).
