@@ -27,8 +27,10 @@ pub(super) struct Tracked {
     last: Vec<Range<usize>>,
     /// Calls to [`Tracked::rearm`] so far.
     rearms: u32,
-    /// The fuel the run that wrote `last` used.
-    last_fuel: u64,
+    /// The most fuel a run used since the last rearm that protected everything.
+    heaviest: u64,
+    /// How many runs in a row used far less than that ([`LIGHTER`]).
+    lighter_runs: u32,
 }
 
 impl Tracked {
@@ -41,7 +43,8 @@ impl Tracked {
             len,
             last: Vec::new(),
             rearms: 0,
-            last_fuel: 0,
+            heaviest: 0,
+            lighter_runs: 0,
         };
         tracker.register(tracked.start, len).then_some(())?;
         // From here on, dropping `tracked` unregisters.
@@ -75,23 +78,32 @@ impl Tracked {
     /// written back before every run; every [`RELEARN`]th call protects them all again, so a
     /// page that runs stopped writing stops being written back.
     ///
-    /// `fuel` is what the run that wrote `written` used. A run that used far less than the one
-    /// before ([`LIGHTER`]) is another kind of work (`python -c` between test suites), and the
-    /// pages the heavier runs kept writable would otherwise be written back before each light
-    /// run until the next relearn (2,000 pages instead of 120): so it protects them all too.
+    /// `fuel` is what the run that wrote `written` used. Runs that use far less than the
+    /// heaviest since everything was last protected ([`LIGHTER`]) are another kind of work
+    /// (`python -c` after test suites), and the pages the heavier runs kept writable would be
+    /// written back before each of them until the next relearn (2,000 pages instead of 120).
+    /// So the second such run in a row protects them all. Not the first: where heavy and light
+    /// runs alternate, the next heavy run then still finds its pages writable.
     pub(super) fn rearm(&mut self, written: Vec<Range<usize>>, fuel: u64) -> Option<()> {
         self.rearms = self.rearms.wrapping_add(1);
-        let lighter = fuel.saturating_mul(LIGHTER) < self.last_fuel;
-        let protect = if lighter || self.rearms.is_multiple_of(RELEARN) {
-            written.clone()
+        if fuel.saturating_mul(LIGHTER) < self.heaviest {
+            self.lighter_runs += 1;
         } else {
-            subtract(&written, &self.last)
-        };
-        self.last_fuel = fuel;
-        // What a lighter run wrote itself is not known (the kept pages are listed either way):
+            self.lighter_runs = 0;
+        }
+        self.heaviest = self.heaviest.max(fuel);
+        let lighter = self.lighter_runs >= 2;
+        if !lighter && !self.rearms.is_multiple_of(RELEARN) {
+            let protect = subtract(&written, &self.last);
+            self.last = written;
+            return self.protect_stretches(&protect);
+        }
+        self.heaviest = fuel;
+        self.lighter_runs = 0;
+        // What lighter runs wrote themselves is not known (kept pages are listed either way):
         // the next rearm keeps nothing writable.
-        self.last = if lighter { Vec::new() } else { written };
-        self.protect_stretches(&protect)
+        self.last = if lighter { Vec::new() } else { written.clone() };
+        self.protect_stretches(&written)
     }
 
     /// Protects the written pages among `ranges`, walking only the stretches around them: a
@@ -118,7 +130,7 @@ impl Tracked {
 /// How often [`Tracked::rearm`] protects every written page, pages runs keep writing included.
 const RELEARN: u32 = 16;
 
-/// How many times less fuel than the run before makes a run another kind of work, for
+/// How many times less fuel than the heaviest run before makes a run another kind of work, for
 /// [`Tracked::rearm`]: a suite run uses 1.5e9, `python -c pass` 1e6, and runs of one kind
 /// rarely differ by more than 2x.
 const LIGHTER: u64 = 8;
@@ -512,7 +524,8 @@ mod tests {
             "the RELEARN-th rearm protects it again"
         );
 
-        // A run far lighter than the one before protects what the heavier ones kept writable.
+        // Two runs in a row far lighter than the heaviest before protect what the heavier ones
+        // kept writable; one lighter run between heavy ones does not.
         for _ in 0..2 {
             memory.write(2);
             tracked.rearm(tracked.written().unwrap(), 100).unwrap();
@@ -521,13 +534,33 @@ mod tests {
         tracked
             .rearm(tracked.written().unwrap(), 100 / LIGHTER)
             .unwrap();
-        assert_eq!(pages_of(&tracked), [], "a lighter run protects them all");
+        assert_eq!(pages_of(&tracked), [(2, 3)], "one lighter run keeps them");
         memory.write(2);
         tracked.rearm(tracked.written().unwrap(), 100).unwrap();
+        tracked
+            .rearm(tracked.written().unwrap(), 100 / LIGHTER)
+            .unwrap();
+        assert_eq!(
+            pages_of(&tracked),
+            [(2, 3)],
+            "a heavy run in between starts again"
+        );
+        tracked
+            .rearm(tracked.written().unwrap(), 100 / LIGHTER)
+            .unwrap();
         assert_eq!(
             pages_of(&tracked),
             [],
-            "nor does the next: what it wrote is not known"
+            "the second lighter run in a row protects them"
+        );
+        memory.write(2);
+        tracked
+            .rearm(tracked.written().unwrap(), 100 / LIGHTER)
+            .unwrap();
+        assert_eq!(
+            pages_of(&tracked),
+            [],
+            "nor does the next: what they wrote is not known"
         );
     }
 
