@@ -225,7 +225,7 @@ FILL_LIMIT = 8 << 20
 
 
 def _fill_free_blocks():
-    """Takes, for good, every block the allocator holds free in the image: the prelude freed
+    """Takes, for good, the blocks the allocator holds free in the image: the prelude freed
     them all over its heap (the base image's: 7,774 blocks of 16 bytes and 738 larger ones,
     about 230 KB), so a run's small allocations landed in them, a few words on each of a hundred
     pages the next run then had to have written back (`-c pass`: 233 pages, 124 with them
@@ -236,8 +236,9 @@ def _fill_free_blocks():
     (dlmalloc), which serves a request from any free block it fits before the top of the heap,
     the highest block. Blocks of one size are therefore allocated until one comes from the top
     (at or above a probe taken there), which is given back; halving the size down to the
-    smallest block, 16 bytes (an `object()`), takes the rest. Only ever waste: a run that
-    allocates more than the top holds grows the memory as before."""
+    smallest block, 16 bytes (an `object()`), takes the rest, all but the handful this loop's
+    own counters free as it goes. Only ever waste: a run that allocates more than the top holds
+    grows the memory as before."""
     import gc
 
     if sys.maxsize != 2**31 - 1:
