@@ -617,13 +617,11 @@ impl Guest {
         let memory_hit = store.data().memory.hit;
         let open = store.data().wasi.open_files();
         let keep = match (&result, start) {
-            (Ok(_), Start::Resume(image, _)) if self.reuse => self.keep(live, instance, image),
+            (Ok(_), Start::Resume(image, _)) if self.reuse => {
+                self.keep(live, instance, image, fuel_used)
+            }
             _ => None,
-        }
-        .map(|warm| Warm {
-            fuel: fuel_used,
-            ..warm
-        });
+        };
         let captured =
             captured.map(|(fresh, memory)| (fresh, memory, capture_clock.elapsed(), open));
 
@@ -669,20 +667,21 @@ impl Guest {
     }
 
     /// The instance to keep for the next run of `image`, after a run that returned normally,
-    /// left the memory the image's size and grew no table; a new one is registered with the
-    /// kernel and written back whole, once.
+    /// left the memory the image's size and grew no table and used `fuel`; a new one is
+    /// registered with the kernel and written back whole, once.
     fn keep(
         &self,
         live: Live,
         instance: Option<(Instance, Memory)>,
         image: &Arc<GuestImage>,
+        fuel: u64,
     ) -> Option<Warm> {
         let (instance, memory) = instance?;
         let intact = |store: &Store<RunState>| {
             memory.data_size(store) == image.size && !store.data().memory.table_grew
         };
         match live {
-            Live::Warm(warm) => intact(&warm.store).then_some(warm),
+            Live::Warm(warm) => intact(&warm.store).then_some(Warm { fuel, ..warm }),
             Live::Fresh(store) => {
                 if !intact(&store) {
                     return None;
@@ -696,7 +695,7 @@ impl Guest {
                     instance,
                     memory,
                     image: Arc::clone(image),
-                    fuel: 0,
+                    fuel,
                 };
                 // Pages only read or never touched are as a fresh instance has them, which is
                 // what the image says too (the restore wrote every page it holds).
